@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "lstm-gpu",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "LSTMKit", targets: ["LSTMKit"]),
+        .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenCL", path: "Sources/COpenCL", pkgConfig: "OpenCL",
+            providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "LSTMKit",
+            dependencies: ["COpenCL", "CBLAS"],
+            path: "Sources/LSTMKit"),
+        .executableTarget(
+            name: "lstm-gpu",
+            dependencies: ["LSTMKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/lstm-gpu"),
+        .testTarget(
+            name: "LSTMKitTests",
+            dependencies: ["LSTMKit"],
+            path: "Tests/LSTMKitTests",
+            exclude: ["Fixtures"]),
+    ]
+)

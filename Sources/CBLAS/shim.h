@@ -1,0 +1,2 @@
+// OpenBLAS's CBLAS interface and its thread-pool controls.
+#include <cblas.h>

@@ -1,0 +1,142 @@
+/// What differs between backends, at the level where fusion happens: one layer and
+/// direction over a whole sequence, forward and backward. Stacking, directions,
+/// lengths and batch-first handling are written once above it (`LSTMStack`).
+///
+/// Shape letters: T steps, B batch, In the layer's input width, H hidden,
+/// Hout output width (P when projecting), D directions.
+public protocol LSTMBackend: AnyObject {
+    /// A float32 array living where this backend computes (host memory, a `cl_mem`).
+    associatedtype Buffer: AnyObject
+    /// Per-sequence lengths in the form the kernels read.
+    associatedtype Lengths
+
+    /// Human-readable name ("cpu", "opencl: <device>").
+    var name: String { get }
+    /// A zero-filled buffer of `count` floats.
+    func makeBuffer(count: Int) throws -> Buffer
+    /// Copies `values` into `buffer` starting at float `offset`.
+    func write(_ values: [Float], to buffer: Buffer, offset: Int) throws
+    /// Copies `count` floats from `buffer` starting at float `offset` back to the host.
+    func read(_ buffer: Buffer, offset: Int, count: Int) throws -> [Float]
+    /// Makes the kernels' form of `lengths` ([B], each in 0...T), or of "all T" when nil.
+    func makeLengths(_ lengths: [Int]?, batch: Int, steps: Int) throws -> Lengths
+    /// dst[j, i, :] = src[i, j, :] for src of shape [A, C, inner].
+    func swapOuterDimensions(_ src: Buffer, into dst: Buffer, a: Int, c: Int, inner: Int) throws
+    /// One direction of one layer, all T steps (see `DirectionForward`).
+    func forward(_ job: DirectionForward<Self>) throws
+    /// Backpropagation through time for one direction of one layer (see `DirectionBackward`).
+    func backward(_ job: DirectionBackward<Self>) throws
+    /// Waits until every enqueued operation has finished (no-op on the CPU).
+    func synchronize() throws
+}
+
+/// A matrix view into a buffer: row r, column c is at `offset + r * rowStride + c`.
+public struct MatrixView<Buffer: AnyObject> {
+    public var buffer: Buffer
+    public var offset: Int
+    public var rowStride: Int
+    public init(_ buffer: Buffer, offset: Int = 0, rowStride: Int) {
+        self.buffer = buffer
+        self.offset = offset
+        self.rowStride = rowStride
+    }
+}
+
+/// The weights of one layer and direction, PyTorch layouts, gate order i, f, g, o.
+public struct DirectionWeights<Buffer: AnyObject> {
+    /// `weight_ih` [4H, In].
+    public var inputWeights: Buffer
+    /// `weight_hh` [4H, Hout].
+    public var recurrentWeights: Buffer
+    /// `bias_ih`, `bias_hh` [4H] each; nil when the model has no bias.
+    public var inputBias: Buffer?
+    public var recurrentBias: Buffer?
+    /// `weight_hr` [P, H] when projecting.
+    public var projectionWeights: Buffer?
+}
+
+/// The sizes of one direction's problem.
+public struct DirectionShape: Equatable, Sendable {
+    public var steps: Int        // T
+    public var batch: Int        // B
+    public var inputSize: Int    // In
+    public var hiddenSize: Int   // H
+    public var outputSize: Int   // Hout
+    public var projects: Bool { outputSize != hiddenSize }
+}
+
+/// What the forward keeps for the backward, indexed by time step t (not processing
+/// order), each [T, B, ·]: post-activation gates i, f, g, o [T, B, 4H], the cell after
+/// the step c(t) [T, B, H], the states before it h(prev) [T, B, Hout] and c(prev) [T, B, H],
+/// and with projection the unprojected o·tanh(c) [T, B, H].
+public final class DirectionActivations<Buffer: AnyObject> {
+    public let gates: Buffer
+    public let cell: Buffer
+    public let previousHidden: Buffer
+    public let previousCell: Buffer
+    public let unprojected: Buffer?
+
+    init<B: LSTMBackend>(backend: B, shape s: DirectionShape) throws where B.Buffer == Buffer {
+        let rows = s.steps * s.batch
+        gates = try backend.makeBuffer(count: rows * 4 * s.hiddenSize)
+        cell = try backend.makeBuffer(count: rows * s.hiddenSize)
+        previousHidden = try backend.makeBuffer(count: rows * s.outputSize)
+        previousCell = try backend.makeBuffer(count: rows * s.hiddenSize)
+        unprojected = s.projects ? try backend.makeBuffer(count: rows * s.hiddenSize) : nil
+    }
+}
+
+/// Forward of one direction over the sequence. Steps t ≥ length[b] leave sequence b's
+/// state untouched and write 0 to its output; the reverse direction walks t from T-1
+/// down to 0, so each sequence starts at its own last valid step.
+public struct DirectionForward<Backend: LSTMBackend> {
+    public var shape: DirectionShape
+    public var reverse: Bool
+    public var weights: DirectionWeights<Backend.Buffer>
+    /// [T·B, In] rows of the input.
+    public var input: MatrixView<Backend.Buffer>
+    /// [T·B, Hout] rows of the output (a column slice when bidirectional).
+    public var output: MatrixView<Backend.Buffer>
+    /// [B, Hout] and [B, H] initial states; nil means zeros.
+    public var initialHidden: MatrixView<Backend.Buffer>?
+    public var initialCell: MatrixView<Backend.Buffer>?
+    /// [B, Hout] and [B, H] destinations of the final states.
+    public var finalHidden: MatrixView<Backend.Buffer>
+    public var finalCell: MatrixView<Backend.Buffer>
+    public var lengths: Backend.Lengths
+    /// Where to keep what the backward needs; nil for inference.
+    public var activations: DirectionActivations<Backend.Buffer>?
+}
+
+/// Gradients of one direction's weights (same shapes as `DirectionWeights`); the two
+/// bias gradients are equal, so one buffer serves both.
+public struct DirectionWeightGradients<Buffer: AnyObject> {
+    public var inputWeights: Buffer
+    public var recurrentWeights: Buffer
+    public var bias: Buffer?
+    public var projectionWeights: Buffer?
+}
+
+/// Backward of one direction: consumes the activations of its forward.
+public struct DirectionBackward<Backend: LSTMBackend> {
+    public var shape: DirectionShape
+    public var reverse: Bool
+    public var weights: DirectionWeights<Backend.Buffer>
+    public var activations: DirectionActivations<Backend.Buffer>
+    /// [T·B, In]: the forward's input (for the input-weight gradient).
+    public var input: MatrixView<Backend.Buffer>
+    /// [T·B, Hout]: upstream gradient of the output; rows of padded steps are ignored.
+    public var outputGradient: MatrixView<Backend.Buffer>?
+    /// [B, Hout], [B, H]: upstream gradients of hn, cn; nil means zeros.
+    public var finalHiddenGradient: MatrixView<Backend.Buffer>?
+    public var finalCellGradient: MatrixView<Backend.Buffer>?
+    /// [T·B, In]: receives the input gradient (added to what is there when `accumulateInputGradient`).
+    public var inputGradient: MatrixView<Backend.Buffer>?
+    public var accumulateInputGradient: Bool
+    /// [B, Hout], [B, H]: receive the gradients of h0, c0.
+    public var initialHiddenGradient: MatrixView<Backend.Buffer>
+    public var initialCellGradient: MatrixView<Backend.Buffer>
+    public var lengths: Backend.Lengths
+    /// Receive the weight gradients (overwritten).
+    public var weightGradients: DirectionWeightGradients<Backend.Buffer>
+}

@@ -1,0 +1,152 @@
+import Foundation
+
+/// One benchmark shape. I = H unless given; the standard suite's names are stable.
+public struct BenchmarkShape: Sendable, Equatable {
+    public var name: String
+    public var inputSize: Int      // I
+    public var hiddenSize: Int     // H
+    public var batch: Int          // B
+    public var steps: Int          // T
+    public var layers: Int = 1     // L
+    public var bidirectional: Bool = false
+
+    public init(name: String, inputSize: Int, hiddenSize: Int, batch: Int, steps: Int, layers: Int = 1,
+                bidirectional: Bool = false) {
+        self.name = name
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.batch = batch
+        self.steps = steps
+        self.layers = layers
+        self.bidirectional = bidirectional
+    }
+
+    /// The standard suite (DeepBench-derived; see README "Benchmarks").
+    public static let suite: [BenchmarkShape] = [
+        .init(name: "char-256", inputSize: 256, hiddenSize: 256, batch: 32, steps: 150),
+        .init(name: "mt-512", inputSize: 512, hiddenSize: 512, batch: 64, steps: 25),
+        .init(name: "mt-1024", inputSize: 1024, hiddenSize: 1024, batch: 64, steps: 25),
+        .init(name: "lm-1536", inputSize: 1536, hiddenSize: 1536, batch: 16, steps: 50),
+        .init(name: "serve-512-b1", inputSize: 512, hiddenSize: 512, batch: 1, steps: 25),
+        .init(name: "serve-1024-b4", inputSize: 1024, hiddenSize: 1024, batch: 4, steps: 25),
+        .init(name: "stack-2x512", inputSize: 512, hiddenSize: 512, batch: 32, steps: 50, layers: 2),
+        .init(name: "bi-256", inputSize: 128, hiddenSize: 256, batch: 16, steps: 100, bidirectional: true),
+    ]
+
+    /// Parses "I,H,B,T[,layers[,bi]]" (bi: 0/1/true/false/bi).
+    public static func parse(_ text: String) throws -> BenchmarkShape {
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard (4...6).contains(parts.count) else {
+            throw LSTMError.invalidArgument("--shape takes I,H,B,T[,layers[,bi]], got '\(text)'")
+        }
+        let numbers = try parts.prefix(5).map { p -> Int in
+            guard let v = Int(p), v > 0 else { throw LSTMError.invalidArgument("--shape: '\(p)' is not a positive integer in '\(text)'") }
+            return v
+        }
+        var bi = false
+        if parts.count == 6 {
+            switch parts[5].lowercased() {
+            case "1", "true", "bi", "yes": bi = true
+            case "0", "false", "uni", "no": bi = false
+            default: throw LSTMError.invalidArgument("--shape: bidirectional flag '\(parts[5])' is not 0/1")
+            }
+        }
+        return BenchmarkShape(name: "custom-\(numbers[0])-\(numbers[1])-b\(numbers[2])-t\(numbers[3])",
+                              inputSize: numbers[0], hiddenSize: numbers[1], batch: numbers[2], steps: numbers[3],
+                              layers: numbers.count > 4 ? numbers[4] : 1, bidirectional: bi)
+    }
+
+    public var configuration: LSTMConfiguration {
+        LSTMConfiguration(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, bidirectional: bidirectional)
+    }
+
+    /// Forward FLOPs: Σ over layers and directions of 2·T·B·4H·(In + H).
+    public var forwardFlops: Double {
+        let d = bidirectional ? 2 : 1
+        var total = 0.0
+        for layer in 0..<layers {
+            let input = layer == 0 ? inputSize : d * hiddenSize
+            total += Double(d) * 2 * Double(steps * batch * 4 * hiddenSize) * Double(input + hiddenSize)
+        }
+        return total
+    }
+}
+
+/// Median, min and max of repeated timings, in milliseconds.
+public struct TimingSummary: Sendable, Codable {
+    public var medianMs: Double
+    public var minMs: Double
+    public var maxMs: Double
+    public var runs: Int
+
+    /// Runs `body` once to warm up, then repeatedly until `seconds` have passed (at least
+    /// `minimumRuns` times, at most `maximumRuns` when given).
+    public static func measure(seconds: Double, minimumRuns: Int = 3, maximumRuns: Int? = nil,
+                               _ body: () throws -> Void) rethrows -> TimingSummary {
+        try body()
+        var samples: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        while true {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            samples.append(Double(t1 - t0) / 1e6)
+            if let maximumRuns, samples.count >= maximumRuns { break }
+            if samples.count >= minimumRuns, Double(t1 - start) / 1e9 >= seconds { break }
+        }
+        samples.sort()
+        return TimingSummary(medianMs: samples[samples.count / 2], minMs: samples[0], maxMs: samples[samples.count - 1],
+                             runs: samples.count)
+    }
+}
+
+/// One row of `lstm-gpu bench`.
+public struct BenchmarkRow: Sendable, Codable {
+    public var name: String
+    public var backend: String
+    public var device: String
+    public var I: Int, H: Int, B: Int, T: Int, layers: Int, directions: Int
+    public var threads: Int
+    public var forward: TimingSummary
+    public var forwardGflops: Double
+    public var train: TimingSummary
+    public var trainGflops: Double
+    /// Max |output − CPU path's output| on the same weights and input.
+    public var parityMaxAbs: Double
+}
+
+/// Times one shape on one backend: forward (inference) and a training step (forward with
+/// saved activations + backward of all gradients). Inputs are device-resident, so only
+/// the engine is timed. `reference` is the CPU path's output for the parity column.
+public func runBenchmark<Backend: LSTMBackend>(_ shape: BenchmarkShape, backend: Backend, seconds: Double,
+                                               maximumRuns: Int? = nil, seed: UInt64 = 1,
+                                               reference: Tensor? = nil) throws -> (row: BenchmarkRow, output: Tensor) {
+    let configuration = shape.configuration
+    let stack = try LSTMStack(configuration: configuration, backend: backend,
+                              weights: LSTM.initialWeights(configuration, seed: seed))
+    var generator = SeededGenerator(seed: seed &+ 1)
+    let x = Tensor(uniform: [shape.steps, shape.batch, shape.inputSize], generator: &generator)
+    let width = configuration.numDirections * configuration.outputSize
+    let dy = Tensor(uniform: [shape.steps, shape.batch, width], generator: &generator)
+    let input = try stack.upload(x), outputGradient = try stack.upload(dy)
+    let forward = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
+        _ = try stack.forward(input: input, steps: shape.steps, batch: shape.batch)
+        try backend.synchronize()
+    }
+    let train = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
+        let f = try stack.forward(input: input, steps: shape.steps, batch: shape.batch, saveActivations: true)
+        _ = try stack.backward(f, outputGradient: outputGradient)
+        try backend.synchronize()
+    }
+    let result = try stack.forward(input: input, steps: shape.steps, batch: shape.batch)
+    let output = try stack.download(result.output, shape: [shape.steps, shape.batch, width])
+    let parity = reference.map { Double(output.maxAbsDifference($0)) } ?? 0
+    let flops = shape.forwardFlops
+    let row = BenchmarkRow(
+        name: shape.name, backend: backend is CPUBackend ? "cpu" : "opencl", device: backend.name,
+        I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.steps, layers: shape.layers,
+        directions: configuration.numDirections, threads: BLASThreads.current,
+        forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
+        train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
+    return (row, output)
+}

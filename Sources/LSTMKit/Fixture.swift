@@ -1,0 +1,135 @@
+import Foundation
+
+/// A parity fixture in the `lstm-fixture/1` format (README, "Parity fixtures"): an LSTM's
+/// weights, inputs, PyTorch's float64 reference outputs and, optionally, gradients.
+public struct Fixture {
+    public static let format = "lstm-fixture/1"
+    public let path: String
+    public let configuration: LSTMConfiguration
+    public let weights: [String: Tensor]
+    public let input: Tensor
+    public let h0: Tensor?
+    public let c0: Tensor?
+    public let lengths: [Int]?
+    /// Reference tensors by fixture name ("output", "hn", "grad_input", "grad.weight_ih_l0", ...).
+    public let references: [String: Tensor]
+    /// Upstream gradients; nil for a forward-only fixture.
+    public let outputGradient: Tensor?
+    public let hnGradient: Tensor?
+    public let cnGradient: Tensor?
+    public var hasGradients: Bool { outputGradient != nil }
+
+    /// Reads and validates `path`.
+    public init(contentsOf path: String) throws {
+        let file = try SafeTensorsFile(contentsOf: path)
+        self.path = path
+        guard let format = file.metadata["format"] else {
+            throw LSTMError.unknownFormat(path: path, found: "(no __metadata__.format)")
+        }
+        guard format == Fixture.format else { throw LSTMError.unknownFormat(path: path, found: "'\(format)'") }
+        func integer(_ key: String) throws -> Int {
+            guard let s = file.metadata[key], let v = Int(s) else {
+                throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is missing or not an integer")
+            }
+            return v
+        }
+        func flag(_ key: String) throws -> Bool {
+            switch file.metadata[key] {
+            case "true", "True", "1": return true
+            case "false", "False", "0", nil: return false
+            case let other?: throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(other)', not true/false")
+            }
+        }
+        let configuration = LSTMConfiguration(
+            inputSize: try integer("input_size"), hiddenSize: try integer("hidden_size"),
+            numLayers: try integer("num_layers"), bias: file.contains("bias_ih_l0"),
+            batchFirst: try flag("batch_first"), bidirectional: try flag("bidirectional"),
+            projectionSize: file.metadata["proj_size"].flatMap { Int($0) } ?? 0)
+        try configuration.validate()
+        self.configuration = configuration
+        weights = try LSTM.weights(in: file, prefix: "", configuration: configuration,
+                                   ignoring: { !$0.hasPrefix("weight_") && !$0.hasPrefix("bias_") })
+        input = try file.floatTensor("input")
+        h0 = file.contains("h0") ? try file.floatTensor("h0") : nil
+        c0 = file.contains("c0") ? try file.floatTensor("c0") : nil
+        if file.contains("lengths") {
+            let (shape, values) = try file.intTensor("lengths")
+            guard shape.count == 1 else { throw LSTMError.shapeMismatch(what: "\(path): lengths", expected: [values.count], got: shape) }
+            lengths = values
+        } else { lengths = nil }
+        var references: [String: Tensor] = [:]
+        for name in file.names where ["output", "hn", "cn"].contains(name) || name.hasPrefix("grad_input")
+            || name == "grad_h0" || name == "grad_c0" || name.hasPrefix("grad.") {
+            references[name] = try file.floatTensor(name)
+        }
+        for required in ["output", "hn", "cn"] where references[required] == nil {
+            throw LSTMError.missingTensor(name: required, file: path)
+        }
+        self.references = references
+        outputGradient = file.contains("grad_output") ? try file.floatTensor("grad_output") : nil
+        hnGradient = file.contains("grad_hn") ? try file.floatTensor("grad_hn") : nil
+        cnGradient = file.contains("grad_cn") ? try file.floatTensor("grad_cn") : nil
+    }
+}
+
+/// The pass rule for one tensor: |ours − ref| ≤ absolute + relative·|ref| per element.
+public struct Tolerance: Sendable {
+    public var absolute: Float
+    public var relative: Float
+    public init(absolute: Float, relative: Float) { self.absolute = absolute; self.relative = relative }
+    /// Outputs and states: 1e-5 + 1e-4·|ref|.
+    public static let outputs = Tolerance(absolute: 1e-5, relative: 1e-4)
+    /// Gradients: 1e-4 + 1e-3·|ref|.
+    public static let gradients = Tolerance(absolute: 1e-4, relative: 1e-3)
+}
+
+/// One compared tensor.
+public struct ParityRow: Sendable {
+    public var name: String
+    public var count: Int
+    public var maxAbsolute: Float
+    /// Largest |ours − ref| / |ref| over elements with ref ≠ 0.
+    public var maxRelative: Float
+    /// Elements outside the tolerance.
+    public var failures: Int
+    public var passed: Bool { failures == 0 }
+}
+
+/// Compares `ours` with `reference` element by element.
+public func compare(_ name: String, ours: Tensor, reference: Tensor, tolerance: Tolerance) -> ParityRow {
+    guard ours.shape == reference.shape else {
+        return ParityRow(name: name + " (shape \(ours.shape) vs \(reference.shape))", count: reference.count,
+                         maxAbsolute: .infinity, maxRelative: .infinity, failures: max(reference.count, 1))
+    }
+    var row = ParityRow(name: name, count: ours.count, maxAbsolute: 0, maxRelative: 0, failures: 0)
+    for (a, r) in zip(ours.scalars, reference.scalars) {
+        let d = abs(a - r)
+        if !(d <= tolerance.absolute + tolerance.relative * abs(r)) { row.failures += 1 }
+        if d > row.maxAbsolute || d.isNaN { row.maxAbsolute = d }
+        if r != 0, d / abs(r) > row.maxRelative || d.isNaN { row.maxRelative = d / abs(r) }
+    }
+    return row
+}
+
+extension Fixture {
+    /// Runs the fixture on `backend` and compares every reference tensor.
+    /// `tolerance` overrides the default rules (outputs and gradients alike) when given.
+    public func check(backend: BackendKind = .cpu, device: String? = nil, tolerance: Tolerance? = nil) throws -> [ParityRow] {
+        let lstm = try LSTM(configuration, weights: weights, backend: backend, device: device)
+        let result = try lstm.forward(input, h0: h0, c0: c0, lengths: lengths, training: hasGradients)
+        var rows: [ParityRow] = []
+        let outputTolerance = tolerance ?? .outputs, gradientTolerance = tolerance ?? .gradients
+        for (name, ours) in [("output", result.output), ("hn", result.hn), ("cn", result.cn)] {
+            rows.append(compare(name, ours: ours, reference: references[name]!, tolerance: outputTolerance))
+        }
+        guard hasGradients else { return rows }
+        let grads = try lstm.backward(result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
+        var ours: [String: Tensor] = ["grad_input": grads.input, "grad_h0": grads.h0, "grad_c0": grads.c0]
+        for (name, tensor) in grads.weights { ours["grad." + name] = tensor }
+        for name in references.keys.sorted() where name.hasPrefix("grad") {
+            guard let mine = ours[name] else { throw LSTMError.unexpectedTensor(name: name, file: path) }
+            rows.append(compare(name, ours: mine, reference: references[name]!, tolerance: gradientTolerance))
+        }
+        return rows
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+
+/// Which engine runs the model.
+public enum BackendKind: String, Sendable, CaseIterable {
+    /// OpenBLAS + SIMD on the host: the reference path.
+    case cpu
+    /// An OpenCL device (see `OpenCLDevice`).
+    case opencl
+}
+
+/// An LSTM with `torch.nn.LSTM`'s semantics, weights and names, on host tensors.
+///
+/// ```swift
+/// let lstm = try LSTM(LSTMConfiguration(inputSize: 32, hiddenSize: 64, numLayers: 2), seed: 1)
+/// let y = try lstm.forward(x, training: true)          // x: [T, B, 32]
+/// let g = try lstm.backward(y, outputGradient: dy)      // dy: [T, B, 64]
+/// ```
+/// Shapes: input [T, B, I] ([B, T, I] when batch-first), output [T, B, D·Hout],
+/// h0/hn [L·D, B, Hout], c0/cn [L·D, B, H], lengths [B].
+public final class LSTM {
+    public let configuration: LSTMConfiguration
+    let engine: any HostEngine
+
+    /// A new model with PyTorch's default initialisation, U(-1/√H, 1/√H), drawn in
+    /// `state_dict` order from a generator seeded with `seed`.
+    public convenience init(_ configuration: LSTMConfiguration, seed: UInt64 = 0, backend: BackendKind = .cpu,
+                            device: String? = nil) throws {
+        try configuration.validate()
+        try self.init(configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device)
+    }
+
+    /// A model holding `weights` (strictly: exactly the configuration's tensors, shapes checked).
+    public init(_ configuration: LSTMConfiguration, weights: [String: Tensor], backend: BackendKind = .cpu,
+                device: String? = nil) throws {
+        self.configuration = configuration
+        switch backend {
+        case .cpu:
+            engine = try LSTMStack(configuration: configuration, backend: CPUBackend(), weights: weights)
+        case .opencl:
+            throw LSTMError.backendUnavailable("the OpenCL backend is not available yet")
+        }
+    }
+
+    /// Loads a `state_dict` saved by `safetensors.torch.save_file`, inferring the
+    /// configuration from its names and shapes. `prefix` selects a sub-module's tensors
+    /// (e.g. "lstm." for a model's `lstm` attribute).
+    public convenience init(contentsOf path: String, prefix: String = "", batchFirst: Bool = false,
+                            backend: BackendKind = .cpu, device: String? = nil) throws {
+        let file = try SafeTensorsFile(contentsOf: path)
+        var shapes: [String: [Int]] = [:]
+        for (name, entry) in file.entries where name.hasPrefix(prefix) { shapes[String(name.dropFirst(prefix.count))] = entry.shape }
+        let configuration = try LSTMConfiguration.inferred(from: shapes, batchFirst: batchFirst)
+        try self.init(configuration, weights: LSTM.weights(in: file, prefix: prefix, configuration: configuration),
+                      backend: backend, device: device)
+    }
+
+    /// The engine's name ("cpu", "opencl: <device>").
+    public var backendName: String { engine.backendName }
+
+    /// PyTorch's default initialisation for `configuration`.
+    public static func initialWeights(_ configuration: LSTMConfiguration, seed: UInt64) -> [String: Tensor] {
+        var generator = SeededGenerator(seed: seed)
+        let bound = 1 / Float(configuration.hiddenSize).squareRoot()
+        var weights: [String: Tensor] = [:]
+        for (name, shape) in configuration.parameterSpecs {
+            weights[name] = Tensor(uniform: shape, low: -bound, high: bound, generator: &generator)
+        }
+        return weights
+    }
+
+    /// The weights, by `state_dict` name.
+    public func weights() throws -> [String: Tensor] { try engine.weightTensors() }
+
+    /// Replaces the weights (strictly: exactly the configuration's tensors).
+    public func setWeights(_ weights: [String: Tensor]) throws { try engine.setWeightTensors(weights, source: "weights") }
+
+    /// Loads weights from a safetensors `state_dict` (strict: a missing, extra, misshaped or
+    /// non-float tensor under `prefix` is an error naming it).
+    public func loadWeights(from path: String, prefix: String = "") throws {
+        let file = try SafeTensorsFile(contentsOf: path)
+        try engine.setWeightTensors(LSTM.weights(in: file, prefix: prefix, configuration: configuration), source: path)
+    }
+
+    /// Saves the weights under their `state_dict` names (atomically), so that
+    /// `torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` takes them.
+    public func saveWeights(to path: String, prefix: String = "") throws {
+        let weights = try self.weights()
+        let c = configuration
+        let metadata = ["format": "pt", "input_size": "\(c.inputSize)", "hidden_size": "\(c.hiddenSize)",
+                        "num_layers": "\(c.numLayers)", "proj_size": "\(c.projectionSize)",
+                        "bidirectional": "\(c.bidirectional)", "batch_first": "\(c.batchFirst)", "bias": "\(c.bias)"]
+        try SafeTensorsFile.write(c.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) },
+                                  metadata: metadata, to: path)
+    }
+
+    /// The configuration's weights from `file` under `prefix`, strictly: a tensor under the
+    /// prefix that is not a weight of this configuration is an error unless `ignoring` says so.
+    static func weights(in file: SafeTensorsFile, prefix: String, configuration: LSTMConfiguration,
+                        ignoring: (String) -> Bool = { _ in false }) throws -> [String: Tensor] {
+        let expected = Set(configuration.parameterSpecs.map(\.name))
+        var weights: [String: Tensor] = [:]
+        for name in file.entries.keys.sorted() where name.hasPrefix(prefix) {
+            let short = String(name.dropFirst(prefix.count))
+            if ignoring(short) { continue }
+            guard expected.contains(short) else { throw LSTMError.unexpectedTensor(name: name, file: file.path) }
+            weights[short] = try file.floatTensor(name)
+        }
+        for (name, shape) in configuration.parameterSpecs {
+            guard let tensor = weights[name] else { throw LSTMError.missingTensor(name: prefix + name, file: file.path) }
+            try checkShape(tensor, shape, "\(file.path): '\(prefix + name)'")
+        }
+        return weights
+    }
+
+    /// Runs the LSTM. `h0` [L·D, B, Hout] and `c0` [L·D, B, H] default to zeros; `lengths`
+    /// [B] (any order, each in 0...T) gives packed-sequence semantics. With `training`
+    /// the result keeps what `backward` needs.
+    public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil, lengths: [Int]? = nil,
+                        training: Bool = false) throws -> LSTMOutput {
+        let c = configuration
+        guard input.shape.count == 3 else {
+            throw LSTMError.invalidArgument("input must be 3-D \(c.batchFirst ? "[B, T, I]" : "[T, B, I]"), got shape \(input.shape)")
+        }
+        let (steps, batch) = c.batchFirst ? (input.shape[1], input.shape[0]) : (input.shape[0], input.shape[1])
+        guard input.shape[2] == c.inputSize else {
+            throw LSTMError.shapeMismatch(what: "input (last dimension is the input size I = \(c.inputSize))",
+                                          expected: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize],
+                                          got: input.shape)
+        }
+        let states = c.numLayers * c.numDirections
+        if let h0 { try checkShape(h0, [states, batch, c.outputSize], "h0 ([L·D, B, Hout])") }
+        if let c0 { try checkShape(c0, [states, batch, c.hiddenSize], "c0 ([L·D, B, H])") }
+        return try engine.forward(input, steps: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training)
+    }
+
+    /// Backpropagation through time from a `forward(..., training: true)` result. Upstream
+    /// gradients: `outputGradient` like the output, `hnGradient` like hn, `cnGradient` like
+    /// cn; nil means zeros. Returns the gradients of the input, h0, c0 and every weight.
+    public func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor? = nil,
+                         cnGradient: Tensor? = nil) throws -> LSTMGradients {
+        if let outputGradient { try checkShape(outputGradient, result.output.shape, "output gradient (like the output)") }
+        if let hnGradient { try checkShape(hnGradient, result.hn.shape, "hn gradient (like hn)") }
+        if let cnGradient { try checkShape(cnGradient, result.cn.shape, "cn gradient (like cn)") }
+        return try engine.backward(result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
+    }
+}
+
+/// What `LSTM.forward` returns: output [T, B, D·Hout] (batch-first when configured),
+/// hn [L·D, B, Hout], cn [L·D, B, H].
+public struct LSTMOutput {
+    public let output: Tensor
+    public let hn: Tensor
+    public let cn: Tensor
+    /// The device-side forward (with activations when training), for `backward`.
+    let context: AnyObject
+}
+
+/// What `LSTM.backward` returns: gradients shaped like the input, h0, c0 and each weight
+/// (by `state_dict` name).
+public struct LSTMGradients {
+    public let input: Tensor
+    public let h0: Tensor
+    public let c0: Tensor
+    public let weights: [String: Tensor]
+}
+
+/// The host-tensor face of an `LSTMStack`, whatever its backend.
+protocol HostEngine: AnyObject {
+    var backendName: String { get }
+    func weightTensors() throws -> [String: Tensor]
+    func setWeightTensors(_ weights: [String: Tensor], source: String) throws
+    func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+                 training: Bool) throws -> LSTMOutput
+    func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?) throws -> LSTMGradients
+}
+
+extension LSTMStack: HostEngine {
+    var backendName: String { backend.name }
+    func weightTensors() throws -> [String: Tensor] { try parameterTensors() }
+    func setWeightTensors(_ weights: [String: Tensor], source: String) throws { try setParameters(weights, source: source) }
+
+    func upload(_ tensor: Tensor) throws -> Backend.Buffer {
+        let buffer = try backend.makeBuffer(count: tensor.count)
+        try backend.write(tensor.scalars, to: buffer, offset: 0)
+        return buffer
+    }
+
+    func download(_ buffer: Backend.Buffer, shape: [Int]) throws -> Tensor {
+        try Tensor(shape: shape, scalars: backend.read(buffer, offset: 0, count: shape.reduce(1, *)))
+    }
+
+    func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+                 training: Bool) throws -> LSTMOutput {
+        let c = configuration
+        let result = try forward(input: upload(input), steps: steps, batch: batch, initialHidden: h0.map(upload),
+                                 initialCell: c0.map(upload), lengths: lengths, saveActivations: training)
+        let width = c.numDirections * c.outputSize
+        let states = c.numLayers * c.numDirections
+        return LSTMOutput(
+            output: try download(result.output, shape: c.batchFirst ? [batch, steps, width] : [steps, batch, width]),
+            hn: try download(result.finalHidden, shape: [states, batch, c.outputSize]),
+            cn: try download(result.finalCell, shape: [states, batch, c.hiddenSize]),
+            context: result)
+    }
+
+    func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?) throws -> LSTMGradients {
+        guard let forward = result.context as? LSTMStackForward<Backend> else {
+            throw LSTMError.invalidArgument("backward was given the forward result of another backend")
+        }
+        let g = try backward(forward, outputGradient: outputGradient.map(upload), finalHiddenGradient: hnGradient.map(upload),
+                             finalCellGradient: cnGradient.map(upload))
+        let c = configuration
+        let batch = forward.batch, steps = forward.steps
+        var weights: [String: Tensor] = [:]
+        for (name, shape) in c.parameterSpecs { weights[name] = try download(g.weights[name]!, shape: shape) }
+        return LSTMGradients(
+            input: try download(g.input, shape: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize]),
+            h0: try download(g.initialHidden, shape: result.hn.shape),
+            c0: try download(g.initialCell, shape: result.cn.shape),
+            weights: weights)
+    }
+}

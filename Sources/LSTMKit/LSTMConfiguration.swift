@@ -1,0 +1,86 @@
+/// The hyper-parameters of an LSTM, exactly those of `torch.nn.LSTM`.
+///
+/// Shape letters: T steps, B batch, I `inputSize`, H `hiddenSize`, P `projectionSize`,
+/// L `numLayers`, D directions (2 when `bidirectional`), Hout = P if P > 0 else H.
+public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
+    /// I: features per step of the input.
+    public var inputSize: Int
+    /// H: hidden units (cells) per layer and direction.
+    public var hiddenSize: Int
+    /// L: stacked layers.
+    public var numLayers: Int
+    /// Whether the layers have `bias_ih` and `bias_hh`.
+    public var bias: Bool
+    /// Input and output are [B, T, ·] instead of [T, B, ·] (states are never batch-first).
+    public var batchFirst: Bool
+    /// D = 2: a second, reversed direction per layer, concatenated on the feature axis.
+    public var bidirectional: Bool
+    /// P: when > 0, h is projected to P features by `weight_hr` (PyTorch's `proj_size`).
+    public var projectionSize: Int
+
+    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, bias: Bool = true,
+                batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0) {
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.bias = bias
+        self.batchFirst = batchFirst
+        self.bidirectional = bidirectional
+        self.projectionSize = projectionSize
+    }
+
+    /// D: 1 or 2.
+    public var numDirections: Int { bidirectional ? 2 : 1 }
+    /// Hout: the size of h (P when projecting, else H).
+    public var outputSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
+    /// Features per step of the input to `layer`: I for layer 0, D·Hout above.
+    public func layerInputSize(_ layer: Int) -> Int { layer == 0 ? inputSize : numDirections * outputSize }
+
+    /// Throws when `torch.nn.LSTM` would refuse the configuration.
+    public func validate() throws {
+        guard inputSize > 0 else { throw LSTMError.invalidConfiguration("inputSize must be > 0, got \(inputSize)") }
+        guard hiddenSize > 0 else { throw LSTMError.invalidConfiguration("hiddenSize must be > 0, got \(hiddenSize)") }
+        guard numLayers > 0 else { throw LSTMError.invalidConfiguration("numLayers must be > 0, got \(numLayers)") }
+        guard projectionSize >= 0 else {
+            throw LSTMError.invalidConfiguration("projectionSize must be >= 0, got \(projectionSize)")
+        }
+        guard projectionSize < hiddenSize else {
+            throw LSTMError.invalidConfiguration("projectionSize (\(projectionSize)) must be smaller than hiddenSize (\(hiddenSize))")
+        }
+    }
+
+    /// The weight tensors of one layer and direction, in `state_dict` order, with shapes.
+    public func parameterSpecs(layer: Int, direction: Int) -> [(name: String, shape: [Int])] {
+        let suffix = "_l\(layer)" + (direction == 1 ? "_reverse" : "")
+        let h = hiddenSize
+        var specs: [(String, [Int])] = [
+            ("weight_ih" + suffix, [4 * h, layerInputSize(layer)]),
+            ("weight_hh" + suffix, [4 * h, outputSize]),
+        ]
+        if bias { specs += [("bias_ih" + suffix, [4 * h]), ("bias_hh" + suffix, [4 * h])] }
+        if projectionSize > 0 { specs.append(("weight_hr" + suffix, [projectionSize, h])) }
+        return specs
+    }
+
+    /// Every weight tensor, in `torch.nn.LSTM.state_dict()` order, with its shape.
+    public var parameterSpecs: [(name: String, shape: [Int])] {
+        (0..<numLayers).flatMap { l in (0..<numDirections).flatMap { d in parameterSpecs(layer: l, direction: d) } }
+    }
+
+    /// Infers the configuration from a `state_dict`'s tensors (names and shapes).
+    /// `batchFirst` is not stored in weights and must be given.
+    public static func inferred(from shapes: [String: [Int]], batchFirst: Bool = false) throws -> LSTMConfiguration {
+        guard let wih = shapes["weight_ih_l0"], wih.count == 2,
+              let whh = shapes["weight_hh_l0"], whh.count == 2, whh[0] % 4 == 0
+        else { throw LSTMError.invalidConfiguration("cannot infer an LSTM: weight_ih_l0/weight_hh_l0 missing or not 2-D") }
+        var layers = 0
+        while shapes["weight_ih_l\(layers)"] != nil { layers += 1 }
+        let hidden = whh[0] / 4
+        let projection = shapes["weight_hr_l0"]?[0] ?? 0
+        let config = LSTMConfiguration(
+            inputSize: wih[1], hiddenSize: hidden, numLayers: layers, bias: shapes["bias_ih_l0"] != nil,
+            batchFirst: batchFirst, bidirectional: shapes["weight_ih_l0_reverse"] != nil, projectionSize: projection)
+        try config.validate()
+        return config
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Every failure the engine reports. Each case carries enough context to say what
+/// was wrong and where; `description` is the sentence a user sees.
+public enum LSTMError: Error, CustomStringConvertible, Equatable {
+    /// A tensor handed to the engine has the wrong shape. `what` names the argument.
+    case shapeMismatch(what: String, expected: [Int], got: [Int])
+    /// An argument is out of range or inconsistent (a length > T, a negative size, ...).
+    case invalidArgument(String)
+    /// A configuration that `torch.nn.LSTM` would also refuse.
+    case invalidConfiguration(String)
+    /// A weight file lacks a tensor the configuration needs.
+    case missingTensor(name: String, file: String)
+    /// A weight file holds a tensor the configuration does not know (strict loading).
+    case unexpectedTensor(name: String, file: String)
+    /// A stored tensor has a dtype the reader cannot use there.
+    case wrongDType(name: String, expected: String, got: String)
+    /// A safetensors file is truncated, corrupt or violates the format.
+    case corruptFile(path: String, reason: String)
+    /// A fixture file is not in a format this build understands.
+    case unknownFormat(path: String, found: String)
+    /// Reading or writing a file failed at the operating-system level.
+    case io(path: String, reason: String)
+    /// An OpenCL call failed; `call` names the API function, `status` its error code by name.
+    case openCL(call: String, status: String)
+    /// An OpenCL program did not build; `log` is the compiler's build log.
+    case kernelBuild(program: String, device: String, log: String)
+    /// No OpenCL platform or no device matching the request.
+    case noDevice(String)
+    /// The problem does not fit the device's memory.
+    case outOfMemory(device: String, needed: Int, available: Int)
+    /// A backend that this build or machine cannot provide.
+    case backendUnavailable(String)
+
+    public var description: String {
+        switch self {
+        case let .shapeMismatch(what, expected, got):
+            return "shape mismatch for \(what): expected \(expected), got \(got)"
+        case let .invalidArgument(message): return "invalid argument: \(message)"
+        case let .invalidConfiguration(message): return "invalid LSTM configuration: \(message)"
+        case let .missingTensor(name, file): return "\(file): missing tensor '\(name)'"
+        case let .unexpectedTensor(name, file):
+            return "\(file): unexpected tensor '\(name)' (not part of this LSTM configuration)"
+        case let .wrongDType(name, expected, got):
+            return "tensor '\(name)' has dtype \(got), expected \(expected)"
+        case let .corruptFile(path, reason): return "\(path): not a valid safetensors file: \(reason)"
+        case let .unknownFormat(path, found): return "\(path): unknown fixture format \(found)"
+        case let .io(path, reason): return "\(path): \(reason)"
+        case let .openCL(call, status): return "OpenCL call \(call) failed with \(status)"
+        case let .kernelBuild(program, device, log):
+            return "OpenCL program \(program) failed to build on \(device); build log:\n\(log)"
+        case let .noDevice(message): return "no OpenCL device: \(message)"
+        case let .outOfMemory(device, needed, available):
+            return "out of device memory on \(device): needs \(formatBytes(needed)), the device has \(formatBytes(available))"
+        case let .backendUnavailable(message): return "backend unavailable: \(message)"
+        }
+    }
+}
+
+/// "1.50 GiB"-style rendering for error messages.
+func formatBytes(_ bytes: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.2f %@", value, units[unit])
+}

@@ -1,0 +1,228 @@
+/// The layer stack over any backend: the logic every backend shares (layers,
+/// directions, batch-first, lengths, checking the caller's shapes) written once on top
+/// of `LSTMBackend`'s per-direction forward and backward. Tensors here are backend
+/// buffers, so a caller can keep everything device-resident across calls.
+///
+/// Shapes: input [T, B, I] ([B, T, I] when batch-first), output [T, B, D·Hout]
+/// (likewise), h0/hn [L·D, B, Hout], c0/cn [L·D, B, H].
+public final class LSTMStack<Backend: LSTMBackend> {
+    public let configuration: LSTMConfiguration
+    public let backend: Backend
+    /// The weights, by `state_dict` name.
+    public private(set) var parameters: [String: Backend.Buffer] = [:]
+
+    /// Uploads `weights` (checked strictly against `configuration`).
+    public init(configuration: LSTMConfiguration, backend: Backend, weights: [String: Tensor]) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.backend = backend
+        try setParameters(weights)
+    }
+
+    /// Replaces every weight; `weights` must hold exactly the configuration's tensors.
+    public func setParameters(_ weights: [String: Tensor], source: String = "weights") throws {
+        let specs = configuration.parameterSpecs
+        let known = Set(specs.map(\.name))
+        if let extra = weights.keys.sorted().first(where: { !known.contains($0) }) {
+            throw LSTMError.unexpectedTensor(name: extra, file: source)
+        }
+        var uploaded: [String: Backend.Buffer] = [:]
+        for (name, shape) in specs {
+            guard let tensor = weights[name] else { throw LSTMError.missingTensor(name: name, file: source) }
+            try checkShape(tensor, shape, "\(source): '\(name)'")
+            let buffer = try backend.makeBuffer(count: tensor.count)
+            try backend.write(tensor.scalars, to: buffer, offset: 0)
+            uploaded[name] = buffer
+        }
+        parameters = uploaded
+    }
+
+    /// The weights copied back to the host, by `state_dict` name.
+    public func parameterTensors() throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (name, shape) in configuration.parameterSpecs {
+            let values = try backend.read(parameters[name]!, offset: 0, count: shape.reduce(1, *))
+            out[name] = try Tensor(shape: shape, scalars: values)
+        }
+        return out
+    }
+
+    func directionWeights(layer: Int, direction: Int) -> DirectionWeights<Backend.Buffer> {
+        let names = configuration.parameterSpecs(layer: layer, direction: direction).map(\.name)
+        let suffix = String(names[0].dropFirst("weight_ih".count))
+        return DirectionWeights(
+            inputWeights: parameters["weight_ih" + suffix]!, recurrentWeights: parameters["weight_hh" + suffix]!,
+            inputBias: parameters["bias_ih" + suffix], recurrentBias: parameters["bias_hh" + suffix],
+            projectionWeights: parameters["weight_hr" + suffix])
+    }
+
+    func directionShape(layer: Int, steps: Int, batch: Int) -> DirectionShape {
+        DirectionShape(steps: steps, batch: batch, inputSize: configuration.layerInputSize(layer),
+                       hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize)
+    }
+
+    /// Runs the whole stack. `input` is [T, B, I] (or [B, T, I] when batch-first); `h0`
+    /// [L·D, B, Hout] and `c0` [L·D, B, H] default to zeros; `lengths` [B], each in 0...T.
+    /// With `saveActivations` the result carries what `backward` needs.
+    public func forward(input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
+                        initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
+                        saveActivations: Bool = false) throws -> LSTMStackForward<Backend> {
+        let c = configuration
+        guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
+        guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
+        if let lengths {
+            guard lengths.count == batch else {
+                throw LSTMError.shapeMismatch(what: "lengths", expected: [batch], got: [lengths.count])
+            }
+            if let (b, n) = lengths.enumerated().first(where: { $0.element < 0 || $0.element > steps }) {
+                throw LSTMError.invalidArgument("lengths[\(b)] = \(n) is outside 0...\(steps) (T = \(steps))")
+            }
+        }
+        let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
+        let kernelLengths = try backend.makeLengths(lengths, batch: batch, steps: steps)
+        var layerInput = input
+        if c.batchFirst {
+            layerInput = try backend.makeBuffer(count: steps * batch * c.inputSize)
+            try backend.swapOuterDimensions(input, into: layerInput, a: batch, c: steps, inner: c.inputSize)
+        }
+        let finalHidden = try backend.makeBuffer(count: c.numLayers * d * batch * hout)
+        let finalCell = try backend.makeBuffer(count: c.numLayers * d * batch * h)
+        var layerInputs: [Backend.Buffer] = []
+        var activations: [[DirectionActivations<Backend.Buffer>]] = []
+        for layer in 0..<c.numLayers {
+            let shape = directionShape(layer: layer, steps: steps, batch: batch)
+            let output = try backend.makeBuffer(count: steps * batch * d * hout)
+            var saved: [DirectionActivations<Backend.Buffer>] = []
+            for direction in 0..<d {
+                let state = layer * d + direction
+                let activation = saveActivations ? try DirectionActivations(backend: backend, shape: shape) : nil
+                try backend.forward(DirectionForward(
+                    shape: shape, reverse: direction == 1, weights: directionWeights(layer: layer, direction: direction),
+                    input: MatrixView(layerInput, rowStride: shape.inputSize),
+                    output: MatrixView(output, offset: direction * hout, rowStride: d * hout),
+                    initialHidden: initialHidden.map { MatrixView($0, offset: state * batch * hout, rowStride: hout) },
+                    initialCell: initialCell.map { MatrixView($0, offset: state * batch * h, rowStride: h) },
+                    finalHidden: MatrixView(finalHidden, offset: state * batch * hout, rowStride: hout),
+                    finalCell: MatrixView(finalCell, offset: state * batch * h, rowStride: h),
+                    lengths: kernelLengths, activations: activation))
+                activation.map { saved.append($0) }
+            }
+            layerInputs.append(layerInput)
+            activations.append(saved)
+            layerInput = output
+        }
+        var output = layerInput
+        if c.batchFirst {
+            output = try backend.makeBuffer(count: steps * batch * d * hout)
+            try backend.swapOuterDimensions(layerInput, into: output, a: steps, c: batch, inner: d * hout)
+        }
+        return LSTMStackForward(stack: self, steps: steps, batch: batch, output: output, finalHidden: finalHidden,
+                                finalCell: finalCell, lengths: kernelLengths,
+                                layerInputs: saveActivations ? layerInputs : [],
+                                activations: saveActivations ? activations : nil)
+    }
+
+    /// Backpropagation through time over the whole stack, from a forward run with
+    /// `saveActivations`. Upstream gradients: `outputGradient` like the output, `finalHiddenGradient`
+    /// like hn, `finalCellGradient` like cn; nil means zeros. The forward's activations are
+    /// left intact, so `backward` may be called again on the same forward.
+    public func backward(_ forward: LSTMStackForward<Backend>, outputGradient: Backend.Buffer?,
+                         finalHiddenGradient: Backend.Buffer? = nil,
+                         finalCellGradient: Backend.Buffer? = nil) throws -> LSTMStackGradients<Backend> {
+        guard forward.stack === self else {
+            throw LSTMError.invalidArgument("backward was given the forward result of a different LSTM")
+        }
+        guard let activations = forward.activations else {
+            throw LSTMError.invalidArgument("backward needs a forward run with saveActivations: true (training: true)")
+        }
+        let c = configuration
+        let (steps, batch, d, hout, h) = (forward.steps, forward.batch, c.numDirections, c.outputSize, c.hiddenSize)
+        var upstream = outputGradient
+        if c.batchFirst, let gradient = outputGradient {
+            let swapped = try backend.makeBuffer(count: steps * batch * d * hout)
+            try backend.swapOuterDimensions(gradient, into: swapped, a: batch, c: steps, inner: d * hout)
+            upstream = swapped
+        }
+        let initialHiddenGradient = try backend.makeBuffer(count: c.numLayers * d * batch * hout)
+        let initialCellGradient = try backend.makeBuffer(count: c.numLayers * d * batch * h)
+        var weightGradients: [String: Backend.Buffer] = [:]
+        for layer in (0..<c.numLayers).reversed() {
+            let shape = directionShape(layer: layer, steps: steps, batch: batch)
+            let inputGradient = try backend.makeBuffer(count: steps * batch * shape.inputSize)
+            for direction in 0..<d {
+                let state = layer * d + direction
+                let specs = c.parameterSpecs(layer: layer, direction: direction)
+                var buffers: [String: Backend.Buffer] = [:]
+                for (name, shape) in specs where !name.hasPrefix("bias_hh") {
+                    buffers[name] = try backend.makeBuffer(count: shape.reduce(1, *))
+                }
+                let suffix = String(specs[0].name.dropFirst("weight_ih".count))
+                try backend.backward(DirectionBackward(
+                    shape: shape, reverse: direction == 1, weights: directionWeights(layer: layer, direction: direction),
+                    activations: activations[layer][direction],
+                    input: MatrixView(forward.layerInputs[layer], rowStride: shape.inputSize),
+                    outputGradient: upstream.map { MatrixView($0, offset: direction * hout, rowStride: d * hout) },
+                    finalHiddenGradient: finalHiddenGradient.map { MatrixView($0, offset: state * batch * hout, rowStride: hout) },
+                    finalCellGradient: finalCellGradient.map { MatrixView($0, offset: state * batch * h, rowStride: h) },
+                    inputGradient: MatrixView(inputGradient, rowStride: shape.inputSize),
+                    accumulateInputGradient: direction == 1,
+                    initialHiddenGradient: MatrixView(initialHiddenGradient, offset: state * batch * hout, rowStride: hout),
+                    initialCellGradient: MatrixView(initialCellGradient, offset: state * batch * h, rowStride: h),
+                    lengths: forward.lengths,
+                    weightGradients: DirectionWeightGradients(
+                        inputWeights: buffers["weight_ih" + suffix]!, recurrentWeights: buffers["weight_hh" + suffix]!,
+                        bias: buffers["bias_ih" + suffix], projectionWeights: buffers["weight_hr" + suffix])))
+                for (name, buffer) in buffers { weightGradients[name] = buffer }
+                if c.bias { weightGradients["bias_hh" + suffix] = buffers["bias_ih" + suffix] }
+            }
+            upstream = inputGradient
+        }
+        var inputGradient = upstream!
+        if c.batchFirst {
+            inputGradient = try backend.makeBuffer(count: steps * batch * c.inputSize)
+            try backend.swapOuterDimensions(upstream!, into: inputGradient, a: steps, c: batch, inner: c.inputSize)
+        }
+        return LSTMStackGradients(input: inputGradient, initialHidden: initialHiddenGradient,
+                                  initialCell: initialCellGradient, weights: weightGradients)
+    }
+}
+
+/// The result of `LSTMStack.forward`: output [T, B, D·Hout] (batch-first when configured),
+/// hn [L·D, B, Hout], cn [L·D, B, H], and, for training, what the backward consumes.
+public final class LSTMStackForward<Backend: LSTMBackend> {
+    let stack: LSTMStack<Backend>
+    public let steps: Int
+    public let batch: Int
+    public let output: Backend.Buffer
+    public let finalHidden: Backend.Buffer
+    public let finalCell: Backend.Buffer
+    let lengths: Backend.Lengths
+    /// Each layer's input, sequence-major [T, B, In] (kept for the input-weight gradients).
+    let layerInputs: [Backend.Buffer]
+    /// [layer][direction]; nil for an inference-only run.
+    let activations: [[DirectionActivations<Backend.Buffer>]]?
+
+    init(stack: LSTMStack<Backend>, steps: Int, batch: Int, output: Backend.Buffer, finalHidden: Backend.Buffer,
+         finalCell: Backend.Buffer, lengths: Backend.Lengths, layerInputs: [Backend.Buffer],
+         activations: [[DirectionActivations<Backend.Buffer>]]?) {
+        self.stack = stack
+        self.steps = steps
+        self.batch = batch
+        self.output = output
+        self.finalHidden = finalHidden
+        self.finalCell = finalCell
+        self.lengths = lengths
+        self.layerInputs = layerInputs
+        self.activations = activations
+    }
+}
+
+/// Gradients from `LSTMStack.backward`: input like the input, h0/c0 like h0/c0, and one
+/// buffer per weight, by `state_dict` name (`bias_ih` and `bias_hh` share one buffer:
+/// their gradients are equal).
+public struct LSTMStackGradients<Backend: LSTMBackend> {
+    public let input: Backend.Buffer
+    public let initialHidden: Backend.Buffer
+    public let initialCell: Backend.Buffer
+    public let weights: [String: Backend.Buffer]
+}

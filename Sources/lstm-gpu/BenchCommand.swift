@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import LSTMKit
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time forward and training steps on the standard suite (or a custom shape).",
+        discussion: """
+        FLOPs per layer and direction: forward 2*T*B*4H*(In + H); a training step counts 3x \
+        forward. Times are medians after a warm-up run (min-max shown). The parity column is \
+        the max abs difference of each backend's output against the CPU path on the same \
+        weights and input.
+        """)
+
+    @Option(help: "Comma-separated suite names to run (default: all).")
+    var only: String?
+
+    @Option(help: "A custom row: I,H,B,T[,layers[,bi]] (may be repeated).")
+    var shape: [String] = []
+
+    @Option(help: "cpu or opencl (default: every available backend).")
+    var backend: BackendKind?
+
+    @Option(help: "OpenCL device: index or name substring.")
+    var device: String?
+
+    @Option(help: "Seconds of timing per measurement.")
+    var seconds: Double = 1.0
+
+    @Option(help: "Exact number of timed runs per measurement (overrides --seconds).")
+    var `repeat`: Int?
+
+    @Option(help: "Threads for the CPU path (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object per row instead of a table.")
+    var json = false
+
+    @Option(help: "Also write the rows as a JSON array to this file.")
+    var output: String?
+
+    func run() throws {
+        var shapes: [BenchmarkShape] = []
+        if let only {
+            let names = only.split(separator: ",").map(String.init)
+            for name in names where !BenchmarkShape.suite.contains(where: { $0.name == name }) {
+                throw ValidationError("unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")
+            }
+            shapes = BenchmarkShape.suite.filter { names.contains($0.name) }
+        }
+        shapes += try shape.map { try BenchmarkShape.parse($0) }
+        if only == nil, shape.isEmpty { shapes = BenchmarkShape.suite }
+        if let threads {
+            guard threads > 0 else { throw ValidationError("--threads must be positive") }
+            BLASThreads.set(threads)
+        }
+        if let r = `repeat`, r <= 0 { throw ValidationError("--repeat must be positive") }
+        if backend == .opencl { throw LSTMError.backendUnavailable("the OpenCL backend is not available yet") }
+
+        let interactive = isatty(STDOUT_FILENO) != 0 && !json
+        if !json {
+            print("lstm-gpu bench: \(shapes.count) rows, CPU threads \(BLASThreads.current), \(`repeat`.map { "\($0) runs" } ?? "\(seconds) s") per measurement")
+            print(header)
+        }
+        var rows: [BenchmarkRow] = []
+        for (index, shape) in shapes.enumerated() {
+            if interactive { FileHandle.standardError.write(Data("  [\(index + 1)/\(shapes.count)] \(shape.name) on cpu…\r".utf8)) }
+            let (row, _) = try runBenchmark(shape, backend: CPUBackend(), seconds: seconds, maximumRuns: `repeat`)
+            rows.append(row)
+            if interactive { FileHandle.standardError.write(Data(String(repeating: " ", count: 60).utf8 + Data("\r".utf8))) }
+            print(json ? try jsonLine(row) : format(row))
+        }
+        if let output {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try writeAtomically(try encoder.encode(rows), to: output)
+        }
+    }
+
+    var header: String {
+        pad("name", 15) + pad("backend", 9) + pad("I", 6, right: true) + pad("H", 6, right: true) + pad("B", 5, right: true)
+            + pad("T", 5, right: true) + pad("L", 3, right: true) + pad("D", 3, right: true)
+            + pad("fwd ms (min-max)", 24, right: true) + pad("GFLOP/s", 9, right: true)
+            + pad("train ms (min-max)", 26, right: true) + pad("GFLOP/s", 9, right: true) + pad("parity", 10, right: true)
+    }
+
+    func format(_ r: BenchmarkRow) -> String {
+        func timing(_ t: TimingSummary) -> String { "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))" }
+        return pad(r.name, 15) + pad(r.backend, 9) + pad("\(r.I)", 6, right: true) + pad("\(r.H)", 6, right: true)
+            + pad("\(r.B)", 5, right: true) + pad("\(r.T)", 5, right: true) + pad("\(r.layers)", 3, right: true)
+            + pad("\(r.directions)", 3, right: true) + pad(timing(r.forward), 24, right: true)
+            + pad(fixed(r.forwardGflops, 1), 9, right: true) + pad(timing(r.train), 26, right: true)
+            + pad(fixed(r.trainGflops, 1), 9, right: true) + pad(scientific(Float(r.parityMaxAbs)), 10, right: true)
+    }
+
+    func jsonLine(_ row: BenchmarkRow) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(row), as: UTF8.self)
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import LSTMKit
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the engine against PyTorch parity fixtures (lstm-fixture/1 safetensors files).",
+        discussion: """
+        For every reference tensor prints the max absolute and max relative difference and \
+        PASS/FAIL. Default rule per element: |ours - ref| <= 1e-5 + 1e-4*|ref| for outputs and \
+        states, <= 1e-4 + 1e-3*|ref| for gradients; --atol/--rtol replace both. Exits 1 when \
+        any tensor fails, 2 when a file cannot be used.
+        """)
+
+    @Argument(help: "Fixture files, or folders of *.safetensors fixtures.")
+    var files: [String]
+
+    @Option(help: "cpu or opencl.")
+    var backend: BackendKind = .cpu
+
+    @Option(help: "OpenCL device: index or name substring (default: LSTM_GPU_DEVICE, else the first GPU).")
+    var device: String?
+
+    @Option(help: "Absolute tolerance for every tensor (replaces the defaults).")
+    var atol: Float?
+
+    @Option(help: "Relative tolerance for every tensor (replaces the defaults).")
+    var rtol: Float?
+
+    @Flag(help: "Print only one line per file.")
+    var quiet = false
+
+    func run() throws {
+        var paths: [String] = []
+        for item in files {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: item, isDirectory: &isFolder), isFolder.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: item)) ?? []
+                paths += names.filter { $0.hasSuffix(".safetensors") }.sorted().map { item + "/" + $0 }
+            } else {
+                paths.append(item)
+            }
+        }
+        guard !paths.isEmpty else { throw ValidationError("no fixture files given") }
+        let tolerance: Tolerance? = (atol != nil || rtol != nil)
+            ? Tolerance(absolute: atol ?? 0, relative: rtol ?? 0) : nil
+        var passed = 0, failed = 0, broken = 0
+        for path in paths {
+            do {
+                let fixture = try Fixture(contentsOf: path)
+                let rows = try fixture.check(backend: backend, device: device, tolerance: tolerance)
+                let ok = rows.allSatisfy(\.passed)
+                ok ? (passed += 1) : (failed += 1)
+                let c = fixture.configuration
+                let shape = "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
+                    + " T=\(fixture.input.shape[c.batchFirst ? 1 : 0]) B=\(fixture.input.shape[c.batchFirst ? 0 : 1])"
+                    + (c.batchFirst ? " batch-first" : "") + (c.bias ? "" : " no-bias")
+                    + (fixture.lengths.map { " lengths=\($0)" } ?? "")
+                let worst = rows.map(\.maxAbsolute).max() ?? 0
+                print("\(ok ? "PASS" : "FAIL") \(path) [\(backend.rawValue)] \(shape) max abs diff \(scientific(worst))")
+                if !quiet || !ok {
+                    print("  " + pad("tensor", 26) + pad("max abs", 11, right: true) + pad("max rel", 11, right: true) + "  result")
+                    for row in rows where !quiet || !row.passed {
+                        let verdict = row.passed ? "PASS" : "FAIL (\(row.failures) of \(row.count) elements)"
+                        print("  " + pad(row.name, 26) + pad(scientific(row.maxAbsolute), 11, right: true)
+                              + pad(scientific(row.maxRelative), 11, right: true) + "  " + verdict)
+                    }
+                }
+            } catch {
+                broken += 1
+                print("ERROR \(path): \(error)")
+            }
+        }
+        print("check: \(passed) passed, \(failed) failed" + (broken > 0 ? ", \(broken) unreadable" : ""))
+        if broken > 0 { throw ExitCode(2) }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}

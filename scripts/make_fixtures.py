@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Writes the parity fixtures (format `lstm-fixture/1`, see README "Parity fixtures")
+from PyTorch's torch.nn.LSTM. The reference values are computed in float64 from the
+stored float32 inputs and weights, then stored as float32.
+
+  python3 scripts/make_fixtures.py [--out Tests/LSTMKitTests/Fixtures] [--seed 0]
+  python3 scripts/make_fixtures.py --random 20 --out /tmp/extra   # other shapes and seeds
+
+Needs torch and safetensors (a venv: `python3 -m venv ~/torchenv && ~/torchenv/bin/pip install torch safetensors`).
+"""
+import argparse, os, random
+import torch
+from safetensors.torch import save_file
+
+# name: I, H, L, B, T, options
+CASES = {
+    "basic":            dict(I=5, H=7, L=1, B=3, T=4),
+    "steps-1":          dict(I=4, H=6, L=1, B=2, T=1),
+    "batch-1":          dict(I=6, H=5, L=1, B=1, T=6),
+    "layers-2":         dict(I=6, H=5, L=2, B=3, T=5),
+    "layers-3":         dict(I=3, H=4, L=3, B=2, T=4),
+    "bidirectional":    dict(I=5, H=6, L=1, B=3, T=5, bidirectional=True),
+    "projection":       dict(I=5, H=6, L=1, B=3, T=4, proj=3),
+    "batch-first":      dict(I=4, H=5, L=1, B=3, T=4, batch_first=True),
+    "lengths-unsorted": dict(I=4, H=6, L=1, B=4, T=5, lengths=[3, 5, 1, 4]),
+    "lengths-zero":     dict(I=4, H=5, L=2, B=3, T=4, lengths=[0, 4, 2]),
+    "lengths-full":     dict(I=3, H=4, L=1, B=2, T=3, lengths=[3, 3]),
+    "zero-state":       dict(I=5, H=6, L=2, B=2, T=3, zero_state=True),
+    "no-bias":          dict(I=5, H=6, L=2, B=2, T=4, bias=False),
+    "odd-sizes":        dict(I=13, H=17, L=1, B=5, T=7),
+    "wide":             dict(I=24, H=40, L=1, B=6, T=9),
+    "bi-proj-lengths":  dict(I=7, H=9, L=2, B=4, T=5, bidirectional=True, proj=4, lengths=[5, 0, 2, 4]),
+    "everything":       dict(I=6, H=11, L=3, B=3, T=6, bidirectional=True, proj=5, batch_first=True,
+                             lengths=[2, 6, 0], bias=False),
+    "bi-3layer-lengths": dict(I=9, H=10, L=3, B=5, T=4, bidirectional=True, lengths=[4, 1, 3, 4, 2]),
+    "forward-only":     dict(I=5, H=7, L=2, B=3, T=4, bidirectional=True, forward_only=True),
+}
+
+
+def make_case(name, I, H, L, B, T, bidirectional=False, proj=0, batch_first=False, lengths=None,
+              bias=True, zero_state=False, forward_only=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    D = 2 if bidirectional else 1
+    Hout = proj if proj else H
+    m32 = torch.nn.LSTM(I, H, num_layers=L, bias=bias, batch_first=batch_first,
+                        bidirectional=bidirectional, proj_size=proj)
+    with torch.no_grad():
+        for p in m32.parameters():
+            p.copy_(torch.rand(p.shape, generator=g) * 2 - 1)  # wider than the default init
+    weights = {k: v.detach().clone().float().contiguous() for k, v in m32.state_dict().items()}
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
+    h0 = torch.zeros(L * D, B, Hout) if zero_state else torch.randn(L * D, B, Hout, generator=g) * 0.5
+    c0 = torch.zeros(L * D, B, H) if zero_state else torch.randn(L * D, B, H, generator=g) * 0.5
+    gy = torch.randn((B, T, D * Hout) if batch_first else (T, B, D * Hout), generator=g)
+    ghn = torch.randn(L * D, B, Hout, generator=g)
+    gcn = torch.randn(L * D, B, H, generator=g)
+
+    # float64 reference from the float32 values
+    m = torch.nn.LSTM(I, H, num_layers=L, bias=bias, batch_first=batch_first,
+                      bidirectional=bidirectional, proj_size=proj).double()
+    m.load_state_dict({k: v.double() for k, v in weights.items()})
+    xd = x.double().requires_grad_(True)
+    h0d = h0.double().requires_grad_(True)
+    c0d = c0.double().requires_grad_(True)
+    if lengths is None:
+        y, (hn, cn) = m(xd, (h0d, c0d))
+    else:
+        lens = torch.tensor(lengths)
+        keep = torch.nonzero(lens > 0).flatten()          # packing refuses length 0
+        bdim = 0 if batch_first else 1
+        xs = xd.index_select(bdim, keep)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xs, lens[keep], batch_first=batch_first,
+                                                         enforce_sorted=False)
+        ys, (hs, cs) = m(packed, (h0d[:, keep], c0d[:, keep]))
+        ys, _ = torch.nn.utils.rnn.pad_packed_sequence(ys, batch_first=batch_first, total_length=T)
+        y = torch.zeros(gy.shape, dtype=torch.float64).index_copy(bdim, keep, ys)
+        hn = h0d.clone().index_copy(1, keep, hs)          # length 0: hn = h0, cn = c0
+        cn = c0d.clone().index_copy(1, keep, cs)
+    t = dict(weights)
+    t.update(input=x, h0=h0, c0=c0, output=y.detach().float(), hn=hn.detach().float(), cn=cn.detach().float())
+    if lengths is not None:
+        t["lengths"] = torch.tensor(lengths, dtype=torch.int64)
+    if not forward_only:
+        loss = (y * gy.double()).sum() + (hn * ghn.double()).sum() + (cn * gcn.double()).sum()
+        loss.backward()
+        t.update(grad_output=gy, grad_hn=ghn, grad_cn=gcn, grad_input=xd.grad.float(),
+                 grad_h0=h0d.grad.float(), grad_c0=c0d.grad.float())
+        for k, p in m.named_parameters():
+            t["grad." + k] = p.grad.float()
+    meta = dict(format="lstm-fixture/1", input_size=str(I), hidden_size=str(H), num_layers=str(L),
+                proj_size=str(proj), bidirectional=str(bidirectional).lower(),
+                batch_first=str(batch_first).lower())
+    return {k: v.contiguous() for k, v in t.items()}, meta
+
+
+def random_case(rng):
+    L = rng.randint(1, 3); T = rng.randint(1, 8); B = rng.randint(1, 6)
+    H = rng.randint(1, 24); I = rng.randint(1, 20)
+    proj = rng.choice([0, 0, rng.randint(1, H - 1)]) if H > 1 else 0
+    lengths = None
+    if rng.random() < 0.5:
+        lengths = [rng.randint(0, T) for _ in range(B)]
+    return dict(I=I, H=H, L=L, B=B, T=T, bidirectional=rng.random() < 0.5, proj=proj,
+                batch_first=rng.random() < 0.3, lengths=lengths, bias=rng.random() < 0.8,
+                zero_state=rng.random() < 0.2)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "LSTMKitTests", "Fixtures"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random", type=int, default=0, help="write N random configurations instead of the standard set")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    if a.random:
+        rng = random.Random(a.seed)
+        cases = {f"random-{a.seed}-{i:02d}": random_case(rng) for i in range(a.random)}
+    else:
+        cases = CASES
+    for i, (name, cfg) in enumerate(cases.items()):
+        tensors, meta = make_case(name, seed=a.seed * 1000 + i, **cfg)
+        path = os.path.join(a.out, name + ".safetensors")
+        save_file(tensors, path, metadata=meta)
+        print(f"{path}: {cfg}")
+
+
+if __name__ == "__main__":
+    torch.set_default_dtype(torch.float32)
+    main()
