@@ -9,8 +9,11 @@ let vectorWidth = 8
 
 @inline(__always)
 func exp(_ x: Vector) -> Vector {
-    let clamped = x.clamped(lowerBound: Vector(repeating: -87.3), upperBound: Vector(repeating: 88.3))
-    let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    let clamped = pointwiseMax(pointwiseMin(x, Vector(repeating: 88.3)), Vector(repeating: -87.3))
+    // n = round(x·log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n.
+    let magic = Vector(repeating: 12_582_912)
+    let shifted = clamped * 1.442_695_04 + magic
+    let n = shifted - magic
     var r = clamped - n * 0.693_359_375
     r = r + n * 2.121_944_4e-4
     var p = Vector(repeating: 1.987_569_15e-4)
@@ -20,8 +23,8 @@ func exp(_ x: Vector) -> Vector {
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
     let e = p * r * r + r + 1
-    let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-    return e * unsafeBitCast(exponent, to: Vector.self)
+    let bits = unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- unsafeBitCast(magic, to: SIMD8<UInt32>.self)
+    return e * unsafeBitCast((bits &+ 127) &<< 23, to: Vector.self)
 }
 
 @inline(__always) func sigmoid(_ x: Vector) -> Vector { 1 / (1 + exp(-x)) }

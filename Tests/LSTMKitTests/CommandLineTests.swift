@@ -1,0 +1,69 @@
+import Foundation
+import XCTest
+@testable import LSTMKit
+
+/// The `lstm-gpu` executable, run as a user runs it.
+final class CommandLineTests: XCTestCase {
+    /// `swift test` builds the executable into the build folder that holds the test bundle.
+    var executable: URL {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent("lstm-gpu")
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testCheckPassesFailsAndReportsErrors() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        let pass = try run(["check", fixtureFolder + "/bi-proj-lengths.safetensors"])
+        XCTAssertEqual(pass.status, 0, pass.output)
+        XCTAssertTrue(pass.output.contains("grad.weight_hr_l1_reverse"), pass.output)
+        XCTAssertTrue(pass.output.contains("check: 1 passed, 0 failed"), pass.output)
+
+        let strict = try run(["check", fixtureFolder + "/wide.safetensors", "--atol", "0", "--rtol", "0"])
+        XCTAssertEqual(strict.status, 1, strict.output)
+        XCTAssertTrue(strict.output.contains("FAIL"), strict.output)
+
+        let folder = try temporaryFolder()
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: folder + "/bad.safetensors"))
+        let broken = try run(["check", folder + "/bad.safetensors"])
+        XCTAssertEqual(broken.status, 2, broken.output)
+        XCTAssertTrue(broken.output.contains("not a valid safetensors file"), broken.output)
+    }
+
+    func testBenchJSONRowsAreWellFormed() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        let folder = try temporaryFolder()
+        let result = try run(["bench", "--shape", "8,6,2,3", "--shape", "4,5,3,2,2,1", "--repeat", "2", "--json",
+                              "--backend", "cpu", "--output", folder + "/rows.json"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let lines = result.output.split(separator: "\n").filter { $0.hasPrefix("{") }
+        XCTAssertEqual(lines.count, 2, result.output)
+        for line in lines {
+            let row = try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8))
+            XCTAssertEqual(row.backend, "cpu")
+            XCTAssertGreaterThan(row.forwardGflops, 0)
+            XCTAssertGreaterThan(row.trainGflops, 0)
+            XCTAssertEqual(row.forward.runs, 2)
+            XCTAssertLessThanOrEqual(row.forward.minMs, row.forward.medianMs)
+            XCTAssertLessThanOrEqual(row.forward.medianMs, row.forward.maxMs)
+            XCTAssertEqual(row.parityMaxAbs, 0)
+        }
+        let saved = try JSONDecoder().decode([BenchmarkRow].self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/rows.json")))
+        XCTAssertEqual(saved.map(\.directions), [1, 2])
+        XCTAssertEqual(saved.map(\.layers), [1, 2])
+    }
+}

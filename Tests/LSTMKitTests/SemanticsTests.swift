@@ -1,0 +1,105 @@
+import Foundation
+import XCTest
+@testable import LSTMKit
+
+/// Properties of torch.nn.LSTM's semantics that hold whatever the weights.
+final class SemanticsTests: XCTestCase {
+    let config = LSTMConfiguration(inputSize: 5, hiddenSize: 7, numLayers: 2, bidirectional: true, projectionSize: 3)
+
+    func testBatchFirstIsATransposeOfSequenceMajor() throws {
+        var batchFirst = config
+        batchFirst.batchFirst = true
+        let a = try LSTM(config, seed: 3), b = try LSTM(batchFirst, seed: 3)
+        let x = randomTensor([4, 3, 5], seed: 1)
+        let lengths = [4, 0, 2]
+        let ra = try a.forward(x, lengths: lengths, training: true)
+        let rb = try b.forward(x.swappingOuterDimensions(), lengths: lengths, training: true)
+        XCTAssertEqual(ra.output, rb.output.swappingOuterDimensions())
+        XCTAssertEqual(ra.hn, rb.hn)
+        let dy = randomTensor(ra.output.shape, seed: 2)
+        let ga = try a.backward(ra, outputGradient: dy)
+        let gb = try b.backward(rb, outputGradient: dy.swappingOuterDimensions())
+        XCTAssertEqual(ga.input, gb.input.swappingOuterDimensions())
+        XCTAssertEqual(ga.weights, gb.weights)
+    }
+
+    func testLengthsOfTAreTheSameAsNoLengths() throws {
+        let lstm = try LSTM(config, seed: 4)
+        let x = randomTensor([6, 2, 5], seed: 5)
+        let a = try lstm.forward(x), b = try lstm.forward(x, lengths: [6, 6])
+        XCTAssertEqual(a.output, b.output)
+        XCTAssertEqual(a.cn, b.cn)
+    }
+
+    func testPaddedStepsAreIgnored() throws {
+        let lstm = try LSTM(config, seed: 6)
+        var x = randomTensor([5, 3, 5], seed: 7)
+        let lengths = [2, 5, 0]
+        let a = try lstm.forward(x, lengths: lengths, training: true)
+        for t in 0..<5 { for b in 0..<3 where t >= lengths[b] { for i in 0..<5 { x.scalars[(t * 3 + b) * 5 + i] = 100 } } }
+        var dy = randomTensor(a.output.shape, seed: 8)
+        let ga = try lstm.backward(a, outputGradient: dy)
+        let b = try lstm.forward(x, lengths: lengths, training: true)
+        for t in 0..<5 { for s in 0..<3 where t >= lengths[s] { for j in 0..<6 { dy.scalars[(t * 3 + s) * 6 + j] = -50 } } }
+        let gb = try lstm.backward(b, outputGradient: dy)
+        XCTAssertEqual(a.output, b.output)
+        XCTAssertEqual(a.hn, b.hn)
+        XCTAssertEqual(ga.weights, gb.weights)
+        XCTAssertEqual(ga.h0, gb.h0)
+        // Padded outputs and input gradients are exactly zero; a length-0 sequence keeps h0.
+        for t in 0..<5 { for s in 0..<3 where t >= lengths[s] {
+            XCTAssertTrue(a.output.scalars[((t * 3 + s) * 6)..<((t * 3 + s) * 6 + 6)].allSatisfy { $0 == 0 })
+            XCTAssertTrue(ga.input.scalars[((t * 3 + s) * 5)..<((t * 3 + s) * 5 + 5)].allSatisfy { $0 == 0 })
+        } }
+        XCTAssertTrue((0..<4).allSatisfy { l in (0..<3).allSatisfy { a.hn.scalars[(l * 3 + 2) * 3 + $0] == 0 } })
+    }
+
+    func testAZeroLengthSequencePassesItsStateThrough() throws {
+        let lstm = try LSTM(config, seed: 9)
+        let h0 = randomTensor([4, 2, 3], seed: 10), c0 = randomTensor([4, 2, 7], seed: 11)
+        let r = try lstm.forward(randomTensor([3, 2, 5], seed: 12), h0: h0, c0: c0, lengths: [0, 3], training: true)
+        let dhn = randomTensor(r.hn.shape, seed: 13), dcn = randomTensor(r.cn.shape, seed: 14)
+        let g = try lstm.backward(r, outputGradient: nil, hnGradient: dhn, cnGradient: dcn)
+        for state in 0..<4 {
+            for j in 0..<3 { let k = (state * 2) * 3 + j; XCTAssertEqual(r.hn.scalars[k], h0.scalars[k]); XCTAssertEqual(g.h0.scalars[k], dhn.scalars[k]) }
+            for j in 0..<7 { let k = (state * 2) * 7 + j; XCTAssertEqual(r.cn.scalars[k], c0.scalars[k]); XCTAssertEqual(g.c0.scalars[k], dcn.scalars[k]) }
+        }
+    }
+
+    func testBackwardCanBeRepeatedOnOneForward() throws {
+        let lstm = try LSTM(config, seed: 15)
+        let r = try lstm.forward(randomTensor([3, 2, 5], seed: 16), training: true)
+        let dy = randomTensor(r.output.shape, seed: 17)
+        let a = try lstm.backward(r, outputGradient: dy), b = try lstm.backward(r, outputGradient: dy)
+        XCTAssertEqual(a.weights, b.weights)
+        XCTAssertEqual(a.input, b.input)
+    }
+
+    func testDefaultInitialisationIsSeededAndBounded() throws {
+        let c = LSTMConfiguration(inputSize: 10, hiddenSize: 16)
+        let a = LSTM.initialWeights(c, seed: 42), b = LSTM.initialWeights(c, seed: 42), other = LSTM.initialWeights(c, seed: 43)
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, other)
+        let bound: Float = 0.25
+        let all = a.values.flatMap(\.scalars)
+        XCTAssertTrue(all.allSatisfy { abs($0) <= bound })
+        XCTAssertGreaterThan(all.max()!, 0.24)
+        XCTAssertLessThan(all.min()!, -0.24)
+        XCTAssertEqual(Set(a.keys), ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"])
+    }
+
+    func testParameterNamesAndShapesAreTorchs() {
+        let c = LSTMConfiguration(inputSize: 3, hiddenSize: 8, numLayers: 2, bidirectional: true, projectionSize: 2)
+        let specs = c.parameterSpecs
+        XCTAssertEqual(specs.map(\.name), [
+            "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0",
+            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse", "weight_hr_l0_reverse",
+            "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1", "weight_hr_l1",
+            "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse", "weight_hr_l1_reverse",
+        ])
+        XCTAssertEqual(specs[0].shape, [32, 3])
+        XCTAssertEqual(specs[1].shape, [32, 2])
+        XCTAssertEqual(specs[4].shape, [2, 8])
+        XCTAssertEqual(specs[10].shape, [32, 4])
+    }
+}

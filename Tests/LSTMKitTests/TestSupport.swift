@@ -1,0 +1,46 @@
+import Foundation
+import XCTest
+@testable import LSTMKit
+
+/// The committed parity fixtures, found next to this file.
+let fixtureFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+func fixturePaths() throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: fixtureFolder)
+        .filter { $0.hasSuffix(".safetensors") }.sorted().map { fixtureFolder + "/" + $0 }
+}
+
+/// A fresh empty folder for one test.
+func temporaryFolder() throws -> String {
+    let path = NSTemporaryDirectory() + "lstm-gpu-tests-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+    var generator = SeededGenerator(seed: seed)
+    return Tensor(uniform: shape, low: -scale, high: scale, generator: &generator)
+}
+
+/// Asserts that `body` throws an `LSTMError` whose description contains every one of `fragments`.
+func assertThrows(_ fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+    do {
+        try body()
+        XCTFail("expected an error mentioning \(fragments)", file: file, line: line)
+    } catch let error as LSTMError {
+        for fragment in fragments where !error.description.contains(fragment) {
+            XCTFail("error '\(error.description)' does not mention '\(fragment)'", file: file, line: line)
+        }
+    } catch {
+        XCTFail("expected an LSTMError, got \(error)", file: file, line: line)
+    }
+}
+
+/// Prints and asserts the element-wise comparison, llm.c style.
+func assertClose(_ ours: Tensor, _ reference: Tensor, _ name: String, tolerance: Tolerance,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    let row = compare(name, ours: ours, reference: reference, tolerance: tolerance)
+    print("  \(name): max abs diff \(row.maxAbsolute)\(row.passed ? "" : " FAIL (\(row.failures) elements)")")
+    XCTAssertTrue(row.passed, "\(name): \(row.failures) of \(row.count) elements differ, max abs \(row.maxAbsolute)",
+                  file: file, line: line)
+}
