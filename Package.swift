@@ -21,7 +21,14 @@ let package = Package(
         .target(
             name: "LSTMKit",
             dependencies: ["COpenCL", "CBLAS"],
-            path: "Sources/LSTMKit"),
+            path: "Sources/LSTMKit",
+            // Kernels are compiled into the binary: an installed lstm-gpu needs no source tree.
+            resources: [
+                .embedInCode("../../Kernels/gemm.cl"),
+                .embedInCode("../../Kernels/tensor_ops.cl"),
+                .embedInCode("../../Kernels/lstm_forward.cl"),
+                .embedInCode("../../Kernels/lstm_backward.cl"),
+            ]),
         .executableTarget(
             name: "lstm-gpu",
             dependencies: ["LSTMKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],

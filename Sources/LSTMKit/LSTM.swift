@@ -37,7 +37,7 @@ public final class LSTM {
         case .cpu:
             engine = try LSTMStack(configuration: configuration, backend: CPUBackend(), weights: weights)
         case .opencl:
-            throw LSTMError.backendUnavailable("the OpenCL backend is not available yet")
+            engine = try LSTMStack(configuration: configuration, backend: OpenCLBackend.shared(device: device), weights: weights)
         }
     }
 

@@ -1,0 +1,91 @@
+// gemm.cl: C = alpha * op(A) * op(B) + beta * C, row-major float32, with offsets and
+// leading dimensions, op(X) = X or X^T chosen per call (transA, transB).
+// Shapes: op(A) [M, K], op(B) [K, N], C [M, N]. beta == 0 never reads C.
+//
+// Variants:
+//   gemm_tiled  64x64 output tile per work-group of 16x16 items, each item 4x4 outputs,
+//               K in slices of 16 through local memory. Requires a work-group size of
+//               256 (reqd_work_group_size); any M, N, K (edges are guarded).
+//               Global size: (ceil(N/64)*16, ceil(M/64)*16).
+//   gemm_plain  one output per item, no local memory; any work-group size. For devices
+//               that refuse 256 items per group.
+// Build options: none required (GEMM_TILE / GEMM_WPT may override 64 / 4).
+
+#ifndef GEMM_TILE
+#define GEMM_TILE 64
+#endif
+#ifndef GEMM_WPT
+#define GEMM_WPT 4
+#endif
+#define GEMM_K 16
+#define GEMM_RTS (GEMM_TILE / GEMM_WPT)
+
+__kernel __attribute__((reqd_work_group_size(GEMM_RTS, GEMM_RTS, 1)))
+void gemm_tiled(const int M, const int N, const int K, const float alpha,
+                __global const float* A, const int offA, const int lda, const int transA,
+                __global const float* B, const int offB, const int ldb, const int transB,
+                const float beta, __global float* C, const int offC, const int ldc)
+{
+    const int tc = get_local_id(0), tr = get_local_id(1);
+    const int row0 = get_group_id(1) * GEMM_TILE, col0 = get_group_id(0) * GEMM_TILE;
+    const int lid = tr * GEMM_RTS + tc;
+    __local float As[GEMM_K][GEMM_TILE + 1];
+    __local float Bs[GEMM_K][GEMM_TILE + 1];
+    float acc[GEMM_WPT][GEMM_WPT];
+    for (int i = 0; i < GEMM_WPT; i++)
+        for (int j = 0; j < GEMM_WPT; j++) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += GEMM_K) {
+        for (int l = 0; l < (GEMM_TILE * GEMM_K) / (GEMM_RTS * GEMM_RTS); l++) {
+            const int idx = l * GEMM_RTS * GEMM_RTS + lid;
+            // Consecutive items read consecutive addresses in either layout.
+            int m, k;
+            if (transA) { m = idx % GEMM_TILE; k = idx / GEMM_TILE; } else { k = idx % GEMM_K; m = idx / GEMM_K; }
+            const int gm = row0 + m, gk = k0 + k;
+            float v = 0.0f;
+            if (gm < M && gk < K) v = transA ? A[offA + gk * lda + gm] : A[offA + gm * lda + gk];
+            As[k][m] = v;
+            int n;
+            if (transB) { k = idx % GEMM_K; n = idx / GEMM_K; } else { n = idx % GEMM_TILE; k = idx / GEMM_TILE; }
+            const int gn = col0 + n, gk2 = k0 + k;
+            float w = 0.0f;
+            if (gn < N && gk2 < K) w = transB ? B[offB + gn * ldb + gk2] : B[offB + gk2 * ldb + gn];
+            Bs[k][n] = w;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int k = 0; k < GEMM_K; k++) {
+            float a[GEMM_WPT], b[GEMM_WPT];
+            for (int w = 0; w < GEMM_WPT; w++) { a[w] = As[k][tr + w * GEMM_RTS]; b[w] = Bs[k][tc + w * GEMM_RTS]; }
+            for (int i = 0; i < GEMM_WPT; i++)
+                for (int j = 0; j < GEMM_WPT; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int i = 0; i < GEMM_WPT; i++) {
+        const int gm = row0 + tr + i * GEMM_RTS;
+        if (gm >= M) continue;
+        for (int j = 0; j < GEMM_WPT; j++) {
+            const int gn = col0 + tc + j * GEMM_RTS;
+            if (gn >= N) continue;
+            __global float* c = C + offC + gm * ldc + gn;
+            *c = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
+        }
+    }
+}
+
+__kernel void gemm_plain(const int M, const int N, const int K, const float alpha,
+                         __global const float* A, const int offA, const int lda, const int transA,
+                         __global const float* B, const int offB, const int ldb, const int transB,
+                         const float beta, __global float* C, const int offC, const int ldc)
+{
+    const int n = get_global_id(0), m = get_global_id(1);
+    if (m >= M || n >= N) return;
+    float acc = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float a = transA ? A[offA + k * lda + m] : A[offA + m * lda + k];
+        const float b = transB ? B[offB + n * ldb + k] : B[offB + k * ldb + n];
+        acc = fma(a, b, acc);
+    }
+    __global float* c = C + offC + m * ldc + n;
+    *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+}

@@ -1,0 +1,136 @@
+// lstm_forward.cl: one time step of one LSTM layer and direction per launch.
+// Gate order i, f, g, o. Shapes: B batch, H hidden, Hout = P when projecting else H,
+// gates [T, B, 4H] (holding x·W_ihᵀ + b_ih + b_hh on entry for every step).
+// A sequence b with t >= lengths[b] is padding: its state is carried unchanged, its
+// output row is 0 (packed-sequence semantics; the reverse direction simply walks t down).
+//
+// Variants:
+//   lstm_forward_step     fused recurrent GEMM + activations + cell update: each item owns
+//                         one hidden unit j for LSTM_BT batch rows and computes all four of its
+//                         gates, h_prev·W_hhᵀ via W_hhᵀ [Hout, 4H] (coalesced over j) and
+//                         h_prev tiles in local memory; then c, h (or, when projecting, the
+//                         unprojected r = o·tanh(c)), the output row and the saved activations.
+//                         Work-group (LSTM_UNITS, 1); global (roundup(H, LSTM_UNITS), ceil(B/LSTM_BT)).
+//   lstm_projection_step  h[b, p] = Σ_j r[b, j]·W_hr[p, j] via W_hrᵀ [H, P]; writes h_next and
+//                         the output row. Any work-group size; global (P, B).
+// Build options: -DLSTM_UNITS=64 -DLSTM_BT=4 -DLSTM_KT=32 (defaults below).
+
+#ifndef LSTM_UNITS
+#define LSTM_UNITS 64
+#endif
+#ifndef LSTM_BT
+#define LSTM_BT 4
+#endif
+#ifndef LSTM_KT
+#define LSTM_KT 32
+#endif
+
+inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
+
+__kernel __attribute__((reqd_work_group_size(LSTM_UNITS, 1, 1)))
+void lstm_forward_step(const int B, const int H, const int Hout, const int t,
+                       __global const float* WT,                     // [Hout, 4H]
+                       __global float* gates,                        // [T, B, 4H]
+                       __global const float* h_prev, __global const float* c_prev,  // [B, Hout], [B, H]
+                       __global float* h_next, __global float* c_next,              // [B, Hout] or r [B, H]; [B, H]
+                       __global float* out, const int out_offset, const int out_stride,
+                       __global const int* lengths,
+                       const int save, __global float* saved_cell, __global float* saved_prev_h,
+                       __global float* saved_prev_c, __global float* saved_r,
+                       const int project)
+{
+    const int j = get_global_id(0);
+    const int lj = get_local_id(0);
+    const int b0 = get_group_id(1) * LSTM_BT;
+    const int G = 4 * H;
+    __local float hs[LSTM_BT][LSTM_KT];
+    float acc[4][LSTM_BT];
+    for (int g = 0; g < 4; g++)
+        for (int bb = 0; bb < LSTM_BT; bb++) acc[g][bb] = 0.0f;
+
+    for (int k0 = 0; k0 < Hout; k0 += LSTM_KT) {
+        for (int idx = lj; idx < LSTM_BT * LSTM_KT; idx += LSTM_UNITS) {
+            const int bb = idx / LSTM_KT, k = idx % LSTM_KT;
+            const int b = b0 + bb, gk = k0 + k;
+            hs[bb][k] = (b < B && gk < Hout) ? h_prev[b * Hout + gk] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (j < H) {
+            const int kmax = min(LSTM_KT, Hout - k0);
+            for (int k = 0; k < kmax; k++) {
+                __global const float* w = WT + (k0 + k) * G + j;
+                const float wi = w[0], wf = w[H], wg = w[2 * H], wo = w[3 * H];
+                for (int bb = 0; bb < LSTM_BT; bb++) {
+                    const float h = hs[bb][k];
+                    acc[0][bb] = fma(wi, h, acc[0][bb]);
+                    acc[1][bb] = fma(wf, h, acc[1][bb]);
+                    acc[2][bb] = fma(wg, h, acc[2][bb]);
+                    acc[3][bb] = fma(wo, h, acc[3][bb]);
+                }
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (j >= H) return;
+    for (int bb = 0; bb < LSTM_BT; bb++) {
+        const int b = b0 + bb;
+        if (b >= B) break;
+        const int row = t * B + b;
+        const float cp = c_prev[b * H + j];
+        if (save) {
+            saved_prev_c[row * H + j] = cp;
+            if (j < Hout) saved_prev_h[row * Hout + j] = h_prev[b * Hout + j];
+        }
+        if (t < lengths[b]) {
+            __global float* gr = gates + row * G;
+            const float i = sigmoid_f(acc[0][bb] + gr[j]);
+            const float f = sigmoid_f(acc[1][bb] + gr[H + j]);
+            const float g = tanh(acc[2][bb] + gr[2 * H + j]);
+            const float o = sigmoid_f(acc[3][bb] + gr[3 * H + j]);
+            const float c = f * cp + i * g;
+            const float h = o * tanh(c);
+            c_next[b * H + j] = c;
+            if (save) {
+                gr[j] = i; gr[H + j] = f; gr[2 * H + j] = g; gr[3 * H + j] = o;
+                saved_cell[row * H + j] = c;
+                if (project) saved_r[row * H + j] = h;
+            }
+            if (project) {
+                h_next[b * H + j] = h;          // r: projected by lstm_projection_step
+            } else {
+                h_next[b * Hout + j] = h;
+                out[out_offset + row * out_stride + j] = h;
+            }
+        } else {
+            c_next[b * H + j] = cp;
+            if (project) {
+                h_next[b * H + j] = 0.0f;
+                if (save) saved_r[row * H + j] = 0.0f;
+            } else {
+                h_next[b * Hout + j] = h_prev[b * Hout + j];
+                out[out_offset + row * out_stride + j] = 0.0f;
+            }
+        }
+    }
+}
+
+__kernel void lstm_projection_step(const int B, const int H, const int P, const int t,
+                                   __global const float* WrT,     // [H, P]
+                                   __global const float* r,       // [B, H]
+                                   __global const float* h_prev, __global float* h_next,  // [B, P]
+                                   __global float* out, const int out_offset, const int out_stride,
+                                   __global const int* lengths)
+{
+    const int p = get_global_id(0), b = get_global_id(1);
+    if (p >= P || b >= B) return;
+    const int row = t * B + b;
+    if (t < lengths[b]) {
+        float acc = 0.0f;
+        for (int j = 0; j < H; j++) acc = fma(r[b * H + j], WrT[j * P + p], acc);
+        h_next[b * P + p] = acc;
+        out[out_offset + row * out_stride + p] = acc;
+    } else {
+        h_next[b * P + p] = h_prev[b * P + p];
+        out[out_offset + row * out_stride + p] = 0.0f;
+    }
+}

@@ -1,0 +1,46 @@
+// tensor_ops.cl: small data-movement kernels around the LSTM steps.
+// Variants (all one item per output element, any work-group size, bounds-guarded):
+//   fill_bias       gates[r, c] = bias_ih[c] + bias_hh[c] (or 0 when has_bias == 0); [R, W]
+//   transpose       dst[c, r] = src[r, c]; src [R, C] -> dst [C, R]
+//   swap_outer      dst[j, i, k] = src[i, j, k]; src [A, C, inner] (batch-first <-> sequence-major)
+//   copy_rows       dst[dOff + r*dStride + c] = src[sOff + r*sStride + c]; [R, W] (states in and out of views)
+//   column_sums     out[c] = sum_r m[r, c]; [R, W] -> [W] (bias gradients)
+
+__kernel void fill_bias(const int R, const int W, __global float* gates, const int has_bias,
+                        __global const float* bias_ih, __global const float* bias_hh)
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= R || c >= W) return;
+    gates[r * W + c] = has_bias ? bias_ih[c] + bias_hh[c] : 0.0f;
+}
+
+__kernel void transpose(const int R, const int C, __global const float* src, __global float* dst)
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= R || c >= C) return;
+    dst[c * R + r] = src[r * C + c];
+}
+
+__kernel void swap_outer(const int A, const int C, const int inner, __global const float* src, __global float* dst)
+{
+    const int k = get_global_id(0), j = get_global_id(1), i = get_global_id(2);
+    if (i >= A || j >= C || k >= inner) return;
+    dst[(j * A + i) * inner + k] = src[(i * C + j) * inner + k];
+}
+
+__kernel void copy_rows(const int R, const int W, __global const float* src, const int sOff, const int sStride,
+                        __global float* dst, const int dOff, const int dStride)
+{
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (r >= R || c >= W) return;
+    dst[dOff + r * dStride + c] = src[sOff + r * sStride + c];
+}
+
+__kernel void column_sums(const int R, const int W, __global const float* m, __global float* out)
+{
+    const int c = get_global_id(0);
+    if (c >= W) return;
+    float acc = 0.0f;
+    for (int r = 0; r < R; r++) acc += m[r * W + c];
+    out[c] = acc;
+}

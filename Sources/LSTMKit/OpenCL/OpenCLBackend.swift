@@ -1,0 +1,248 @@
+import COpenCL
+import Foundation
+
+/// The kernels compiled into the binary (Kernels/*.cl), by file.
+enum KernelSource: String, CaseIterable {
+    case gemm, tensorOps = "tensor_ops", lstmForward = "lstm_forward", lstmBackward = "lstm_backward"
+    var text: String {
+        switch self {
+        case .gemm: return String(decoding: PackageResources.gemm_cl, as: UTF8.self)
+        case .tensorOps: return String(decoding: PackageResources.tensor_ops_cl, as: UTF8.self)
+        case .lstmForward: return String(decoding: PackageResources.lstm_forward_cl, as: UTF8.self)
+        case .lstmBackward: return String(decoding: PackageResources.lstm_backward_cl, as: UTF8.self)
+        }
+    }
+}
+
+/// The OpenCL backend: weights, activations, states and gradients live in device buffers;
+/// a whole sequence is enqueued (one fused step kernel per time step, plus one projection
+/// kernel when P > 0) with no host wait in between; the host reads back only what it asks for.
+///
+/// Forward per direction: gates ← b_ih + b_hh, gates += X·W_ihᵀ (one GEMM over all T·B
+/// rows), W_hhᵀ once, then per step `lstm_forward_step`. Backward per step (reversed):
+/// [`lstm_projection_backward_step`], `lstm_cell_backward_step`, `lstm_hidden_backward_step`;
+/// then the weight gradients as one GEMM each over all T·B rows and the bias gradient as
+/// column sums. Not thread-safe: use one backend from one thread at a time.
+public final class OpenCLBackend: LSTMBackend {
+    public typealias Buffer = OpenCLBuffer
+    public typealias Lengths = OpenCLBuffer
+
+    let runtime: OpenCLRuntime
+    /// The device this backend computes on.
+    public var device: OpenCLDeviceInfo { runtime.device }
+    public var name: String { "opencl: \(runtime.device.name)" }
+
+    /// Hidden units per work-group and batch rows per work-item of `lstm_forward_step`.
+    static let stepUnits = 64, stepBatchTile = 4, stepKTile = 32
+    var stepUnits: Int { Self.stepUnits }
+    var stepBatchTile: Int { Self.stepBatchTile }
+    private let useTiledGEMM: Bool
+
+    /// A backend on the device chosen by `device` (index or name substring; nil: the
+    /// `LSTM_GPU_DEVICE` variable, else the first GPU, else the first device).
+    public convenience init(device: String? = nil) throws {
+        try self.init(info: OpenCLDevices.select(device))
+    }
+
+    public init(info: OpenCLDeviceInfo) throws {
+        runtime = try OpenCLRuntime(device: info)
+        let program = try runtime.program(named: "gemm.cl", source: KernelSource.gemm.text, options: Self.buildOptions)
+        let gemm = try runtime.kernel("gemm_tiled", program: program, programKey: KernelSource.gemm.rawValue)
+        useTiledGEMM = try runtime.maxWorkGroupSize(gemm) >= 256 && info.maxWorkGroupSize >= 256
+    }
+
+    private static let sharedLock = NSLock()
+    nonisolated(unsafe) private static var sharedBackends: [Int: OpenCLBackend] = [:]
+
+    /// One backend per device for the process, so programs are built once.
+    public static func shared(device: String? = nil) throws -> OpenCLBackend {
+        let info = try OpenCLDevices.select(device)
+        sharedLock.lock()
+        defer { sharedLock.unlock() }
+        if let backend = sharedBackends[info.index] { return backend }
+        let backend = try OpenCLBackend(info: info)
+        sharedBackends[info.index] = backend
+        return backend
+    }
+
+    static let buildOptions = "-cl-std=CL1.2 -DLSTM_UNITS=\(stepUnits) -DLSTM_BT=\(stepBatchTile) -DLSTM_KT=\(stepKTile)"
+
+    func program(_ source: KernelSource) throws -> cl_program {
+        try runtime.program(named: source.rawValue + ".cl", source: source.text, options: Self.buildOptions)
+    }
+
+    /// Builds arbitrary OpenCL C (for tools and tests); a failure throws with the build log.
+    func buildProgram(named name: String, source: String, options: String = "") throws {
+        _ = try runtime.program(named: name, source: source, options: options)
+    }
+
+    func launch(_ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil,
+                _ arguments: [KernelArgument]) throws {
+        let kernel = try runtime.kernel(name, program: program(source), programKey: source.rawValue)
+        try runtime.launch(kernel, name: name, global: global, local: local, arguments)
+    }
+
+    // MARK: LSTMBackend basics
+
+    public func makeBuffer(count: Int) throws -> OpenCLBuffer { try runtime.makeBuffer(count: count) }
+    public func write(_ values: [Float], to buffer: OpenCLBuffer, offset: Int) throws {
+        try runtime.write(values, to: buffer, offset: offset)
+    }
+    public func read(_ buffer: OpenCLBuffer, offset: Int, count: Int) throws -> [Float] {
+        try runtime.read(buffer, offset: offset, count: count)
+    }
+    public func synchronize() throws { try runtime.finish() }
+
+    public func makeLengths(_ lengths: [Int]?, batch: Int, steps: Int) throws -> OpenCLBuffer {
+        let buffer = try runtime.makeBuffer(count: batch)
+        try runtime.write((lengths ?? [Int](repeating: steps, count: batch)).map { Int32($0) }, to: buffer, offset: 0)
+        return buffer
+    }
+
+    public func swapOuterDimensions(_ src: OpenCLBuffer, into dst: OpenCLBuffer, a: Int, c: Int, inner: Int) throws {
+        try launch("swap_outer", in: .tensorOps, global: [inner, c, a], [.int(a), .int(c), .int(inner), .buffer(src), .buffer(dst)])
+    }
+
+    // MARK: building blocks
+
+    /// C[m, n] = alpha·op(A)·op(B) + beta·C on views (row-major, offsets and leading dimensions).
+    func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+              a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>) throws {
+        guard m > 0, n > 0 else { return }
+        let arguments: [KernelArgument] = [
+            .int(m), .int(n), .int(k), .float(alpha),
+            .buffer(a.buffer), .int(a.offset), .int(a.rowStride), .int(transposeA ? 1 : 0),
+            .buffer(b.buffer), .int(b.offset), .int(b.rowStride), .int(transposeB ? 1 : 0),
+            .float(beta), .buffer(c.buffer), .int(c.offset), .int(c.rowStride),
+        ]
+        if useTiledGEMM {
+            try launch("gemm_tiled", in: .gemm, global: [(n + 63) / 64 * 16, (m + 63) / 64 * 16], local: [16, 16], arguments)
+        } else {
+            try launch("gemm_plain", in: .gemm, global: [n, m], arguments)
+        }
+    }
+
+    func transposed(_ src: OpenCLBuffer, rows: Int, columns: Int) throws -> OpenCLBuffer {
+        let dst = try makeBuffer(count: rows * columns)
+        try launch("transpose", in: .tensorOps, global: [columns, rows], [.int(rows), .int(columns), .buffer(src), .buffer(dst)])
+        return dst
+    }
+
+    func copyRows(from src: MatrixView<OpenCLBuffer>, to dst: MatrixView<OpenCLBuffer>, rows: Int, width: Int) throws {
+        try launch("copy_rows", in: .tensorOps, global: [width, rows], [
+            .int(rows), .int(width), .buffer(src.buffer), .int(src.offset), .int(src.rowStride),
+            .buffer(dst.buffer), .int(dst.offset), .int(dst.rowStride),
+        ])
+    }
+
+    /// A [rows, width] buffer holding `view`'s rows, or zeros when `view` is nil.
+    func contiguous(_ view: MatrixView<OpenCLBuffer>?, rows: Int, width: Int) throws -> OpenCLBuffer {
+        let buffer = try makeBuffer(count: rows * width)
+        if let view { try copyRows(from: view, to: MatrixView(buffer, rowStride: width), rows: rows, width: width) }
+        return buffer
+    }
+
+    // MARK: forward
+
+    public func forward(_ job: DirectionForward<OpenCLBackend>) throws {
+        let s = job.shape
+        let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
+        let gateWidth = 4 * h
+        let w = job.weights
+        let gates = try job.activations?.gates ?? makeBuffer(count: steps * batch * gateWidth)
+        let placeholder = runtime.placeholder
+        try launch("fill_bias", in: .tensorOps, global: [gateWidth, steps * batch], [
+            .int(steps * batch), .int(gateWidth), .buffer(gates), .int(w.inputBias == nil ? 0 : 1),
+            .buffer(w.inputBias ?? placeholder), .buffer(w.recurrentBias ?? placeholder),
+        ])
+        try gemm(transposeB: true, m: steps * batch, n: gateWidth, k: s.inputSize, a: job.input,
+                 b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
+        let recurrentT = try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)       // [Hout, 4H]
+        let projectionT = try w.projectionWeights.map { try transposed($0, rows: hout, columns: h) } // [H, P]
+
+        var hidden = try contiguous(job.initialHidden, rows: batch, width: hout)
+        var cell = try contiguous(job.initialCell, rows: batch, width: h)
+        var nextHidden = try makeBuffer(count: batch * hout), nextCell = try makeBuffer(count: batch * h)
+        let unprojected = s.projects ? try makeBuffer(count: batch * h) : nil
+        let saved = job.activations
+        let out = job.output
+        for k in 0..<steps {
+            let t = job.reverse ? steps - 1 - k : k
+            try launch("lstm_forward_step", in: .lstmForward,
+                       global: [h, (batch + stepBatchTile - 1) / stepBatchTile], local: [stepUnits, 1], [
+                .int(batch), .int(h), .int(hout), .int(t), .buffer(recurrentT), .buffer(gates),
+                .buffer(hidden), .buffer(cell), .buffer(unprojected ?? nextHidden), .buffer(nextCell),
+                .buffer(out.buffer), .int(out.offset), .int(out.rowStride), .buffer(job.lengths),
+                .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder), .buffer(saved?.previousHidden ?? placeholder),
+                .buffer(saved?.previousCell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
+                .int(s.projects ? 1 : 0),
+            ])
+            if let unprojected, let projectionT {
+                try launch("lstm_projection_step", in: .lstmForward, global: [hout, batch], [
+                    .int(batch), .int(h), .int(hout), .int(t), .buffer(projectionT), .buffer(unprojected),
+                    .buffer(hidden), .buffer(nextHidden), .buffer(out.buffer), .int(out.offset), .int(out.rowStride),
+                    .buffer(job.lengths),
+                ])
+            }
+            swap(&hidden, &nextHidden)
+            swap(&cell, &nextCell)
+        }
+        try copyRows(from: MatrixView(hidden, rowStride: hout), to: job.finalHidden, rows: batch, width: hout)
+        try copyRows(from: MatrixView(cell, rowStride: h), to: job.finalCell, rows: batch, width: h)
+    }
+
+    // MARK: backward
+
+    public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
+        let s = job.shape
+        let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
+        let gateWidth = 4 * h, rows = steps * batch
+        let saved = job.activations, w = job.weights
+        let placeholder = runtime.placeholder
+        let gateGradients = try makeBuffer(count: rows * gateWidth)
+        let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
+        let cellGradient = try contiguous(job.finalCellGradient, rows: batch, width: h)
+        let unprojectedGradient = s.projects ? try makeBuffer(count: batch * h) : nil
+        let projectedGradients = s.projects ? try makeBuffer(count: rows * hout) : nil
+        let dy = job.outputGradient
+        let dyArguments: [KernelArgument] = [.buffer(dy?.buffer ?? placeholder), .int(dy?.offset ?? 0),
+                                             .int(dy?.rowStride ?? 0), .int(dy == nil ? 0 : 1)]
+        for k in 0..<steps {
+            let t = job.reverse ? k : steps - 1 - k
+            if let unprojectedGradient, let projectedGradients, let whr = w.projectionWeights {
+                try launch("lstm_projection_backward_step", in: .lstmBackward, global: [h, batch],
+                           [.int(batch), .int(h), .int(hout), .int(t), .buffer(whr), .buffer(hiddenGradient)] + dyArguments
+                           + [.buffer(projectedGradients), .buffer(unprojectedGradient), .buffer(job.lengths)])
+            }
+            try launch("lstm_cell_backward_step", in: .lstmBackward, global: [h, batch],
+                       [.int(batch), .int(h), .int(t), .buffer(saved.gates), .buffer(saved.cell), .buffer(saved.previousCell),
+                        .int(s.projects ? 1 : 0), .buffer(unprojectedGradient ?? placeholder), .buffer(hiddenGradient)]
+                       + dyArguments + [.buffer(cellGradient), .buffer(gateGradients), .buffer(job.lengths)])
+            try launch("lstm_hidden_backward_step", in: .lstmBackward, global: [hout, batch], [
+                .int(batch), .int(h), .int(hout), .int(t), .buffer(w.recurrentWeights), .buffer(gateGradients),
+                .buffer(hiddenGradient), .buffer(job.lengths),
+            ])
+        }
+        try copyRows(from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)
+        try copyRows(from: MatrixView(cellGradient, rowStride: h), to: job.initialCellGradient, rows: batch, width: h)
+
+        let g = job.weightGradients
+        let dG = MatrixView(gateGradients, rowStride: gateWidth)
+        try gemm(transposeA: true, m: gateWidth, n: s.inputSize, k: rows, a: dG, b: job.input, beta: 0,
+                 c: MatrixView(g.inputWeights, rowStride: s.inputSize))
+        try gemm(transposeA: true, m: gateWidth, n: hout, k: rows, a: dG, b: MatrixView(saved.previousHidden, rowStride: hout),
+                 beta: 0, c: MatrixView(g.recurrentWeights, rowStride: hout))
+        if let bias = g.bias {
+            try launch("column_sums", in: .tensorOps, global: [gateWidth],
+                       [.int(rows), .int(gateWidth), .buffer(gateGradients), .buffer(bias)])
+        }
+        if let dwhr = g.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
+            try gemm(transposeA: true, m: hout, n: h, k: rows, a: MatrixView(projected, rowStride: hout),
+                     b: MatrixView(r, rowStride: h), beta: 0, c: MatrixView(dwhr, rowStride: h))
+        }
+        if let dx = job.inputGradient {
+            try gemm(m: rows, n: s.inputSize, k: gateWidth, a: dG, b: MatrixView(w.inputWeights, rowStride: s.inputSize),
+                     beta: job.accumulateInputGradient ? 1 : 0, c: dx)
+        }
+    }
+}

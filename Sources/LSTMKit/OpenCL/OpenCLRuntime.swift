@@ -1,0 +1,267 @@
+import COpenCL
+import Foundation
+
+/// A float32 (or int32) array in device memory. Released when the last reference goes;
+/// OpenCL keeps it alive until the commands already enqueued on it have finished.
+public final class OpenCLBuffer {
+    let memory: cl_mem
+    /// Elements (4 bytes each).
+    public let count: Int
+    init(memory: cl_mem, count: Int) {
+        self.memory = memory
+        self.count = count
+    }
+    deinit { clReleaseMemObject(memory) }
+}
+
+/// An argument of a kernel launch.
+enum KernelArgument {
+    case buffer(OpenCLBuffer)
+    case int(Int)
+    case float(Float)
+}
+
+/// One device's context, in-order queue, program cache and launches. Not thread-safe: one
+/// runtime serves one thread at a time (the backend enqueues, the caller waits).
+final class OpenCLRuntime {
+    let device: OpenCLDeviceInfo
+    let context: cl_context
+    let queue: cl_command_queue
+    private var programs: [String: cl_program] = [:]
+    private var kernels: [String: cl_kernel] = [:]
+    /// A one-element buffer bound where a kernel's optional buffer argument is unused.
+    private(set) lazy var placeholder: OpenCLBuffer = try! makeBuffer(count: 1)
+
+    init(device: OpenCLDeviceInfo) throws {
+        self.device = device
+        var status: cl_int = 0
+        var id: cl_device_id? = device.id
+        guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else {
+            throw LSTMError.openCL(call: "clCreateContext", status: openCLStatusName(status))
+        }
+        try clCheck(status, "clCreateContext")
+        guard let queue = clCreateCommandQueue(context, device.id, 0, &status) else {
+            clReleaseContext(context)
+            throw LSTMError.openCL(call: "clCreateCommandQueue", status: openCLStatusName(status))
+        }
+        self.context = context
+        self.queue = queue
+    }
+
+    deinit {
+        clFinish(queue)
+        for kernel in kernels.values { clReleaseKernel(kernel) }
+        for program in programs.values { clReleaseProgram(program) }
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+    }
+
+    // MARK: memory
+
+    /// A zero-filled buffer of `count` 4-byte elements; throws `outOfMemory` with the sizes
+    /// when the device cannot hold it.
+    func makeBuffer(count: Int) throws -> OpenCLBuffer {
+        guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) elements") }
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: 4)
+        guard !overflow, bytes <= device.maxAllocation, bytes <= device.globalMemory else {
+            throw LSTMError.outOfMemory(device: device.name, needed: overflow ? Int.max : bytes,
+                                        available: min(device.maxAllocation, device.globalMemory))
+        }
+        var status: cl_int = 0
+        guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
+              status == CL_SUCCESS else {
+            if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES || status == CL_INVALID_BUFFER_SIZE {
+                throw LSTMError.outOfMemory(device: device.name, needed: bytes, available: device.globalMemory)
+            }
+            throw LSTMError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: openCLStatusName(status))
+        }
+        let buffer = OpenCLBuffer(memory: memory, count: count)
+        var zero: Float = 0
+        try clCheck(clEnqueueFillBuffer(queue, memory, &zero, 4, 0, bytes, 0, nil, nil), "clEnqueueFillBuffer")
+        return buffer
+    }
+
+    func write<T>(_ values: [T], to buffer: OpenCLBuffer, offset: Int) throws {
+        guard MemoryLayout<T>.size == 4, offset >= 0, offset + values.count <= buffer.count else {
+            throw LSTMError.invalidArgument("write of \(values.count) elements at \(offset) into a buffer of \(buffer.count)")
+        }
+        guard !values.isEmpty else { return }
+        try values.withUnsafeBytes { raw in
+            try clCheck(clEnqueueWriteBuffer(queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
+                                             0, nil, nil), "clEnqueueWriteBuffer")
+        }
+    }
+
+    func read(_ buffer: OpenCLBuffer, offset: Int, count: Int) throws -> [Float] {
+        guard offset >= 0, count >= 0, offset + count <= buffer.count else {
+            throw LSTMError.invalidArgument("read of \(count) elements at \(offset) from a buffer of \(buffer.count)")
+        }
+        var values = [Float](repeating: 0, count: count)
+        guard count > 0 else { return values }
+        try values.withUnsafeMutableBytes { raw in
+            try clCheck(clEnqueueReadBuffer(queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
+                                            0, nil, nil), "clEnqueueReadBuffer")
+        }
+        return values
+    }
+
+    func copy(_ src: OpenCLBuffer, offset srcOffset: Int, to dst: OpenCLBuffer, offset dstOffset: Int, count: Int) throws {
+        guard count > 0 else { return }
+        try clCheck(clEnqueueCopyBuffer(queue, src.memory, dst.memory, srcOffset * 4, dstOffset * 4, count * 4, 0, nil, nil),
+                    "clEnqueueCopyBuffer")
+    }
+
+    func fillZero(_ buffer: OpenCLBuffer) throws {
+        var zero: Float = 0
+        try clCheck(clEnqueueFillBuffer(queue, buffer.memory, &zero, 4, 0, max(buffer.count, 1) * 4, 0, nil, nil),
+                    "clEnqueueFillBuffer")
+    }
+
+    func finish() throws { try clCheck(clFinish(queue), "clFinish") }
+
+    // MARK: programs
+
+    /// The program for `source` built with `options`: from memory, else from the on-disk
+    /// binary cache, else compiled (and then cached). A failed build throws with its log.
+    func program(named name: String, source: String, options: String) throws -> cl_program {
+        let key = name + "\u{0}" + options
+        if let program = programs[key] { return program }
+        let cache = ProgramBinaryCache(device: device, source: source, options: options)
+        if let binary = cache.load(), let program = try? buildFromBinary(binary, options: options) {
+            programs[key] = program
+            return program
+        }
+        let program = try buildFromSource(name: name, source: source, options: options)
+        if let binary = try? binary(of: program) { cache.store(binary) }
+        programs[key] = program
+        return program
+    }
+
+    private func buildFromSource(name: String, source: String, options: String) throws -> cl_program {
+        var status: cl_int = 0
+        let program: cl_program? = source.withCString { text in
+            var pointer: UnsafePointer<CChar>? = text
+            var length = strlen(text)
+            return clCreateProgramWithSource(context, 1, &pointer, &length, &status)
+        }
+        guard let program, status == CL_SUCCESS else {
+            throw LSTMError.openCL(call: "clCreateProgramWithSource(\(name))", status: openCLStatusName(status))
+        }
+        var id: cl_device_id? = device.id
+        let built = clBuildProgram(program, 1, &id, options, nil, nil)
+        if built != CL_SUCCESS {
+            let log = buildLog(program)
+            clReleaseProgram(program)
+            if built == CL_BUILD_PROGRAM_FAILURE || built == CL_INVALID_BUILD_OPTIONS || built == CL_COMPILE_PROGRAM_FAILURE {
+                throw LSTMError.kernelBuild(program: name, device: device.name,
+                                            log: log.isEmpty ? "(empty build log; status \(openCLStatusName(built)))" : log)
+            }
+            throw LSTMError.openCL(call: "clBuildProgram(\(name))", status: openCLStatusName(built))
+        }
+        return program
+    }
+
+    private func buildFromBinary(_ binary: [UInt8], options: String) throws -> cl_program {
+        var status: cl_int = 0, binaryStatus: cl_int = 0
+        var id: cl_device_id? = device.id
+        var length = binary.count
+        let program: cl_program? = binary.withUnsafeBufferPointer { bytes in
+            var pointer: UnsafePointer<UInt8>? = bytes.baseAddress
+            return clCreateProgramWithBinary(context, 1, &id, &length, &pointer, &binaryStatus, &status)
+        }
+        guard let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS else {
+            throw LSTMError.openCL(call: "clCreateProgramWithBinary", status: openCLStatusName(status))
+        }
+        let built = clBuildProgram(program, 1, &id, options, nil, nil)
+        guard built == CL_SUCCESS else {
+            clReleaseProgram(program)
+            throw LSTMError.openCL(call: "clBuildProgram(binary)", status: openCLStatusName(built))
+        }
+        return program
+    }
+
+    private func buildLog(_ program: cl_program) -> String {
+        var size = 0
+        guard clGetProgramBuildInfo(program, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
+              size > 0 else { return "" }
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        clGetProgramBuildInfo(program, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
+        return String(cString: bytes).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func binary(of program: cl_program) throws -> [UInt8] {
+        var size = 0
+        try clCheck(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil),
+                    "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)")
+        guard size > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: size)
+        try bytes.withUnsafeMutableBufferPointer { buffer in
+            var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            try clCheck(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size,
+                                         &pointer, nil), "clGetProgramInfo(CL_PROGRAM_BINARIES)")
+        }
+        return bytes
+    }
+
+    /// The kernel `name` of a built program (created once, then reused).
+    func kernel(_ name: String, program: cl_program, programKey: String) throws -> cl_kernel {
+        let key = programKey + "/" + name
+        if let kernel = kernels[key] { return kernel }
+        var status: cl_int = 0
+        guard let kernel = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
+            throw LSTMError.openCL(call: "clCreateKernel(\(name))", status: openCLStatusName(status))
+        }
+        kernels[key] = kernel
+        return kernel
+    }
+
+    /// The most work-items per group the device allows for `kernel`.
+    func maxWorkGroupSize(_ kernel: cl_kernel) throws -> Int {
+        var size = 0
+        try clCheck(clGetKernelWorkGroupInfo(kernel, device.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                             MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo")
+        return size
+    }
+
+    /// Enqueues `kernel` over `global` items (rounded up to multiples of `local` when given),
+    /// without waiting.
+    func launch(_ kernel: cl_kernel, name: String, global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) throws {
+        for (index, argument) in arguments.enumerated() {
+            let status: cl_int
+            switch argument {
+            case let .buffer(buffer):
+                var memory: cl_mem? = buffer.memory
+                status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem?>.size, &memory)
+            case let .int(value):
+                var v = cl_int(truncatingIfNeeded: value)
+                status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
+            case let .float(value):
+                var v = value
+                status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
+            }
+            try clCheck(status, "clSetKernelArg(\(name), \(index))")
+        }
+        if global.contains(0) { return }
+        var globalSize = global
+        var localSize = local
+        if let local {
+            let items = local.reduce(1, *)
+            let allowed = try maxWorkGroupSize(kernel)
+            guard items <= allowed, items <= device.maxWorkGroupSize else {
+                throw LSTMError.invalidArgument("kernel \(name) needs a work-group of \(items) items; \(device.name) allows "
+                    + "\(min(allowed, device.maxWorkGroupSize)) for it")
+            }
+            globalSize = zip(global, local).map { ($0 + $1 - 1) / $1 * $1 }
+            localSize = local
+        }
+        let status: cl_int = globalSize.withUnsafeBufferPointer { g in
+            if let localSize {
+                return localSize.withUnsafeBufferPointer { l in
+                    clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, nil)
+                }
+            }
+            return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, nil)
+        }
+        try clCheck(status, "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
+    }
+}

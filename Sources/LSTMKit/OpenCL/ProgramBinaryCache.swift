@@ -1,0 +1,54 @@
+import Foundation
+
+/// Built program binaries on disk, so a second process skips the kernel compiler.
+/// Location: `$LSTM_GPU_KERNEL_CACHE`, else `$XDG_CACHE_HOME/lstm-gpu/kernels`, else
+/// `~/.cache/lstm-gpu/kernels`; `LSTM_GPU_KERNEL_CACHE=off` disables it. A file's name
+/// is a 128-bit hash of the device (name, vendor, version), the driver version, the
+/// source and the build options, so any change of these builds afresh. Files are
+/// written atomically; an unreadable or rejected file is rebuilt and replaced.
+struct ProgramBinaryCache {
+    let file: String?
+
+    init(device: OpenCLDeviceInfo, source: String, options: String) {
+        let environment = ProcessInfo.processInfo.environment
+        let folder: String?
+        switch environment["LSTM_GPU_KERNEL_CACHE"] {
+        case "off", "0", "none": folder = nil
+        case let path? where !path.isEmpty: folder = path
+        default:
+            if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { folder = xdg + "/lstm-gpu/kernels" }
+            else if let home = environment["HOME"], !home.isEmpty { folder = home + "/.cache/lstm-gpu/kernels" }
+            else { folder = nil }
+        }
+        let identity = [device.name, device.vendor, device.version, device.driverVersion, device.platform, options, source]
+            .joined(separator: "\u{1}")
+        file = folder.map { $0 + "/" + ProgramBinaryCache.hash(identity) + ".bin" }
+    }
+
+    func load() -> [UInt8]? {
+        guard let file, let data = FileManager.default.contents(atPath: file), !data.isEmpty else { return nil }
+        return [UInt8](data)
+    }
+
+    func store(_ binary: [UInt8]) {
+        guard let file, !binary.isEmpty else { return }
+        let folder = (file as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try? writeAtomically(Data(binary), to: file)
+    }
+
+    /// Two FNV-1a 64-bit hashes with different offsets, as 32 hex digits.
+    static func hash(_ text: String) -> String {
+        var a: UInt64 = 0xCBF2_9CE4_8422_2325, b: UInt64 = 0x6C62_272E_07BB_0142
+        for byte in text.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x100_0000_01B3
+            b = (b ^ UInt64(byte)) &* 0x100_0000_01B3
+            b = b ^ (b >> 29)
+        }
+        return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
