@@ -28,6 +28,17 @@ public protocol LSTMBackend: AnyObject {
     func backward(_ job: DirectionBackward<Self>) throws
     /// Waits until every enqueued operation has finished (no-op on the CPU).
     func synchronize() throws
+    /// Bytes this backend can hold at most (device global memory; host physical memory).
+    var memoryCapacity: Int { get }
+}
+
+extension LSTMBackend {
+    /// Throws `outOfMemory`, saying what needed how much, when `bytes` exceed `memoryCapacity`.
+    func requireCapacity(_ bytes: Int, for what: String) throws {
+        guard bytes <= memoryCapacity else {
+            throw LSTMError.outOfMemory(device: "\(name) (\(what))", needed: bytes, available: memoryCapacity)
+        }
+    }
 }
 
 /// A matrix view into a buffer: row r, column c is at `offset + r * rowStride + c`.

@@ -26,6 +26,8 @@ public final class LSTM {
     public convenience init(_ configuration: LSTMConfiguration, seed: UInt64 = 0, backend: BackendKind = .cpu,
                             device: String? = nil) throws {
         try configuration.validate()
+        try CPUBackend().requireCapacity(configuration.parameterCount.multipliedReportingOverflow(by: 4).partialValue,
+                                         for: "initialising \(configuration.parameterCount) parameters on the host")
         try self.init(configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device)
     }
 

@@ -67,6 +67,24 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         (0..<numLayers).flatMap { l in (0..<numDirections).flatMap { d in parameterSpecs(layer: l, direction: d) } }
     }
 
+    /// Number of weights (all tensors of `parameterSpecs`), saturating on overflow.
+    public var parameterCount: Int {
+        parameterSpecs.reduce(0) { total, spec in
+            total.addingReportingOverflow(spec.shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }).partialValue
+        }
+    }
+
+    /// Floats one forward keeps alive for T steps and B sequences: the layer outputs, and
+    /// with `training` the saved activations of every layer and direction.
+    public func workingSetFloats(steps: Int, batch: Int, training: Bool) -> Int {
+        let rows = Double(steps) * Double(batch)
+        let perDirection = training ? Double(4 * hiddenSize + 2 * hiddenSize + outputSize + (projectionSize > 0 ? hiddenSize : 0))
+                                    : Double(4 * hiddenSize)
+        let total = rows * Double(numLayers) * Double(numDirections) * (perDirection + Double(outputSize))
+            + rows * Double(inputSize)
+        return total >= Double(Int.max / 8) ? Int.max / 8 : Int(total)
+    }
+
     /// Infers the configuration from a `state_dict`'s tensors (names and shapes).
     /// `batchFirst` is not stored in weights and must be given.
     public static func inferred(from shapes: [String: [Int]], batchFirst: Bool = false) throws -> LSTMConfiguration {

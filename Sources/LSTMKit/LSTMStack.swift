@@ -22,6 +22,8 @@ public final class LSTMStack<Backend: LSTMBackend> {
     /// Replaces every weight; `weights` must hold exactly the configuration's tensors.
     public func setParameters(_ weights: [String: Tensor], source: String = "weights") throws {
         let specs = configuration.parameterSpecs
+        try backend.requireCapacity(configuration.parameterCount.multipliedReportingOverflow(by: 4).partialValue,
+                                    for: "the weights of \(configuration.parameterCount) parameters")
         let known = Set(specs.map(\.name))
         if let extra = weights.keys.sorted().first(where: { !known.contains($0) }) {
             throw LSTMError.unexpectedTensor(name: extra, file: source)
@@ -79,6 +81,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
             }
         }
         let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
+        try backend.requireCapacity(4 * c.workingSetFloats(steps: steps, batch: batch, training: saveActivations)
+                                        + 4 * c.parameterCount,
+                                    for: "a forward over T = \(steps), B = \(batch)\(saveActivations ? " with saved activations" : "")")
         let kernelLengths = try backend.makeLengths(lengths, batch: batch, steps: steps)
         var layerInput = input
         if c.batchFirst {

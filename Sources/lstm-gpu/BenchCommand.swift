@@ -56,7 +56,22 @@ struct BenchCommand: ParsableCommand {
             BLASThreads.set(threads)
         }
         if let r = `repeat`, r <= 0 { throw ValidationError("--repeat must be positive") }
-        if backend == .opencl { throw LSTMError.backendUnavailable("the OpenCL backend is not available yet") }
+        // The backends to time: the CPU path, then the chosen OpenCL device (every device
+        // when none is named). The CPU path's output is always computed for the parity column.
+        var devices: [OpenCLBackend] = []
+        if backend != .cpu {
+            do {
+                if device != nil || backend == nil && ProcessInfo.processInfo.environment["LSTM_GPU_DEVICE"] != nil {
+                    devices = [try OpenCLBackend.shared(device: device)]
+                } else {
+                    devices = try OpenCLDevices.all().map { try OpenCLBackend.shared(device: "\($0.index)") }
+                }
+            } catch {
+                if backend == .opencl { throw error }
+                printError("OpenCL unavailable, timing the CPU path only: \(error)")
+            }
+            if backend == .opencl, devices.isEmpty { throw LSTMError.noDevice("no OpenCL device found") }
+        }
 
         let interactive = isatty(STDOUT_FILENO) != 0 && !json
         if !json {
@@ -65,11 +80,27 @@ struct BenchCommand: ParsableCommand {
         }
         var rows: [BenchmarkRow] = []
         for (index, shape) in shapes.enumerated() {
-            if interactive { FileHandle.standardError.write(Data("  [\(index + 1)/\(shapes.count)] \(shape.name) on cpu…\r".utf8)) }
-            let (row, _) = try runBenchmark(shape, backend: CPUBackend(), seconds: seconds, maximumRuns: `repeat`)
-            rows.append(row)
-            if interactive { FileHandle.standardError.write(Data(String(repeating: " ", count: 60).utf8 + Data("\r".utf8))) }
-            print(json ? try jsonLine(row) : format(row))
+            func progress(_ what: String) {
+                if interactive { FileHandle.standardError.write(Data("  [\(index + 1)/\(shapes.count)] \(shape.name) on \(what)…\u{1B}[K\r".utf8)) }
+            }
+            func emit(_ row: BenchmarkRow) throws {
+                if interactive { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
+                rows.append(row)
+                print(json ? try jsonLine(row) : format(row))
+            }
+            let reference: Tensor
+            if backend == .opencl {
+                reference = try referenceOutput(shape)
+            } else {
+                progress("cpu")
+                let (row, output) = try runBenchmark(shape, backend: CPUBackend(), seconds: seconds, maximumRuns: `repeat`)
+                reference = output
+                try emit(row)
+            }
+            for device in devices {
+                progress(device.device.name)
+                try emit(runBenchmark(shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference).row)
+            }
         }
         if let output {
             let encoder = JSONEncoder()
@@ -78,8 +109,13 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
+    /// The CPU path's output for `shape` (same weights and input as `runBenchmark`), untimed.
+    func referenceOutput(_ shape: BenchmarkShape) throws -> Tensor {
+        try runBenchmark(shape, backend: CPUBackend(), seconds: 0, maximumRuns: 1).output
+    }
+
     var header: String {
-        pad("name", 15) + pad("backend", 9) + pad("I", 6, right: true) + pad("H", 6, right: true) + pad("B", 5, right: true)
+        pad("name", 20) + pad("backend", 26) + pad("I", 6, right: true) + pad("H", 6, right: true) + pad("B", 5, right: true)
             + pad("T", 5, right: true) + pad("L", 3, right: true) + pad("D", 3, right: true)
             + pad("fwd ms (min-max)", 24, right: true) + pad("GFLOP/s", 9, right: true)
             + pad("train ms (min-max)", 26, right: true) + pad("GFLOP/s", 9, right: true) + pad("parity", 10, right: true)
@@ -87,7 +123,7 @@ struct BenchCommand: ParsableCommand {
 
     func format(_ r: BenchmarkRow) -> String {
         func timing(_ t: TimingSummary) -> String { "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))" }
-        return pad(r.name, 15) + pad(r.backend, 9) + pad("\(r.I)", 6, right: true) + pad("\(r.H)", 6, right: true)
+        return pad(r.name, 20) + pad(r.backend == "cpu" ? "cpu" : String(("opencl " + r.device.dropFirst("opencl: ".count)).prefix(25)), 26) + pad("\(r.I)", 6, right: true) + pad("\(r.H)", 6, right: true)
             + pad("\(r.B)", 5, right: true) + pad("\(r.T)", 5, right: true) + pad("\(r.layers)", 3, right: true)
             + pad("\(r.directions)", 3, right: true) + pad(timing(r.forward), 24, right: true)
             + pad(fixed(r.forwardGflops, 1), 9, right: true) + pad(timing(r.train), 26, right: true)

@@ -45,6 +45,12 @@ struct CheckCommand: ParsableCommand {
         guard !paths.isEmpty else { throw ValidationError("no fixture files given") }
         let tolerance: Tolerance? = (atol != nil || rtol != nil)
             ? Tolerance(absolute: atol ?? 0, relative: rtol ?? 0) : nil
+        if backend == .opencl {
+            do { _ = try OpenCLBackend.shared(device: device) } catch {
+                print("ERROR: \(error)")
+                throw ExitCode(2)
+            }
+        }
         var passed = 0, failed = 0, broken = 0
         for path in paths {
             do {
@@ -72,7 +78,7 @@ struct CheckCommand: ParsableCommand {
                 print("ERROR \(path): \(error)")
             }
         }
-        print("check: \(passed) passed, \(failed) failed" + (broken > 0 ? ", \(broken) unreadable" : ""))
+        print("check: \(passed) passed, \(failed) failed" + (broken > 0 ? ", \(broken) could not run" : ""))
         if broken > 0 { throw ExitCode(2) }
         if failed > 0 { throw ExitCode(1) }
     }

@@ -7,7 +7,7 @@ struct LSTMGPUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lstm-gpu",
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
-        subcommands: [CheckCommand.self, BenchCommand.self])
+        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self])
 }
 
 extension BackendKind: ExpressibleByArgument {}

@@ -59,6 +59,7 @@ public final class CPUBackend: LSTMBackend {
     }
 
     public func synchronize() throws {}
+    public var memoryCapacity: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
 
     public func forward(_ job: DirectionForward<CPUBackend>) throws {
         let s = job.shape

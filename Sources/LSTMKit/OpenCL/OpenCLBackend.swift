@@ -92,6 +92,7 @@ public final class OpenCLBackend: LSTMBackend {
         try runtime.read(buffer, offset: offset, count: count)
     }
     public func synchronize() throws { try runtime.finish() }
+    public var memoryCapacity: Int { runtime.device.globalMemory }
 
     public func makeLengths(_ lengths: [Int]?, batch: Int, steps: Int) throws -> OpenCLBuffer {
         let buffer = try runtime.makeBuffer(count: batch)
