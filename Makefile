@@ -43,3 +43,7 @@ fixtures:
 
 clean:
 	rm -rf .build dist
+
+## bundle: dist/lstm-gpu-linux-x86_64.tar.xz, runs on Linux machines without Swift
+bundle: deps
+	scripts/make-bundle.sh --check
