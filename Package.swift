@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "lstm-gpu",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "LSTMKit", targets: ["LSTMKit"]),
         .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),

@@ -145,7 +145,7 @@ public func runBenchmark<Backend: LSTMBackend>(_ shape: BenchmarkShape, backend:
     let row = BenchmarkRow(
         name: shape.name, backend: backend is CPUBackend ? "cpu" : "opencl", device: backend.name,
         I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.steps, layers: shape.layers,
-        directions: configuration.numDirections, threads: BLASThreads.current,
+        directions: configuration.numDirections, threads: (backend as? CPUBackend)?.threads ?? 0,
         forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
         train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
     return (row, output)

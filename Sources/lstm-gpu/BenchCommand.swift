@@ -53,7 +53,7 @@ struct BenchCommand: ParsableCommand {
         if only == nil, shape.isEmpty { shapes = BenchmarkShape.suite }
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be positive") }
-            BLASThreads.set(threads)
+            CPUThreads.set(threads)
         }
         if let r = `repeat`, r <= 0 { throw ValidationError("--repeat must be positive") }
         // The backends to time: the CPU path, then the chosen OpenCL device (every device
@@ -75,7 +75,7 @@ struct BenchCommand: ParsableCommand {
 
         let interactive = isatty(STDOUT_FILENO) != 0 && !json
         if !json {
-            print("lstm-gpu bench: \(shapes.count) rows, CPU threads \(BLASThreads.current), \(`repeat`.map { "\($0) runs" } ?? "\(seconds) s") per measurement")
+            print("lstm-gpu bench: \(shapes.count) rows, CPU threads \(CPUThreads.current), \(`repeat`.map { "\($0) runs" } ?? "\(seconds) s") per measurement")
             print(header)
         }
         var rows: [BenchmarkRow] = []

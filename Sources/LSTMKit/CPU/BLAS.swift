@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Row-major sgemm: C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C.
 @inline(__always)
@@ -10,12 +11,36 @@ func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k
         for r in 0..<m { for col in 0..<n { c[r * ldc + col] = beta == 0 ? 0 : beta * c[r * ldc + col] } }
         return
     }
+    if m == 1, !transposeA {
+        // One row: a matrix-vector product (OpenBLAS's sgemm is slow for M = 1).
+        if transposeB {   // c[n] = B[n, k] · a[k]
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+        } else {          // c[n] = B[k, n]ᵀ · a[k]
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+        }
+        return
+    }
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// OpenBLAS's thread pool size (the CPU path's parallelism).
-public enum BLASThreads {
-    public static func set(_ count: Int) { openblas_set_num_threads(Int32(count)) }
-    public static var current: Int { Int(openblas_get_num_threads()) }
+/// The CPU path's parallelism. The CPU path splits its work over its own team of threads
+/// (`WorkerTeam`) and calls OpenBLAS single-threaded from each, so OpenBLAS's own pool is
+/// kept at one thread.
+public enum CPUThreads {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var count = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Threads of CPU backends created from now on (default: the active cores).
+    public static func set(_ threads: Int) {
+        lock.lock(); defer { lock.unlock() }
+        count = max(1, threads)
+    }
+
+    public static var current: Int {
+        lock.lock(); defer { lock.unlock() }
+        return count
+    }
+
+    static func singleThreadedBLAS() { openblas_set_num_threads(1) }
 }

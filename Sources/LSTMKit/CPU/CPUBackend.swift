@@ -1,9 +1,14 @@
 import Foundation
 
-/// A float32 array in host memory (16-byte aligned, zero-filled).
+/// A float32 array in host memory (64-byte aligned, zero-filled).
 public final class CPUBuffer {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Bumped by every `CPUBackend.write`; derived copies (regrouped weights) check it.
+    /// Code that writes through `pointer` directly must call `markModified()`.
+    public private(set) var version = 0
+    var regrouped: (version: Int, buffer: CPUBuffer)?
+
     init(count: Int) {
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
@@ -11,21 +16,39 @@ public final class CPUBuffer {
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
     deinit { pointer.deallocate() }
+
+    /// Records that the contents changed.
+    public func markModified() { version &+= 1 }
 }
 
-/// The reference backend: OpenBLAS for the matrix products, SIMD for the fused cell math.
+/// The reference backend: OpenBLAS for the matrix products, SIMD for the fused cell math,
+/// its own team of threads for parallelism (OpenBLAS runs single-threaded in each).
 ///
-/// Per direction: the input projection of all T steps is one sgemm [T·B, In] × [In, 4H]
-/// into the gate buffer (biases folded in); each step adds one recurrent sgemm
-/// [B, Hout] × [Hout, 4H] in place and runs the fused activations + cell update in one
-/// pass. The backward's weight gradients are one sgemm each over all T·B rows. No
-/// allocation happens inside the step loop.
+/// Per direction, each thread owns a range of hidden units and therefore (in the
+/// `GateLayout` order) one contiguous range of gate columns: it computes the input
+/// projection of all T steps for its columns (one sgemm [T·B, In] × [In, its 4H share],
+/// biases folded in), then per step its share of the recurrent product (one sgemm, or a
+/// gemv for B = 1) and the fused activations + cell update of its units, and meets the
+/// others at one barrier per step (two with projection). The backward mirrors it; the
+/// weight gradients are one sgemm per thread over all T·B rows. Nothing is allocated
+/// inside the step loop.
 public final class CPUBackend: LSTMBackend {
     public typealias Buffer = CPUBuffer
     public typealias Lengths = [Int]
 
-    public init() {}
+    let team: WorkerTeam
+    /// Threads this backend computes with.
+    public var threads: Int { team.size }
+
+    /// A backend on `threads` threads (default: `CPUThreads.current`, the active cores).
+    public init(threads: Int? = nil) {
+        team = WorkerTeam.shared(size: threads ?? CPUThreads.current)
+        CPUThreads.singleThreadedBLAS()
+    }
+
     public var name: String { "cpu" }
+    public var memoryCapacity: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+    public func synchronize() throws {}
 
     public func makeBuffer(count: Int) throws -> CPUBuffer {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) floats") }
@@ -37,6 +60,7 @@ public final class CPUBackend: LSTMBackend {
             throw LSTMError.invalidArgument("write of \(values.count) floats at \(offset) into a buffer of \(buffer.count)")
         }
         values.withUnsafeBufferPointer { (buffer.pointer + offset).update(from: $0.baseAddress!, count: values.count) }
+        buffer.markModified()
     }
 
     public func read(_ buffer: CPUBuffer, offset: Int, count: Int) throws -> [Float] {
@@ -56,166 +80,221 @@ public final class CPUBackend: LSTMBackend {
                 (dst.pointer + (j * a + i) * inner).update(from: src.pointer + (i * c + j) * inner, count: inner)
             }
         }
+        dst.markModified()
     }
 
-    public func synchronize() throws {}
-    public var memoryCapacity: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+    /// `weights` [4H, width] with its rows in `GateLayout` order, cached until it changes.
+    func regrouped(_ weights: CPUBuffer, layout: GateLayout, width: Int) -> CPUBuffer {
+        if let cached = weights.regrouped, cached.version == weights.version { return cached.buffer }
+        let buffer = CPUBuffer(count: 4 * layout.hiddenSize * width)
+        layout.regroupRows(weights.pointer, into: buffer.pointer, width: width)
+        weights.regrouped = (weights.version, buffer)
+        return buffer
+    }
+
+    // MARK: forward
 
     public func forward(_ job: DirectionForward<CPUBackend>) throws {
         let s = job.shape
-        let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
-        let gateWidth = 4 * h
+        let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
+        let gateWidth = 4 * h, rows = steps * batch
+        let layout = GateLayout(hiddenSize: h)
         let w = job.weights
-        // Gate pre-activations of all steps: bias, then += X · W_ih^T (one sgemm).
-        let gates = job.activations?.gates ?? CPUBuffer(count: steps * batch * gateWidth)
-        fillBias(gates.pointer, rows: steps * batch, width: gateWidth, w.inputBias, w.recurrentBias)
-        sgemm(transposeB: true, m: steps * batch, n: gateWidth, k: s.inputSize,
-              a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
-              b: w.inputWeights.pointer, ldb: s.inputSize, beta: 1, c: gates.pointer, ldc: gateWidth)
-
-        // Double-buffered state and per-step scratch, allocated once.
-        var hidden = CPUBuffer(count: batch * hout), nextHidden = CPUBuffer(count: batch * hout)
-        var cell = CPUBuffer(count: batch * h), nextCell = CPUBuffer(count: batch * h)
-        let unprojected = s.projects ? CPUBuffer(count: batch * h) : nil
-        copyRows(job.initialHidden, into: hidden.pointer, rows: batch, width: hout)
-        copyRows(job.initialCell, into: cell.pointer, rows: batch, width: h)
-
-        for k in 0..<steps {
-            let t = job.reverse ? steps - 1 - k : k
-            let g = gates.pointer + t * batch * gateWidth
-            if let saved = job.activations {
-                (saved.previousHidden.pointer + t * batch * hout).update(from: hidden.pointer, count: batch * hout)
-                (saved.previousCell.pointer + t * batch * h).update(from: cell.pointer, count: batch * h)
-            }
-            sgemm(transposeB: true, m: batch, n: gateWidth, k: hout, a: hidden.pointer, lda: hout,
-                  b: w.recurrentWeights.pointer, ldb: hout, beta: 1, c: g, ldc: gateWidth)
-            let cellOut = job.activations.map { $0.cell.pointer + t * batch * h }
-            for b in 0..<batch where t < job.lengths[b] {
-                let r = (unprojected ?? nextHidden).pointer + b * (s.projects ? h : hout)
-                cellForwardRow(gates: g + b * gateWidth, previousCell: cell.pointer + b * h,
-                               cell: nextCell.pointer + b * h, hidden: r, hiddenSize: h)
-                cellOut.map { ($0 + b * h).update(from: nextCell.pointer + b * h, count: h) }
-            }
-            if let unprojected, let whr = w.projectionWeights {
-                for b in 0..<batch where t >= job.lengths[b] { (unprojected.pointer + b * h).update(repeating: 0, count: h) }
-                sgemm(transposeB: true, m: batch, n: hout, k: h, a: unprojected.pointer, lda: h,
-                      b: whr.pointer, ldb: h, beta: 0, c: nextHidden.pointer, ldc: hout)
-                job.activations?.unprojected.map {
-                    ($0.pointer + t * batch * h).update(from: unprojected.pointer, count: batch * h)
-                }
-            }
-            let out = job.output
-            for b in 0..<batch {
-                let dst = out.buffer.pointer + out.offset + (t * batch + b) * out.rowStride
-                if t < job.lengths[b] {
-                    dst.update(from: nextHidden.pointer + b * hout, count: hout)
-                } else {
-                    dst.update(repeating: 0, count: hout)
-                    (nextHidden.pointer + b * hout).update(from: hidden.pointer + b * hout, count: hout)
-                    (nextCell.pointer + b * h).update(from: cell.pointer + b * h, count: h)
-                }
-            }
-            swap(&hidden, &nextHidden)
-            swap(&cell, &nextCell)
+        let inputWeights = regrouped(w.inputWeights, layout: layout, width: inputSize).pointer
+        let recurrentWeights = regrouped(w.recurrentWeights, layout: layout, width: hout).pointer
+        let bias = CPUBuffer(count: gateWidth)
+        if w.inputBias != nil || w.recurrentBias != nil {
+            let sum = CPUBuffer(count: gateWidth)
+            for j in 0..<gateWidth { sum.pointer[j] = (w.inputBias?.pointer[j] ?? 0) + (w.recurrentBias?.pointer[j] ?? 0) }
+            layout.regroupRows(sum.pointer, into: bias.pointer, width: 1)
         }
-        copyRows(from: hidden.pointer, into: job.finalHidden, rows: batch, width: hout)
-        copyRows(from: cell.pointer, into: job.finalCell, rows: batch, width: h)
+        let gates = job.activations?.gates ?? CPUBuffer(count: rows * gateWidth)
+        let states = (CPUBuffer(count: batch * hout), CPUBuffer(count: batch * hout),
+                      CPUBuffer(count: batch * h), CPUBuffer(count: batch * h))
+        let unprojected = s.projects ? CPUBuffer(count: batch * h) : nil
+        copyRows(job.initialHidden, into: states.0.pointer, rows: batch, width: hout)
+        copyRows(job.initialCell, into: states.2.pointer, rows: batch, width: h)
+        let saved = job.activations
+        let lengths = job.lengths, out = job.output
+        let projection = w.projectionWeights?.pointer
+
+        team.run { member in
+            let blocks = self.team.share(layout.blockCount, member: member)
+            let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
+            let outputs = s.projects ? self.team.share(hout, member: member) : units   // the h columns this member writes
+            // Biases, then += X · W_ihᵀ for this member's gate columns of all T·B rows.
+            for r in 0..<rows { (gates.pointer + r * gateWidth + columns.lowerBound).update(from: bias.pointer + columns.lowerBound, count: columns.count) }
+            sgemm(transposeB: true, m: rows, n: columns.count, k: inputSize,
+                  a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
+                  b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
+                  beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
+            var (hidden, nextHidden, cell, nextCell) = (states.0.pointer, states.1.pointer, states.2.pointer, states.3.pointer)
+            for k in 0..<steps {
+                let t = job.reverse ? steps - 1 - k : k
+                let g = gates.pointer + t * batch * gateWidth
+                if let saved {
+                    for b in 0..<batch {
+                        copy(hidden + b * hout, to: saved.previousHidden.pointer + (t * batch + b) * hout, outputs)
+                        copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, units)
+                    }
+                }
+                sgemm(transposeB: true, m: batch, n: columns.count, k: hout, a: hidden, lda: hout,
+                      b: recurrentWeights + columns.lowerBound * hout, ldb: hout,
+                      beta: 1, c: g + columns.lowerBound, ldc: gateWidth)
+                let r = unprojected?.pointer ?? nextHidden     // o·tanh(c), [B, H]
+                for b in 0..<batch {
+                    let row = t * batch + b
+                    if t < lengths[b] {
+                        for block in blocks {
+                            let u = block * GateLayout.block
+                            cellForwardBlock(gates: g + b * gateWidth + layout.column(ofBlock: block), width: layout.width(ofBlock: block),
+                                             previousCell: cell + b * h + u, cell: nextCell + b * h + u, hidden: r + b * h + u)
+                        }
+                        if let saved { copy(nextCell + b * h, to: saved.cell.pointer + row * h, units) }
+                        if !s.projects { copy(nextHidden + b * hout, to: out.buffer.pointer + out.offset + row * out.rowStride, units) }
+                    } else {
+                        copy(cell + b * h, to: nextCell + b * h, units)
+                        if s.projects {
+                            (r + b * h + units.lowerBound).update(repeating: 0, count: units.count)
+                        } else {
+                            copy(hidden + b * hout, to: nextHidden + b * hout, units)
+                            (out.buffer.pointer + out.offset + row * out.rowStride + units.lowerBound).update(repeating: 0, count: units.count)
+                        }
+                    }
+                    if let saved, let savedR = saved.unprojected { copy(r + b * h, to: savedR.pointer + row * h, units) }
+                }
+                if s.projects, let projection {
+                    self.team.barrier()     // every unit of r(t) is ready
+                    sgemm(transposeB: true, m: batch, n: outputs.count, k: h, a: r, lda: h,
+                          b: projection + outputs.lowerBound * h, ldb: h, beta: 0, c: nextHidden + outputs.lowerBound, ldc: hout)
+                    for b in 0..<batch {
+                        let dst = out.buffer.pointer + out.offset + (t * batch + b) * out.rowStride
+                        if t < lengths[b] {
+                            copy(nextHidden + b * hout, to: dst, outputs)
+                        } else {
+                            copy(hidden + b * hout, to: nextHidden + b * hout, outputs)
+                            (dst + outputs.lowerBound).update(repeating: 0, count: outputs.count)
+                        }
+                    }
+                }
+                self.team.barrier()         // h(t) is complete before step t+1 reads it
+                swap(&hidden, &nextHidden)
+                swap(&cell, &nextCell)
+            }
+            for b in 0..<batch {
+                let fh = job.finalHidden, fc = job.finalCell
+                copy(hidden + b * hout, to: fh.buffer.pointer + fh.offset + b * fh.rowStride, outputs)
+                copy(cell + b * h, to: fc.buffer.pointer + fc.offset + b * fc.rowStride, units)
+            }
+        }
+        for view in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { view.markModified() }
     }
+
+    // MARK: backward
 
     public func backward(_ job: DirectionBackward<CPUBackend>) throws {
         let s = job.shape
-        let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
-        let gateWidth = 4 * h
-        let rows = steps * batch
+        let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
+        let gateWidth = 4 * h, rows = steps * batch
+        let layout = GateLayout(hiddenSize: h)
         let saved = job.activations, w = job.weights
-        let gateGradients = CPUBuffer(count: rows * gateWidth)
-        let hiddenGradient = CPUBuffer(count: batch * hout)     // carried dL/dh
-        let cellGradient = CPUBuffer(count: batch * h)          // carried dL/dc
-        let stepHidden = CPUBuffer(count: batch * hout)         // dL/dh(t) incl. the output's
-        let unprojectedGradient = s.projects ? CPUBuffer(count: batch * h) : nil
-        let projectedGradients = s.projects ? CPUBuffer(count: rows * hout) : nil  // for dW_hr
-        let previousHidden = CPUBuffer(count: batch * hout)
+        let inputWeights = regrouped(w.inputWeights, layout: layout, width: inputSize).pointer
+        let recurrentWeights = regrouped(w.recurrentWeights, layout: layout, width: hout).pointer
+        let gateGradients = CPUBuffer(count: rows * gateWidth)            // dG, GateLayout columns
+        let hiddenGradient = CPUBuffer(count: batch * hout)               // carried dL/dh
+        let cellGradient = CPUBuffer(count: batch * h)                    // carried dL/dc
+        let previousHidden = CPUBuffer(count: batch * hout)               // dG(t)·W_hh before masking
+        let unprojectedGradient = CPUBuffer(count: batch * h)             // dL/d(o·tanh c)
+        let projectedGradients = s.projects ? CPUBuffer(count: rows * hout) : nil   // dL/dh(t) per step, for dW_hr
+        let inputGradient = CPUBuffer(count: gateWidth * inputSize)       // dW_ih, GateLayout rows
+        let recurrentGradient = CPUBuffer(count: gateWidth * hout)        // dW_hh, GateLayout rows
+        let biasGradient = CPUBuffer(count: gateWidth)
         copyRows(job.finalHiddenGradient, into: hiddenGradient.pointer, rows: batch, width: hout)
         copyRows(job.finalCellGradient, into: cellGradient.pointer, rows: batch, width: h)
+        let lengths = job.lengths, dy = job.outputGradient
+        let projection = w.projectionWeights?.pointer
 
-        for k in 0..<steps {
-            let t = job.reverse ? k : steps - 1 - k     // the forward's order, reversed
-            for b in 0..<batch {
-                let dst = stepHidden.pointer + b * hout
-                if t < job.lengths[b] {
-                    dst.update(from: hiddenGradient.pointer + b * hout, count: hout)
-                    if let dy = job.outputGradient {
-                        let src = dy.buffer.pointer + dy.offset + (t * batch + b) * dy.rowStride
-                        for j in 0..<hout { dst[j] += src[j] }
+        team.run { member in
+            let blocks = self.team.share(layout.blockCount, member: member)
+            let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
+            let outputs = s.projects ? self.team.share(hout, member: member) : units
+            let dh = hiddenGradient.pointer, dc = cellGradient.pointer, dr = unprojectedGradient.pointer
+            for k in 0..<steps {
+                let t = job.reverse ? k : steps - 1 - k        // the forward's order, reversed
+                // dL/dh(t) = carried + the output's, for this member's h columns.
+                let stepHidden = projectedGradients.map { $0.pointer + t * batch * hout } ?? dr
+                for b in 0..<batch {
+                    let dst = stepHidden + b * hout + outputs.lowerBound
+                    if t < lengths[b] {
+                        dst.update(from: dh + b * hout + outputs.lowerBound, count: outputs.count)
+                        if let dy {
+                            let src = dy.buffer.pointer + dy.offset + (t * batch + b) * dy.rowStride + outputs.lowerBound
+                            for j in 0..<outputs.count { dst[j] += src[j] }
+                        }
+                    } else {
+                        dst.update(repeating: 0, count: outputs.count)
                     }
-                } else {
-                    dst.update(repeating: 0, count: hout)
                 }
+                if s.projects, let projection {
+                    self.team.barrier()         // all of dL/dh(t) is ready
+                    sgemm(m: batch, n: units.count, k: hout, a: stepHidden, lda: hout, b: projection + units.lowerBound,
+                          ldb: h, beta: 0, c: dr + units.lowerBound, ldc: h)
+                }
+                let dG = gateGradients.pointer + t * batch * gateWidth
+                for b in 0..<batch where t < lengths[b] {
+                    let row = t * batch + b
+                    for block in blocks {
+                        let u = block * GateLayout.block, column = layout.column(ofBlock: block)
+                        cellBackwardBlock(gates: saved.gates.pointer + row * gateWidth + column, width: layout.width(ofBlock: block),
+                                          cell: saved.cell.pointer + row * h + u, previousCell: saved.previousCell.pointer + row * h + u,
+                                          hiddenGradient: dr + b * h + u, cellGradient: dc + b * h + u,
+                                          gateGradients: dG + b * gateWidth + column)
+                    }
+                }
+                self.team.barrier()             // all of dG(t) is ready
+                // dL/dh(prev) = dG(t) · W_hh for this member's h columns; padded sequences carry theirs.
+                sgemm(m: batch, n: outputs.count, k: gateWidth, a: dG, lda: gateWidth,
+                      b: recurrentWeights + outputs.lowerBound, ldb: hout, beta: 0,
+                      c: previousHidden.pointer + outputs.lowerBound, ldc: hout)
+                for b in 0..<batch where t < lengths[b] { copy(previousHidden.pointer + b * hout, to: dh + b * hout, outputs) }
             }
-            var r = stepHidden.pointer
-            if let unprojectedGradient, let projected = projectedGradients, let whr = w.projectionWeights {
-                (projected.pointer + t * batch * hout).update(from: stepHidden.pointer, count: batch * hout)
-                sgemm(m: batch, n: h, k: hout, a: stepHidden.pointer, lda: hout, b: whr.pointer, ldb: h,
-                      beta: 0, c: unprojectedGradient.pointer, ldc: h)
-                r = unprojectedGradient.pointer
+            for b in 0..<batch {
+                let gh = job.initialHiddenGradient, gc = job.initialCellGradient
+                copy(dh + b * hout, to: gh.buffer.pointer + gh.offset + b * gh.rowStride, outputs)
+                copy(dc + b * h, to: gc.buffer.pointer + gc.offset + b * gc.rowStride, units)
             }
-            let dG = gateGradients.pointer + t * batch * gateWidth
-            for b in 0..<batch where t < job.lengths[b] {
-                let row = (t * batch + b)
-                cellBackwardRow(gates: saved.gates.pointer + row * gateWidth, cell: saved.cell.pointer + row * h,
-                                previousCell: saved.previousCell.pointer + row * h, hiddenGradient: r + b * h,
-                                cellGradient: cellGradient.pointer + b * h, gateGradients: dG + b * gateWidth,
-                                hiddenSize: h)
+            self.team.barrier()                 // dG complete for every step
+            // Weight gradients: this member's gate rows, one sgemm each over all T·B rows.
+            sgemm(transposeA: true, m: columns.count, n: inputSize, k: rows, a: gateGradients.pointer + columns.lowerBound,
+                  lda: gateWidth, b: job.input.buffer.pointer + job.input.offset, ldb: job.input.rowStride,
+                  beta: 0, c: inputGradient.pointer + columns.lowerBound * inputSize, ldc: inputSize)
+            sgemm(transposeA: true, m: columns.count, n: hout, k: rows, a: gateGradients.pointer + columns.lowerBound,
+                  lda: gateWidth, b: saved.previousHidden.pointer, ldb: hout,
+                  beta: 0, c: recurrentGradient.pointer + columns.lowerBound * hout, ldc: hout)
+            if job.weightGradients.bias != nil {
+                columnSums(gateGradients.pointer, rows: rows, width: gateWidth, columns: columns, into: biasGradient.pointer)
             }
-            // dL/dh(prev) = dG(t) · W_hh for running sequences; padded ones carry theirs through.
-            sgemm(m: batch, n: hout, k: gateWidth, a: dG, lda: gateWidth, b: w.recurrentWeights.pointer, ldb: hout,
-                  beta: 0, c: previousHidden.pointer, ldc: hout)
-            for b in 0..<batch where t < job.lengths[b] {
-                (hiddenGradient.pointer + b * hout).update(from: previousHidden.pointer + b * hout, count: hout)
+            if let dwhr = job.weightGradients.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
+                sgemm(transposeA: true, m: outputs.count, n: h, k: rows, a: projected.pointer + outputs.lowerBound, lda: hout,
+                      b: r.pointer, ldb: h, beta: 0, c: dwhr.pointer + outputs.lowerBound * h, ldc: h)
+            }
+            if let dx = job.inputGradient {
+                let share = self.team.share(rows, member: member)
+                sgemm(m: share.count, n: inputSize, k: gateWidth, a: gateGradients.pointer + share.lowerBound * gateWidth,
+                      lda: gateWidth, b: inputWeights, ldb: inputSize, beta: job.accumulateInputGradient ? 1 : 0,
+                      c: dx.buffer.pointer + dx.offset + share.lowerBound * dx.rowStride, ldc: dx.rowStride)
             }
         }
-        copyRows(from: hiddenGradient.pointer, into: job.initialHiddenGradient, rows: batch, width: hout)
-        copyRows(from: cellGradient.pointer, into: job.initialCellGradient, rows: batch, width: h)
-
-        // Weight gradients: one sgemm each over all T·B rows.
         let g = job.weightGradients
-        sgemm(transposeA: true, m: gateWidth, n: s.inputSize, k: rows, a: gateGradients.pointer, lda: gateWidth,
-              b: job.input.buffer.pointer + job.input.offset, ldb: job.input.rowStride,
-              beta: 0, c: g.inputWeights.pointer, ldc: s.inputSize)
-        sgemm(transposeA: true, m: gateWidth, n: hout, k: rows, a: gateGradients.pointer, lda: gateWidth,
-              b: saved.previousHidden.pointer, ldb: hout, beta: 0, c: g.recurrentWeights.pointer, ldc: hout)
-        if let bias = g.bias {
-            columnSums(gateGradients.pointer, rows: rows, width: gateWidth, into: bias.pointer)
-        }
-        if let dwhr = g.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
-            sgemm(transposeA: true, m: hout, n: h, k: rows, a: projected.pointer, lda: hout, b: r.pointer, ldb: h,
-                  beta: 0, c: dwhr.pointer, ldc: h)
-        }
-        if let dx = job.inputGradient {
-            sgemm(m: rows, n: s.inputSize, k: gateWidth, a: gateGradients.pointer, lda: gateWidth,
-                  b: w.inputWeights.pointer, ldb: s.inputSize, beta: job.accumulateInputGradient ? 1 : 0,
-                  c: dx.buffer.pointer + dx.offset, ldc: dx.rowStride)
-        }
+        layout.restoreRows(inputGradient.pointer, into: g.inputWeights.pointer, width: inputSize)
+        layout.restoreRows(recurrentGradient.pointer, into: g.recurrentWeights.pointer, width: hout)
+        if let bias = g.bias { layout.restoreRows(biasGradient.pointer, into: bias.pointer, width: 1) }
+        var touched = [g.inputWeights, g.recurrentWeights, job.initialHiddenGradient.buffer, job.initialCellGradient.buffer]
+        touched += [g.bias, g.projectionWeights, job.inputGradient?.buffer].compactMap { $0 }
+        for buffer in touched { buffer.markModified() }
     }
 
     // MARK: helpers
-
-    private func fillBias(_ gates: UnsafeMutablePointer<Float>, rows: Int, width: Int, _ a: CPUBuffer?, _ b: CPUBuffer?) {
-        guard a != nil || b != nil else { gates.update(repeating: 0, count: rows * width); return }
-        let sum = CPUBuffer(count: width)
-        for j in 0..<width { sum.pointer[j] = (a?.pointer[j] ?? 0) + (b?.pointer[j] ?? 0) }
-        for r in 0..<rows { (gates + r * width).update(from: sum.pointer, count: width) }
-    }
-
-    private func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, into out: UnsafeMutablePointer<Float>) {
-        out.update(repeating: 0, count: width)
-        for r in 0..<rows {
-            let row = m + r * width
-            var j = 0
-            while j + vectorWidth <= width { store(load(out + j) + load(row + j), out + j); j += vectorWidth }
-            while j < width { out[j] += row[j]; j += 1 }
-        }
-    }
 
     private func copyRows(_ view: MatrixView<CPUBuffer>?, into dst: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
         guard let view else { dst.update(repeating: 0, count: rows * width); return }
@@ -223,10 +302,22 @@ public final class CPUBackend: LSTMBackend {
             (dst + r * width).update(from: view.buffer.pointer + view.offset + r * view.rowStride, count: width)
         }
     }
+}
 
-    private func copyRows(from src: UnsafePointer<Float>, into view: MatrixView<CPUBuffer>, rows: Int, width: Int) {
-        for r in 0..<rows {
-            (view.buffer.pointer + view.offset + r * view.rowStride).update(from: src + r * width, count: width)
-        }
+/// dst[range] = src[range].
+@inline(__always)
+private func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    (dst + range.lowerBound).update(from: src + range.lowerBound, count: range.count)
+}
+
+/// out[c] = Σ_r m[r, c] for c in `columns` of an [R, W] matrix.
+private func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    let o = out + columns.lowerBound
+    o.update(repeating: 0, count: columns.count)
+    for r in 0..<rows {
+        let row = m + r * width + columns.lowerBound
+        var j = 0
+        while j + vectorWidth <= columns.count { store(load(o + j) + load(row + j), o + j); j += vectorWidth }
+        while j < columns.count { o[j] += row[j]; j += 1 }
     }
 }

@@ -1,5 +1,5 @@
 // Vectorised activations and the fused LSTM cell math of the CPU path.
-// Gate order i, f, g, o; a gate row of one sequence is [4H] = [i | f | g | o].
+// Gate order i, f, g, o, in the CPU layout of blocks of 8 units [i f g o] (GateLayout).
 // exp uses Cephes' range reduction and polynomial (relative error ~2e-7 over the
 // clamped range); sigmoid(x) = 1 / (1 + exp(-x)), tanh(x) = 2·sigmoid(2x) - 1
 // (absolute error ~1e-7, well inside the parity tolerance).
@@ -35,67 +35,65 @@ func load(_ p: UnsafePointer<Float>) -> Vector { UnsafeRawPointer(p).loadUnalign
 @inline(__always)
 func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self) }
 
-/// Scalar lane of the same math (used for the H mod 8 tail), so every element of a row
-/// is computed by the same formula.
+/// Scalar lane of the same math (used for a last partial block), so every unit is
+/// computed by the same formula.
 @inline(__always) func sigmoid(_ x: Float) -> Float { sigmoid(Vector(repeating: x))[0] }
 @inline(__always) func tanh(_ x: Float) -> Float { tanh(Vector(repeating: x))[0] }
 
-/// Forward cell math for one sequence row: `gates` holds the pre-activations [4H] and
-/// receives the activations; writes c(t) to `cell` and o·tanh(c) to `hidden`.
+/// Forward cell math for one block of `width` units (8, or fewer for a last partial
+/// block) of one sequence, in the CPU gate layout (`GateLayout`): `gates` holds the
+/// block's pre-activations [i | f | g | o], each `width` wide, and receives the
+/// activations; writes c(t) to `cell` and o·tanh(c) to `hidden`.
 @inline(__always)
-func cellForwardRow(gates: UnsafeMutablePointer<Float>, previousCell: UnsafePointer<Float>,
-                    cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, hiddenSize h: Int) {
-    var j = 0
-    while j + vectorWidth <= h {
-        let i = sigmoid(load(gates + j)), f = sigmoid(load(gates + h + j))
-        let g = tanh(load(gates + 2 * h + j)), o = sigmoid(load(gates + 3 * h + j))
-        let c = f * load(previousCell + j) + i * g
-        store(i, gates + j); store(f, gates + h + j); store(g, gates + 2 * h + j); store(o, gates + 3 * h + j)
-        store(c, cell + j)
-        store(o * tanh(c), hidden + j)
-        j += vectorWidth
+func cellForwardBlock(gates: UnsafeMutablePointer<Float>, width: Int, previousCell: UnsafePointer<Float>,
+                      cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>) {
+    if width == vectorWidth {
+        let i = sigmoid(load(gates)), f = sigmoid(load(gates + 8)), g = tanh(load(gates + 16)), o = sigmoid(load(gates + 24))
+        let c = f * load(previousCell) + i * g
+        store(i, gates); store(f, gates + 8); store(g, gates + 16); store(o, gates + 24)
+        store(c, cell)
+        store(o * tanh(c), hidden)
+        return
     }
-    while j < h {
-        let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]), o = sigmoid(gates[3 * h + j])
+    for j in 0..<width {
+        let i = sigmoid(gates[j]), f = sigmoid(gates[width + j]), g = tanh(gates[2 * width + j])
+        let o = sigmoid(gates[3 * width + j])
         let c = f * previousCell[j] + i * g
-        gates[j] = i; gates[h + j] = f; gates[2 * h + j] = g; gates[3 * h + j] = o
+        gates[j] = i; gates[width + j] = f; gates[2 * width + j] = g; gates[3 * width + j] = o
         cell[j] = c
         hidden[j] = o * tanh(c)
-        j += 1
     }
 }
 
-/// Backward cell math for one sequence row. In: activations `gates` [4H], c(t) `cell`,
-/// c(prev) `previousCell`, dL/d(o·tanh c) `hiddenGradient` [H], and the carried dL/dc(t)
-/// `cellGradient` [H], which is replaced by dL/dc(prev). Out: pre-activation gate
-/// gradients `gateGradients` [4H].
+/// Backward cell math for one block of `width` units of one sequence. In: the block's
+/// activations `gates` [i | f | g | o], c(t) `cell`, c(prev) `previousCell`, dL/d(o·tanh c)
+/// `hiddenGradient`, and the carried dL/dc(t) `cellGradient`, which is replaced by
+/// dL/dc(prev). Out: the pre-activation gate gradients `gateGradients`, same layout.
 @inline(__always)
-func cellBackwardRow(gates: UnsafePointer<Float>, cell: UnsafePointer<Float>, previousCell: UnsafePointer<Float>,
-                     hiddenGradient: UnsafePointer<Float>, cellGradient: UnsafeMutablePointer<Float>,
-                     gateGradients: UnsafeMutablePointer<Float>, hiddenSize h: Int) {
-    var j = 0
-    while j + vectorWidth <= h {
-        let i = load(gates + j), f = load(gates + h + j), g = load(gates + 2 * h + j), o = load(gates + 3 * h + j)
-        let tc = tanh(load(cell + j))
-        let dr = load(hiddenGradient + j)
-        let dc = load(cellGradient + j) + dr * o * (1 - tc * tc)
-        store(dc * g * i * (1 - i), gateGradients + j)
-        store(dc * load(previousCell + j) * f * (1 - f), gateGradients + h + j)
-        store(dc * i * (1 - g * g), gateGradients + 2 * h + j)
-        store(dr * tc * o * (1 - o), gateGradients + 3 * h + j)
-        store(dc * f, cellGradient + j)
-        j += vectorWidth
+func cellBackwardBlock(gates: UnsafePointer<Float>, width: Int, cell: UnsafePointer<Float>,
+                       previousCell: UnsafePointer<Float>, hiddenGradient: UnsafePointer<Float>,
+                       cellGradient: UnsafeMutablePointer<Float>, gateGradients: UnsafeMutablePointer<Float>) {
+    if width == vectorWidth {
+        let i = load(gates), f = load(gates + 8), g = load(gates + 16), o = load(gates + 24)
+        let tc = tanh(load(cell))
+        let dr = load(hiddenGradient)
+        let dc = load(cellGradient) + dr * o * (1 - tc * tc)
+        store(dc * g * i * (1 - i), gateGradients)
+        store(dc * load(previousCell) * f * (1 - f), gateGradients + 8)
+        store(dc * i * (1 - g * g), gateGradients + 16)
+        store(dr * tc * o * (1 - o), gateGradients + 24)
+        store(dc * f, cellGradient)
+        return
     }
-    while j < h {
-        let i = gates[j], f = gates[h + j], g = gates[2 * h + j], o = gates[3 * h + j]
+    for j in 0..<width {
+        let i = gates[j], f = gates[width + j], g = gates[2 * width + j], o = gates[3 * width + j]
         let tc = tanh(cell[j])
         let dr = hiddenGradient[j]
         let dc = cellGradient[j] + dr * o * (1 - tc * tc)
         gateGradients[j] = dc * g * i * (1 - i)
-        gateGradients[h + j] = dc * previousCell[j] * f * (1 - f)
-        gateGradients[2 * h + j] = dc * i * (1 - g * g)
-        gateGradients[3 * h + j] = dr * tc * o * (1 - o)
+        gateGradients[width + j] = dc * previousCell[j] * f * (1 - f)
+        gateGradients[2 * width + j] = dc * i * (1 - g * g)
+        gateGradients[3 * width + j] = dr * tc * o * (1 - o)
         cellGradient[j] = dc * f
-        j += 1
     }
 }
