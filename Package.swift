@@ -18,9 +18,10 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CLSTMKernels", path: "Sources/CLSTMKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(
             name: "LSTMKit",
-            dependencies: ["COpenCL", "CBLAS"],
+            dependencies: ["COpenCL", "CBLAS", "CLSTMKernels"],
             path: "Sources/LSTMKit",
             // Kernels are compiled into the binary: an installed lstm-gpu needs no source tree.
             resources: [

@@ -1,3 +1,4 @@
+import CLSTMKernels
 import Foundation
 
 /// A float32 array in host memory (64-byte aligned, zero-filled).
@@ -7,7 +8,8 @@ public final class CPUBuffer {
     /// Bumped by every `CPUBackend.write`; derived copies (regrouped weights) check it.
     /// Code that writes through `pointer` directly must call `markModified()`.
     public private(set) var version = 0
-    var regrouped: (version: Int, buffer: CPUBuffer)?
+    /// Copies derived from the contents (regrouped, packed), by kind, with the version they saw.
+    var derived: [String: (version: Int, buffer: CPUBuffer)] = [:]
 
     init(count: Int) {
         self.count = count
@@ -83,13 +85,55 @@ public final class CPUBackend: LSTMBackend {
         dst.markModified()
     }
 
-    /// `weights` [4H, width] with its rows in `GateLayout` order, cached until it changes.
-    func regrouped(_ weights: CPUBuffer, layout: GateLayout, width: Int) -> CPUBuffer {
-        if let cached = weights.regrouped, cached.version == weights.version { return cached.buffer }
-        let buffer = CPUBuffer(count: 4 * layout.hiddenSize * width)
-        layout.regroupRows(weights.pointer, into: buffer.pointer, width: width)
-        weights.regrouped = (weights.version, buffer)
+    /// A copy derived from `weights` by `make`, cached on the buffer until its contents change.
+    func derived(_ weights: CPUBuffer, _ kind: String, count: Int, _ make: (UnsafeMutablePointer<Float>) -> Void) -> CPUBuffer {
+        if let cached = weights.derived[kind], cached.version == weights.version { return cached.buffer }
+        let buffer = CPUBuffer(count: count)
+        make(buffer.pointer)
+        weights.derived[kind] = (weights.version, buffer)
         return buffer
+    }
+
+    /// `weights` [4H, width] with its rows in `GateLayout` order.
+    func regrouped(_ weights: CPUBuffer, layout: GateLayout, width: Int) -> CPUBuffer {
+        derived(weights, "regrouped", count: 4 * layout.hiddenSize * width) {
+            layout.regroupRows(weights.pointer, into: $0, width: width)
+        }
+    }
+
+    /// `weights` [4H, width] regrouped, packed in panels of 16 rows for `lstm_gemm_packed`
+    /// (C += A · regroupedᵀ).
+    func packedRegrouped(_ weights: CPUBuffer, layout: GateLayout, width: Int) -> CPUBuffer {
+        let rows = 4 * layout.hiddenSize
+        let source = regrouped(weights, layout: layout, width: width)
+        return derived(weights, "packed", count: lstm_packed_size(Int32(rows), Int32(width))) {
+            lstm_pack_rows(source.pointer, Int32(rows), Int32(width), Int32(width), $0)
+        }
+    }
+
+    /// `weights` [4H, width] regrouped and transposed to [width, 4H], packed in panels of 16
+    /// rows (C += A · regrouped, for the backward's dG · W_hh).
+    func packedRegroupedTransposed(_ weights: CPUBuffer, layout: GateLayout, width: Int) -> CPUBuffer {
+        let rows = 4 * layout.hiddenSize
+        let source = regrouped(weights, layout: layout, width: width)
+        return derived(weights, "packed-transposed", count: lstm_packed_size(Int32(width), Int32(rows))) { packed in
+            let transposed = CPUBuffer(count: rows * width)
+            for r in 0..<rows { for c in 0..<width { transposed.pointer[c * rows + r] = source.pointer[r * width + c] } }
+            lstm_pack_rows(transposed.pointer, Int32(width), Int32(rows), Int32(rows), packed)
+        }
+    }
+
+    /// Member `member`'s blocks of units: whole pairs of blocks, so that its units start at a
+    /// multiple of 16 and its gate columns at a multiple of 64 (panel boundaries).
+    func blocks(_ layout: GateLayout, member: Int) -> Range<Int> {
+        let pairs = team.share((layout.blockCount + 1) / 2, member: member)
+        return min(2 * pairs.lowerBound, layout.blockCount)..<min(2 * pairs.upperBound, layout.blockCount)
+    }
+
+    /// Member `member`'s share of `count` outputs in whole panels of 16.
+    func panelShare(_ count: Int, member: Int) -> Range<Int> {
+        let panels = team.share((count + 15) / 16, member: member)
+        return min(16 * panels.lowerBound, count)..<min(16 * panels.upperBound, count)
     }
 
     // MARK: forward
@@ -101,7 +145,7 @@ public final class CPUBackend: LSTMBackend {
         let layout = GateLayout(hiddenSize: h)
         let w = job.weights
         let inputWeights = regrouped(w.inputWeights, layout: layout, width: inputSize).pointer
-        let recurrentWeights = regrouped(w.recurrentWeights, layout: layout, width: hout).pointer
+        let recurrentWeights = packedRegrouped(w.recurrentWeights, layout: layout, width: hout).pointer
         let bias = CPUBuffer(count: gateWidth)
         if w.inputBias != nil || w.recurrentBias != nil {
             let sum = CPUBuffer(count: gateWidth)
@@ -119,9 +163,10 @@ public final class CPUBackend: LSTMBackend {
         let projection = w.projectionWeights?.pointer
 
         team.run { member in
-            let blocks = self.team.share(layout.blockCount, member: member)
+            let blocks = self.blocks(layout, member: member)
             let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.team.share(hout, member: member) : units   // the h columns this member writes
+            let outputs = s.projects ? self.panelShare(hout, member: member) : units   // the h columns this member writes
+            let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             // Biases, then += X · W_ihᵀ for this member's gate columns of all T·B rows.
             for r in 0..<rows { (gates.pointer + r * gateWidth + columns.lowerBound).update(from: bias.pointer + columns.lowerBound, count: columns.count) }
             sgemm(transposeB: true, m: rows, n: columns.count, k: inputSize,
@@ -138,14 +183,18 @@ public final class CPUBackend: LSTMBackend {
                         copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, units)
                     }
                 }
-                sgemm(transposeB: true, m: batch, n: columns.count, k: hout, a: hidden, lda: hout,
-                      b: recurrentWeights + columns.lowerBound * hout, ldb: hout,
-                      beta: 1, c: g + columns.lowerBound, ldc: gateWidth)
+                lstm_gemm_packed(Int32(batch), Int32(columns.count), Int32(hout), hidden, Int32(hout),
+                                 recurrentWeights + columns.lowerBound * hout, g + columns.lowerBound, Int32(gateWidth))
                 let r = unprojected?.pointer ?? nextHidden     // o·tanh(c), [B, H]
                 for b in 0..<batch {
                     let row = t * batch + b
                     if t < lengths[b] {
-                        for block in blocks {
+                        if let first = fullBlocks.first {
+                            let u = first * GateLayout.block
+                            lstm_cell_forward_blocks(g + b * gateWidth + layout.column(ofBlock: first), cell + b * h + u,
+                                                     nextCell + b * h + u, r + b * h + u, Int32(fullBlocks.count))
+                        }
+                        for block in blocks where layout.width(ofBlock: block) < GateLayout.block {
                             let u = block * GateLayout.block
                             cellForwardBlock(gates: g + b * gateWidth + layout.column(ofBlock: block), width: layout.width(ofBlock: block),
                                              previousCell: cell + b * h + u, cell: nextCell + b * h + u, hidden: r + b * h + u)
@@ -199,7 +248,7 @@ public final class CPUBackend: LSTMBackend {
         let layout = GateLayout(hiddenSize: h)
         let saved = job.activations, w = job.weights
         let inputWeights = regrouped(w.inputWeights, layout: layout, width: inputSize).pointer
-        let recurrentWeights = regrouped(w.recurrentWeights, layout: layout, width: hout).pointer
+        let recurrentWeights = packedRegroupedTransposed(w.recurrentWeights, layout: layout, width: hout).pointer
         let gateGradients = CPUBuffer(count: rows * gateWidth)            // dG, GateLayout columns
         let hiddenGradient = CPUBuffer(count: batch * hout)               // carried dL/dh
         let cellGradient = CPUBuffer(count: batch * h)                    // carried dL/dc
@@ -215,9 +264,10 @@ public final class CPUBackend: LSTMBackend {
         let projection = w.projectionWeights?.pointer
 
         team.run { member in
-            let blocks = self.team.share(layout.blockCount, member: member)
+            let blocks = self.blocks(layout, member: member)
             let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.team.share(hout, member: member) : units
+            let outputs = s.projects ? self.panelShare(hout, member: member) : units
+            let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             let dh = hiddenGradient.pointer, dc = cellGradient.pointer, dr = unprojectedGradient.pointer
             for k in 0..<steps {
                 let t = job.reverse ? k : steps - 1 - k        // the forward's order, reversed
@@ -243,7 +293,13 @@ public final class CPUBackend: LSTMBackend {
                 let dG = gateGradients.pointer + t * batch * gateWidth
                 for b in 0..<batch where t < lengths[b] {
                     let row = t * batch + b
-                    for block in blocks {
+                    if let first = fullBlocks.first {
+                        let u = first * GateLayout.block, column = layout.column(ofBlock: first)
+                        lstm_cell_backward_blocks(saved.gates.pointer + row * gateWidth + column, saved.cell.pointer + row * h + u,
+                                                  saved.previousCell.pointer + row * h + u, dr + b * h + u, dc + b * h + u,
+                                                  dG + b * gateWidth + column, Int32(fullBlocks.count))
+                    }
+                    for block in blocks where layout.width(ofBlock: block) < GateLayout.block {
                         let u = block * GateLayout.block, column = layout.column(ofBlock: block)
                         cellBackwardBlock(gates: saved.gates.pointer + row * gateWidth + column, width: layout.width(ofBlock: block),
                                           cell: saved.cell.pointer + row * h + u, previousCell: saved.previousCell.pointer + row * h + u,
@@ -253,9 +309,9 @@ public final class CPUBackend: LSTMBackend {
                 }
                 self.team.barrier()             // all of dG(t) is ready
                 // dL/dh(prev) = dG(t) · W_hh for this member's h columns; padded sequences carry theirs.
-                sgemm(m: batch, n: outputs.count, k: gateWidth, a: dG, lda: gateWidth,
-                      b: recurrentWeights + outputs.lowerBound, ldb: hout, beta: 0,
-                      c: previousHidden.pointer + outputs.lowerBound, ldc: hout)
+                for b in 0..<batch { (previousHidden.pointer + b * hout + outputs.lowerBound).update(repeating: 0, count: outputs.count) }
+                lstm_gemm_packed(Int32(batch), Int32(outputs.count), Int32(gateWidth), dG, Int32(gateWidth),
+                                 recurrentWeights + outputs.lowerBound * gateWidth, previousHidden.pointer + outputs.lowerBound, Int32(hout))
                 for b in 0..<batch where t < lengths[b] { copy(previousHidden.pointer + b * hout, to: dh + b * hout, outputs) }
             }
             for b in 0..<batch {
