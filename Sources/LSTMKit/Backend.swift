@@ -14,6 +14,8 @@ public protocol LSTMBackend: AnyObject {
     var name: String { get }
     /// A zero-filled buffer of `count` floats.
     func makeBuffer(count: Int) throws -> Buffer
+    /// A buffer of `count` floats whose contents are undefined (the caller overwrites it).
+    func makeScratchBuffer(count: Int) throws -> Buffer
     /// Copies `values` into `buffer` starting at float `offset`.
     func write(_ values: [Float], to buffer: Buffer, offset: Int) throws
     /// Copies `count` floats from `buffer` starting at float `offset` back to the host.
@@ -33,6 +35,8 @@ public protocol LSTMBackend: AnyObject {
 }
 
 extension LSTMBackend {
+    public func makeScratchBuffer(count: Int) throws -> Buffer { try makeBuffer(count: count) }
+
     /// Throws `outOfMemory`, saying what needed how much, when `bytes` exceed `memoryCapacity`.
     func requireCapacity(_ bytes: Int, for what: String) throws {
         guard bytes <= memoryCapacity else {
@@ -88,12 +92,13 @@ public final class DirectionActivations<Buffer: AnyObject> {
     public let unprojected: Buffer?
 
     init<B: LSTMBackend>(backend: B, shape s: DirectionShape) throws where B.Buffer == Buffer {
+        // Every element a backward reads is written by the forward first: no zero-fill needed.
         let rows = s.steps * s.batch
-        gates = try backend.makeBuffer(count: rows * 4 * s.hiddenSize)
-        cell = try backend.makeBuffer(count: rows * s.hiddenSize)
-        previousHidden = try backend.makeBuffer(count: rows * s.outputSize)
-        previousCell = try backend.makeBuffer(count: rows * s.hiddenSize)
-        unprojected = s.projects ? try backend.makeBuffer(count: rows * s.hiddenSize) : nil
+        gates = try backend.makeScratchBuffer(count: rows * 4 * s.hiddenSize)
+        cell = try backend.makeScratchBuffer(count: rows * s.hiddenSize)
+        previousHidden = try backend.makeScratchBuffer(count: rows * s.outputSize)
+        previousCell = try backend.makeScratchBuffer(count: rows * s.hiddenSize)
+        unprojected = s.projects ? try backend.makeScratchBuffer(count: rows * s.hiddenSize) : nil
     }
 }
 

@@ -1,7 +1,7 @@
 import CLSTMKernels
 import Foundation
 
-/// A float32 array in host memory (64-byte aligned, zero-filled).
+/// A float32 array in host memory (64-byte aligned; zero-filled unless made as scratch).
 public final class CPUBuffer {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
@@ -11,13 +11,12 @@ public final class CPUBuffer {
     /// Copies derived from the contents (regrouped, packed), by kind, with the version they saw.
     var derived: [String: (version: Int, buffer: CPUBuffer)] = [:]
 
-    init(count: Int) {
+    init(count: Int, zeroed: Bool = true) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        pointer = HostMemoryPool.shared.take(floats: max(count, 1))
+        if zeroed { pointer.update(repeating: 0, count: max(count, 1)) }
     }
-    deinit { pointer.deallocate() }
+    deinit { HostMemoryPool.shared.give(pointer, floats: max(count, 1)) }
 
     /// Records that the contents changed.
     public func markModified() { version &+= 1 }
@@ -55,6 +54,11 @@ public final class CPUBackend: LSTMBackend {
     public func makeBuffer(count: Int) throws -> CPUBuffer {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) floats") }
         return CPUBuffer(count: count)
+    }
+
+    public func makeScratchBuffer(count: Int) throws -> CPUBuffer {
+        guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) floats") }
+        return CPUBuffer(count: count, zeroed: false)
     }
 
     public func write(_ values: [Float], to buffer: CPUBuffer, offset: Int) throws {
@@ -152,7 +156,7 @@ public final class CPUBackend: LSTMBackend {
             for j in 0..<gateWidth { sum.pointer[j] = (w.inputBias?.pointer[j] ?? 0) + (w.recurrentBias?.pointer[j] ?? 0) }
             layout.regroupRows(sum.pointer, into: bias.pointer, width: 1)
         }
-        let gates = job.activations?.gates ?? CPUBuffer(count: rows * gateWidth)
+        let gates = job.activations?.gates ?? CPUBuffer(count: rows * gateWidth, zeroed: false)
         let states = (CPUBuffer(count: batch * hout), CPUBuffer(count: batch * hout),
                       CPUBuffer(count: batch * h), CPUBuffer(count: batch * h))
         let unprojected = s.projects ? CPUBuffer(count: batch * h) : nil
