@@ -28,6 +28,10 @@ public protocol LSTMBackend: AnyObject {
     func forward(_ job: DirectionForward<Self>) throws
     /// Backpropagation through time for one direction of one layer (see `DirectionBackward`).
     func backward(_ job: DirectionBackward<Self>) throws
+    /// Independent directions (of one layer) at once; a backend may run them concurrently.
+    func forward(_ jobs: [DirectionForward<Self>]) throws
+    /// Independent directions at once, in order where they accumulate into one input gradient.
+    func backward(_ jobs: [DirectionBackward<Self>]) throws
     /// Waits until every enqueued operation has finished (no-op on the CPU).
     func synchronize() throws
     /// Bytes this backend can hold at most (device global memory; host physical memory).
@@ -36,6 +40,8 @@ public protocol LSTMBackend: AnyObject {
 
 extension LSTMBackend {
     public func makeScratchBuffer(count: Int) throws -> Buffer { try makeBuffer(count: count) }
+    public func forward(_ jobs: [DirectionForward<Self>]) throws { for job in jobs { try forward(job) } }
+    public func backward(_ jobs: [DirectionBackward<Self>]) throws { for job in jobs { try backward(job) } }
 
     /// Throws `outOfMemory`, saying what needed how much, when `bytes` exceed `memoryCapacity`.
     func requireCapacity(_ bytes: Int, for what: String) throws {

@@ -98,10 +98,11 @@ public final class LSTMStack<Backend: LSTMBackend> {
             let shape = directionShape(layer: layer, steps: steps, batch: batch)
             let output = try backend.makeBuffer(count: steps * batch * d * hout)
             var saved: [DirectionActivations<Backend.Buffer>] = []
+            var jobs: [DirectionForward<Backend>] = []
             for direction in 0..<d {
                 let state = layer * d + direction
                 let activation = saveActivations ? try DirectionActivations(backend: backend, shape: shape) : nil
-                try backend.forward(DirectionForward(
+                jobs.append(DirectionForward(
                     shape: shape, reverse: direction == 1, weights: directionWeights(layer: layer, direction: direction),
                     input: MatrixView(layerInput, rowStride: shape.inputSize),
                     output: MatrixView(output, offset: direction * hout, rowStride: d * hout),
@@ -112,6 +113,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                     lengths: kernelLengths, activations: activation))
                 activation.map { saved.append($0) }
             }
+            try backend.forward(jobs)
             layerInputs.append(layerInput)
             activations.append(saved)
             layerInput = output
@@ -154,6 +156,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
         for layer in (0..<c.numLayers).reversed() {
             let shape = directionShape(layer: layer, steps: steps, batch: batch)
             let inputGradient = try backend.makeBuffer(count: steps * batch * shape.inputSize)
+            var jobs: [DirectionBackward<Backend>] = []
             for direction in 0..<d {
                 let state = layer * d + direction
                 let specs = c.parameterSpecs(layer: layer, direction: direction)
@@ -162,7 +165,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                     buffers[name] = try backend.makeBuffer(count: shape.reduce(1, *))
                 }
                 let suffix = String(specs[0].name.dropFirst("weight_ih".count))
-                try backend.backward(DirectionBackward(
+                jobs.append(DirectionBackward(
                     shape: shape, reverse: direction == 1, weights: directionWeights(layer: layer, direction: direction),
                     activations: activations[layer][direction],
                     input: MatrixView(forward.layerInputs[layer], rowStride: shape.inputSize),
@@ -180,6 +183,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                 for (name, buffer) in buffers { weightGradients[name] = buffer }
                 if c.bias { weightGradients["bias_hh" + suffix] = buffers["bias_ih" + suffix] }
             }
+            try backend.backward(jobs)
             upstream = inputGradient
         }
         var inputGradient = upstream!

@@ -103,3 +103,37 @@ final class SemanticsTests: XCTestCase {
         XCTAssertEqual(specs[10].shape, [32, 4])
     }
 }
+
+/// The CPU path splits work over threads by hidden units (and directions); any thread
+/// count must give the same numbers.
+final class CPUThreadingTests: XCTestCase {
+    func testThreadCountsAgree() throws {
+        let configs = [
+            LSTMConfiguration(inputSize: 9, hiddenSize: 37, numLayers: 2, bidirectional: true),
+            LSTMConfiguration(inputSize: 5, hiddenSize: 70, projectionSize: 19),
+            LSTMConfiguration(inputSize: 3, hiddenSize: 4, bidirectional: true, projectionSize: 3),
+        ]
+        for (index, config) in configs.enumerated() {
+            let weights = LSTM.initialWeights(config, seed: UInt64(index))
+            let x = randomTensor([6, 5, config.inputSize], seed: 1)
+            let dy = randomTensor([6, 5, config.numDirections * config.outputSize], seed: 2)
+            var results: [(Tensor, [String: Tensor], Tensor)] = []
+            for threads in [1, 2, 3, 5] {
+                let stack = try LSTMStack(configuration: config, backend: CPUBackend(threads: threads), weights: weights)
+                let f = try stack.forward(input: stack.upload(x), steps: 6, batch: 5, lengths: [6, 0, 3, 1, 5], saveActivations: true)
+                let g = try stack.backward(f, outputGradient: stack.upload(dy))
+                var grads: [String: Tensor] = [:]
+                for (name, shape) in config.parameterSpecs { grads[name] = try stack.download(g.weights[name]!, shape: shape) }
+                results.append((try stack.download(f.output, shape: [6, 5, dy.shape[2]]), grads,
+                                try stack.download(g.input, shape: x.shape)))
+            }
+            for (output, grads, input) in results.dropFirst() {
+                assertClose(output, results[0].0, "config \(index) output", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+                assertClose(input, results[0].2, "config \(index) input gradient", tolerance: Tolerance(absolute: 1e-5, relative: 1e-4))
+                for (name, tensor) in grads {
+                    assertClose(tensor, results[0].1[name]!, "config \(index) \(name)", tolerance: Tolerance(absolute: 1e-5, relative: 1e-4))
+                }
+            }
+        }
+    }
+}

@@ -127,22 +127,42 @@ public final class CPUBackend: LSTMBackend {
         }
     }
 
-    /// Member `member`'s blocks of units: whole pairs of blocks, so that its units start at a
+    /// A thread's blocks of units: whole pairs of blocks, so that its units start at a
     /// multiple of 16 and its gate columns at a multiple of 64 (panel boundaries).
-    func blocks(_ layout: GateLayout, member: Int) -> Range<Int> {
-        let pairs = team.share((layout.blockCount + 1) / 2, member: member)
+    func blocks(_ layout: GateLayout, _ crew: Crew) -> Range<Int> {
+        let pairs = crew.share((layout.blockCount + 1) / 2)
         return min(2 * pairs.lowerBound, layout.blockCount)..<min(2 * pairs.upperBound, layout.blockCount)
     }
 
-    /// Member `member`'s share of `count` outputs in whole panels of 16.
-    func panelShare(_ count: Int, member: Int) -> Range<Int> {
-        let panels = team.share((count + 15) / 16, member: member)
+    /// A thread's share of `count` outputs in whole panels of 16.
+    func panelShare(_ count: Int, _ crew: Crew) -> Range<Int> {
+        let panels = crew.share((count + 15) / 16)
         return min(16 * panels.lowerBound, count)..<min(16 * panels.upperBound, count)
+    }
+
+    /// Runs `bodies` (independent jobs, e.g. the two directions of a layer) on the team: with
+    /// at least as many threads as jobs, each job gets its own group of threads.
+    private func runIndependent(_ bodies: [(Crew) -> Void]) {
+        let groups = min(bodies.count, team.size)
+        team.run(groups: groups) { group, crew in
+            for (index, body) in bodies.enumerated() where index % groups == group { body(crew) }
+        }
     }
 
     // MARK: forward
 
-    public func forward(_ job: DirectionForward<CPUBackend>) throws {
+    public func forward(_ job: DirectionForward<CPUBackend>) throws { try forward([job]) }
+
+    /// Several independent directions at once (each on its own group of threads when there
+    /// are enough).
+    public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
+        runIndependent(jobs.map(forwardBody))
+        for job in jobs { for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() } }
+    }
+
+    /// Prepares one direction's forward (weights regrouped and packed, state allocated) and
+    /// returns what each thread of its crew runs.
+    private func forwardBody(_ job: DirectionForward<CPUBackend>) -> (Crew) -> Void {
         let s = job.shape
         let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
         let gateWidth = 4 * h, rows = steps * batch
@@ -166,10 +186,10 @@ public final class CPUBackend: LSTMBackend {
         let lengths = job.lengths, out = job.output
         let projection = w.projectionWeights?.pointer
 
-        team.run { member in
-            let blocks = self.blocks(layout, member: member)
+        return { crew in
+            let blocks = self.blocks(layout, crew)
             let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.panelShare(hout, member: member) : units   // the h columns this member writes
+            let outputs = s.projects ? self.panelShare(hout, crew) : units   // the h columns this thread writes
             let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             // Biases, then += X · W_ihᵀ for this member's gate columns of all T·B rows.
             for r in 0..<rows { (gates.pointer + r * gateWidth + columns.lowerBound).update(from: bias.pointer + columns.lowerBound, count: columns.count) }
@@ -217,7 +237,7 @@ public final class CPUBackend: LSTMBackend {
                     if let saved, let savedR = saved.unprojected { copy(r + b * h, to: savedR.pointer + row * h, units) }
                 }
                 if s.projects, let projection {
-                    self.team.barrier()     // every unit of r(t) is ready
+                    crew.sync()             // every unit of r(t) is ready
                     sgemm(transposeB: true, m: batch, n: outputs.count, k: h, a: r, lda: h,
                           b: projection + outputs.lowerBound * h, ldb: h, beta: 0, c: nextHidden + outputs.lowerBound, ldc: hout)
                     for b in 0..<batch {
@@ -230,7 +250,7 @@ public final class CPUBackend: LSTMBackend {
                         }
                     }
                 }
-                self.team.barrier()         // h(t) is complete before step t+1 reads it
+                crew.sync()                 // h(t) is complete before step t+1 reads it
                 swap(&hidden, &nextHidden)
                 swap(&cell, &nextCell)
             }
@@ -240,12 +260,25 @@ public final class CPUBackend: LSTMBackend {
                 copy(cell + b * h, to: fc.buffer.pointer + fc.offset + b * fc.rowStride, units)
             }
         }
-        for view in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { view.markModified() }
     }
 
     // MARK: backward
 
-    public func backward(_ job: DirectionBackward<CPUBackend>) throws {
+    public func backward(_ job: DirectionBackward<CPUBackend>) throws { try backward([job]) }
+
+    /// Several independent directions at once. Their input gradients may share a buffer
+    /// (accumulating), so those products run afterwards, one job after another, on the whole team.
+    public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
+        let parts = jobs.map(backwardBody)
+        runIndependent(parts.map(\.recurrence))
+        for part in parts { team.run { _, crew in part.inputGradient(crew) } }
+        for part in parts { part.finish() }
+    }
+
+    /// Prepares one direction's backward; returns the per-thread recurrence (with the weight
+    /// gradients), the per-thread input-gradient product, and the final un-regrouping.
+    private func backwardBody(_ job: DirectionBackward<CPUBackend>)
+        -> (recurrence: (Crew) -> Void, inputGradient: (Crew) -> Void, finish: () -> Void) {
         let s = job.shape
         let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
         let gateWidth = 4 * h, rows = steps * batch
@@ -267,10 +300,10 @@ public final class CPUBackend: LSTMBackend {
         let lengths = job.lengths, dy = job.outputGradient
         let projection = w.projectionWeights?.pointer
 
-        team.run { member in
-            let blocks = self.blocks(layout, member: member)
+        let recurrence: (Crew) -> Void = { crew in
+            let blocks = self.blocks(layout, crew)
             let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.panelShare(hout, member: member) : units
+            let outputs = s.projects ? self.panelShare(hout, crew) : units
             let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             let dh = hiddenGradient.pointer, dc = cellGradient.pointer, dr = unprojectedGradient.pointer
             for k in 0..<steps {
@@ -290,7 +323,7 @@ public final class CPUBackend: LSTMBackend {
                     }
                 }
                 if s.projects, let projection {
-                    self.team.barrier()         // all of dL/dh(t) is ready
+                    crew.sync()                 // all of dL/dh(t) is ready
                     sgemm(m: batch, n: units.count, k: hout, a: stepHidden, lda: hout, b: projection + units.lowerBound,
                           ldb: h, beta: 0, c: dr + units.lowerBound, ldc: h)
                 }
@@ -311,7 +344,7 @@ public final class CPUBackend: LSTMBackend {
                                           gateGradients: dG + b * gateWidth + column)
                     }
                 }
-                self.team.barrier()             // all of dG(t) is ready
+                crew.sync()                     // all of dG(t) is ready
                 // dL/dh(prev) = dG(t) · W_hh for this member's h columns; padded sequences carry theirs.
                 for b in 0..<batch { (previousHidden.pointer + b * hout + outputs.lowerBound).update(repeating: 0, count: outputs.count) }
                 lstm_gemm_packed(Int32(batch), Int32(outputs.count), Int32(gateWidth), dG, Int32(gateWidth),
@@ -323,7 +356,7 @@ public final class CPUBackend: LSTMBackend {
                 copy(dh + b * hout, to: gh.buffer.pointer + gh.offset + b * gh.rowStride, outputs)
                 copy(dc + b * h, to: gc.buffer.pointer + gc.offset + b * gc.rowStride, units)
             }
-            self.team.barrier()                 // dG complete for every step
+            crew.sync()                         // dG complete for every step
             // Weight gradients: this member's gate rows, one sgemm each over all T·B rows.
             sgemm(transposeA: true, m: columns.count, n: inputSize, k: rows, a: gateGradients.pointer + columns.lowerBound,
                   lda: gateWidth, b: job.input.buffer.pointer + job.input.offset, ldb: job.input.rowStride,
@@ -338,20 +371,24 @@ public final class CPUBackend: LSTMBackend {
                 sgemm(transposeA: true, m: outputs.count, n: h, k: rows, a: projected.pointer + outputs.lowerBound, lda: hout,
                       b: r.pointer, ldb: h, beta: 0, c: dwhr.pointer + outputs.lowerBound * h, ldc: h)
             }
-            if let dx = job.inputGradient {
-                let share = self.team.share(rows, member: member)
-                sgemm(m: share.count, n: inputSize, k: gateWidth, a: gateGradients.pointer + share.lowerBound * gateWidth,
-                      lda: gateWidth, b: inputWeights, ldb: inputSize, beta: job.accumulateInputGradient ? 1 : 0,
-                      c: dx.buffer.pointer + dx.offset + share.lowerBound * dx.rowStride, ldc: dx.rowStride)
-            }
         }
-        let g = job.weightGradients
-        layout.restoreRows(inputGradient.pointer, into: g.inputWeights.pointer, width: inputSize)
-        layout.restoreRows(recurrentGradient.pointer, into: g.recurrentWeights.pointer, width: hout)
-        if let bias = g.bias { layout.restoreRows(biasGradient.pointer, into: bias.pointer, width: 1) }
-        var touched = [g.inputWeights, g.recurrentWeights, job.initialHiddenGradient.buffer, job.initialCellGradient.buffer]
-        touched += [g.bias, g.projectionWeights, job.inputGradient?.buffer].compactMap { $0 }
-        for buffer in touched { buffer.markModified() }
+        let inputGradientProduct: (Crew) -> Void = { crew in
+            guard let dx = job.inputGradient else { return }
+            let share = crew.share(rows)
+            sgemm(m: share.count, n: inputSize, k: gateWidth, a: gateGradients.pointer + share.lowerBound * gateWidth,
+                  lda: gateWidth, b: inputWeights, ldb: inputSize, beta: job.accumulateInputGradient ? 1 : 0,
+                  c: dx.buffer.pointer + dx.offset + share.lowerBound * dx.rowStride, ldc: dx.rowStride)
+        }
+        let finish = {
+            let g = job.weightGradients
+            layout.restoreRows(inputGradient.pointer, into: g.inputWeights.pointer, width: inputSize)
+            layout.restoreRows(recurrentGradient.pointer, into: g.recurrentWeights.pointer, width: hout)
+            if let bias = g.bias { layout.restoreRows(biasGradient.pointer, into: bias.pointer, width: 1) }
+            var touched = [g.inputWeights, g.recurrentWeights, job.initialHiddenGradient.buffer, job.initialCellGradient.buffer]
+            touched += [g.bias, g.projectionWeights, job.inputGradient?.buffer].compactMap { $0 }
+            for buffer in touched { buffer.markModified() }
+        }
+        return (recurrence, inputGradientProduct, finish)
     }
 
     // MARK: helpers

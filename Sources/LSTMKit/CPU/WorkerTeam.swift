@@ -1,18 +1,52 @@
 import Foundation
 import Synchronization
 
+/// A spinning barrier for `size` threads: the LSTM step loops meet once or twice per
+/// step, and a step can take only microseconds, so waiting spins (yielding after a while).
+final class SpinBarrier: @unchecked Sendable {
+    let size: Int
+    private let arrived = Atomic<Int>(0)
+    private let generation = Atomic<Int>(0)
+
+    init(size: Int) { self.size = size }
+
+    func wait() {
+        if size == 1 { return }
+        let current = generation.load(ordering: .acquiring)
+        if arrived.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == size {
+            arrived.store(0, ordering: .relaxed)
+            generation.wrappingAdd(1, ordering: .releasing)
+            return
+        }
+        var spins = 0
+        while generation.load(ordering: .acquiring) == current {
+            spins += 1
+            if spins > 2000 { sched_yield() }
+        }
+    }
+}
+
+/// The threads that work on one job together: this thread's `rank` among `size`.
+struct Crew {
+    let rank: Int
+    let size: Int
+    let barrier: SpinBarrier
+
+    /// The [start, end) share of `count` items for this thread.
+    func share(_ count: Int) -> Range<Int> { (count * rank / size)..<(count * (rank + 1) / size) }
+    func sync() { barrier.wait() }
+}
+
 /// A fixed team of threads for the CPU path: `run` executes one body on every member
-/// (the caller is member 0) and returns when all are done; inside it, `barrier()` syncs
-/// the members (a spinning barrier, since the LSTM step loop meets once or twice per step
-/// and a step can take only microseconds). Members sleep on a semaphore between runs.
+/// (the caller is member 0) and returns when all are done. Members sleep on a semaphore
+/// between runs. A run may split the team into groups that work on independent jobs
+/// (e.g. the two directions of a bidirectional layer), each group with its own barrier.
 final class WorkerTeam: @unchecked Sendable {
     /// Members, the caller included.
     let size: Int
     private var body: ((Int) -> Void)?
     private let wake: [DispatchSemaphore]
     private let finished = DispatchSemaphore(value: 0)
-    private let arrived = Atomic<Int>(0)
-    private let generation = Atomic<Int>(0)
     private let running = Mutex<Bool>(false)
 
     init(size: Int) {
@@ -33,32 +67,23 @@ final class WorkerTeam: @unchecked Sendable {
         }
     }
 
-    /// Runs `body(member)` for member 0..<size concurrently; returns when every member has.
-    /// Runs are serialised: a second caller waits for the first.
-    func run(_ body: @escaping (Int) -> Void) {
-        if size == 1 { body(0); return }
+    /// Splits the team into `groups` groups of consecutive members (at most `size`) and runs
+    /// `body(group, crew)` on every member; returns when all are done. Runs are serialised.
+    func run(groups: Int = 1, _ body: @escaping (Int, Crew) -> Void) {
+        let groups = max(1, min(groups, size))
+        let barriers = (0..<groups).map { g in SpinBarrier(size: size * (g + 1) / groups - size * g / groups) }
+        let perMember: (Int) -> Void = { member in
+            let group = (0..<groups).first { member < self.size * ($0 + 1) / groups }!
+            let first = self.size * group / groups
+            body(group, Crew(rank: member - first, size: barriers[group].size, barrier: barriers[group]))
+        }
+        if size == 1 { perMember(0); return }
         running.withLock { _ in
-            self.body = body
+            self.body = perMember
             for semaphore in wake { semaphore.signal() }
-            body(0)
+            perMember(0)
             for _ in 1..<size { finished.wait() }
             self.body = nil
-        }
-    }
-
-    /// Waits until every member has reached this barrier (call from inside `run` only).
-    func barrier() {
-        if size == 1 { return }
-        let current = generation.load(ordering: .acquiring)
-        if arrived.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == size {
-            arrived.store(0, ordering: .relaxed)
-            generation.wrappingAdd(1, ordering: .releasing)
-            return
-        }
-        var spins = 0
-        while generation.load(ordering: .acquiring) == current {
-            spins += 1
-            if spins > 2000 { sched_yield() }
         }
     }
 
@@ -72,10 +97,5 @@ final class WorkerTeam: @unchecked Sendable {
         let team = WorkerTeam(size: size)
         teams[size] = team
         return team
-    }
-
-    /// The [start, end) share of `count` items for `member`.
-    func share(_ count: Int, member: Int) -> Range<Int> {
-        (count * member / size)..<(count * (member + 1) / size)
     }
 }
