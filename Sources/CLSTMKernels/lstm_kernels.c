@@ -169,20 +169,29 @@ MICRO_KERNEL(4)
 MICRO_KERNEL(5)
 MICRO_KERNEL(6)
 
+// Rows of A are taken in blocks that stay in L2 (about 96 KiB) while every panel of W
+// streams past them; within a block, 6-row tiles run against one panel held in L1.
 AVX2 static void gemm_packed_avx2(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc) {
-    for (int p = 0; p * 16 < n; p++) {
-        const float *panel = packed + (size_t)p * 16 * k;
-        const int cols = n - 16 * p < 16 ? n - 16 * p : 16;
-        float *cp = c + 16 * p;
-        int r = 0;
-        for (; r + 6 <= m; r += 6) micro_6(k, a + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols);
-        switch (m - r) {
-        case 5: micro_5(k, a + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
-        case 4: micro_4(k, a + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
-        case 3: micro_3(k, a + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
-        case 2: micro_2(k, a + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
-        case 1: micro_1(k, a + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
-        default: break;
+    int block = (96 * 1024 / 4) / (k > 0 ? k : 1);
+    block = block < 6 ? 6 : block - block % 6;
+    for (int r0 = 0; r0 < m; r0 += block) {
+        const int rows = m - r0 < block ? m - r0 : block;
+        const float *ab = a + (size_t)r0 * lda;
+        float *cb = c + (size_t)r0 * ldc;
+        for (int p = 0; p * 16 < n; p++) {
+            const float *panel = packed + (size_t)p * 16 * k;
+            const int cols = n - 16 * p < 16 ? n - 16 * p : 16;
+            float *cp = cb + 16 * p;
+            int r = 0;
+            for (; r + 6 <= rows; r += 6) micro_6(k, ab + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols);
+            switch (rows - r) {
+            case 5: micro_5(k, ab + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
+            case 4: micro_4(k, ab + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
+            case 3: micro_3(k, ab + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
+            case 2: micro_2(k, ab + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
+            case 1: micro_1(k, ab + (size_t)r * lda, lda, panel, cp + (size_t)r * ldc, ldc, cols); break;
+            default: break;
+            }
         }
     }
 }
