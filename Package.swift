@@ -29,11 +29,19 @@ let package = Package(
                 .embedInCode("../../Kernels/tensor_ops.cl"),
                 .embedInCode("../../Kernels/lstm_forward.cl"),
                 .embedInCode("../../Kernels/lstm_backward.cl"),
+                .embedInCode("../../Kernels/training.cl"),
             ]),
         .executableTarget(
             name: "lstm-gpu",
             dependencies: ["LSTMKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/lstm-gpu"),
+            path: "Sources/lstm-gpu",
+            // The text `lstm-gpu train` uses without --data: the first 100 kB of the
+            // public-domain plays that scripts/fetch-shakespeare downloads.
+            resources: [.embedInCode("default-text.txt")]),
+        .executableTarget(
+            name: "sentiment-classifier",
+            dependencies: ["LSTMKit"],
+            path: "Examples/sentiment-classifier"),
         .testTarget(
             name: "LSTMKitTests",
             dependencies: ["LSTMKit"],

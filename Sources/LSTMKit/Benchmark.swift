@@ -118,7 +118,7 @@ public struct BenchmarkRow: Sendable, Codable {
 /// Times one shape on one backend: forward (inference) and a training step (forward with
 /// saved activations + backward of all gradients). Inputs are device-resident, so only
 /// the engine is timed. `reference` is the CPU path's output for the parity column.
-public func runBenchmark<Backend: LSTMBackend>(_ shape: BenchmarkShape, backend: Backend, seconds: Double,
+public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Backend, seconds: Double,
                                                maximumRuns: Int? = nil, seed: UInt64 = 1,
                                                reference: Tensor? = nil) throws -> (row: BenchmarkRow, output: Tensor) {
     let configuration = shape.configuration

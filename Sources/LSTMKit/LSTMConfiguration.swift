@@ -17,9 +17,13 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     public var bidirectional: Bool
     /// P: when > 0, h is projected to P features by `weight_hr` (PyTorch's `proj_size`).
     public var projectionSize: Int
+    /// Dropout probability on the outputs of every layer but the last, in training runs
+    /// (PyTorch's `dropout`).
+    public var dropout: Float = 0
 
     public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, bias: Bool = true,
-                batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0) {
+                batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0, dropout: Float = 0) {
+        self.dropout = dropout
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
@@ -43,6 +47,9 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         guard numLayers > 0 else { throw LSTMError.invalidConfiguration("numLayers must be > 0, got \(numLayers)") }
         guard projectionSize >= 0 else {
             throw LSTMError.invalidConfiguration("projectionSize must be >= 0, got \(projectionSize)")
+        }
+        guard dropout >= 0, dropout < 1 else {
+            throw LSTMError.invalidConfiguration("dropout must be in [0, 1), got \(dropout)")
         }
         guard projectionSize < hiddenSize else {
             throw LSTMError.invalidConfiguration("projectionSize (\(projectionSize)) must be smaller than hiddenSize (\(hiddenSize))")

@@ -5,7 +5,7 @@
 ///
 /// Shapes: input [T, B, I] ([B, T, I] when batch-first), output [T, B, D·Hout]
 /// (likewise), h0/hn [L·D, B, Hout], c0/cn [L·D, B, H].
-public final class LSTMStack<Backend: LSTMBackend> {
+public final class LSTMStack<Backend: ModelOps> {
     public let configuration: LSTMConfiguration
     public let backend: Backend
     /// The weights, by `state_dict` name.
@@ -65,10 +65,12 @@ public final class LSTMStack<Backend: LSTMBackend> {
 
     /// Runs the whole stack. `input` is [T, B, I] (or [B, T, I] when batch-first); `h0`
     /// [L·D, B, Hout] and `c0` [L·D, B, H] default to zeros; `lengths` [B], each in 0...T.
-    /// With `saveActivations` the result carries what `backward` needs.
+    /// With `saveActivations` the result carries what `backward` needs. With a `dropoutSeed`
+    /// (training) and `configuration.dropout` > 0, every layer's output but the last's is
+    /// dropped out with masks drawn from the seed (the same on every backend).
     public func forward(input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
                         initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
-                        saveActivations: Bool = false) throws -> LSTMStackForward<Backend> {
+                        saveActivations: Bool = false, dropoutSeed: UInt64? = nil) throws -> LSTMStackForward<Backend> {
         let c = configuration
         guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
         guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
@@ -93,6 +95,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
         let finalHidden = try backend.makeBuffer(count: c.numLayers * d * batch * hout)
         let finalCell = try backend.makeBuffer(count: c.numLayers * d * batch * h)
         var layerInputs: [Backend.Buffer] = []
+        var dropoutMasks: [Backend.Buffer?] = []
         var activations: [[DirectionActivations<Backend.Buffer>]] = []
         for layer in 0..<c.numLayers {
             let shape = directionShape(layer: layer, steps: steps, batch: batch)
@@ -117,6 +120,17 @@ public final class LSTMStack<Backend: LSTMBackend> {
             layerInputs.append(layerInput)
             activations.append(saved)
             layerInput = output
+            if let seed = dropoutSeed, c.dropout > 0, layer + 1 < c.numLayers {
+                let count = steps * batch * d * hout
+                let mask = try backend.makeScratchBuffer(count: count)
+                try backend.dropoutMask(count: count, probability: c.dropout, seed: dropoutLayerSeed(seed, layer: layer), into: mask)
+                let dropped = try backend.makeScratchBuffer(count: count)
+                try backend.multiply(output, mask, into: dropped, count: count)
+                layerInput = dropped
+                dropoutMasks.append(mask)
+            } else {
+                dropoutMasks.append(nil)
+            }
         }
         var output = layerInput
         if c.batchFirst {
@@ -126,7 +140,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
         return LSTMStackForward(stack: self, steps: steps, batch: batch, output: output, finalHidden: finalHidden,
                                 finalCell: finalCell, lengths: kernelLengths,
                                 layerInputs: saveActivations ? layerInputs : [],
-                                activations: saveActivations ? activations : nil)
+                                activations: saveActivations ? activations : nil, dropoutMasks: dropoutMasks)
     }
 
     /// Backpropagation through time over the whole stack, from a forward run with
@@ -155,6 +169,12 @@ public final class LSTMStack<Backend: LSTMBackend> {
         var weightGradients: [String: Backend.Buffer] = [:]
         for layer in (0..<c.numLayers).reversed() {
             let shape = directionShape(layer: layer, steps: steps, batch: batch)
+            if let mask = forward.dropoutMasks[layer], let gradient = upstream {
+                let count = steps * batch * d * hout
+                let masked = try backend.makeScratchBuffer(count: count)
+                try backend.multiply(gradient, mask, into: masked, count: count)
+                upstream = masked
+            }
             let inputGradient = try backend.makeBuffer(count: steps * batch * shape.inputSize)
             var jobs: [DirectionBackward<Backend>] = []
             for direction in 0..<d {
@@ -198,7 +218,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
 
 /// The result of `LSTMStack.forward`: output [T, B, D·Hout] (batch-first when configured),
 /// hn [L·D, B, Hout], cn [L·D, B, H], and, for training, what the backward consumes.
-public final class LSTMStackForward<Backend: LSTMBackend> {
+public final class LSTMStackForward<Backend: ModelOps> {
     let stack: LSTMStack<Backend>
     public let steps: Int
     public let batch: Int
@@ -210,10 +230,13 @@ public final class LSTMStackForward<Backend: LSTMBackend> {
     let layerInputs: [Backend.Buffer]
     /// [layer][direction]; nil for an inference-only run.
     let activations: [[DirectionActivations<Backend.Buffer>]]?
+    /// Per layer, the dropout mask applied to its output (nil where none was).
+    let dropoutMasks: [Backend.Buffer?]
 
     init(stack: LSTMStack<Backend>, steps: Int, batch: Int, output: Backend.Buffer, finalHidden: Backend.Buffer,
          finalCell: Backend.Buffer, lengths: Backend.Lengths, layerInputs: [Backend.Buffer],
-         activations: [[DirectionActivations<Backend.Buffer>]]?) {
+         activations: [[DirectionActivations<Backend.Buffer>]]?, dropoutMasks: [Backend.Buffer?]) {
+        self.dropoutMasks = dropoutMasks
         self.stack = stack
         self.steps = steps
         self.batch = batch
@@ -229,9 +252,15 @@ public final class LSTMStackForward<Backend: LSTMBackend> {
 /// Gradients from `LSTMStack.backward`: input like the input, h0/c0 like h0/c0, and one
 /// buffer per weight, by `state_dict` name (`bias_ih` and `bias_hh` share one buffer:
 /// their gradients are equal).
-public struct LSTMStackGradients<Backend: LSTMBackend> {
+public struct LSTMStackGradients<Backend: ModelOps> {
     public let input: Backend.Buffer
     public let initialHidden: Backend.Buffer
     public let initialCell: Backend.Buffer
     public let weights: [String: Backend.Buffer]
+}
+
+/// The dropout seed of one layer, derived from the step's seed.
+func dropoutLayerSeed(_ seed: UInt64, layer: Int) -> UInt64 {
+    var generator = SeededGenerator(seed: seed ^ (UInt64(layer + 1) &* 0xD1B5_4A32_D192_ED03))
+    return generator.next()
 }

@@ -7,7 +7,7 @@ struct LSTMGPUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lstm-gpu",
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
-        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self])
+        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self])
 }
 
 extension BackendKind: ExpressibleByArgument {}

@@ -365,7 +365,7 @@ public final class CPUBackend: LSTMBackend {
                   lda: gateWidth, b: saved.previousHidden.pointer, ldb: hout,
                   beta: 0, c: recurrentGradient.pointer + columns.lowerBound * hout, ldc: hout)
             if job.weightGradients.bias != nil {
-                columnSums(gateGradients.pointer, rows: rows, width: gateWidth, columns: columns, into: biasGradient.pointer)
+                sumColumns(gateGradients.pointer, rows: rows, width: gateWidth, columns: columns, into: biasGradient.pointer)
             }
             if let dwhr = job.weightGradients.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
                 sgemm(transposeA: true, m: outputs.count, n: h, k: rows, a: projected.pointer + outputs.lowerBound, lda: hout,
@@ -408,7 +408,7 @@ private func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Floa
 }
 
 /// out[c] = Σ_r m[r, c] for c in `columns` of an [R, W] matrix.
-private func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+private func sumColumns(_ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
     let o = out + columns.lowerBound
     o.update(repeating: 0, count: columns.count)
     for r in 0..<rows {

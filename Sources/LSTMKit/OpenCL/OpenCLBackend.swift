@@ -3,13 +3,14 @@ import Foundation
 
 /// The kernels compiled into the binary (Kernels/*.cl), by file.
 enum KernelSource: String, CaseIterable {
-    case gemm, tensorOps = "tensor_ops", lstmForward = "lstm_forward", lstmBackward = "lstm_backward"
+    case gemm, tensorOps = "tensor_ops", lstmForward = "lstm_forward", lstmBackward = "lstm_backward", training
     var text: String {
         switch self {
         case .gemm: return String(decoding: PackageResources.gemm_cl, as: UTF8.self)
         case .tensorOps: return String(decoding: PackageResources.tensor_ops_cl, as: UTF8.self)
         case .lstmForward: return String(decoding: PackageResources.lstm_forward_cl, as: UTF8.self)
         case .lstmBackward: return String(decoding: PackageResources.lstm_backward_cl, as: UTF8.self)
+        case .training: return String(decoding: PackageResources.training_cl, as: UTF8.self)
         }
     }
 }
@@ -107,7 +108,7 @@ public final class OpenCLBackend: LSTMBackend {
     // MARK: building blocks
 
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views (row-major, offsets and leading dimensions).
-    func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+    public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
               a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>) throws {
         guard m > 0, n > 0 else { return }
         let arguments: [KernelArgument] = [

@@ -18,6 +18,7 @@ public final class OpenCLBuffer {
 enum KernelArgument {
     case buffer(OpenCLBuffer)
     case int(Int)
+    case uint(UInt32)
     case float(Float)
 }
 
@@ -234,6 +235,9 @@ final class OpenCLRuntime {
                 status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem?>.size, &memory)
             case let .int(value):
                 var v = cl_int(truncatingIfNeeded: value)
+                status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
+            case let .uint(value):
+                var v = cl_uint(value)
                 status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
             case let .float(value):
                 var v = value

@@ -1,0 +1,57 @@
+/// The operations around the LSTM that model pieces, losses and optimisers need, on each
+/// backend (CPU and OpenCL compute the same formulas, so training agrees across them).
+/// Shapes are given per call; buffers hold row-major float32, index buffers int32.
+public protocol ModelOps: LSTMBackend {
+    /// Integer indices (token ids, class targets) in the form the kernels read.
+    associatedtype Indices
+
+    /// Uploads `values` as indices.
+    func makeIndices(_ values: [Int]) throws -> Indices
+    /// C[m, n] = alpha·op(A)·op(B) + beta·C on views.
+    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: MatrixView<Buffer>, b: MatrixView<Buffer>, beta: Float, c: MatrixView<Buffer>) throws
+    /// out[i, :] = table[indices[i], :] for i < count; table [V, width].
+    func gatherRows(_ table: Buffer, width: Int, indices: Indices, count: Int, into out: Buffer) throws
+    /// table[indices[i], :] += src[i, :] for i < count (table [rows, width]).
+    func scatterAddRows(_ src: Buffer, width: Int, indices: Indices, count: Int, rows: Int, into table: Buffer) throws
+    /// matrix[r, :] += vector for r < rows.
+    func addRowVector(_ vector: Buffer, to matrix: Buffer, rows: Int, width: Int) throws
+    /// out[c] = Σ_r matrix[r, c] (overwrites out).
+    func columnSums(_ matrix: Buffer, rows: Int, width: Int, into out: Buffer) throws
+    /// Softmax cross-entropy averaged over the rows whose target is not `ignoreIndex`:
+    /// loss[lossSlot] = mean_r (logsumexp(logits[r]) − logits[r, target[r]]); gradient [rows, classes]
+    /// = d loss / d logits (0 on ignored rows). Stable for large logits (max subtracted).
+    func softmaxCrossEntropy(logits: Buffer, rows: Int, classes: Int, targets: Indices, ignoreIndex: Int,
+                             gradient: Buffer, loss: Buffer, lossSlot: Int) throws
+    /// Mean squared error: loss[lossSlot] = mean (prediction − target)²; gradient = d loss / d prediction.
+    func meanSquaredError(prediction: Buffer, target: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
+    /// mask[i] = 0 with probability p, else 1/(1−p), from a counter-based hash of (seed, i):
+    /// the same seed gives the same mask on every backend.
+    func dropoutMask(count: Int, probability: Float, seed: UInt64, into mask: Buffer) throws
+    /// out[i] = a[i]·b[i] (out may be a or b).
+    func multiply(_ a: Buffer, _ b: Buffer, into out: Buffer, count: Int) throws
+    /// sums[slot] = Σ x[i]² (for gradient norms).
+    func sumOfSquares(_ x: Buffer, count: Int, into sums: Buffer, slot: Int) throws
+    /// x *= min(1, maxNorm / (sqrt(Σ sums[0..<slots]) + 1e-6)): clipping by global norm without a host round trip.
+    func clipByNorm(_ x: Buffer, count: Int, sums: Buffer, slots: Int, maxNorm: Float) throws
+    /// One SGD step (PyTorch's formula): g += wd·p; buf = momentum·buf + g; g = nesterov ? g + momentum·buf : buf
+    /// (plain g without momentum); p −= lr·g.
+    func sgdStep(parameter: Buffer, gradient: Buffer, momentumBuffer: Buffer?, count: Int, learningRate: Float,
+                 momentum: Float, nesterov: Bool, weightDecay: Float) throws
+    /// One Adam/AdamW step (PyTorch's formula) with bias corrections bc1 = 1 − β1^t, bc2 = 1 − β2^t;
+    /// `decoupled` applies weight decay as AdamW (p ·= 1 − lr·wd) rather than as Adam (g += wd·p).
+    func adamStep(parameter: Buffer, gradient: Buffer, firstMoment: Buffer, secondMoment: Buffer, count: Int,
+                  learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
+                  decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float) throws
+}
+
+/// The dropout hash, shared by both backends (the OpenCL kernel spells out the same steps):
+/// murmur3's 32-bit finaliser over the element index mixed with the seed's two halves.
+@inline(__always)
+func dropoutKeeps(index: UInt32, seed: UInt64, probability: Float) -> Bool {
+    var x = index &* 0x9E37_79B9 ^ UInt32(truncatingIfNeeded: seed)
+    x ^= x >> 16; x &*= 0x85EB_CA6B; x ^= x >> 13; x &*= 0xC2B2_AE35; x ^= x >> 16
+    x ^= UInt32(truncatingIfNeeded: seed >> 32)
+    x &*= 0x27D4_EB2D; x ^= x >> 15
+    return Float(x >> 8) * (1.0 / 16_777_216.0) >= probability
+}

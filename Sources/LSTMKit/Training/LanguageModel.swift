@@ -1,0 +1,132 @@
+import Foundation
+
+/// The hyper-parameters of a token-level language model: Embedding(V, E) → LSTM(E, H, L,
+/// dropout) → Linear(H, V) → softmax cross-entropy.
+public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
+    public var vocabularySize: Int
+    public var embeddingSize: Int
+    public var hiddenSize: Int
+    public var layers: Int
+    public var dropout: Float
+
+    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, layers: Int = 1, dropout: Float = 0) {
+        self.vocabularySize = vocabularySize
+        self.embeddingSize = embeddingSize
+        self.hiddenSize = hiddenSize
+        self.layers = layers
+        self.dropout = dropout
+    }
+
+    public var lstm: LSTMConfiguration {
+        LSTMConfiguration(inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: layers, dropout: dropout)
+    }
+
+    func validate() throws {
+        guard vocabularySize > 0 else { throw LSTMError.invalidConfiguration("the vocabulary is empty") }
+        guard embeddingSize > 0 else { throw LSTMError.invalidConfiguration("embedding size must be > 0, got \(embeddingSize)") }
+        try lstm.validate()
+    }
+}
+
+/// A language model on one backend. Its parameters are named as the PyTorch module
+/// `embedding` / `lstm` / `head` would name them ("embedding.weight", "lstm.weight_ih_l0",
+/// "head.weight", "head.bias"), so the LSTM part loads into `torch.nn.LSTM` as is.
+/// Inputs are sequence-major: ids [T·B] with row t·B + b.
+public final class LanguageModel<Backend: ModelOps> {
+    public let configuration: LanguageModelConfiguration
+    public let backend: Backend
+    public let embedding: Embedding<Backend>
+    public let lstm: LSTMStack<Backend>
+    public let head: Linear<Backend>
+    /// Every parameter, in checkpoint order.
+    public private(set) var parameters: [Parameter<Backend.Buffer>] = []
+
+    public init(_ configuration: LanguageModelConfiguration, backend: Backend, seed: UInt64) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.backend = backend
+        var generator = SeededGenerator(seed: seed)
+        embedding = try Embedding(backend: backend, vocabularySize: configuration.vocabularySize,
+                                  dimension: configuration.embeddingSize, generator: &generator)
+        lstm = try LSTMStack(configuration: configuration.lstm, backend: backend,
+                             weights: LSTM.initialWeights(configuration.lstm, seed: generator.next()))
+        head = try Linear(backend: backend, inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize,
+                          name: "head", generator: &generator)
+        parameters = [embedding.weight]
+            + configuration.lstm.parameterSpecs.map { Parameter(name: "lstm." + $0.name, shape: $0.shape, value: lstm.parameters[$0.name]!) }
+            + [head.weight, head.bias]
+    }
+
+    /// The carried LSTM state between chunks: h [L, B, H], c [L, B, H].
+    public struct State {
+        public var hidden: Backend.Buffer
+        public var cell: Backend.Buffer
+    }
+
+    /// A zero state for `batch` streams.
+    public func zeroState(batch: Int) throws -> State {
+        let count = configuration.layers * batch * configuration.hiddenSize
+        return State(hidden: try backend.makeBuffer(count: count), cell: try backend.makeBuffer(count: count))
+    }
+
+    /// One training step's forward and backward over a chunk: sets every parameter's gradient,
+    /// returns the loss buffer (mean cross-entropy in slot 0, still on the device) and the state
+    /// to carry into the next chunk (the gradient is cut there: truncated BPTT).
+    public func forwardBackward(inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
+                                state: State?, dropoutSeed: UInt64?, ignoreIndex: Int = -1) throws -> (loss: Backend.Buffer, state: State) {
+        let rows = steps * batch, c = configuration
+        let x = try embedding.forward(inputs, count: rows)
+        let f = try lstm.forward(input: x, steps: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
+                                 saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil)
+        let out = MatrixView(f.output, rowStride: c.hiddenSize)
+        let logits = try head.forward(out, rows: rows)
+        let loss = try backend.makeBuffer(count: 1)
+        let dLogits = try backend.makeScratchBuffer(count: rows * c.vocabularySize)
+        try backend.softmaxCrossEntropy(logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
+                                        ignoreIndex: ignoreIndex, gradient: dLogits, loss: loss, lossSlot: 0)
+        let dOut = try head.backward(out, rows: rows, outputGradient: dLogits)!
+        let g = try lstm.backward(f, outputGradient: dOut)
+        for p in parameters where p.name.hasPrefix("lstm.") { p.gradient = g.weights[String(p.name.dropFirst(5))] }
+        try embedding.backward(inputs, count: rows, outputGradient: g.input)
+        return (loss, State(hidden: f.finalHidden, cell: f.finalCell))
+    }
+
+    /// Forward only: the mean cross-entropy of a chunk (slot 0 of the returned buffer) and the carried state.
+    public func loss(inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
+                     state: State?, ignoreIndex: Int = -1) throws -> (loss: Backend.Buffer, state: State) {
+        let rows = steps * batch, c = configuration
+        let f = try lstm.forward(input: embedding.forward(inputs, count: rows), steps: steps, batch: batch,
+                                 initialHidden: state?.hidden, initialCell: state?.cell)
+        let logits = try head.forward(MatrixView(f.output, rowStride: c.hiddenSize), rows: rows)
+        let loss = try backend.makeBuffer(count: 1)
+        let scratch = try backend.makeScratchBuffer(count: rows * c.vocabularySize)
+        try backend.softmaxCrossEntropy(logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
+                                        ignoreIndex: ignoreIndex, gradient: scratch, loss: loss, lossSlot: 0)
+        return (loss, State(hidden: f.finalHidden, cell: f.finalCell))
+    }
+
+    /// Logits [B, V] for one step of ids [B] from `state`, and the next state (for sampling).
+    public func nextLogits(_ ids: [Int], state: State?) throws -> (logits: [Float], state: State) {
+        let batch = ids.count, c = configuration
+        let f = try lstm.forward(input: embedding.forward(backend.makeIndices(ids), count: batch), steps: 1, batch: batch,
+                                 initialHidden: state?.hidden, initialCell: state?.cell)
+        let logits = try head.forward(MatrixView(f.output, rowStride: c.hiddenSize), rows: batch)
+        return (try backend.read(logits, offset: 0, count: batch * c.vocabularySize), State(hidden: f.finalHidden, cell: f.finalCell))
+    }
+
+    /// Every parameter as host tensors, by name.
+    public func parameterTensors() throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for p in parameters { out[p.name] = try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count)) }
+        return out
+    }
+
+    /// Overwrites every parameter from `tensors` (names and shapes checked).
+    public func load(_ tensors: [String: Tensor], source: String) throws {
+        for p in parameters {
+            guard let t = tensors[p.name] else { throw LSTMError.missingTensor(name: p.name, file: source) }
+            try checkShape(t, p.shape, "\(source): '\(p.name)'")
+            try backend.write(t.scalars, to: p.value, offset: 0)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// A character vocabulary: the sorted distinct characters of a text.
+public struct Vocabulary: Equatable, Sendable {
+    public let characters: [Character]
+    private let index: [Character: Int]
+
+    public init(text: String) {
+        self.init(characters: Array(Set(text)).sorted())
+    }
+
+    public init(characters: [Character]) {
+        self.characters = characters
+        var index: [Character: Int] = [:]
+        for (i, c) in characters.enumerated() { index[c] = i }
+        self.index = index
+    }
+
+    public var count: Int { characters.count }
+
+    /// Ids of `text`; characters outside the vocabulary throw, naming the first.
+    public func encode(_ text: String) throws -> [Int] {
+        try text.map { c in
+            guard let i = index[c] else {
+                throw LSTMError.invalidArgument("character \(c.debugDescription) is not in the model's vocabulary of \(count)")
+            }
+            return i
+        }
+    }
+
+    public func decode(_ ids: [Int]) -> String { String(ids.map { characters[$0] }) }
+}
+
+/// Training and held-out token streams for truncated BPTT. The training ids are cut into B
+/// contiguous streams (stream b starts at b·⌊N/B⌋); chunk k of an epoch covers positions
+/// [k·T, k·T + T] of every stream, so the LSTM state carried from one chunk to the next
+/// continues the same text. The last `heldOutFraction` of the text is the held-out split.
+public struct TokenStreams: Sendable {
+    public let training: [Int]
+    public let heldOut: [Int]
+    public let batch: Int        // B
+    public let steps: Int        // T
+
+    public init(ids: [Int], heldOutFraction: Double, batch: Int, steps: Int) throws {
+        guard batch > 0, steps > 0 else { throw LSTMError.invalidArgument("batch and sequence length must be positive") }
+        let cut = ids.count - Int(Double(ids.count) * heldOutFraction)
+        training = Array(ids[..<cut])
+        heldOut = Array(ids[cut...])
+        self.batch = batch
+        self.steps = steps
+        guard chunksPerEpoch > 0 else {
+            throw LSTMError.invalidArgument("the training text (\(training.count) characters) is too short for \(batch) streams of \(steps + 1) characters")
+        }
+    }
+
+    /// Characters per stream.
+    public var streamLength: Int { training.count / batch }
+    /// Chunks in one pass over the streams.
+    public var chunksPerEpoch: Int { (streamLength - 1) / steps }
+
+    /// Inputs and targets of chunk `chunk` (0-based within the epoch), sequence-major [T·B].
+    public func chunk(_ chunk: Int) -> (inputs: [Int], targets: [Int]) {
+        var inputs = [Int](repeating: 0, count: steps * batch), targets = inputs
+        for b in 0..<batch {
+            let start = b * streamLength + chunk * steps
+            for t in 0..<steps {
+                inputs[t * batch + b] = training[start + t]
+                targets[t * batch + b] = training[start + t + 1]
+            }
+        }
+        return (inputs, targets)
+    }
+
+    /// The held-out split as `streams` contiguous streams, in chunks of `steps`:
+    /// [(inputs, targets)] sequence-major, covering every held-out prediction once.
+    public func heldOutChunks(streams: Int) -> [(inputs: [Int], targets: [Int], steps: Int)] {
+        let length = (heldOut.count - 1) / max(streams, 1)
+        guard length > 0 else { return [] }
+        var chunks: [(inputs: [Int], targets: [Int], steps: Int)] = []
+        var position = 0
+        while position < length {
+            let t = min(steps, length - position)
+            var inputs = [Int](repeating: 0, count: t * streams), targets = inputs
+            for b in 0..<streams {
+                for s in 0..<t {
+                    inputs[s * streams + b] = heldOut[b * length + position + s]
+                    targets[s * streams + b] = heldOut[b * length + position + s + 1]
+                }
+            }
+            chunks.append((inputs, targets, t))
+            position += t
+        }
+        return chunks
+    }
+}

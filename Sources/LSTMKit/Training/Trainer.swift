@@ -1,0 +1,216 @@
+import Foundation
+
+/// Everything that defines a training run besides the model's shape.
+public struct TrainingOptions: Equatable, Sendable {
+    public var batch = 32                 // B streams
+    public var steps = 100                // T characters per chunk (truncated BPTT length)
+    public var learningRate: Float = 2e-3
+    public var optimizer: OptimizerKind = .adam()
+    public var schedule: LearningRateSchedule = .constant
+    public var warmup = 0
+    /// Clip gradients to this global L2 norm (nil: no clipping).
+    public var clipNorm: Float? = 5
+    public var seed: UInt64 = 1
+    /// Held-out share of the text (its end).
+    public var heldOutFraction = 0.05
+    /// Streams for evaluation.
+    public var evaluationStreams = 16
+    public init() {}
+}
+
+/// What one step reports.
+public struct StepReport: Sendable {
+    public var step: Int
+    public var loss: Float
+    public var learningRate: Float
+    public var epoch: Int
+    public var seconds: Double
+}
+
+/// Why training stopped early.
+public enum TrainingError: Error, CustomStringConvertible {
+    case diverged(step: Int, loss: Float)
+    case mismatchedResume(String)
+
+    public var description: String {
+        switch self {
+        case let .diverged(step, loss):
+            return "training diverged: the loss at step \(step) is \(loss); the update was not applied and the last checkpoint on disk is intact (lower the learning rate or clip gradients)"
+        case let .mismatchedResume(message): return "cannot resume: \(message)"
+        }
+    }
+}
+
+/// Trains a `LanguageModel` on character streams: truncated BPTT with the state carried
+/// across chunks, an optimiser on the device, held-out evaluation, checkpoints that resume
+/// exactly. Per step only the loss comes back to the host.
+public final class LanguageModelTrainer<Backend: ModelOps> {
+    public let model: LanguageModel<Backend>
+    public let optimizer: Optimizer<Backend>
+    public let vocabulary: Vocabulary
+    public let data: TokenStreams
+    public let options: TrainingOptions
+    /// Steps completed.
+    public private(set) var step = 0
+    /// The next chunk of the current epoch, and the epoch.
+    public private(set) var chunk = 0
+    public private(set) var epoch = 0
+    private var state: LanguageModel<Backend>.State?
+
+    public init(model: LanguageModel<Backend>, vocabulary: Vocabulary, ids: [Int], options: TrainingOptions) throws {
+        guard vocabulary.count == model.configuration.vocabularySize else {
+            throw LSTMError.invalidConfiguration("the vocabulary has \(vocabulary.count) symbols but the model \(model.configuration.vocabularySize)")
+        }
+        self.model = model
+        self.vocabulary = vocabulary
+        self.options = options
+        data = try TokenStreams(ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch, steps: options.steps)
+        optimizer = Optimizer(backend: model.backend, kind: options.optimizer)
+    }
+
+    /// One step: forward and backward over the next chunk, clipping, the update. Throws
+    /// `TrainingError.diverged` (without updating) when the loss is not finite.
+    @discardableResult
+    public func trainStep() throws -> StepReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        if chunk >= data.chunksPerEpoch { chunk = 0; epoch += 1; state = nil }
+        let (inputs, targets) = data.chunk(chunk)
+        let backend = model.backend
+        let (lossBuffer, next) = try model.forwardBackward(
+            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets), steps: data.steps, batch: data.batch,
+            state: state, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        let loss = try backend.read(lossBuffer, offset: 0, count: 1)[0]
+        guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
+        if let clip = options.clipNorm { try optimizer.clipGradients(model.parameters, maxNorm: clip) }
+        let rate = options.schedule.rate(base: options.learningRate, step: step + 1, warmup: options.warmup)
+        try optimizer.update(model.parameters, learningRate: rate)
+        state = next
+        chunk += 1
+        step += 1
+        return StepReport(step: step, loss: loss, learningRate: rate, epoch: epoch,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
+    /// Mean cross-entropy (nats per character) over the held-out split.
+    public func evaluate() throws -> Float {
+        let streams = max(1, min(options.evaluationStreams, data.heldOut.count / 2))
+        var state: LanguageModel<Backend>.State? = nil
+        var total = 0.0, count = 0
+        for chunk in data.heldOutChunks(streams: streams) {
+            let backend = model.backend
+            let (loss, next) = try model.loss(inputs: backend.makeIndices(chunk.inputs), targets: backend.makeIndices(chunk.targets),
+                                              steps: chunk.steps, batch: streams, state: state)
+            total += Double(try backend.read(loss, offset: 0, count: 1)[0]) * Double(chunk.inputs.count)
+            count += chunk.inputs.count
+            state = next
+        }
+        return count > 0 ? Float(total / Double(count)) : .nan
+    }
+
+    // MARK: checkpoints
+
+    static var checkpointFormat: String { "lstm-gpu-checkpoint/1" }
+
+    /// Writes model, optimiser state, carried LSTM state, counters and the data's identity to
+    /// `path`, atomically (temporary file, fsync, rename). The LSTM is stored under
+    /// "lstm." + PyTorch's names.
+    public func saveCheckpoint(to path: String) throws {
+        var tensors: [(name: String, value: SafeTensorsValue)] = []
+        let weights = try model.parameterTensors()
+        for p in model.parameters { tensors.append((p.name, .float32(weights[p.name]!))) }
+        let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
+        let exported = try optimizer.exportState(shapes: shapes)
+        tensors += exported.tensors.map { ($0.0, .float32($0.1)) }
+        if let state {
+            let c = model.configuration, shape = [c.layers, data.batch, c.hiddenSize]
+            let count = shape.reduce(1, *)
+            tensors.append(("train.state.hidden", .float32(try Tensor(shape: shape, scalars: model.backend.read(state.hidden, offset: 0, count: count)))))
+            tensors.append(("train.state.cell", .float32(try Tensor(shape: shape, scalars: model.backend.read(state.cell, offset: 0, count: count)))))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let metadata: [String: String] = [
+            "format": Self.checkpointFormat,
+            "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
+            "vocabulary": String(decoding: try encoder.encode(vocabulary.characters.map(String.init)), as: UTF8.self),
+            "step": "\(step)", "chunk": "\(chunk)", "epoch": "\(epoch)", "optimizer_step": "\(exported.step)",
+            "optimizer": optimizer.kind.name, "batch": "\(data.batch)", "steps": "\(data.steps)",
+            "seed": "\(options.seed)", "data_fingerprint": Self.fingerprint(data.training),
+        ]
+        try SafeTensorsFile.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// Restores a checkpoint written by `saveCheckpoint` for the same data, batch and sequence length.
+    public func resume(from path: String) throws {
+        let file = try SafeTensorsFile(contentsOf: path)
+        guard file.metadata["format"] == Self.checkpointFormat else {
+            throw LSTMError.unknownFormat(path: path, found: "'\(file.metadata["format"] ?? "(none)")' (expected \(Self.checkpointFormat))")
+        }
+        let saved = try Checkpoint.configuration(of: file)
+        guard saved == model.configuration else {
+            throw TrainingError.mismatchedResume("\(path) holds a model \(saved), this run builds \(model.configuration)")
+        }
+        guard file.metadata["batch"] == "\(data.batch)", file.metadata["steps"] == "\(data.steps)" else {
+            throw TrainingError.mismatchedResume("\(path) was trained with batch \(file.metadata["batch"] ?? "?") × length \(file.metadata["steps"] ?? "?"), this run uses \(data.batch) × \(data.steps)")
+        }
+        guard file.metadata["data_fingerprint"] == Self.fingerprint(data.training) else {
+            throw TrainingError.mismatchedResume("\(path) was trained on different text")
+        }
+        guard file.metadata["optimizer"] == optimizer.kind.name else {
+            throw TrainingError.mismatchedResume("\(path) used optimizer \(file.metadata["optimizer"] ?? "?"), this run \(optimizer.kind.name)")
+        }
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.floatTensor(name) }
+        try model.load(tensors, source: path)
+        try optimizer.importState(tensors, step: Int(file.metadata["optimizer_step"] ?? "") ?? 0)
+        step = Int(file.metadata["step"] ?? "") ?? 0
+        chunk = Int(file.metadata["chunk"] ?? "") ?? 0
+        epoch = Int(file.metadata["epoch"] ?? "") ?? 0
+        if let h = tensors["train.state.hidden"], let c = tensors["train.state.cell"] {
+            let hidden = try model.backend.makeBuffer(count: h.count), cell = try model.backend.makeBuffer(count: c.count)
+            try model.backend.write(h.scalars, to: hidden, offset: 0)
+            try model.backend.write(c.scalars, to: cell, offset: 0)
+            state = LanguageModel<Backend>.State(hidden: hidden, cell: cell)
+        } else {
+            state = nil
+        }
+    }
+
+    /// FNV-1a of the ids and their count: tells whether a resume sees the same text.
+    static func fingerprint(_ ids: [Int]) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for id in ids { hash = (hash ^ UInt64(truncatingIfNeeded: id)) &* 0x100_0000_01B3 }
+        return String(hash, radix: 16) + "-\(ids.count)"
+    }
+}
+
+/// Reading a checkpoint's model back (for sampling and for PyTorch).
+public enum Checkpoint {
+    public static func configuration(of file: SafeTensorsFile) throws -> LanguageModelConfiguration {
+        guard let json = file.metadata["model"], let config = try? JSONDecoder().decode(LanguageModelConfiguration.self, from: Data(json.utf8)) else {
+            throw LSTMError.corruptFile(path: file.path, reason: "checkpoint metadata 'model' is missing or malformed")
+        }
+        return config
+    }
+
+    public static func vocabulary(of file: SafeTensorsFile) throws -> Vocabulary {
+        guard let json = file.metadata["vocabulary"], let symbols = try? JSONDecoder().decode([String].self, from: Data(json.utf8)),
+              symbols.allSatisfy({ $0.count == 1 }) else {
+            throw LSTMError.corruptFile(path: file.path, reason: "checkpoint metadata 'vocabulary' is missing or malformed")
+        }
+        return Vocabulary(characters: symbols.map { $0.first! })
+    }
+
+    /// The model stored in `path`, on `backend`.
+    public static func loadModel<Backend: ModelOps>(_ path: String, backend: Backend) throws -> (LanguageModel<Backend>, Vocabulary) {
+        let file = try SafeTensorsFile(contentsOf: path)
+        guard file.metadata["format"] == LanguageModelTrainer<Backend>.checkpointFormat else {
+            throw LSTMError.unknownFormat(path: path, found: "'\(file.metadata["format"] ?? "(none)")'")
+        }
+        let model = try LanguageModel(configuration(of: file), backend: backend, seed: 0)
+        var tensors: [String: Tensor] = [:]
+        for p in model.parameters { tensors[p.name] = try file.floatTensor(p.name) }
+        try model.load(tensors, source: path)
+        return (model, try vocabulary(of: file))
+    }
+}

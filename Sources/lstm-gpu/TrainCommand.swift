@@ -1,0 +1,225 @@
+import ArgumentParser
+import Foundation
+import LSTMKit
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a character-level LSTM language model (truncated BPTT, held-out evaluation, checkpoints).",
+        discussion: """
+        Without --data it trains on a small public-domain text built into the binary; \
+        scripts/fetch-shakespeare writes the 38 plays (5 MB) to data/shakespeare.txt. The last \
+        5% of the text is the held-out split. Stop by steps, epochs or minutes (the first \
+        reached). --checkpoint is written atomically every --checkpoint-every steps and at the \
+        end; --resume continues from it exactly.
+        """)
+
+    @Option(help: "UTF-8 text file to train on (default: the built-in text).")
+    var data: String?
+    @Option(help: "LSTM layers.") var layers = 1
+    @Option(help: "LSTM hidden size H.") var hidden = 512
+    @Option(help: "Embedding size E.") var embedding = 64
+    @Option(help: "Dropout between LSTM layers.") var dropout: Float = 0
+    @Option(name: .customLong("seq-length"), help: "Characters per chunk T (truncated BPTT length).") var seqLength = 100
+    @Option(help: "Streams per batch B.") var batch = 32
+    @Option(help: "sgd, adam or adamw.") var optimizer = "adam"
+    @Option(help: "Learning rate.") var lr: Float = 2e-3
+    @Option(help: "SGD momentum.") var momentum: Float = 0.9
+    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (default: 0; AdamW 0.01).") var weightDecay: Float?
+    @Option(help: "Clip gradients to this global norm (0: off).") var clip: Float = 5
+    @Option(help: "constant, cosine or step:EVERY:GAMMA.") var schedule = "constant"
+    @Option(help: "Linear warm-up steps.") var warmup = 0
+    @Option(help: "Stop after this many steps.") var steps: Int?
+    @Option(help: "Stop after this many epochs.") var epochs: Int?
+    @Option(help: "Stop after this many minutes of wall time.") var minutes: Double?
+    @Option(name: .customLong("eval-every"), help: "Evaluate on the held-out split every N steps (0: only at the end).") var evalEvery = 200
+    @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
+    @Option(help: "OpenCL device: index or name substring.") var device: String?
+    @Option(help: "CPU threads.") var threads: Int?
+    @Option(help: "Seed for initialisation and dropout.") var seed: UInt64 = 1
+    @Option(help: "Checkpoint file (safetensors).") var checkpoint: String?
+    @Option(name: .customLong("checkpoint-every"), help: "Write the checkpoint every N steps.") var checkpointEvery = 200
+    @Flag(help: "Continue from --checkpoint.") var resume = false
+    @Option(help: "Write one JSON line per step (and per evaluation) to this file.") var log: String?
+
+    func validate() throws {
+        guard layers > 0, hidden > 0, embedding > 0, seqLength > 0, batch > 0 else {
+            throw ValidationError("--layers, --hidden, --embedding, --seq-length and --batch must be positive")
+        }
+        guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
+        guard ["sgd", "adam", "adamw"].contains(optimizer) else { throw ValidationError("--optimizer must be sgd, adam or adamw") }
+        guard steps != nil || epochs != nil || minutes != nil else {
+            throw ValidationError("say when to stop: --steps, --epochs or --minutes")
+        }
+        if resume, checkpoint == nil { throw ValidationError("--resume needs --checkpoint") }
+        if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
+    }
+
+    func run() throws {
+        if let threads { CPUThreads.set(threads) }
+        let text: String
+        if let data {
+            guard let contents = FileManager.default.contents(atPath: data) else {
+                throw ValidationError("cannot read --data \(data)")
+            }
+            text = String(decoding: contents, as: UTF8.self)
+        } else {
+            text = String(decoding: PackageResources.default_text_txt, as: UTF8.self)
+        }
+        var options = TrainingOptions()
+        options.batch = batch
+        options.steps = seqLength
+        options.learningRate = lr
+        options.optimizer = try optimizerKind()
+        options.schedule = try scheduleKind()
+        options.warmup = warmup
+        options.clipNorm = clip > 0 ? clip : nil
+        options.seed = seed
+        switch backend {
+        case .cpu: try train(text: text, options: options, backend: CPUBackend())
+        case .opencl: try train(text: text, options: options, backend: OpenCLBackend.shared(device: device))
+        }
+    }
+
+    func optimizerKind() throws -> OptimizerKind {
+        switch optimizer {
+        case "sgd": return .sgd(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay ?? 0)
+        case "adamw": return .adamW(weightDecay: weightDecay ?? 0.01)
+        default: return .adam(weightDecay: weightDecay ?? 0)
+        }
+    }
+
+    func scheduleKind() throws -> LearningRateSchedule {
+        if schedule == "constant" { return .constant }
+        if schedule == "cosine" {
+            guard let steps else { throw ValidationError("--schedule cosine needs --steps (its length)") }
+            return .cosine(totalSteps: steps, minimum: lr / 20)
+        }
+        let parts = schedule.split(separator: ":")
+        if parts.count == 3, parts[0] == "step", let every = Int(parts[1]), let gamma = Float(parts[2]), every > 0 {
+            return .step(every: every, gamma: gamma)
+        }
+        throw ValidationError("--schedule must be constant, cosine or step:EVERY:GAMMA, got '\(schedule)'")
+    }
+
+    func train<Backend: ModelOps>(text: String, options: TrainingOptions, backend: Backend) throws {
+        let vocabulary = Vocabulary(text: text)
+        let ids = try vocabulary.encode(text)
+        let config = LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: embedding, hiddenSize: hidden,
+                                                layers: layers, dropout: dropout)
+        let model = try LanguageModel(config, backend: backend, seed: seed)
+        let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: ids, options: options)
+        if resume, let checkpoint {
+            try trainer.resume(from: checkpoint)
+            print("resumed \(checkpoint) at step \(trainer.step) (epoch \(trainer.epoch), chunk \(trainer.chunk))")
+        }
+        let logger = try log.map { try JSONLineLog(path: $0, append: resume) }
+        let progress = ProgressLine()
+        let parameterCount = model.parameters.reduce(0) { $0 + $1.count }
+        print("training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
+              + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(layers)×\(hidden) LSTM, "
+              + "embedding \(embedding), \(parameterCount) parameters; batch \(batch) × \(seqLength), \(options.optimizer.name) lr \(lr)")
+        let stopStep = [steps, epochs.map { $0 * trainer.data.chunksPerEpoch }].compactMap { $0 }.min()
+        let started = Date()
+        var lastCheckpointStep = trainer.step
+        func writeCheckpoint() throws {
+            guard let checkpoint else { return }
+            try trainer.saveCheckpoint(to: checkpoint)
+            lastCheckpointStep = trainer.step
+        }
+        func evaluate() throws {
+            let loss = try trainer.evaluate()
+            progress.clear()
+            print("step \(trainer.step): held-out loss \(fixed(Double(loss), 4)) nats/char (\(fixed(Double(loss) / Foundation.log(2.0), 3)) bits), "
+                  + "\(fixed(Date().timeIntervalSince(started) / 60, 1)) min")
+            try logger?.write(["step": .int(trainer.step), "eval_loss": .double(Double(loss)),
+                               "minutes": .double(Date().timeIntervalSince(started) / 60)])
+        }
+        var window: [Float] = []
+        while true {
+            if let stopStep, trainer.step >= stopStep { break }
+            if let minutes, Date().timeIntervalSince(started) >= minutes * 60 { break }
+            let report: StepReport
+            do { report = try trainer.trainStep() } catch let error as TrainingError {
+                progress.clear()
+                if lastCheckpointStep > 0 || resume, let checkpoint {
+                    printError("\(error)\nlast good checkpoint: \(checkpoint) (step \(lastCheckpointStep))")
+                } else {
+                    printError("\(error)")
+                }
+                throw ExitCode(3)
+            }
+            window.append(report.loss)
+            if window.count > 50 { window.removeFirst() }
+            let tokensPerSecond = Double(batch * seqLength) / report.seconds
+            try logger?.write(["step": .int(report.step), "loss": .double(Double(report.loss)), "lr": .double(Double(report.learningRate)),
+                               "epoch": .int(report.epoch), "tokens_per_s": .double(tokensPerSecond)])
+            let smoothed = window.reduce(0, +) / Float(window.count)
+            var eta = ""
+            if let stopStep { eta = " ETA " + clock(Double(stopStep - report.step) * report.seconds) }
+            if let minutes { eta = " left " + clock(max(0, minutes * 60 - Date().timeIntervalSince(started))) }
+            let line = "step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
+                + "(avg \(fixed(Double(smoothed), 4))) lr \(String(format: "%.2e", Double(report.learningRate))) "
+                + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)"
+            progress.show(line, every: report.step % 50 == 0 || report.step == 1)
+            if evalEvery > 0, report.step % evalEvery == 0 { try evaluate() }
+            if checkpointEvery > 0, report.step % checkpointEvery == 0 { try writeCheckpoint() }
+        }
+        progress.clear()
+        try evaluate()
+        try writeCheckpoint()
+        if let checkpoint { print("checkpoint: \(checkpoint) (step \(trainer.step))") }
+    }
+
+    func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// A status line that redraws in place on a terminal and prints every so often otherwise.
+final class ProgressLine {
+    let terminal = isatty(STDOUT_FILENO) != 0
+    private var shown = false
+
+    func show(_ line: String, every: Bool) {
+        if terminal {
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+            shown = true
+        } else if every {
+            print(line)
+        }
+    }
+
+    func clear() {
+        if terminal, shown { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)); shown = false }
+    }
+}
+
+/// One JSON object per line, flushed as written.
+final class JSONLineLog {
+    enum Value { case int(Int), double(Double), string(String) }
+    let handle: FileHandle
+
+    init(path: String, append: Bool) throws {
+        if !append || !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("cannot create --log \(path)") }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open --log \(path)") }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    func write(_ fields: [String: Value]) throws {
+        let body = fields.keys.sorted().map { key -> String in
+            switch fields[key]! {
+            case let .int(v): return "\"\(key)\":\(v)"
+            case let .double(v): return "\"\(key)\":\(v.isFinite ? "\(v)" : "null")"
+            case let .string(v): return "\"\(key)\":\"\(v)\""
+            }
+        }.joined(separator: ",")
+        handle.write(Data(("{" + body + "}\n").utf8))
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import XCTest
+@testable import LSTMKit
+
+/// Optimisers against PyTorch's, training on both backends, checkpoints and resume.
+final class OptimizerTests: XCTestCase {
+    func check<Backend: ModelOps>(_ backend: Backend, label: String) throws {
+        let file = try SafeTensorsFile(contentsOf: fixtureFolder + "/training/optimizers.safetensors")
+        let cases = try JSONSerialization.jsonObject(with: Data(file.metadata["cases"]!.utf8)) as! [[Any]]
+        let p0 = try file.floatTensor("p0")
+        XCTAssertEqual(cases.count, 6)
+        for entry in cases {
+            let name = entry[0] as! String, args = entry[1] as! [String: Any]
+            func number(_ key: String, _ fallback: Float) -> Float { (args[key] as? NSNumber)?.floatValue ?? fallback }
+            let betas = (args["betas"] as? [NSNumber])?.map(\.floatValue) ?? [0.9, 0.999]
+            let kind: OptimizerKind = switch name.split(separator: "-")[0] {
+            case "sgd": .sgd(momentum: number("momentum", 0), nesterov: args["nesterov"] as? Bool ?? false, weightDecay: number("weight_decay", 0))
+            case "adamw": .adamW(beta1: betas[0], beta2: betas[1], epsilon: number("eps", 1e-8), weightDecay: number("weight_decay", 0.01))
+            default: .adam(beta1: betas[0], beta2: betas[1], epsilon: number("eps", 1e-8), weightDecay: number("weight_decay", 0))
+            }
+            let optimizer = Optimizer(backend: backend, kind: kind)
+            let value = try backend.makeBuffer(count: p0.count)
+            try backend.write(p0.scalars, to: value, offset: 0)
+            let parameter = Parameter(name: "p", shape: p0.shape, value: value)
+            for step in 0..<5 {
+                let gradient = try backend.makeBuffer(count: p0.count)
+                try backend.write(try file.floatTensor("grad\(step)").scalars, to: gradient, offset: 0)
+                parameter.gradient = gradient
+                try optimizer.update([parameter], learningRate: number("lr", 0.1))
+                let ours = try Tensor(shape: p0.shape, scalars: backend.read(value, offset: 0, count: p0.count))
+                assertClose(ours, try file.floatTensor("\(name).step\(step)"), "\(label) \(name) step \(step + 1)",
+                            tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+            }
+        }
+        // Clipping by global norm over two tensors.
+        for limit in [1, 100] {
+            let a = try file.floatTensor("clip.a"), b = try file.floatTensor("clip.b")
+            let pa = Parameter(name: "a", shape: a.shape, value: try backend.makeBuffer(count: a.count))
+            let pb = Parameter(name: "b", shape: b.shape, value: try backend.makeBuffer(count: b.count))
+            pa.gradient = try backend.makeBuffer(count: a.count)
+            pb.gradient = try backend.makeBuffer(count: b.count)
+            try backend.write(a.scalars, to: pa.gradient!, offset: 0)
+            try backend.write(b.scalars, to: pb.gradient!, offset: 0)
+            try Optimizer(backend: backend, kind: .sgd()).clipGradients([pa, pb], maxNorm: Float(limit))
+            assertClose(try Tensor(shape: a.shape, scalars: backend.read(pa.gradient!, offset: 0, count: a.count)),
+                        try file.floatTensor("clip\(limit).a"), "\(label) clip \(limit) a", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+            assertClose(try Tensor(shape: b.shape, scalars: backend.read(pb.gradient!, offset: 0, count: b.count)),
+                        try file.floatTensor("clip\(limit).b"), "\(label) clip \(limit) b", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+        }
+    }
+
+    func testOptimizersMatchPyTorchOnTheCPU() throws { try check(CPUBackend(), label: "cpu") }
+    func testOptimizersMatchPyTorchOnOpenCL() throws { try check(requireOpenCL(), label: "opencl") }
+
+    func testSchedules() {
+        XCTAssertEqual(LearningRateSchedule.constant.rate(base: 0.1, step: 50, warmup: 0), 0.1)
+        XCTAssertEqual(LearningRateSchedule.constant.rate(base: 0.1, step: 5, warmup: 10), 0.05, accuracy: 1e-7)
+        XCTAssertEqual(LearningRateSchedule.step(every: 10, gamma: 0.5).rate(base: 1, step: 21, warmup: 0), 0.25)
+        let cosine = LearningRateSchedule.cosine(totalSteps: 110, minimum: 0.01)
+        XCTAssertEqual(cosine.rate(base: 1, step: 10, warmup: 10), 1)
+        XCTAssertEqual(cosine.rate(base: 1, step: 60, warmup: 10), 0.505, accuracy: 1e-5)
+        XCTAssertEqual(cosine.rate(base: 1, step: 110, warmup: 10), 0.01, accuracy: 1e-6)
+    }
+}
+
+final class LanguageModelTrainingTests: XCTestCase {
+    let text = String(repeating: "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", count: 12)
+
+    func makeTrainer<Backend: ModelOps>(_ backend: Backend, dropout: Float = 0.2, layers: Int = 2,
+                                        batch: Int = 4) throws -> LanguageModelTrainer<Backend> {
+        let vocabulary = Vocabulary(text: text)
+        let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: 8, hiddenSize: 24,
+                                                                 layers: layers, dropout: dropout), backend: backend, seed: 7)
+        var options = TrainingOptions()
+        options.batch = batch
+        options.steps = 12
+        options.learningRate = 1e-2
+        options.clipNorm = 1
+        return try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: try vocabulary.encode(text), options: options)
+    }
+
+    func testLossFallsOnTheCPU() throws {
+        let trainer = try makeTrainer(CPUBackend())
+        let first = try trainer.evaluate()
+        var losses: [Float] = []
+        for _ in 0..<60 { losses.append(try trainer.trainStep().loss) }
+        let last = try trainer.evaluate()
+        print("held-out loss \(first) -> \(last); train loss \(losses.first!) -> \(losses.last!)")
+        XCTAssertLessThan(last, first - 0.3)
+        XCTAssertLessThan(losses.suffix(10).reduce(0, +) / 10, losses.prefix(10).reduce(0, +) / 10 - 0.5)
+        // Chunks of an epoch come in order; a new epoch starts after the last one.
+        XCTAssertEqual(trainer.epoch, (60 - 1) / trainer.data.chunksPerEpoch)
+        XCTAssertEqual(trainer.chunk, (60 - 1) % trainer.data.chunksPerEpoch + 1)
+    }
+
+    /// Same seed, same data: OpenCL's losses follow the CPU path's (dropout masks included).
+    func testOpenCLTrainsLikeTheCPUPath() throws {
+        let gpu = try makeTrainer(requireOpenCL())
+        let cpu = try makeTrainer(CPUBackend())
+        var worst: Float = 0
+        for step in 1...20 {
+            let a = try cpu.trainStep().loss, b = try gpu.trainStep().loss
+            worst = max(worst, abs(a - b) / abs(a))
+            XCTAssertLessThan(abs(a - b) / abs(a), 1e-3, "step \(step): cpu \(a), opencl \(b)")
+        }
+        print("first 20 losses: max relative difference OpenCL vs CPU \(worst)")
+    }
+
+    /// A run stopped at a checkpoint and resumed gives bitwise the same losses and weights.
+    func testResumeContinuesExactly() throws {
+        let folder = try temporaryFolder()
+        let straight = try makeTrainer(CPUBackend())
+        var expected: [Float] = []
+        for _ in 0..<10 { expected.append(try straight.trainStep().loss) }
+
+        let first = try makeTrainer(CPUBackend())
+        var losses: [Float] = []
+        for _ in 0..<4 { losses.append(try first.trainStep().loss) }
+        try first.saveCheckpoint(to: folder + "/run.safetensors")
+        let second = try makeTrainer(CPUBackend())
+        try second.resume(from: folder + "/run.safetensors")
+        XCTAssertEqual(second.step, 4)
+        for _ in 0..<6 { losses.append(try second.trainStep().loss) }
+        XCTAssertEqual(losses, expected)
+        XCTAssertEqual(try second.model.parameterTensors(), try straight.model.parameterTensors())
+    }
+
+    func testResumeRefusesAnotherConfiguration() throws {
+        let folder = try temporaryFolder()
+        let trainer = try makeTrainer(CPUBackend())
+        try trainer.trainStep()
+        try trainer.saveCheckpoint(to: folder + "/run.safetensors")
+        XCTAssertThrowsError(try makeTrainer(CPUBackend(), batch: 3).resume(from: folder + "/run.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("batch 4"), "\(error)")
+        }
+        XCTAssertThrowsError(try makeTrainer(CPUBackend(), layers: 1).resume(from: folder + "/run.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("holds a model"), "\(error)")
+        }
+    }
+
+    func testDivergenceStopsWithoutUpdating() throws {
+        let trainer = try makeTrainer(CPUBackend())
+        try trainer.trainStep()
+        // Poison one weight: the next loss is NaN, and the step must not update anything.
+        let head = trainer.model.head.weight
+        var values = try trainer.model.backend.read(head.value, offset: 0, count: head.count)
+        values[0] = .nan
+        try trainer.model.backend.write(values, to: head.value, offset: 0)
+        let before = try trainer.model.parameterTensors()
+        XCTAssertThrowsError(try trainer.trainStep()) { error in
+            guard case TrainingError.diverged(let step, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(step, 2)
+            XCTAssertTrue("\(error)".contains("last checkpoint on disk is intact"))
+        }
+        let after = try trainer.model.parameterTensors()
+        for (name, tensor) in before where name != "head.weight" { XCTAssertEqual(tensor, after[name], name) }
+        XCTAssertEqual(trainer.step, 1)
+    }
+
+    /// Dropout masks come from a counter-based hash: the same on both backends.
+    func testDropoutMasksAgreeAcrossBackends() throws {
+        let gpu = try requireOpenCL()
+        let cpu = CPUBackend()
+        let a = try cpu.makeBuffer(count: 1000), b = try gpu.makeBuffer(count: 1000)
+        try cpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, into: a)
+        try gpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, into: b)
+        let ma = try cpu.read(a, offset: 0, count: 1000), mb = try gpu.read(b, offset: 0, count: 1000)
+        XCTAssertEqual(ma, mb)
+        let kept = ma.filter { $0 > 0 }.count
+        XCTAssertTrue((600...800).contains(kept), "kept \(kept) of 1000 at p = 0.3")
+        XCTAssertTrue(ma.allSatisfy { $0 == 0 || abs($0 - 1 / 0.7) < 1e-6 })
+    }
+}
+
+/// Finite differences through the whole language model: embedding gather/scatter, LSTM,
+/// linear head and softmax cross-entropy (with an ignored target).
+final class LanguageModelGradientTests: XCTestCase {
+    func testModelGradientsMatchFiniteDifferences() throws {
+        let backend = CPUBackend()
+        let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layers: 2),
+                                      backend: backend, seed: 3)
+        let inputs = [1, 4, 6, 0, 2, 2, 5, 3], targets = [4, 6, -1, 2, 2, 5, 3, 1]   // T = 4, B = 2
+        let (_, _) = try model.forwardBackward(inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
+                                               steps: 4, batch: 2, state: nil, dropoutSeed: nil)
+        func loss() throws -> Double {
+            let (buffer, _) = try model.loss(inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
+                                             steps: 4, batch: 2, state: nil)
+            return Double(try backend.read(buffer, offset: 0, count: 1)[0])
+        }
+        var worst = 0.0
+        for p in model.parameters {
+            let analytic = try backend.read(p.gradient!, offset: 0, count: p.count)
+            var values = try backend.read(p.value, offset: 0, count: p.count)
+            for i in stride(from: 0, to: p.count, by: max(1, p.count / 5)) {
+                let original = values[i], eps: Float = 1e-2
+                values[i] = original + eps; try backend.write(values, to: p.value, offset: 0)
+                let up = try loss()
+                values[i] = original - eps; try backend.write(values, to: p.value, offset: 0)
+                let down = try loss()
+                values[i] = original; try backend.write(values, to: p.value, offset: 0)
+                let numeric = (up - down) / Double(2 * eps)
+                worst = max(worst, abs(numeric - Double(analytic[i])))
+                XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 2e-4 + 1e-2 * abs(numeric), "\(p.name)[\(i)]")
+            }
+        }
+        print("language model: max |backward - finite difference| = \(worst)")
+    }
+}
