@@ -18,6 +18,9 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CLSTMKernels", path: "Sources/CLSTMKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(
             name: "LSTMKit",
@@ -33,11 +36,13 @@ let package = Package(
             ]),
         .executableTarget(
             name: "lstm-gpu",
-            dependencies: ["LSTMKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LSTMKit", "LSTMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/lstm-gpu",
             // The text `lstm-gpu train` uses without --data: the first 100 kB of the
             // public-domain plays that scripts/fetch-shakespeare downloads.
             resources: [.embedInCode("default-text.txt")]),
+        // Data parallelism over Open MPI, kept out of LSTMKit: importing the engine links no MPI.
+        .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
         .executableTarget(
             name: "sentiment-classifier",
             dependencies: ["LSTMKit"],

@@ -9,7 +9,7 @@
 //                      = (softmax − onehot)·scale, 0 for ignored rows     global (rows)
 //   reduce_sum         out[slot] = scale·Σ x (one work-group of 256 items; reqd size 256)
 //   mse                g = 2(p − t)/n; sq[i] = (p − t)²                   global (count)
-//   dropout_mask       mask[i] = keep(seed, i) ? 1/(1−p) : 0 (same hash as the CPU path)
+//   dropout_mask       mask[i] = keep(seed, global index of i) ? 1/(1−p) : 0 (same hash as the CPU path)
 //   multiply           out = a·b
 //   square             sq[i] = x[i]²
 //   clip_by_norm       x ·= min(1, max/(sqrt(Σ sums)+1e-6))
@@ -87,11 +87,16 @@ __kernel void mse(const int n, __global const float* p, __global const float* t,
     sq[i] = d * d;
 }
 
-__kernel void dropout_mask(const int n, const float p, const uint seed_lo, const uint seed_hi, __global float* mask)
+__kernel void dropout_mask(const int n, const float p, const uint seed_lo, const uint seed_hi,
+                           const int local_batch, const int global_batch, const int offset, const int width,
+                           __global float* mask)
 {
     const int i = get_global_id(0);
     if (i >= n) return;
-    uint x = ((uint)i * 0x9E3779B9u) ^ seed_lo;
+    // the element's index in the global [T, global_batch, width] batch
+    const int per_step = local_batch * width, t = i / per_step, rest = i % per_step;
+    const uint g = (uint)((t * global_batch + offset + rest / width) * width + rest % width);
+    uint x = (g * 0x9E3779B9u) ^ seed_lo;
     x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
     x ^= seed_hi;
     x *= 0x27D4EB2Du; x ^= x >> 15;

@@ -70,7 +70,8 @@ public final class LSTMStack<Backend: ModelOps> {
     /// dropped out with masks drawn from the seed (the same on every backend).
     public func forward(input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
                         initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
-                        saveActivations: Bool = false, dropoutSeed: UInt64? = nil) throws -> LSTMStackForward<Backend> {
+                        saveActivations: Bool = false, dropoutSeed: UInt64? = nil,
+                        dropoutBatch: (offset: Int, global: Int)? = nil) throws -> LSTMStackForward<Backend> {
         let c = configuration
         guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
         guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
@@ -123,7 +124,10 @@ public final class LSTMStack<Backend: ModelOps> {
             if let seed = dropoutSeed, c.dropout > 0, layer + 1 < c.numLayers {
                 let count = steps * batch * d * hout
                 let mask = try backend.makeScratchBuffer(count: count)
-                try backend.dropoutMask(count: count, probability: c.dropout, seed: dropoutLayerSeed(seed, layer: layer), into: mask)
+                let layout = DropoutLayout(localBatch: batch, globalBatch: dropoutBatch?.global ?? batch,
+                                           offset: dropoutBatch?.offset ?? 0, width: d * hout)
+                try backend.dropoutMask(count: count, probability: c.dropout, seed: dropoutLayerSeed(seed, layer: layer),
+                                        layout: layout, into: mask)
                 let dropped = try backend.makeScratchBuffer(count: count)
                 try backend.multiply(output, mask, into: dropped, count: count)
                 layerInput = dropped

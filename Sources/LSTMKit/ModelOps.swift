@@ -25,9 +25,10 @@ public protocol ModelOps: LSTMBackend {
                              gradient: Buffer, loss: Buffer, lossSlot: Int) throws
     /// Mean squared error: loss[lossSlot] = mean (prediction − target)²; gradient = d loss / d prediction.
     func meanSquaredError(prediction: Buffer, target: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
-    /// mask[i] = 0 with probability p, else 1/(1−p), from a counter-based hash of (seed, i):
-    /// the same seed gives the same mask on every backend.
-    func dropoutMask(count: Int, probability: Float, seed: UInt64, into mask: Buffer) throws
+    /// mask[i] = 0 with probability p, else 1/(1−p), from a counter-based hash of (seed, the
+    /// element's index in `layout`'s global batch): the same seed gives the same mask on every
+    /// backend, and a replica holding a slice of the batch draws that slice of the whole mask.
+    func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: Buffer) throws
     /// out[i] = a[i]·b[i] (out may be a or b).
     func multiply(_ a: Buffer, _ b: Buffer, into out: Buffer, count: Int) throws
     /// sums[slot] = Σ x[i]² (for gradient norms).
@@ -43,6 +44,31 @@ public protocol ModelOps: LSTMBackend {
     func adamStep(parameter: Buffer, gradient: Buffer, firstMoment: Buffer, secondMoment: Buffer, count: Int,
                   learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
                   decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float) throws
+}
+
+/// Where a replica's [T, b, W] rows sit in the global [T, B, W] batch (data parallelism):
+/// local element (t, r, j) is global element (t, offset + r, j).
+public struct DropoutLayout: Equatable, Sendable {
+    public var localBatch: Int
+    public var globalBatch: Int
+    public var offset: Int
+    public var width: Int
+    public init(localBatch: Int, globalBatch: Int, offset: Int, width: Int) {
+        self.localBatch = localBatch
+        self.globalBatch = globalBatch
+        self.offset = offset
+        self.width = width
+    }
+    /// The whole batch is local.
+    public static func whole(batch: Int, width: Int) -> DropoutLayout {
+        DropoutLayout(localBatch: batch, globalBatch: batch, offset: 0, width: width)
+    }
+    @inline(__always)
+    func globalIndex(_ i: Int) -> Int {
+        let perStep = localBatch * width
+        let t = i / perStep, rest = i % perStep
+        return (t * globalBatch + offset + rest / width) * width + rest % width
+    }
 }
 
 /// The dropout hash, shared by both backends (the OpenCL kernel spells out the same steps):

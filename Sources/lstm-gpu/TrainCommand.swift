@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMDistributed
 import LSTMKit
 
 struct TrainCommand: ParsableCommand {
@@ -12,6 +13,12 @@ struct TrainCommand: ParsableCommand {
         5% of the text is the held-out split. Stop by steps, epochs or minutes (the first \
         reached). --checkpoint is written atomically every --checkpoint-every steps and at the \
         end; --resume continues from it exactly.
+
+        Data parallelism: `mpirun -np N lstm-gpu train …` runs N ranks, each with --batch \
+        streams of the global batch of N·batch, on its own backend (OpenCL devices by local \
+        rank unless --device is given). Gradients are averaged with MPI_Allreduce; rank 0 \
+        writes checkpoints and logs. N ranks take the same steps as one process with \
+        --batch N·batch.
         """)
 
     @Option(help: "UTF-8 text file to train on (default: the built-in text).")
@@ -42,6 +49,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Write the checkpoint every N steps.") var checkpointEvery = 200
     @Flag(help: "Continue from --checkpoint.") var resume = false
     @Option(help: "Write one JSON line per step (and per evaluation) to this file.") var log: String?
+    @Option(name: .customLong("collective-timeout"), help: "Under MPI: seconds a collective may wait before the job is stopped.")
+    var collectiveTimeout: Double = 300
 
     func validate() throws {
         guard layers > 0, hidden > 0, embedding > 0, seqLength > 0, batch > 0 else {
@@ -77,10 +86,25 @@ struct TrainCommand: ParsableCommand {
         options.warmup = warmup
         options.clipNorm = clip > 0 ? clip : nil
         options.seed = seed
-        switch backend {
-        case .cpu: try train(text: text, options: options, backend: CPUBackend())
-        case .opencl: try train(text: text, options: options, backend: OpenCLBackend.shared(device: device))
+        let reducer = MPIReducer.launchedByMPI ? try MPIReducer(timeout: collectiveTimeout) : nil
+        do {
+            switch backend {
+            case .cpu: try train(text: text, options: options, backend: CPUBackend(), reducer: reducer)
+            case .opencl:
+                // One device per rank on a machine, unless one is named.
+                var chosen = device
+                if chosen == nil, let reducer, ProcessInfo.processInfo.environment["LSTM_GPU_DEVICE"] == nil {
+                    let count = try OpenCLDevices.all().count
+                    if count > 0 { chosen = "\(reducer.localRank % count)" }
+                }
+                try train(text: text, options: options, backend: OpenCLBackend.shared(device: chosen), reducer: reducer)
+            }
+        } catch {
+            guard let reducer, reducer.size > 1 else { throw error }
+            printError("lstm-gpu: rank \(reducer.rank): \(error)")
+            reducer.abort(error is TrainingError ? 3 : 1)
         }
+        reducer?.finish()
     }
 
     func optimizerKind() throws -> OptimizerKind {
@@ -104,21 +128,27 @@ struct TrainCommand: ParsableCommand {
         throw ValidationError("--schedule must be constant, cosine or step:EVERY:GAMMA, got '\(schedule)'")
     }
 
-    func train<Backend: ModelOps>(text: String, options: TrainingOptions, backend: Backend) throws {
+    func train<Backend: ModelOps>(text: String, options: TrainingOptions, backend: Backend, reducer: MPIReducer?) throws {
         let vocabulary = Vocabulary(text: text)
         let ids = try vocabulary.encode(text)
         let config = LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: embedding, hiddenSize: hidden,
                                                 layers: layers, dropout: dropout)
         let model = try LanguageModel(config, backend: backend, seed: seed)
-        let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: ids, options: options)
+        let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: ids, options: options, reducer: reducer)
+        let leader = (reducer?.rank ?? 0) == 0
+        /// Prints on rank 0 only.
+        func say(_ line: String) { if leader { print(line) } }
         if resume, let checkpoint {
             try trainer.resume(from: checkpoint)
-            print("resumed \(checkpoint) at step \(trainer.step) (epoch \(trainer.epoch), chunk \(trainer.chunk))")
+            say("resumed \(checkpoint) at step \(trainer.step) (epoch \(trainer.epoch), chunk \(trainer.chunk))")
         }
-        let logger = try log.map { try JSONLineLog(path: $0, append: resume) }
+        let logger = leader ? try log.map { try JSONLineLog(path: $0, append: resume) } : nil
         let progress = ProgressLine()
         let parameterCount = model.parameters.reduce(0) { $0 + $1.count }
-        print("training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
+        if let reducer {
+            say("data parallel: \(reducer.size) ranks × batch \(batch) = global batch \(trainer.data.batch)")
+        }
+        say("training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
               + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(layers)×\(hidden) LSTM, "
               + "embedding \(embedding), \(parameterCount) parameters; batch \(batch) × \(seqLength), \(options.optimizer.name) lr \(lr)")
         let stopStep = [steps, epochs.map { $0 * trainer.data.chunksPerEpoch }].compactMap { $0 }.min()
@@ -126,10 +156,11 @@ struct TrainCommand: ParsableCommand {
         var lastCheckpointStep = trainer.step
         func writeCheckpoint() throws {
             guard let checkpoint else { return }
-            try trainer.saveCheckpoint(to: checkpoint)
+            try trainer.saveCheckpoint(to: checkpoint)     // every rank takes part; rank 0 writes
             lastCheckpointStep = trainer.step
         }
         func evaluate() throws {
+            guard leader else { return }
             let loss = try trainer.evaluate()
             progress.clear()
             print("step \(trainer.step): held-out loss \(fixed(Double(loss), 4)) nats/char (\(fixed(Double(loss) / Foundation.log(2.0), 3)) bits), "
@@ -140,10 +171,16 @@ struct TrainCommand: ParsableCommand {
         var window: [Float] = []
         while true {
             if let stopStep, trainer.step >= stopStep { break }
-            if let minutes, Date().timeIntervalSince(started) >= minutes * 60 { break }
+            if let minutes {
+                // Under MPI rank 0's clock decides for everyone, so no rank stops alone.
+                var stop: [Float] = [Date().timeIntervalSince(started) >= minutes * 60 ? 1 : 0]
+                try reducer?.broadcast(&stop, root: 0)
+                if stop[0] != 0 { break }
+            }
             let report: StepReport
             do { report = try trainer.trainStep() } catch let error as TrainingError {
                 progress.clear()
+                if reducer != nil { throw error }
                 if lastCheckpointStep > 0 || resume, let checkpoint {
                     printError("\(error)\nlast good checkpoint: \(checkpoint) (step \(lastCheckpointStep))")
                 } else {
@@ -163,14 +200,18 @@ struct TrainCommand: ParsableCommand {
             let line = "step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
                 + "(avg \(fixed(Double(smoothed), 4))) lr \(String(format: "%.2e", Double(report.learningRate))) "
                 + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)"
-            progress.show(line, every: report.step % 50 == 0 || report.step == 1)
+            if leader { progress.show(line, every: report.step % 50 == 0 || report.step == 1) }
             if evalEvery > 0, report.step % evalEvery == 0 { try evaluate() }
             if checkpointEvery > 0, report.step % checkpointEvery == 0 { try writeCheckpoint() }
         }
         progress.clear()
-        try evaluate()
+        if evalEvery <= 0 || trainer.step % evalEvery != 0 { try evaluate() }
         try writeCheckpoint()
-        if let checkpoint { print("checkpoint: \(checkpoint) (step \(trainer.step))") }
+        if let checkpoint { say("checkpoint: \(checkpoint) (step \(trainer.step))") }
+        if let reducer {
+            let seconds = Date().timeIntervalSince(started)
+            say("rank 0: \(fixed(seconds, 1)) s, \(fixed(100 * reducer.secondsInCollectives / max(seconds, 1e-9), 1))% in collectives")
+        }
     }
 
     func clock(_ seconds: Double) -> String {
@@ -190,6 +231,7 @@ final class ProgressLine {
             shown = true
         } else if every {
             print(line)
+            fflush(nil)   // every output stream: lines show up as they happen in a log file
         }
     }
 

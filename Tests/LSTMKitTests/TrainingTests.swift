@@ -162,8 +162,8 @@ final class LanguageModelTrainingTests: XCTestCase {
         let gpu = try requireOpenCL()
         let cpu = CPUBackend()
         let a = try cpu.makeBuffer(count: 1000), b = try gpu.makeBuffer(count: 1000)
-        try cpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, into: a)
-        try gpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, into: b)
+        try cpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, layout: .whole(batch: 10, width: 20), into: a)
+        try gpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, layout: .whole(batch: 10, width: 20), into: b)
         let ma = try cpu.read(a, offset: 0, count: 1000), mb = try gpu.read(b, offset: 0, count: 1000)
         XCTAssertEqual(ma, mb)
         let kept = ma.filter { $0 > 0 }.count

@@ -91,10 +91,11 @@ extension CPUBackend: ModelOps {
         gradient.markModified(); loss.markModified()
     }
 
-    public func dropoutMask(count: Int, probability: Float, seed: UInt64, into mask: CPUBuffer) throws {
+    public func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: CPUBuffer) throws {
         let keep = 1 / (1 - probability)
         for i in 0..<count {
-            mask.pointer[i] = dropoutKeeps(index: UInt32(truncatingIfNeeded: i), seed: seed, probability: probability) ? keep : 0
+            let index = UInt32(truncatingIfNeeded: layout.globalIndex(i))
+            mask.pointer[i] = dropoutKeeps(index: index, seed: seed, probability: probability) ? keep : 0
         }
         mask.markModified()
     }

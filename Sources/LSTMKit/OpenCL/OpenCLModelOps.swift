@@ -54,10 +54,10 @@ extension OpenCLBackend: ModelOps {
                    [.int(count), .buffer(squares), .float(1 / Float(max(count, 1))), .buffer(loss), .int(lossSlot)])
     }
 
-    public func dropoutMask(count: Int, probability: Float, seed: UInt64, into mask: OpenCLBuffer) throws {
+    public func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: OpenCLBuffer) throws {
         try launch("dropout_mask", in: .training, global: [count], [
             .int(count), .float(probability), .uint(UInt32(truncatingIfNeeded: seed)), .uint(UInt32(truncatingIfNeeded: seed >> 32)),
-            .buffer(mask),
+            .int(layout.localBatch), .int(layout.globalBatch), .int(layout.offset), .int(layout.width), .buffer(mask),
         ])
     }
 

@@ -73,11 +73,12 @@ public final class LanguageModel<Backend: ModelOps> {
     /// returns the loss buffer (mean cross-entropy in slot 0, still on the device) and the state
     /// to carry into the next chunk (the gradient is cut there: truncated BPTT).
     public func forwardBackward(inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
-                                state: State?, dropoutSeed: UInt64?, ignoreIndex: Int = -1) throws -> (loss: Backend.Buffer, state: State) {
+                                state: State?, dropoutSeed: UInt64?, dropoutBatch: (offset: Int, global: Int)? = nil,
+                                ignoreIndex: Int = -1) throws -> (loss: Backend.Buffer, state: State) {
         let rows = steps * batch, c = configuration
         let x = try embedding.forward(inputs, count: rows)
         let f = try lstm.forward(input: x, steps: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
-                                 saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil)
+                                 saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil, dropoutBatch: dropoutBatch)
         let out = MatrixView(f.output, rowStride: c.hiddenSize)
         let logits = try head.forward(out, rows: rows)
         let loss = try backend.makeBuffer(count: 1)

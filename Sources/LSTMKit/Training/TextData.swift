@@ -58,14 +58,17 @@ public struct TokenStreams: Sendable {
     /// Chunks in one pass over the streams.
     public var chunksPerEpoch: Int { (streamLength - 1) / steps }
 
-    /// Inputs and targets of chunk `chunk` (0-based within the epoch), sequence-major [T·B].
-    public func chunk(_ chunk: Int) -> (inputs: [Int], targets: [Int]) {
-        var inputs = [Int](repeating: 0, count: steps * batch), targets = inputs
-        for b in 0..<batch {
+    /// Inputs and targets of chunk `chunk` (0-based within the epoch) for the streams
+    /// `streams` (all by default; a data-parallel replica takes its slice), sequence-major [T·b].
+    public func chunk(_ chunk: Int, streams: Range<Int>? = nil) -> (inputs: [Int], targets: [Int]) {
+        let streams = streams ?? 0..<batch
+        let width = streams.count
+        var inputs = [Int](repeating: 0, count: steps * width), targets = inputs
+        for (column, b) in streams.enumerated() {
             let start = b * streamLength + chunk * steps
             for t in 0..<steps {
-                inputs[t * batch + b] = training[start + t]
-                targets[t * batch + b] = training[start + t + 1]
+                inputs[t * width + column] = training[start + t]
+                targets[t * width + column] = training[start + t + 1]
             }
         }
         return (inputs, targets)

@@ -56,16 +56,74 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     public private(set) var chunk = 0
     public private(set) var epoch = 0
     private var state: LanguageModel<Backend>.State?
+    /// Data parallelism: the replicas' gradient reducer (nil: this process alone).
+    public let reducer: GradientReducer?
+    /// This replica's streams of the global batch.
+    public var streams: Range<Int> { (rank * options.batch)..<((rank + 1) * options.batch) }
+    var rank: Int { reducer?.rank ?? 0 }
 
-    public init(model: LanguageModel<Backend>, vocabulary: Vocabulary, ids: [Int], options: TrainingOptions) throws {
+    /// A trainer for `model` on `ids`. With a `reducer`, `options.batch` is the per-replica
+    /// batch b: the global batch of N·b streams is cut like a single process's, replica r
+    /// takes streams [r·b, (r+1)·b), gradients are averaged across replicas before clipping
+    /// and the update, and rank 0's initial weights are broadcast, so N replicas take the same
+    /// steps as one process with batch N·b (up to the order of floating-point sums).
+    /// Every replica must call `trainStep` and `saveCheckpoint` alike.
+    public init(model: LanguageModel<Backend>, vocabulary: Vocabulary, ids: [Int], options: TrainingOptions,
+                reducer: GradientReducer? = nil) throws {
         guard vocabulary.count == model.configuration.vocabularySize else {
             throw LSTMError.invalidConfiguration("the vocabulary has \(vocabulary.count) symbols but the model \(model.configuration.vocabularySize)")
         }
         self.model = model
         self.vocabulary = vocabulary
         self.options = options
-        data = try TokenStreams(ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch, steps: options.steps)
+        self.reducer = reducer
+        data = try TokenStreams(ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch * (reducer?.size ?? 1),
+                                steps: options.steps)
         optimizer = Optimizer(backend: model.backend, kind: options.optimizer)
+        if let reducer {
+            let description = "model \(model.configuration), batch \(options.batch) × \(options.steps), optimizer \(options.optimizer), "
+                + "lr \(options.learningRate), schedule \(options.schedule), clip \(options.clipNorm.map { "\($0)" } ?? "off"), "
+                + "seed \(options.seed), text \(Self.fingerprint(data.training))"
+            try reducer.requireAgreement(fingerprint: configurationFingerprint(description), description: description)
+            var weights = try flatten(model.parameters.map(\.value), counts: model.parameters.map(\.count))
+            try reducer.broadcast(&weights, root: 0)
+            try unflatten(weights, into: model.parameters.map(\.value), counts: model.parameters.map(\.count))
+        }
+    }
+
+    private func flatten(_ buffers: [Backend.Buffer], counts: [Int]) throws -> [Float] {
+        var flat: [Float] = []
+        flat.reserveCapacity(counts.reduce(0, +) + 1)
+        for (buffer, count) in zip(buffers, counts) { flat += try model.backend.read(buffer, offset: 0, count: count) }
+        return flat
+    }
+
+    private func unflatten(_ flat: [Float], into buffers: [Backend.Buffer], counts: [Int]) throws {
+        var offset = 0
+        for (buffer, count) in zip(buffers, counts) {
+            try model.backend.write(Array(flat[offset..<(offset + count)]), to: buffer, offset: 0)
+            offset += count
+        }
+    }
+
+    /// Averages the gradients (each distinct buffer once, in one flat allreduce) and the loss
+    /// across replicas.
+    private func averageAcrossReplicas(_ loss: Float) throws -> Float {
+        guard let reducer else { return loss }
+        var seen = Set<ObjectIdentifier>()
+        var buffers: [Backend.Buffer] = [], counts: [Int] = []
+        for p in model.parameters {
+            guard let g = p.gradient, seen.insert(ObjectIdentifier(g)).inserted else { continue }
+            buffers.append(g)
+            counts.append(p.count)
+        }
+        var flat = try flatten(buffers, counts: counts)
+        flat.append(loss)
+        try reducer.allreduceSum(&flat)
+        let scale = 1 / Float(reducer.size)
+        for i in flat.indices { flat[i] *= scale }
+        try unflatten(flat, into: buffers, counts: counts)
+        return flat[flat.count - 1]
     }
 
     /// One step: forward and backward over the next chunk, clipping, the update. Throws
@@ -74,12 +132,13 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     public func trainStep() throws -> StepReport {
         let start = DispatchTime.now().uptimeNanoseconds
         if chunk >= data.chunksPerEpoch { chunk = 0; epoch += 1; state = nil }
-        let (inputs, targets) = data.chunk(chunk)
+        let (inputs, targets) = data.chunk(chunk, streams: streams)
         let backend = model.backend
         let (lossBuffer, next) = try model.forwardBackward(
-            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets), steps: data.steps, batch: data.batch,
-            state: state, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
-        let loss = try backend.read(lossBuffer, offset: 0, count: 1)[0]
+            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets), steps: data.steps, batch: streams.count,
+            state: state, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15,
+            dropoutBatch: (offset: streams.lowerBound, global: data.batch))
+        let loss = try averageAcrossReplicas(backend.read(lossBuffer, offset: 0, count: 1)[0])
         guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
         if let clip = options.clipNorm { try optimizer.clipGradients(model.parameters, maxNorm: clip) }
         let rate = options.schedule.rate(base: options.learningRate, step: step + 1, warmup: options.warmup)
@@ -123,10 +182,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         tensors += exported.tensors.map { ($0.0, .float32($0.1)) }
         if let state {
             let c = model.configuration, shape = [c.layers, data.batch, c.hiddenSize]
-            let count = shape.reduce(1, *)
-            tensors.append(("train.state.hidden", .float32(try Tensor(shape: shape, scalars: model.backend.read(state.hidden, offset: 0, count: count)))))
-            tensors.append(("train.state.cell", .float32(try Tensor(shape: shape, scalars: model.backend.read(state.cell, offset: 0, count: count)))))
+            tensors.append(("train.state.hidden", .float32(try Tensor(shape: shape, scalars: globalState(state.hidden)))))
+            tensors.append(("train.state.cell", .float32(try Tensor(shape: shape, scalars: globalState(state.cell)))))
         }
+        if rank != 0 { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let metadata: [String: String] = [
@@ -138,6 +197,34 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
             "seed": "\(options.seed)", "data_fingerprint": Self.fingerprint(data.training),
         ]
         try SafeTensorsFile.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// The carried state of every replica's streams, [L, N·b, H] (gathered by a sum of
+    /// zero-padded slices).
+    private func globalState(_ local: Backend.Buffer) throws -> [Float] {
+        let c = model.configuration, b = options.batch, h = c.hiddenSize
+        let values = try model.backend.read(local, offset: 0, count: c.layers * b * h)
+        guard let reducer else { return values }
+        var global = [Float](repeating: 0, count: c.layers * data.batch * h)
+        for layer in 0..<c.layers {
+            for row in 0..<b {
+                let from = (layer * b + row) * h, to = (layer * data.batch + streams.lowerBound + row) * h
+                global.replaceSubrange(to..<(to + h), with: values[from..<(from + h)])
+            }
+        }
+        try reducer.allreduceSum(&global)
+        return global
+    }
+
+    /// This replica's slice [L, b, H] of a global state [L, N·b, H].
+    private func localState(_ global: Tensor) -> [Float] {
+        let c = model.configuration, b = options.batch, h = c.hiddenSize
+        var values: [Float] = []
+        for layer in 0..<c.layers {
+            let from = (layer * data.batch + streams.lowerBound) * h
+            values += global.scalars[from..<(from + b * h)]
+        }
+        return values
     }
 
     /// Restores a checkpoint written by `saveCheckpoint` for the same data, batch and sequence length.
@@ -167,9 +254,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         chunk = Int(file.metadata["chunk"] ?? "") ?? 0
         epoch = Int(file.metadata["epoch"] ?? "") ?? 0
         if let h = tensors["train.state.hidden"], let c = tensors["train.state.cell"] {
-            let hidden = try model.backend.makeBuffer(count: h.count), cell = try model.backend.makeBuffer(count: c.count)
-            try model.backend.write(h.scalars, to: hidden, offset: 0)
-            try model.backend.write(c.scalars, to: cell, offset: 0)
+            let (hiddenValues, cellValues) = (localState(h), localState(c))
+            let hidden = try model.backend.makeBuffer(count: hiddenValues.count), cell = try model.backend.makeBuffer(count: cellValues.count)
+            try model.backend.write(hiddenValues, to: hidden, offset: 0)
+            try model.backend.write(cellValues, to: cell, offset: 0)
             state = LanguageModel<Backend>.State(hidden: hidden, cell: cell)
         } else {
             state = nil
