@@ -4,14 +4,7 @@ import XCTest
 
 /// The `lstm-gpu` executable, run as a user runs it.
 final class CommandLineTests: XCTestCase {
-    /// `swift test` builds the executable into the build folder that holds the test bundle.
-    var executable: URL {
-        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
-            folder = folder.deletingLastPathComponent()
-        }
-        return folder.appendingPathComponent("lstm-gpu")
-    }
+    var executable: URL { lstmGPUExecutable }
 
     func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
@@ -66,4 +59,13 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(saved.map(\.directions), [1, 2])
         XCTAssertEqual(saved.map(\.layers), [1, 2])
     }
+}
+
+/// The `lstm-gpu` executable: `swift test` builds it into the folder that holds the test bundle.
+var lstmGPUExecutable: URL {
+    var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
+        folder = folder.deletingLastPathComponent()
+    }
+    return folder.appendingPathComponent("lstm-gpu")
 }
