@@ -177,6 +177,7 @@ struct TrainCommand: ParsableCommand {
                 try reducer?.broadcast(&stop, root: 0)
                 if stop[0] != 0 { break }
             }
+            injectFault(rank: reducer?.rank ?? 0, step: trainer.step)
             let report: StepReport
             do { report = try trainer.trainStep() } catch let error as TrainingError {
                 progress.clear()
@@ -212,6 +213,16 @@ struct TrainCommand: ParsableCommand {
             let seconds = Date().timeIntervalSince(started)
             say("rank 0: \(fixed(seconds, 1)) s, \(fixed(100 * reducer.secondsInCollectives / max(seconds, 1e-9), 1))% in collectives")
         }
+    }
+
+    /// Fault injection for the tests of failure handling: LSTM_GPU_FAULT=exit|hang,
+    /// LSTM_GPU_FAULT_RANK=R and LSTM_GPU_FAULT_STEP=S make rank R die (exit 9) or hang before step S + 1.
+    func injectFault(rank: Int, step: Int) {
+        let environment = ProcessInfo.processInfo.environment
+        guard let fault = environment["LSTM_GPU_FAULT"], Int(environment["LSTM_GPU_FAULT_RANK"] ?? "0") == rank,
+              Int(environment["LSTM_GPU_FAULT_STEP"] ?? "0") == step else { return }
+        if fault == "exit" { Foundation.exit(9) }
+        while fault == "hang" { sleep(1000) }
     }
 
     func clock(_ seconds: Double) -> String {

@@ -129,14 +129,34 @@ final class DistributedTests: XCTestCase {
                                       + ["--batch", "3", ":", "-np", "1", executable.path] + common + ["--batch", "3", "--hidden", "25"])
         XCTAssertNotEqual(mismatch.status, 0)
         XCTAssertTrue(mismatch.output.contains("replicas disagree"), mismatch.output)
+
+        // A rank that dies, and one that hangs: the job ends with a clear message in bounded
+        // time, and the checkpoint written before stays intact and loadable.
+        for fault in ["exit", "hang"] {
+            let checkpoint = folder + "/\(fault).safetensors"
+            let started = Date()
+            let run = try runProcess(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "2", executable.path]
+                                     + common.map { $0 == "60" ? "4" : $0 } + ["--batch", "3", "--checkpoint", checkpoint, "--checkpoint-every", "5"],
+                                     environment: ["LSTM_GPU_FAULT": fault, "LSTM_GPU_FAULT_RANK": "1", "LSTM_GPU_FAULT_STEP": "7"])
+            let seconds = Date().timeIntervalSince(started)
+            print("rank 1 \(fault == "exit" ? "dies" : "hangs") at step 8: job ended after \(String(format: "%.1f", seconds)) s with status \(run.status)")
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertLessThan(seconds, 60)
+            XCTAssertTrue(fault == "exit" ? run.output.contains("exited with non-zero status") || run.output.contains("rank 1")
+                                          : run.output.contains("no progress in MPI_Allreduce"), run.output)
+            let file = try SafeTensorsFile(contentsOf: checkpoint)
+            XCTAssertEqual(file.metadata["step"], "5")
+            XCTAssertNoThrow(try Checkpoint.loadModel(checkpoint, backend: CPUBackend()))
+        }
     }
 }
 
 /// Runs a program to completion; returns its status and its output (stdout and stderr).
-func runProcess(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
