@@ -191,7 +191,7 @@ struct TrainCommand: ParsableCommand {
             }
             window.append(report.loss)
             if window.count > 50 { window.removeFirst() }
-            let tokensPerSecond = Double(batch * seqLength) / report.seconds
+            let tokensPerSecond = Double(trainer.data.batch * seqLength) / report.seconds   // the global batch
             try logger?.write(["step": .int(report.step), "loss": .double(Double(report.loss)), "lr": .double(Double(report.learningRate)),
                                "epoch": .int(report.epoch), "tokens_per_s": .double(tokensPerSecond)])
             let smoothed = window.reduce(0, +) / Float(window.count)
