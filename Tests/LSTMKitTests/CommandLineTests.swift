@@ -7,16 +7,7 @@ final class CommandLineTests: XCTestCase {
     var executable: URL { lstmGPUExecutable }
 
     func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runProcess(executable.path, arguments)
     }
 
     func testCheckPassesFailsAndReportsErrors() throws {

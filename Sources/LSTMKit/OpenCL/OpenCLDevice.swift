@@ -112,7 +112,7 @@ public enum OpenCLDevices {
         try clCheck(clGetDeviceInfo(id, cl_device_info(param), 0, nil, &size), "clGetDeviceInfo(\(param))")
         var bytes = [CChar](repeating: 0, count: size + 1)
         try clCheck(clGetDeviceInfo(id, cl_device_info(param), size, &bytes, nil), "clGetDeviceInfo(\(param))")
-        return String(cString: bytes)
+        return decodeCString(bytes)
     }
 
     static func platformString(_ id: cl_platform_id, _ param: cl_platform_info) throws -> String {
@@ -120,6 +120,6 @@ public enum OpenCLDevices {
         try clCheck(clGetPlatformInfo(id, param, 0, nil, &size), "clGetPlatformInfo")
         var bytes = [CChar](repeating: 0, count: size + 1)
         try clCheck(clGetPlatformInfo(id, param, size, &bytes, nil), "clGetPlatformInfo")
-        return String(cString: bytes)
+        return decodeCString(bytes)
     }
 }

@@ -187,7 +187,7 @@ final class OpenCLRuntime {
               size > 0 else { return "" }
         var bytes = [CChar](repeating: 0, count: size + 1)
         clGetProgramBuildInfo(program, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
-        return String(cString: bytes).trimmingCharacters(in: .whitespacesAndNewlines)
+        return decodeCString(bytes).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func binary(of program: cl_program) throws -> [UInt8] {

@@ -33,3 +33,9 @@ func openCLStatusName(_ status: cl_int) -> String {
 func clCheck(_ status: cl_int, _ call: @autoclosure () -> String) throws {
     guard status == CL_SUCCESS else { throw LSTMError.openCL(call: call(), status: openCLStatusName(status)) }
 }
+
+/// A NUL-terminated C string in a byte array (as OpenCL's info queries return them).
+func decodeCString(_ bytes: [CChar]) -> String {
+    let end = bytes.firstIndex(of: 0) ?? bytes.count
+    return String(decoding: bytes[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
