@@ -214,6 +214,31 @@ void lstm_cell_backward_blocks(const float *gates, const float *cell, const floa
     cell_backward_portable(gates, cell, prev_cell, dhidden, dcell, dgates, blocks);
 }
 
+void lstm_cell_forward_partial(float *g, const float *prev_cell, float *cell, float *hidden, int w) {
+    for (int j = 0; j < w; j++) {
+        const float i = sigmoid_scalar(g[j]), f = sigmoid_scalar(g[w + j]);
+        const float gg = tanhf(g[2 * w + j]), o = sigmoid_scalar(g[3 * w + j]);
+        const float c = f * prev_cell[j] + i * gg;
+        g[j] = i; g[w + j] = f; g[2 * w + j] = gg; g[3 * w + j] = o;
+        cell[j] = c;
+        hidden[j] = o * tanhf(c);
+    }
+}
+
+void lstm_cell_backward_partial(const float *g, const float *cell, const float *prev_cell, const float *dhidden,
+                                float *dcell, float *dg, int w) {
+    for (int j = 0; j < w; j++) {
+        const float i = g[j], f = g[w + j], gg = g[2 * w + j], o = g[3 * w + j];
+        const float tc = tanhf(cell[j]), dr = dhidden[j];
+        const float dc = dcell[j] + dr * o * (1 - tc * tc);
+        dg[j] = dc * gg * i * (1 - i);
+        dg[w + j] = dc * prev_cell[j] * f * (1 - f);
+        dg[2 * w + j] = dc * i * (1 - gg * gg);
+        dg[3 * w + j] = dr * tc * o * (1 - o);
+        dcell[j] = dc * f;
+    }
+}
+
 size_t lstm_packed_size(int n, int k) { return (size_t)((n + 15) / 16) * 16 * (size_t)k; }
 
 void lstm_pack_rows(const float *w, int n, int k, int ldw, float *packed) {

@@ -19,6 +19,12 @@ void lstm_cell_forward_blocks(float *gates, const float *prev_cell, float *cell,
 void lstm_cell_backward_blocks(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
                                float *dcell, float *dgates, int blocks);
 
+/// The same two operations for one partial block of `width` < 8 units (a hidden size that
+/// is not a multiple of 8 ends with one): gates [4·width] = [i f g o], each `width` wide.
+void lstm_cell_forward_partial(float *gates, const float *prev_cell, float *cell, float *hidden, int width);
+void lstm_cell_backward_partial(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
+                                float *dcell, float *dgates, int width);
+
 /// Floats needed to pack an [n, k] matrix into panels of 16 rows.
 size_t lstm_packed_size(int n, int k);
 

@@ -220,8 +220,8 @@ public final class CPUBackend: LSTMBackend {
                         }
                         for block in blocks where layout.width(ofBlock: block) < GateLayout.block {
                             let u = block * GateLayout.block
-                            cellForwardBlock(gates: g + b * gateWidth + layout.column(ofBlock: block), width: layout.width(ofBlock: block),
-                                             previousCell: cell + b * h + u, cell: nextCell + b * h + u, hidden: r + b * h + u)
+                            lstm_cell_forward_partial(g + b * gateWidth + layout.column(ofBlock: block), cell + b * h + u,
+                                                      nextCell + b * h + u, r + b * h + u, Int32(layout.width(ofBlock: block)))
                         }
                         if let saved { copy(nextCell + b * h, to: saved.cell.pointer + row * h, units) }
                         if !s.projects { copy(nextHidden + b * hout, to: out.buffer.pointer + out.offset + row * out.rowStride, units) }
@@ -338,10 +338,9 @@ public final class CPUBackend: LSTMBackend {
                     }
                     for block in blocks where layout.width(ofBlock: block) < GateLayout.block {
                         let u = block * GateLayout.block, column = layout.column(ofBlock: block)
-                        cellBackwardBlock(gates: saved.gates.pointer + row * gateWidth + column, width: layout.width(ofBlock: block),
-                                          cell: saved.cell.pointer + row * h + u, previousCell: saved.previousCell.pointer + row * h + u,
-                                          hiddenGradient: dr + b * h + u, cellGradient: dc + b * h + u,
-                                          gateGradients: dG + b * gateWidth + column)
+                        lstm_cell_backward_partial(saved.gates.pointer + row * gateWidth + column, saved.cell.pointer + row * h + u,
+                                                   saved.previousCell.pointer + row * h + u, dr + b * h + u, dc + b * h + u,
+                                                   dG + b * gateWidth + column, Int32(layout.width(ofBlock: block)))
                     }
                 }
                 crew.sync()                     // all of dG(t) is ready
@@ -413,8 +412,6 @@ private func sumColumns(_ m: UnsafePointer<Float>, rows: Int, width: Int, column
     o.update(repeating: 0, count: columns.count)
     for r in 0..<rows {
         let row = m + r * width + columns.lowerBound
-        var j = 0
-        while j + vectorWidth <= columns.count { store(load(o + j) + load(row + j), o + j); j += vectorWidth }
-        while j < columns.count { o[j] += row[j]; j += 1 }
+        for j in 0..<columns.count { o[j] += row[j] }
     }
 }

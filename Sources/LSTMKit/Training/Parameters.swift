@@ -1,3 +1,5 @@
+import Foundation
+
 /// A named weight tensor on a backend, with the gradient of the last backward.
 public final class Parameter<Buffer: AnyObject> {
     /// The checkpoint name (PyTorch's `state_dict` key, e.g. "lstm.weight_ih_l0").
@@ -34,4 +36,3 @@ extension Float {
     static func sin(_ x: Float) -> Float { Float(Foundation.sin(Double(x))) }
 }
 
-import Foundation
