@@ -106,18 +106,6 @@ final class OpenCLRuntime {
         return values
     }
 
-    func copy(_ src: OpenCLBuffer, offset srcOffset: Int, to dst: OpenCLBuffer, offset dstOffset: Int, count: Int) throws {
-        guard count > 0 else { return }
-        try clCheck(clEnqueueCopyBuffer(queue, src.memory, dst.memory, srcOffset * 4, dstOffset * 4, count * 4, 0, nil, nil),
-                    "clEnqueueCopyBuffer")
-    }
-
-    func fillZero(_ buffer: OpenCLBuffer) throws {
-        var zero: Float = 0
-        try clCheck(clEnqueueFillBuffer(queue, buffer.memory, &zero, 4, 0, max(buffer.count, 1) * 4, 0, nil, nil),
-                    "clEnqueueFillBuffer")
-    }
-
     func finish() throws { try clCheck(clFinish(queue), "clFinish") }
 
     // MARK: programs
