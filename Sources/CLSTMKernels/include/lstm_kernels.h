@@ -5,6 +5,13 @@
 #define LSTM_KERNELS_H
 #include <stddef.h>
 
+/// A spin-wait hint to the processor (x86 `pause`), for barrier loops.
+static inline void lstm_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /// 1 when the AVX2+FMA versions run on this processor.
 int lstm_kernels_use_avx2(void);
 

@@ -1,3 +1,4 @@
+import CLSTMKernels
 import Foundation
 import Synchronization
 
@@ -18,10 +19,12 @@ final class SpinBarrier: @unchecked Sendable {
             generation.wrappingAdd(1, ordering: .releasing)
             return
         }
+        // Spin with the processor's pause hint; only after ~1 ms give the core away (the
+        // team then outnumbers the free cores, and spinning would slow the others).
         var spins = 0
         while generation.load(ordering: .acquiring) == current {
             spins += 1
-            if spins > 2000 { sched_yield() }
+            if spins > 100_000 { sched_yield() } else { lstm_cpu_relax() }
         }
     }
 }
