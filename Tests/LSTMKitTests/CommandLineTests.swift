@@ -50,6 +50,36 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(saved.map(\.directions), [1, 2])
         XCTAssertEqual(saved.map(\.layers), [1, 2])
     }
+
+    /// A run killed after its checkpoint and resumed with --resume logs the same losses as an
+    /// uninterrupted run (bitwise: the CPU path is deterministic).
+    func testKilledTrainingResumesExactly() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        let folder = try temporaryFolder()
+        let common = ["train", "--steps", "8", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "12",
+                      "--eval-every", "0", "--dropout", "0", "--layers", "2"]
+        let straight = try run(common + ["--log", folder + "/straight.jsonl"])
+        XCTAssertEqual(straight.status, 0, straight.output)
+        let killed = try runProcess(executable.path, common + ["--checkpoint", folder + "/run.safetensors", "--checkpoint-every", "3",
+                                                               "--log", folder + "/resumed.jsonl"],
+                                    environment: ["LSTM_GPU_FAULT": "exit", "LSTM_GPU_FAULT_STEP": "5"])
+        XCTAssertEqual(killed.status, 9, killed.output)
+        let resumed = try run(common + ["--checkpoint", folder + "/run.safetensors", "--resume", "--log", folder + "/resumed.jsonl"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed"), resumed.output)
+        func losses(_ name: String) throws -> [Int: Double] {
+            var out: [Int: Double] = [:]
+            for line in try String(contentsOfFile: folder + "/" + name, encoding: .utf8).split(separator: "\n") {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                if let step = object["step"] as? Int, let loss = object["loss"] as? Double { out[step] = loss }
+            }
+            return out
+        }
+        let a = try losses("straight.jsonl"), b = try losses("resumed.jsonl")
+        XCTAssertEqual(a.count, 8)
+        XCTAssertEqual(Set(b.keys), Set(1...8), "steps 4 and 5 ran twice (before the kill and after the resume); all 8 are logged")
+        for step in 1...8 { XCTAssertEqual(a[step], b[step], "step \(step)") }
+    }
 }
 
 /// The `lstm-gpu` executable: `swift test` builds it into the folder that holds the test bundle.

@@ -148,6 +148,17 @@ final class DistributedTests: XCTestCase {
             XCTAssertEqual(file.metadata["step"], "5")
             XCTAssertNoThrow(try Checkpoint.loadModel(checkpoint, backend: CPUBackend()))
         }
+
+        // --resume across ranks: the checkpoint of 2 ranks × 3 streams, resumed by 3 ranks × 2,
+        // continues the single process's run of 6 streams.
+        let resumed = try runProcess(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "3", executable.path] + common
+                                     + ["--batch", "2", "--checkpoint", folder + "/exit.safetensors", "--resume", "--log", folder + "/resumed.jsonl"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        let continued = try losses(folder + "/resumed.jsonl")
+        XCTAssertEqual(continued.count, 7, resumed.output)
+        let worst = zip(continued, reference.suffix(7)).map { abs($0 - $1) }.max() ?? .infinity
+        print("resumed by 3 ranks from a 2-rank checkpoint at step 5: max loss difference against one process \(worst)")
+        XCTAssertLessThan(worst, 1e-5)
     }
 }
 
