@@ -64,6 +64,11 @@ struct TrainCommand: ParsableCommand {
         }
         if resume, checkpoint == nil { throw ValidationError("--resume needs --checkpoint") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
+        if let epochs, epochs <= 0 { throw ValidationError("--epochs must be positive") }
+        if let minutes, !(minutes > 0) { throw ValidationError("--minutes must be positive") }
+        guard warmup >= 0, clip >= 0, evalEvery >= 0, checkpointEvery >= 0 else {
+            throw ValidationError("--warmup, --clip, --eval-every and --checkpoint-every must not be negative")
+        }
     }
 
     func run() throws {

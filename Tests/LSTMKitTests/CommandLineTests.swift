@@ -80,6 +80,26 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(Set(b.keys), Set(1...8), "steps 4 and 5 ran twice (before the kill and after the resume); all 8 are logged")
         for step in 1...8 { XCTAssertEqual(a[step], b[step], "step \(step)") }
     }
+
+    /// Bad training configurations are refused with a message that names the option.
+    func testTrainRefusesBadConfigurations() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        let cases: [([String], String)] = [
+            (["train", "--hidden", "8"], "say when to stop"),
+            (["train", "--steps", "0"], "--steps must be positive"),
+            (["train", "--steps", "2", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
+            (["train", "--steps", "2", "--optimizer", "lion"], "--optimizer must be sgd, adam or adamw"),
+            (["train", "--steps", "2", "--resume"], "--resume needs --checkpoint"),
+            (["train", "--steps", "2", "--schedule", "linear"], "--schedule must be constant, cosine or step:EVERY:GAMMA"),
+            (["train", "--steps", "2", "--data", "/no/such/file.txt"], "cannot read --data"),
+            (["sample", "--checkpoint", "/no/such/checkpoint.safetensors"], "cannot read"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(arguments)
+            XCTAssertNotEqual(result.status, 0, "\(arguments)")
+            XCTAssertTrue(result.output.contains(message), "\(arguments): \(result.output)")
+        }
+    }
 }
 
 /// The `lstm-gpu` executable: `swift test` builds it into the folder that holds the test bundle.
