@@ -166,6 +166,20 @@ public struct LSTMGradients {
     public let weights: [String: Tensor]
 }
 
+extension LSTMStack {
+    /// Copies a host tensor into a new backend buffer (for device-resident use of the stack).
+    public func upload(_ tensor: Tensor) throws -> Backend.Buffer {
+        let buffer = try backend.makeBuffer(count: tensor.count)
+        try backend.write(tensor.scalars, to: buffer, offset: 0)
+        return buffer
+    }
+
+    /// Copies the first `shape.product` values of a backend buffer back as a host tensor.
+    public func download(_ buffer: Backend.Buffer, shape: [Int]) throws -> Tensor {
+        try Tensor(shape: shape, scalars: backend.read(buffer, offset: 0, count: shape.reduce(1, *)))
+    }
+}
+
 /// The host-tensor face of an `LSTMStack`, whatever its backend.
 protocol HostEngine: AnyObject {
     var backendName: String { get }
@@ -181,15 +195,6 @@ extension LSTMStack: HostEngine {
     func weightTensors() throws -> [String: Tensor] { try parameterTensors() }
     func setWeightTensors(_ weights: [String: Tensor], source: String) throws { try setParameters(weights, source: source) }
 
-    func upload(_ tensor: Tensor) throws -> Backend.Buffer {
-        let buffer = try backend.makeBuffer(count: tensor.count)
-        try backend.write(tensor.scalars, to: buffer, offset: 0)
-        return buffer
-    }
-
-    func download(_ buffer: Backend.Buffer, shape: [Int]) throws -> Tensor {
-        try Tensor(shape: shape, scalars: backend.read(buffer, offset: 0, count: shape.reduce(1, *)))
-    }
 
     func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
                  training: Bool) throws -> LSTMOutput {

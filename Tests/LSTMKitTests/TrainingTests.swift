@@ -206,3 +206,54 @@ final class LanguageModelGradientTests: XCTestCase {
         print("language model: max |backward - finite difference| = \(worst)")
     }
 }
+
+/// The losses on both backends: stable for large logits, padding ignored, MSE.
+final class LossTests: XCTestCase {
+    func check<Backend: ModelOps>(_ backend: Backend, label: String) throws {
+        // Cross-entropy: 3 rows of 4 classes, one with huge logits, one ignored (-1).
+        let logits: [Float] = [1, 2, 3, 4, 1e4, -1e4, 0, 5e3, 0.5, 0.5, 0.5, 0.5]
+        let targets = [3, 0, -1]
+        let x = try backend.makeBuffer(count: 12), g = try backend.makeBuffer(count: 12), loss = try backend.makeBuffer(count: 1)
+        try backend.write(logits, to: x, offset: 0)
+        try backend.softmaxCrossEntropy(logits: x, rows: 3, classes: 4, targets: backend.makeIndices(targets), ignoreIndex: -1,
+                                        gradient: g, loss: loss, lossSlot: 0)
+        // Reference in Double: mean over the 2 counted rows.
+        func row(_ r: [Double], _ t: Int) -> (Double, [Double]) {
+            let m = r.max()!, e = r.map { Foundation.exp($0 - m) }, s = e.reduce(0, +)
+            return (Foundation.log(s) + m - r[t], e.enumerated().map { $0.element / s - ($0.offset == t ? 1 : 0) })
+        }
+        let (l0, g0) = row([1, 2, 3, 4], 3), (l1, g1) = row([1e4, -1e4, 0, 5e3], 0)
+        let expectedLoss = (l0 + l1) / 2
+        let ours = try backend.read(loss, offset: 0, count: 1)[0], gradient = try backend.read(g, offset: 0, count: 12)
+        XCTAssertTrue(ours.isFinite, label)
+        XCTAssertEqual(Double(ours), expectedLoss, accuracy: 1e-5, label)
+        for (i, v) in (g0 + g1).enumerated() { XCTAssertEqual(Double(gradient[i]), v / 2, accuracy: 1e-6, "\(label) gradient \(i)") }
+        XCTAssertEqual(Array(gradient[8...]), [0, 0, 0, 0], "\(label): the ignored row has no gradient")
+
+        // MSE over 5 values.
+        let p = try backend.makeBuffer(count: 5), t = try backend.makeBuffer(count: 5), d = try backend.makeBuffer(count: 5)
+        try backend.write([1, 2, 3, 4, 5], to: p, offset: 0)
+        try backend.write([1, 0, 3, 8, 2], to: t, offset: 0)
+        try backend.meanSquaredError(prediction: p, target: t, count: 5, gradient: d, loss: loss, lossSlot: 0)
+        XCTAssertEqual(try backend.read(loss, offset: 0, count: 1)[0], (0 + 4 + 0 + 16 + 9) / 5, accuracy: 1e-6, label)
+        for (i, v) in try backend.read(d, offset: 0, count: 5).enumerated() {
+            XCTAssertEqual(v, [0, 0.8, 0, -1.6, 1.2][i], accuracy: 1e-6, "\(label) MSE gradient \(i)")   // 2(p − t)/n
+        }
+    }
+
+    func testLossesOnTheCPU() throws { try check(CPUBackend(), label: "cpu") }
+    func testLossesOnOpenCL() throws { try check(requireOpenCL(), label: "opencl") }
+
+    /// A slice of the batch draws the same dropout mask as that slice of the whole batch.
+    func testDropoutMaskOfASliceIsTheSliceOfTheMask() throws {
+        let backend = CPUBackend()
+        let whole = try backend.makeBuffer(count: 3 * 6 * 4), part = try backend.makeBuffer(count: 3 * 2 * 4)
+        try backend.dropoutMask(count: 72, probability: 0.5, seed: 9, layout: .whole(batch: 6, width: 4), into: whole)
+        try backend.dropoutMask(count: 24, probability: 0.5, seed: 9,
+                                layout: DropoutLayout(localBatch: 2, globalBatch: 6, offset: 3, width: 4), into: part)
+        let w = try backend.read(whole, offset: 0, count: 72), p = try backend.read(part, offset: 0, count: 24)
+        for t in 0..<3 { for b in 0..<2 { for j in 0..<4 {
+            XCTAssertEqual(p[(t * 2 + b) * 4 + j], w[(t * 6 + 3 + b) * 4 + j])
+        } } }
+    }
+}
