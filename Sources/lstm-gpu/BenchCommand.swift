@@ -40,6 +40,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Also write the rows as a JSON array to this file.")
     var output: String?
 
+    @Flag(help: "Print the selected rows' shapes as JSON lines (name, I, H, B, T, layers, directions) without timing.")
+    var list = false
+
     func run() throws {
         var shapes: [BenchmarkShape] = []
         if let only {
@@ -51,6 +54,13 @@ struct BenchCommand: ParsableCommand {
         }
         shapes += try shape.map { try BenchmarkShape.parse($0) }
         if only == nil, shape.isEmpty { shapes = BenchmarkShape.suite }
+        if list {
+            for s in shapes {
+                print("{\"name\":\"\(s.name)\",\"I\":\(s.inputSize),\"H\":\(s.hiddenSize),\"B\":\(s.batch),\"T\":\(s.steps),"
+                      + "\"layers\":\(s.layers),\"directions\":\(s.bidirectional ? 2 : 1)}")
+            }
+            return
+        }
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be positive") }
             CPUThreads.set(threads)

@@ -407,7 +407,7 @@ private func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Floa
 }
 
 /// out[c] = Σ_r m[r, c] for c in `columns` of an [R, W] matrix.
-private func sumColumns(_ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+func sumColumns(_ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
     let o = out + columns.lowerBound
     o.update(repeating: 0, count: columns.count)
     for r in 0..<rows {

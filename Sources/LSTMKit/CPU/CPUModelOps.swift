@@ -49,11 +49,7 @@ extension CPUBackend: ModelOps {
     }
 
     public func columnSums(_ matrix: CPUBuffer, rows: Int, width: Int, into out: CPUBuffer) throws {
-        out.pointer.update(repeating: 0, count: width)
-        for r in 0..<rows {
-            let row = matrix.pointer + r * width
-            for j in 0..<width { out.pointer[j] += row[j] }
-        }
+        sumColumns(matrix.pointer, rows: rows, width: width, columns: 0..<width, into: out.pointer)
         out.markModified()
     }
 

@@ -77,10 +77,21 @@ public final class OpenCLBackend: LSTMBackend {
         _ = try runtime.program(named: name, source: source, options: options)
     }
 
+    /// Kernels by name (names are unique across Kernels/*.cl) with their work-group limit, so a
+    /// launch in the step loop costs one lookup and no OpenCL query.
+    private var launchable: [String: (kernel: cl_kernel, maxWorkGroup: Int)] = [:]
+
     func launch(_ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil,
                 _ arguments: [KernelArgument]) throws {
-        let kernel = try runtime.kernel(name, program: program(source), programKey: source.rawValue)
-        try runtime.launch(kernel, name: name, global: global, local: local, arguments)
+        let entry: (kernel: cl_kernel, maxWorkGroup: Int)
+        if let cached = launchable[name] {
+            entry = cached
+        } else {
+            let kernel = try runtime.kernel(name, program: program(source), programKey: source.rawValue)
+            entry = (kernel, try runtime.maxWorkGroupSize(kernel))
+            launchable[name] = entry
+        }
+        try runtime.launch(entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, arguments)
     }
 
     // MARK: LSTMBackend basics

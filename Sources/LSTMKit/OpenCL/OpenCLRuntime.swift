@@ -31,7 +31,7 @@ final class OpenCLRuntime {
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: cl_kernel] = [:]
     /// A one-element buffer bound where a kernel's optional buffer argument is unused.
-    private(set) lazy var placeholder: OpenCLBuffer = try! makeBuffer(count: 1)
+    let placeholder: OpenCLBuffer
 
     init(device: OpenCLDeviceInfo) throws {
         self.device = device
@@ -45,8 +45,14 @@ final class OpenCLRuntime {
             clReleaseContext(context)
             throw LSTMError.openCL(call: "clCreateCommandQueue", status: openCLStatusName(status))
         }
+        guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), 4, nil, &status), status == CL_SUCCESS else {
+            clReleaseCommandQueue(queue)
+            clReleaseContext(context)
+            throw LSTMError.openCL(call: "clCreateBuffer(placeholder)", status: openCLStatusName(status))
+        }
         self.context = context
         self.queue = queue
+        placeholder = OpenCLBuffer(memory: memory, count: 1)
     }
 
     deinit {
@@ -213,8 +219,9 @@ final class OpenCLRuntime {
     }
 
     /// Enqueues `kernel` over `global` items (rounded up to multiples of `local` when given),
-    /// without waiting.
-    func launch(_ kernel: cl_kernel, name: String, global: [Int], local: [Int]? = nil, _ arguments: [KernelArgument]) throws {
+    /// without waiting. `maxWorkGroup` is the kernel's limit (`maxWorkGroupSize`), queried once by the caller.
+    func launch(_ kernel: cl_kernel, name: String, maxWorkGroup: Int, global: [Int], local: [Int]? = nil,
+                _ arguments: [KernelArgument]) throws {
         for (index, argument) in arguments.enumerated() {
             let status: cl_int
             switch argument {
@@ -238,7 +245,7 @@ final class OpenCLRuntime {
         var localSize = local
         if let local {
             let items = local.reduce(1, *)
-            let allowed = try maxWorkGroupSize(kernel)
+            let allowed = maxWorkGroup
             guard items <= allowed, items <= device.maxWorkGroupSize else {
                 throw LSTMError.invalidArgument("kernel \(name) needs a work-group of \(items) items; \(device.name) allows "
                     + "\(min(allowed, device.maxWorkGroupSize)) for it")
