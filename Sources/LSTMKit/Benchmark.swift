@@ -51,6 +51,11 @@ public struct BenchmarkShape: Sendable, Equatable {
             default: throw LSTMError.invalidArgument("--shape: bidirectional flag '\(parts[5])' is not 0/1")
             }
         }
+        try SizeLimits.requireSize(numbers[0], "--shape I")
+        try SizeLimits.requireSize(numbers[1], "--shape H")
+        try SizeLimits.requireSize(numbers[2], "--shape B", limit: SizeLimits.maxCount)
+        try SizeLimits.requireSize(numbers[3], "--shape T", limit: SizeLimits.maxCount)
+        if numbers.count > 4 { try SizeLimits.requireSize(numbers[4], "--shape layers", limit: SizeLimits.maxLayers) }
         return BenchmarkShape(name: "custom-\(numbers[0])-\(numbers[1])-b\(numbers[2])-t\(numbers[3])",
                               inputSize: numbers[0], hiddenSize: numbers[1], batch: numbers[2], steps: numbers[3],
                               layers: numbers.count > 4 ? numbers[4] : 1, bidirectional: bi)
@@ -122,11 +127,21 @@ public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Ba
                                                maximumRuns: Int? = nil, seed: UInt64 = 1,
                                                reference: Tensor? = nil) throws -> (row: BenchmarkRow, output: Tensor) {
     let configuration = shape.configuration
+    try configuration.validate()
+    // Weights, input, output gradient and a training forward's working set, all on the host
+    // before anything is allocated (and on the device by the stack's own checks).
+    let width = configuration.numDirections * configuration.outputSize
+    let hostFloats = SizeLimits.saturatingSum([
+        SizeLimits.saturatingProduct([configuration.parameterCount, 2]),
+        SizeLimits.saturatingProduct([shape.steps, shape.batch, shape.inputSize]),
+        SizeLimits.saturatingProduct([shape.steps, shape.batch, width, 2]),
+        configuration.workingSetFloats(steps: shape.steps, batch: shape.batch, training: true),
+    ])
+    try SizeLimits.requireHostMemory(floats: hostFloats, for: "benchmark row \(shape.name)")
     let stack = try LSTMStack(configuration: configuration, backend: backend,
                               weights: LSTM.initialWeights(configuration, seed: seed))
     var generator = SeededGenerator(seed: seed &+ 1)
     let x = Tensor(uniform: [shape.steps, shape.batch, shape.inputSize], generator: &generator)
-    let width = configuration.numDirections * configuration.outputSize
     let dy = Tensor(uniform: [shape.steps, shape.batch, width], generator: &generator)
     let input = try stack.upload(x), outputGradient = try stack.upload(dy)
     let forward = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {

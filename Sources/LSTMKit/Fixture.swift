@@ -23,29 +23,33 @@ public struct Fixture {
     public init(contentsOf path: String) throws {
         let file = try SafeTensorsFile(contentsOf: path)
         self.path = path
-        guard let format = file.metadata["format"] else {
-            throw LSTMError.unknownFormat(path: path, found: "(no __metadata__.format)")
+        guard file.metadata["format"] == Fixture.format else {
+            throw LSTMError.unknownFormat(path: path, expected: "an \(Fixture.format) parity fixture",
+                                          found: describeFormat(file))
         }
-        guard format == Fixture.format else { throw LSTMError.unknownFormat(path: path, found: "'\(format)'") }
-        func integer(_ key: String) throws -> Int {
-            guard let s = file.metadata[key], let v = Int(s) else {
-                throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is missing or not an integer")
+        func integer(_ key: String, default value: Int? = nil) throws -> Int {
+            guard let s = file.metadata[key] else {
+                if let value { return value }
+                throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is missing")
             }
+            guard let v = Int(s) else { throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(s)', not an integer") }
             return v
         }
         func flag(_ key: String) throws -> Bool {
-            switch file.metadata[key] {
-            case "true", "True", "1": return true
-            case "false", "False", "0", nil: return false
-            case let other?: throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(other)', not true/false")
+            guard let text = file.metadata[key] else { return false }
+            guard let value = parseFlag(text) else {
+                throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(text)', not true/false")
             }
+            return value
         }
         let configuration = LSTMConfiguration(
             inputSize: try integer("input_size"), hiddenSize: try integer("hidden_size"),
             numLayers: try integer("num_layers"), bias: file.contains("bias_ih_l0"),
             batchFirst: try flag("batch_first"), bidirectional: try flag("bidirectional"),
-            projectionSize: file.metadata["proj_size"].flatMap { Int($0) } ?? 0)
-        try configuration.validate()
+            projectionSize: try integer("proj_size", default: 0))
+        do { try configuration.validate() } catch let LSTMError.invalidConfiguration(reason) {
+            throw LSTMError.corruptFile(path: path, reason: "fixture metadata: \(reason)")
+        }
         self.configuration = configuration
         weights = try LSTM.weights(in: file, prefix: "", configuration: configuration,
                                    ignoring: { !$0.hasPrefix("weight_") && !$0.hasPrefix("bias_") })
@@ -69,6 +73,15 @@ public struct Fixture {
         outputGradient = file.contains("grad_output") ? try file.floatTensor("grad_output") : nil
         hnGradient = file.contains("grad_hn") ? try file.floatTensor("grad_hn") : nil
         cnGradient = file.contains("grad_cn") ? try file.floatTensor("grad_cn") : nil
+    }
+}
+
+/// What a file's metadata says it is, for "not the expected kind of file" errors.
+func describeFormat(_ file: SafeTensorsFile) -> String {
+    switch file.metadata["format"] {
+    case nil: return "it has no __metadata__.format"
+    case "pt": return "its format is 'pt': a PyTorch state_dict (weights only)"
+    case let format?: return "its format is '\(format)'"
     }
 }
 
@@ -103,10 +116,17 @@ public func compare(_ name: String, ours: Tensor, reference: Tensor, tolerance: 
     }
     var row = ParityRow(name: name, count: ours.count, maxAbsolute: 0, maxRelative: 0, failures: 0)
     for (a, r) in zip(ours.scalars, reference.scalars) {
+        // NaN where the reference has NaN, and the same infinity, agree (as PyTorch's
+        // assert_close with equal_nan); a NaN difference anywhere else is a failure and
+        // makes the maxima NaN, so a report never shows a small difference for it.
+        if a == r || (a.isNaN && r.isNaN) { continue }
         let d = abs(a - r)
         if !(d <= tolerance.absolute + tolerance.relative * abs(r)) { row.failures += 1 }
-        if d > row.maxAbsolute || d.isNaN { row.maxAbsolute = d }
-        if r != 0, d / abs(r) > row.maxRelative || d.isNaN { row.maxRelative = d / abs(r) }
+        if d.isNaN || row.maxAbsolute.isNaN { row.maxAbsolute = .nan } else { row.maxAbsolute = max(row.maxAbsolute, d) }
+        if r != 0 {
+            let relative = d / abs(r)
+            if relative.isNaN || row.maxRelative.isNaN { row.maxRelative = .nan } else { row.maxRelative = max(row.maxRelative, relative) }
+        }
     }
     return row
 }

@@ -20,21 +20,29 @@ public enum BackendKind: String, Sendable, CaseIterable {
 public final class LSTM {
     public let configuration: LSTMConfiguration
     let engine: any HostEngine
+    /// Where the dropout masks of `forward(training: true)` come from: the seed given at
+    /// creation and a count of training forwards, so consecutive calls draw new masks.
+    private let dropoutBaseSeed: UInt64
+    private var trainingForwards: UInt64 = 0
 
     /// A new model with PyTorch's default initialisation, U(-1/√H, 1/√H), drawn in
     /// `state_dict` order from a generator seeded with `seed`.
     public convenience init(_ configuration: LSTMConfiguration, seed: UInt64 = 0, backend: BackendKind = .cpu,
                             device: String? = nil) throws {
         try configuration.validate()
-        try CPUBackend().requireCapacity(configuration.parameterCount.multipliedReportingOverflow(by: 4).partialValue,
-                                         for: "initialising \(configuration.parameterCount) parameters on the host")
-        try self.init(configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device)
+        try SizeLimits.requireHostMemory(floats: configuration.parameterCount,
+                                         for: "initialising \(configuration.parameterCount) parameters")
+        try self.init(configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device,
+                      dropoutSeed: seed)
     }
 
     /// A model holding `weights` (strictly: exactly the configuration's tensors, shapes checked).
+    /// `dropoutSeed` seeds the dropout masks of training forwards (see `forward`).
     public init(_ configuration: LSTMConfiguration, weights: [String: Tensor], backend: BackendKind = .cpu,
-                device: String? = nil) throws {
+                device: String? = nil, dropoutSeed: UInt64 = 0) throws {
+        try configuration.validate()
         self.configuration = configuration
+        self.dropoutBaseSeed = dropoutSeed
         switch backend {
         case .cpu:
             engine = try LSTMStack(configuration: configuration, backend: CPUBackend(), weights: weights)
@@ -43,15 +51,24 @@ public final class LSTM {
         }
     }
 
-    /// Loads a `state_dict` saved by `safetensors.torch.save_file`, inferring the
-    /// configuration from its names and shapes. `prefix` selects a sub-module's tensors
-    /// (e.g. "lstm." for a model's `lstm` attribute).
-    public convenience init(contentsOf path: String, prefix: String = "", batchFirst: Bool = false,
+    /// Loads a `state_dict` saved by `safetensors.torch.save_file` or by `saveWeights`,
+    /// inferring the configuration from its names and shapes. `prefix` selects a sub-module's
+    /// tensors (e.g. "lstm." for a model's `lstm` attribute). The settings `saveWeights`
+    /// records in the file's metadata and that tensors cannot show (`batch_first`, `dropout`)
+    /// are restored; recorded sizes must agree with the tensors.
+    ///
+    /// - Parameters:
+    ///   - batchFirst: nil takes the file's `batch_first` (false when it has none); a value
+    ///     that contradicts the file's is refused.
+    /// - Throws: `LSTMError` when the file is unusable, a tensor is missing, extra or
+    ///   misshaped, or the metadata contradicts the tensors.
+    public convenience init(contentsOf path: String, prefix: String = "", batchFirst: Bool? = nil,
                             backend: BackendKind = .cpu, device: String? = nil) throws {
         let file = try SafeTensorsFile(contentsOf: path)
         var shapes: [String: [Int]] = [:]
         for (name, entry) in file.entries where name.hasPrefix(prefix) { shapes[String(name.dropFirst(prefix.count))] = entry.shape }
-        let configuration = try LSTMConfiguration.inferred(from: shapes, batchFirst: batchFirst)
+        let configuration = try LSTMConfiguration.inferred(from: shapes, metadata: file.metadata, batchFirst: batchFirst,
+                                                           source: path)
         try self.init(configuration, weights: LSTM.weights(in: file, prefix: prefix, configuration: configuration),
                       backend: backend, device: device)
     }
@@ -88,9 +105,7 @@ public final class LSTM {
     public func saveWeights(to path: String, prefix: String = "") throws {
         let weights = try self.weights()
         let c = configuration
-        let metadata = ["format": "pt", "input_size": "\(c.inputSize)", "hidden_size": "\(c.hiddenSize)",
-                        "num_layers": "\(c.numLayers)", "proj_size": "\(c.projectionSize)",
-                        "bidirectional": "\(c.bidirectional)", "batch_first": "\(c.batchFirst)", "bias": "\(c.bias)"]
+        let metadata = ["format": "pt"].merging(configuration.metadata) { a, _ in a }
         try SafeTensorsFile.write(c.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) },
                                   metadata: metadata, to: path)
     }
@@ -114,11 +129,22 @@ public final class LSTM {
         return weights
     }
 
-    /// Runs the LSTM. `h0` [L·D, B, Hout] and `c0` [L·D, B, H] default to zeros; `lengths`
-    /// [B] (any order, each in 0...T) gives packed-sequence semantics. With `training`
-    /// the result keeps what `backward` needs.
+    /// Runs the LSTM.
+    ///
+    /// - Parameters:
+    ///   - input: [T, B, I] ([B, T, I] when batch-first).
+    ///   - h0: [L·D, B, Hout]; nil means zeros.
+    ///   - c0: [L·D, B, H]; nil means zeros.
+    ///   - lengths: [B], any order, each in 0...T: packed-sequence semantics.
+    ///   - training: keep what `backward` needs, and, as PyTorch does in training mode, apply
+    ///     `configuration.dropout` to the output of every layer but the last.
+    ///   - dropoutSeed: the masks' seed (the same masks on every backend for the same seed);
+    ///     nil draws a new seed per training forward from the model's own (its creation seed
+    ///     and a count of calls), so runs are reproducible.
+    /// - Returns: output [T, B, D·Hout] (batch-first likewise), hn [L·D, B, Hout], cn [L·D, B, H].
+    /// - Throws: `LSTMError` on a shape, a length or a memory need that does not fit.
     public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil, lengths: [Int]? = nil,
-                        training: Bool = false) throws -> LSTMOutput {
+                        training: Bool = false, dropoutSeed: UInt64? = nil) throws -> LSTMOutput {
         let c = configuration
         guard input.shape.count == 3 else {
             throw LSTMError.invalidArgument("input must be 3-D \(c.batchFirst ? "[B, T, I]" : "[T, B, I]"), got shape \(input.shape)")
@@ -132,7 +158,18 @@ public final class LSTM {
         let states = c.numLayers * c.numDirections
         if let h0 { try checkShape(h0, [states, batch, c.outputSize], "h0 ([L·D, B, Hout])") }
         if let c0 { try checkShape(c0, [states, batch, c.hiddenSize], "c0 ([L·D, B, H])") }
-        return try engine.forward(input, steps: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training)
+        var seed: UInt64? = nil
+        if training, c.dropout > 0, c.numLayers > 1 {
+            if let dropoutSeed {
+                seed = dropoutSeed
+            } else {
+                var generator = SeededGenerator(seed: dropoutBaseSeed ^ (trainingForwards &* 0x9E37_79B9_7F4A_7C15))
+                seed = generator.next()
+                trainingForwards &+= 1
+            }
+        }
+        return try engine.forward(input, steps: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training,
+                                  dropoutSeed: seed)
     }
 
     /// Backpropagation through time from a `forward(..., training: true)` result. Upstream
@@ -186,7 +223,7 @@ protocol HostEngine: AnyObject {
     func weightTensors() throws -> [String: Tensor]
     func setWeightTensors(_ weights: [String: Tensor], source: String) throws
     func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-                 training: Bool) throws -> LSTMOutput
+                 training: Bool, dropoutSeed: UInt64?) throws -> LSTMOutput
     func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?) throws -> LSTMGradients
 }
 
@@ -197,10 +234,11 @@ extension LSTMStack: HostEngine {
 
 
     func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-                 training: Bool) throws -> LSTMOutput {
+                 training: Bool, dropoutSeed: UInt64?) throws -> LSTMOutput {
         let c = configuration
         let result = try forward(input: upload(input), steps: steps, batch: batch, initialHidden: h0.map(upload),
-                                 initialCell: c0.map(upload), lengths: lengths, saveActivations: training)
+                                 initialCell: c0.map(upload), lengths: lengths, saveActivations: training,
+                                 dropoutSeed: dropoutSeed)
         let width = c.numDirections * c.outputSize
         let states = c.numLayers * c.numDirections
         return LSTMOutput(

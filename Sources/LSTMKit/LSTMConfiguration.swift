@@ -42,12 +42,10 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
 
     /// Throws when `torch.nn.LSTM` would refuse the configuration.
     public func validate() throws {
-        guard inputSize > 0 else { throw LSTMError.invalidConfiguration("inputSize must be > 0, got \(inputSize)") }
-        guard hiddenSize > 0 else { throw LSTMError.invalidConfiguration("hiddenSize must be > 0, got \(hiddenSize)") }
-        guard numLayers > 0 else { throw LSTMError.invalidConfiguration("numLayers must be > 0, got \(numLayers)") }
-        guard projectionSize >= 0 else {
-            throw LSTMError.invalidConfiguration("projectionSize must be >= 0, got \(projectionSize)")
-        }
+        try SizeLimits.requireSize(inputSize, "inputSize")
+        try SizeLimits.requireSize(hiddenSize, "hiddenSize")
+        try SizeLimits.requireSize(numLayers, "numLayers", limit: SizeLimits.maxLayers)
+        try SizeLimits.requireSize(projectionSize, "projectionSize", minimum: 0)
         guard dropout >= 0, dropout < 1 else {
             throw LSTMError.invalidConfiguration("dropout must be in [0, 1), got \(dropout)")
         }
@@ -74,11 +72,9 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         (0..<numLayers).flatMap { l in (0..<numDirections).flatMap { d in parameterSpecs(layer: l, direction: d) } }
     }
 
-    /// Number of weights (all tensors of `parameterSpecs`), saturating on overflow.
+    /// Number of weights (all tensors of `parameterSpecs`), clamped to `Int.max` on overflow.
     public var parameterCount: Int {
-        parameterSpecs.reduce(0) { total, spec in
-            total.addingReportingOverflow(spec.shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }).partialValue
-        }
+        SizeLimits.saturatingSum(parameterSpecs.map { SizeLimits.saturatingProduct($0.shape) })
     }
 
     /// Floats one forward keeps alive for T steps and B sequences: the layer outputs, and
@@ -92,20 +88,77 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         return total >= Double(Int.max / 8) ? Int.max / 8 : Int(total)
     }
 
+    /// The settings as safetensors metadata (PyTorch's argument names, string values):
+    /// what `LSTM.saveWeights` records and `LSTM(contentsOf:)` restores.
+    public var metadata: [String: String] {
+        ["input_size": "\(inputSize)", "hidden_size": "\(hiddenSize)", "num_layers": "\(numLayers)",
+         "proj_size": "\(projectionSize)", "bidirectional": "\(bidirectional)", "batch_first": "\(batchFirst)",
+         "bias": "\(bias)", "dropout": "\(dropout)"]
+    }
+
     /// Infers the configuration from a `state_dict`'s tensors (names and shapes).
     /// `batchFirst` is not stored in weights and must be given.
     public static func inferred(from shapes: [String: [Int]], batchFirst: Bool = false) throws -> LSTMConfiguration {
+        try inferred(from: shapes, metadata: [:], batchFirst: batchFirst, source: "weights")
+    }
+
+    /// Infers the configuration from a `state_dict`'s tensors, then applies the settings that
+    /// `metadata` records (see `metadata`): sizes must agree with the tensors, `batch_first`
+    /// and `dropout` are taken from it. A given `batchFirst` that contradicts the metadata is
+    /// refused; nil takes the metadata's (false without one). `source` names the file in errors.
+    static func inferred(from shapes: [String: [Int]], metadata: [String: String], batchFirst: Bool?,
+                         source: String) throws -> LSTMConfiguration {
         guard let wih = shapes["weight_ih_l0"], wih.count == 2,
               let whh = shapes["weight_hh_l0"], whh.count == 2, whh[0] % 4 == 0
-        else { throw LSTMError.invalidConfiguration("cannot infer an LSTM: weight_ih_l0/weight_hh_l0 missing or not 2-D") }
+        else { throw LSTMError.invalidConfiguration("cannot infer an LSTM from \(source): weight_ih_l0/weight_hh_l0 missing or not 2-D") }
         var layers = 0
-        while shapes["weight_ih_l\(layers)"] != nil { layers += 1 }
+        while layers <= SizeLimits.maxLayers, shapes["weight_ih_l\(layers)"] != nil { layers += 1 }
         let hidden = whh[0] / 4
-        let projection = shapes["weight_hr_l0"]?[0] ?? 0
-        let config = LSTMConfiguration(
+        let projection = shapes["weight_hr_l0"]?.first ?? 0
+        var config = LSTMConfiguration(
             inputSize: wih[1], hiddenSize: hidden, numLayers: layers, bias: shapes["bias_ih_l0"] != nil,
-            batchFirst: batchFirst, bidirectional: shapes["weight_ih_l0_reverse"] != nil, projectionSize: projection)
+            batchFirst: false, bidirectional: shapes["weight_ih_l0_reverse"] != nil, projectionSize: projection)
         try config.validate()
+
+        func recorded(_ key: String) -> String? { metadata[key] }
+        func refuse(_ key: String, _ value: String, _ inferred: String) -> LSTMError {
+            .invalidConfiguration("\(source): metadata \(key) = \(value) contradicts the tensors, which give \(inferred)")
+        }
+        for (key, value) in [("input_size", config.inputSize), ("hidden_size", config.hiddenSize),
+                             ("num_layers", config.numLayers), ("proj_size", config.projectionSize)] {
+            guard let text = recorded(key) else { continue }
+            guard let number = Int(text), number == value else { throw refuse(key, text, "\(value)") }
+        }
+        for (key, value) in [("bidirectional", config.bidirectional), ("bias", config.bias)] {
+            guard let text = recorded(key) else { continue }
+            guard let flag = parseFlag(text), flag == value else { throw refuse(key, text, "\(value)") }
+        }
+        if let text = recorded("batch_first") {
+            guard let flag = parseFlag(text) else {
+                throw LSTMError.invalidConfiguration("\(source): metadata batch_first = '\(text)' is not true or false")
+            }
+            if let batchFirst, batchFirst != flag {
+                throw LSTMError.invalidConfiguration("\(source): batchFirst \(batchFirst) was asked for, but the file records batch_first = \(flag)")
+            }
+            config.batchFirst = flag
+        } else {
+            config.batchFirst = batchFirst ?? false
+        }
+        if let text = recorded("dropout") {
+            guard let p = Float(text), p >= 0, p < 1 else {
+                throw LSTMError.invalidConfiguration("\(source): metadata dropout = '\(text)' is not a probability in [0, 1)")
+            }
+            config.dropout = p
+        }
         return config
+    }
+}
+
+/// "true"/"false" (also Python's "True"/"False" and "1"/"0"), nil for anything else.
+func parseFlag(_ text: String) -> Bool? {
+    switch text {
+    case "true", "True", "1": return true
+    case "false", "False", "0": return false
+    default: return nil
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Every failure the engine reports. Each case carries enough context to say what
 /// was wrong and where; `description` is the sentence a user sees.
-public enum LSTMError: Error, CustomStringConvertible, Equatable {
+public enum LSTMError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// A tensor handed to the engine has the wrong shape. `what` names the argument.
     case shapeMismatch(what: String, expected: [Int], got: [Int])
     /// An argument is out of range or inconsistent (a length > T, a negative size, ...).
@@ -17,8 +17,9 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
     case wrongDType(name: String, expected: String, got: String)
     /// A safetensors file is truncated, corrupt or violates the format.
     case corruptFile(path: String, reason: String)
-    /// A fixture file is not in a format this build understands.
-    case unknownFormat(path: String, found: String)
+    /// A file is not of the kind expected there (`expected`: "an lstm-fixture/1 parity
+    /// fixture", "an lstm-gpu train checkpoint"); `found` says what its metadata holds.
+    case unknownFormat(path: String, expected: String, found: String)
     /// Reading or writing a file failed at the operating-system level.
     case io(path: String, reason: String)
     /// An OpenCL call failed; `call` names the API function, `status` its error code by name.
@@ -29,8 +30,8 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
     case noDevice(String)
     /// The problem does not fit the device's memory.
     case outOfMemory(device: String, needed: Int, available: Int)
-    /// A backend that this build or machine cannot provide.
-    case backendUnavailable(String)
+    /// A file another process holds (an advisory lock, e.g. a checkpoint being trained).
+    case inUse(String)
 
     public var description: String {
         switch self {
@@ -44,17 +45,22 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
         case let .wrongDType(name, expected, got):
             return "tensor '\(name)' has dtype \(got), expected \(expected)"
         case let .corruptFile(path, reason): return "\(path): not a valid safetensors file: \(reason)"
-        case let .unknownFormat(path, found): return "\(path): unknown fixture format \(found)"
+        case let .unknownFormat(path, expected, found): return "\(path): not \(expected) (\(found))"
         case let .io(path, reason): return "\(path): \(reason)"
         case let .openCL(call, status): return "OpenCL call \(call) failed with \(status)"
         case let .kernelBuild(program, device, log):
             return "OpenCL program \(program) failed to build on \(device); build log:\n\(log)"
         case let .noDevice(message): return "no OpenCL device: \(message)"
         case let .outOfMemory(device, needed, available):
-            return "out of device memory on \(device): needs \(formatBytes(needed)), the device has \(formatBytes(available))"
-        case let .backendUnavailable(message): return "backend unavailable: \(message)"
+            return "out of memory on \(device): needs \(formatBytes(needed)), there are \(formatBytes(available))"
+        case let .inUse(message): return message
         }
     }
+}
+
+extension LSTMError {
+    /// The same sentence as `description`, so `localizedDescription` gives it too.
+    public var errorDescription: String? { description }
 }
 
 /// "1.50 GiB"-style rendering for error messages.

@@ -22,7 +22,7 @@ public final class LSTMStack<Backend: ModelOps> {
     /// Replaces every weight; `weights` must hold exactly the configuration's tensors.
     public func setParameters(_ weights: [String: Tensor], source: String = "weights") throws {
         let specs = configuration.parameterSpecs
-        try backend.requireCapacity(configuration.parameterCount.multipliedReportingOverflow(by: 4).partialValue,
+        try backend.requireCapacity(SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
                                     for: "the weights of \(configuration.parameterCount) parameters")
         let known = Set(specs.map(\.name))
         if let extra = weights.keys.sorted().first(where: { !known.contains($0) }) {
@@ -84,8 +84,10 @@ public final class LSTMStack<Backend: ModelOps> {
             }
         }
         let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
-        try backend.requireCapacity(4 * c.workingSetFloats(steps: steps, batch: batch, training: saveActivations)
-                                        + 4 * c.parameterCount,
+        try backend.requireCapacity(SizeLimits.saturatingProduct([
+                                        SizeLimits.saturatingSum([c.workingSetFloats(steps: steps, batch: batch,
+                                                                                     training: saveActivations),
+                                                                  c.parameterCount]), 4]),
                                     for: "a forward over T = \(steps), B = \(batch)\(saveActivations ? " with saved activations" : "")")
         let kernelLengths = try backend.makeLengths(lengths, batch: batch, steps: steps)
         var layerInput = input

@@ -51,11 +51,7 @@ public struct SafeTensorsFile {
 
     /// Reads and validates the file at `path`.
     public init(contentsOf path: String) throws {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw LSTMError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        try self.init(data: data, path: path)
+        try self.init(data: readRegularFile(path), path: path)
     }
 
     /// Parses and validates an in-memory safetensors image; `path` only labels errors.
@@ -94,23 +90,20 @@ public struct SafeTensorsFile {
             guard let dtype = DType(rawValue: dtypeName) else { throw corrupt("entry '\(name)' has unknown dtype \(dtypeName)") }
             guard let shapeValues = info["shape"] as? [Any] else { throw corrupt("entry '\(name)' has no shape") }
             let shape = try shapeValues.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0, (v as? NSNumber)?.doubleValue == Double(n) else {
-                    throw corrupt("entry '\(name)' has an invalid shape \(shapeValues)")
-                }
+                guard let n = exactCount(v) else { throw corrupt("entry '\(name)' has an invalid shape \(shapeValues)") }
                 return n
             }
             guard let offsets = info["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue,
-                  begin >= 0, begin <= end
+                  let begin = exactCount(offsets[0]), let end = exactCount(offsets[1]), begin <= end
             else { throw corrupt("entry '\(name)' has invalid data_offsets") }
-            var elements = 1
+            var bytes = dtype.size
             for n in shape {
-                let (product, overflow) = elements.multipliedReportingOverflow(by: n)
-                guard !overflow else { throw corrupt("entry '\(name)' shape \(shape) overflows") }
-                elements = product
+                let (product, overflow) = bytes.multipliedReportingOverflow(by: n)
+                guard !overflow else { throw corrupt("entry '\(name)': the shape \(shape) overflows 64-bit sizes") }
+                bytes = product
             }
-            guard end - begin == elements * dtype.size else {
-                throw corrupt("entry '\(name)': \(dtypeName)\(shape) needs \(elements * dtype.size) bytes but data_offsets span \(end - begin)")
+            guard end - begin == bytes else {
+                throw corrupt("entry '\(name)': \(dtypeName)\(shape) needs \(bytes) bytes but data_offsets span \(end - begin)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
         }
@@ -202,6 +195,38 @@ public struct SafeTensorsFile {
     }
 }
 
+/// A JSON number that is a whole count in 0...2⁵³ (exact in a Double), else nil: rejects
+/// negatives, fractions, huge values and strings.
+private func exactCount(_ value: Any) -> Int? {
+    guard let number = value as? NSNumber else { return nil }
+    let double = number.doubleValue
+    guard double.isFinite, double >= 0, double <= 9_007_199_254_740_992, double.rounded() == double else { return nil }
+    let count = Int(double)
+    guard number.int64Value == Int64(count) else { return nil }
+    return count
+}
+
+/// The contents of the regular file at `path`; a directory, FIFO, device or socket is
+/// refused by what it is (reading a FIFO would block), as is a missing or unreadable file.
+func readRegularFile(_ path: String) throws -> Data {
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        throw LSTMError.io(path: path, reason: errno == ENOENT ? "no such file" : "cannot read: \(String(cString: strerror(errno)))")
+    }
+    switch info.st_mode & S_IFMT {
+    case S_IFREG: break
+    case S_IFDIR: throw LSTMError.io(path: path, reason: "is a directory, not a file")
+    default: throw LSTMError.io(path: path, reason: "is not a regular file (a FIFO, device or socket)")
+    }
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw LSTMError.io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
+    }
+    defer { try? handle.close() }
+    do { return try handle.readToEnd() ?? Data() } catch {
+        throw LSTMError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
+    }
+}
+
 /// A tensor to be written: float32 values, or int64 values (e.g. `lengths`).
 public enum SafeTensorsValue {
     case float32(Tensor)
@@ -268,31 +293,4 @@ extension SafeTensorsFile {
         }
         return out + "\""
     }
-}
-
-/// Writes `data` to `path` so that readers see either the old file or the whole new one.
-public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let folder = url.deletingLastPathComponent().path
-    let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-    guard fd >= 0 else { throw LSTMError.io(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-    var failure: String?
-    data.withUnsafeBytes { raw in
-        var written = 0
-        while written < raw.count {
-            let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
-            if n < 0 { if errno == EINTR { continue }; failure = "write failed: \(String(cString: strerror(errno)))"; return }
-            written += n
-        }
-    }
-    if failure == nil, fsync(fd) != 0 { failure = "fsync failed: \(String(cString: strerror(errno)))" }
-    close(fd)
-    if failure == nil, rename(temporary, path) != 0 { failure = "rename failed: \(String(cString: strerror(errno)))" }
-    if let failure {
-        unlink(temporary)
-        throw LSTMError.io(path: path, reason: failure)
-    }
-    let dirfd = open(folder, O_RDONLY)
-    if dirfd >= 0 { fsync(dirfd); close(dirfd) }
 }

@@ -25,13 +25,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenCL device: index or name substring.")
     var device: String?
 
-    @Option(help: "Seconds of timing per measurement.")
+    @Option(parsing: .unconditional, help: "Seconds of timing per measurement.")
     var seconds: Double = 1.0
 
-    @Option(help: "Exact number of timed runs per measurement (overrides --seconds).")
+    @Option(parsing: .unconditional, help: "Exact number of timed runs per measurement (overrides --seconds).")
     var `repeat`: Int?
 
-    @Option(help: "Threads for the CPU path (default: all cores).")
+    @Option(parsing: .unconditional, help: "Threads for the CPU path (default: all cores; at most the cores).")
     var threads: Int?
 
     @Flag(help: "Print one JSON object per row instead of a table.")
@@ -43,6 +43,14 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the selected rows' shapes as JSON lines (name, I, H, B, T, layers, directions) without timing.")
     var list = false
 
+    func validate() throws {
+        guard seconds.isFinite, seconds >= 0, seconds <= 3600 else {
+            throw ValidationError("--seconds must be a finite number in 0...3600, got \(seconds)")
+        }
+        if let r = `repeat`, !(1...1_000_000).contains(r) { throw ValidationError("--repeat must be in 1...1000000, got \(r)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
     func run() throws {
         var shapes: [BenchmarkShape] = []
         if let only {
@@ -52,7 +60,11 @@ struct BenchCommand: ParsableCommand {
             }
             shapes = BenchmarkShape.suite.filter { names.contains($0.name) }
         }
-        shapes += try shape.map { try BenchmarkShape.parse($0) }
+        for text in shape {
+            do { shapes.append(try BenchmarkShape.parse(text)) } catch let error as LSTMError {
+                throw ValidationError("\(error)")   // a bad --shape is a usage error (exit 64)
+            }
+        }
         if only == nil, shape.isEmpty { shapes = BenchmarkShape.suite }
         if list {
             for s in shapes {
@@ -61,9 +73,8 @@ struct BenchCommand: ParsableCommand {
             }
             return
         }
-        if let threads {
-            guard threads > 0 else { throw ValidationError("--threads must be positive") }
-            CPUThreads.set(threads)
+        if let threads, CPUThreads.set(threads) < threads {
+            printError("note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(CPUThreads.current)")
         }
         if let r = `repeat`, r <= 0 { throw ValidationError("--repeat must be positive") }
         // The backends to time: the CPU path, then the chosen OpenCL device (every device

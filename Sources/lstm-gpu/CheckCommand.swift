@@ -22,27 +22,34 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "OpenCL device: index or name substring (default: LSTM_GPU_DEVICE, else the first GPU).")
     var device: String?
 
-    @Option(help: "Absolute tolerance for every tensor (replaces the defaults).")
+    @Option(parsing: .unconditional, help: "Absolute tolerance for every tensor (replaces the defaults).")
     var atol: Float?
 
-    @Option(help: "Relative tolerance for every tensor (replaces the defaults).")
+    @Option(parsing: .unconditional, help: "Relative tolerance for every tensor (replaces the defaults).")
     var rtol: Float?
 
     @Flag(help: "Print only one line per file.")
     var quiet = false
 
     func run() throws {
+        if let atol, !(atol.isFinite && atol >= 0) { throw ValidationError("--atol must be a finite number >= 0, got \(atol)") }
+        if let rtol, !(rtol.isFinite && rtol >= 0) { throw ValidationError("--rtol must be a finite number >= 0, got \(rtol)") }
+        guard !files.isEmpty else { throw ValidationError("give at least one fixture file or folder") }
         var paths: [String] = []
         for item in files {
             var isFolder: ObjCBool = false
             if FileManager.default.fileExists(atPath: item, isDirectory: &isFolder), isFolder.boolValue {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: item)) ?? []
-                paths += names.filter { $0.hasSuffix(".safetensors") }.sorted().map { item + "/" + $0 }
+                let names: [String]
+                do { names = try FileManager.default.contentsOfDirectory(atPath: item) } catch {
+                    throw LSTMError.io(path: item, reason: "cannot list the folder: \(error.localizedDescription)")
+                }
+                let found = names.filter { $0.hasSuffix(".safetensors") }.sorted().map { item + "/" + $0 }
+                guard !found.isEmpty else { throw LSTMError.io(path: item, reason: "no *.safetensors fixtures in this folder") }
+                paths += found
             } else {
                 paths.append(item)
             }
         }
-        guard !paths.isEmpty else { throw ValidationError("no fixture files given") }
         let tolerance: Tolerance? = (atol != nil || rtol != nil)
             ? Tolerance(absolute: atol ?? 0, relative: rtol ?? 0) : nil
         if backend == .opencl {
@@ -63,7 +70,7 @@ struct CheckCommand: ParsableCommand {
                     + " T=\(fixture.input.shape[c.batchFirst ? 1 : 0]) B=\(fixture.input.shape[c.batchFirst ? 0 : 1])"
                     + (c.batchFirst ? " batch-first" : "") + (c.bias ? "" : " no-bias")
                     + (fixture.lengths.map { " lengths=\($0)" } ?? "")
-                let worst = rows.map(\.maxAbsolute).max() ?? 0
+                let worst = rows.contains { $0.maxAbsolute.isNaN } ? Float.nan : rows.map(\.maxAbsolute).max() ?? 0
                 print("\(ok ? "PASS" : "FAIL") \(path) [\(backend.rawValue)] \(shape) max abs diff \(scientific(worst))")
                 if !quiet || !ok {
                     print("  " + pad("tensor", 26) + pad("max abs", 11, right: true) + pad("max rel", 11, right: true) + "  result")
@@ -75,11 +82,13 @@ struct CheckCommand: ParsableCommand {
                 }
             } catch {
                 broken += 1
-                print("ERROR \(path): \(error)")
+                // File errors already start with the path: name it once.
+                let message = "\(error)"
+                print(message.hasPrefix(path) ? "ERROR \(message)" : "ERROR \(path): \(message)")
             }
         }
         print("check: \(passed) passed, \(failed) failed" + (broken > 0 ? ", \(broken) could not run" : ""))
-        if broken > 0 { throw ExitCode(2) }
-        if failed > 0 { throw ExitCode(1) }
+        if broken > 0 { throw ExitCode(ExitStatus.unusable) }
+        if failed > 0 { throw ExitCode(ExitStatus.checkFailed) }
     }
 }

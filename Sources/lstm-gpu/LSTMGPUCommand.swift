@@ -2,12 +2,54 @@ import ArgumentParser
 import Foundation
 import LSTMKit
 
+/// Parses the command line, runs the subcommand, and maps every failure to one exit code
+/// (README "Exit codes"): 0 success, 1 a parity check failed, 2 an input (file, device,
+/// checkpoint) cannot be used, 3 training diverged, 64 a usage error (printed with the
+/// subcommand's usage, also when it is found after parsing).
 @main
+enum Entry {
+    static func main() {
+        var command: ParsableCommand
+        do { command = try LSTMGPUCommand.parseAsRoot() } catch { LSTMGPUCommand.exit(withError: error) }
+        do { try command.run() } catch { finish(error, in: type(of: command)) }
+    }
+
+    static func finish(_ error: Error, in command: ParsableCommand.Type) -> Never {
+        let name = command._commandName == LSTMGPUCommand._commandName ? "lstm-gpu" : "lstm-gpu \(command._commandName)"
+        switch error {
+        case let code as ExitCode: Foundation.exit(code.rawValue)
+        case is ValidationError:
+            printError("Error: \(error)")
+            printError("Usage: lstm-gpu \(command.usageString())")
+            printError("  See 'lstm-gpu \(command._commandName) --help' for more information.")
+            Foundation.exit(ExitStatus.usage)
+        case let training as TrainingError:
+            printError("\(name): \(training)")
+            Foundation.exit(training.isDivergence ? ExitStatus.diverged : ExitStatus.unusable)
+        case is LSTMError, is DistributedError, is CocoaError:
+            printError("\(name): error: \(error.localizedDescription)")
+            Foundation.exit(ExitStatus.unusable)
+        default:
+            printError("\(name): error: \(error.localizedDescription)")
+            Foundation.exit(1)
+        }
+    }
+}
+
+/// The exit codes every subcommand uses.
+enum ExitStatus {
+    static let checkFailed: Int32 = 1
+    static let unusable: Int32 = 2
+    static let diverged: Int32 = 3
+    static let usage: Int32 = 64
+}
+
 struct LSTMGPUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lstm-gpu",
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
-        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self])
+        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
+                      InspectCommand.self])
 }
 
 extension BackendKind: ExpressibleByArgument {}

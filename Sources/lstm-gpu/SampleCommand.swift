@@ -9,19 +9,22 @@ struct SampleCommand: ParsableCommand {
 
     @Option(help: "Checkpoint file.") var checkpoint: String
     @Option(help: "Text to start from (every character must be in the model's vocabulary).") var prompt = "\n"
-    @Option(help: "Characters to generate.") var length = 500
-    @Option(help: "Softmax temperature (> 0; lower is more conservative).") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Sample only among the K most likely characters.") var topK: Int?
-    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Characters to generate.") var length = 500
+    @Option(parsing: .unconditional, help: "Softmax temperature (> 0; lower is more conservative).") var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the K most likely characters.")
+    var topK: Int?
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
     @Option(help: "OpenCL device.") var device: String?
     @Flag(help: "Print the prompt's mean cross-entropy (nats per predicted character) and the logits after it as JSON, instead of generating.")
     var score = false
 
     func validate() throws {
-        guard length >= 0 else { throw ValidationError("--length must be >= 0") }
-        guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be > 0") }
-        if let topK, topK <= 0 { throw ValidationError("--top-k must be positive") }
+        guard length >= 0 else { throw ValidationError("--length must be at least 0, got \(length)") }
+        guard length <= SizeLimits.maxCount else { throw ValidationError("--length must be at most \(SizeLimits.maxCount), got \(length)") }
+        guard temperature.isFinite else { throw ValidationError("--temperature must be a finite number, got \(temperature)") }
+        guard temperature > 0 else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
+        if let topK, topK <= 0 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
         guard !prompt.isEmpty else { throw ValidationError("--prompt must not be empty") }
     }
 

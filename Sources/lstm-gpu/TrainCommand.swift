@@ -23,78 +23,143 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "UTF-8 text file to train on (default: the built-in text).")
     var data: String?
-    @Option(help: "LSTM layers.") var layers = 1
-    @Option(help: "LSTM hidden size H.") var hidden = 512
-    @Option(help: "Embedding size E.") var embedding = 64
-    @Option(help: "Dropout between LSTM layers.") var dropout: Float = 0
-    @Option(name: .customLong("seq-length"), help: "Characters per chunk T (truncated BPTT length).") var seqLength = 100
-    @Option(help: "Streams per batch B.") var batch = 32
-    @Option(help: "sgd, adam or adamw.") var optimizer = "adam"
-    @Option(help: "Learning rate.") var lr: Float = 2e-3
-    @Option(help: "SGD momentum.") var momentum: Float = 0.9
+    @Option(parsing: .unconditional, help: "LSTM layers (default: 1, or the checkpoint's with --resume).") var layers: Int?
+    @Option(parsing: .unconditional, help: "LSTM hidden size H (default: 512, or the checkpoint's).") var hidden: Int?
+    @Option(parsing: .unconditional, help: "Embedding size E (default: 64, or the checkpoint's).") var embedding: Int?
+    @Option(parsing: .unconditional, help: "Dropout between LSTM layers (default: 0, or the checkpoint's).") var dropout: Float?
+    @Option(name: .customLong("seq-length"), parsing: .unconditional,
+            help: "Characters per chunk T, the truncated BPTT length (default: 100, or the checkpoint's).") var seqLength: Int?
+    @Option(parsing: .unconditional, help: "Streams per batch B, per rank under MPI (default: 32, or the checkpoint's).") var batch: Int?
+    @Option(help: "sgd, adam or adamw (default: adam, or the checkpoint's).") var optimizer: String?
+    @Option(parsing: .unconditional, help: "Learning rate (default: 0.002, or the checkpoint's).") var lr: Float?
+    @Option(parsing: .unconditional, help: "SGD momentum (default: 0.9, or the checkpoint's).") var momentum: Float?
     @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
-    @Option(name: .customLong("weight-decay"), help: "Weight decay (default: 0; AdamW 0.01).") var weightDecay: Float?
-    @Option(help: "Clip gradients to this global norm (0: off).") var clip: Float = 5
-    @Option(help: "constant, cosine or step:EVERY:GAMMA.") var schedule = "constant"
-    @Option(help: "Linear warm-up steps.") var warmup = 0
-    @Option(help: "Stop after this many steps.") var steps: Int?
-    @Option(help: "Stop after this many epochs.") var epochs: Int?
-    @Option(help: "Stop after this many minutes of wall time.") var minutes: Double?
-    @Option(name: .customLong("eval-every"), help: "Evaluate on the held-out split every N steps (0: only at the end).") var evalEvery = 200
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional,
+            help: "Weight decay (default: 0; AdamW 0.01; or the checkpoint's).") var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "Clip gradients to this global norm, 0: off (default: 5, or the checkpoint's).") var clip: Float?
+    @Option(help: "constant, cosine or step:EVERY:GAMMA (default: constant, or the checkpoint's).") var schedule: String?
+    @Option(parsing: .unconditional, help: "Linear warm-up steps (default: 0, or the checkpoint's).") var warmup: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many steps in all (with --resume: counted from the start of the first run, not from the resume).")
+    var steps: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many epochs in all.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many minutes of wall time (this run, final evaluation included).") var minutes: Double?
+    @Option(name: .customLong("eval-every"), parsing: .unconditional,
+            help: "Evaluate on the held-out split every N steps (0: only at the end).") var evalEvery = 200
+    @Option(name: .customLong("eval-chars"), parsing: .unconditional,
+            help: "Evaluate on at most the first N held-out characters (default: all).") var evalChars: Int?
     @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
     @Option(help: "OpenCL device: index or name substring.") var device: String?
-    @Option(help: "CPU threads.") var threads: Int?
-    @Option(help: "Seed for initialisation and dropout.") var seed: UInt64 = 1
-    @Option(help: "Checkpoint file (safetensors).") var checkpoint: String?
-    @Option(name: .customLong("checkpoint-every"), help: "Write the checkpoint every N steps.") var checkpointEvery = 200
-    @Flag(help: "Continue from --checkpoint.") var resume = false
+    @Option(parsing: .unconditional, help: "CPU threads (at most the cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Seed for initialisation and dropout (default: 1, or the checkpoint's).") var seed: UInt64?
+    @Option(help: "Checkpoint file (safetensors); its folder is created if missing.") var checkpoint: String?
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Write the checkpoint every N steps (0: only at the end).")
+    var checkpointEvery = 200
+    @Flag(help: "Continue from --checkpoint: the model, batch, sequence length and optimiser settings are taken from it unless given.")
+    var resume = false
     @Option(help: "Write one JSON line per step (and per evaluation) to this file.") var log: String?
-    @Option(name: .customLong("collective-timeout"), help: "Under MPI: seconds a collective may wait before the job is stopped.")
+    @Option(name: .customLong("collective-timeout"), parsing: .unconditional,
+            help: "Under MPI: seconds a collective may wait before the job is stopped.")
     var collectiveTimeout: Double = 300
 
     func validate() throws {
-        guard layers > 0, hidden > 0, embedding > 0, seqLength > 0, batch > 0 else {
-            throw ValidationError("--layers, --hidden, --embedding, --seq-length and --batch must be positive")
+        func atLeast(_ value: Int?, _ minimum: Int, _ name: String) throws {
+            if let value, value < minimum { throw ValidationError("\(name) must be at least \(minimum), got \(value)") }
         }
-        guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
-        guard ["sgd", "adam", "adamw"].contains(optimizer) else { throw ValidationError("--optimizer must be sgd, adam or adamw") }
-        guard steps != nil || epochs != nil || minutes != nil else {
+        func finite(_ value: Double?, _ name: String, _ range: ClosedRange<Double> = 0...Double.greatestFiniteMagnitude) throws {
+            guard let value else { return }
+            guard value.isFinite else { throw ValidationError("\(name) must be a finite number, got \(value)") }
+            guard range.contains(value) else { throw ValidationError("\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(value)") }
+        }
+        try atLeast(layers, 1, "--layers")
+        try atLeast(hidden, 1, "--hidden")
+        try atLeast(embedding, 1, "--embedding")
+        try atLeast(seqLength, 1, "--seq-length")
+        try atLeast(batch, 1, "--batch")
+        try atLeast(steps, 1, "--steps")
+        try atLeast(epochs, 1, "--epochs")
+        try atLeast(warmup, 0, "--warmup")
+        try atLeast(evalEvery, 0, "--eval-every")
+        try atLeast(evalChars, 2, "--eval-chars")
+        try atLeast(checkpointEvery, 0, "--checkpoint-every")
+        try atLeast(threads, 1, "--threads")
+        if let layers, layers > SizeLimits.maxLayers { throw ValidationError("--layers must be at most \(SizeLimits.maxLayers), got \(layers)") }
+        for (value, name) in [(hidden, "--hidden"), (embedding, "--embedding")] where (value ?? 0) > SizeLimits.maxWidth {
+            throw ValidationError("\(name) must be at most \(SizeLimits.maxWidth), got \(value!)")
+        }
+        for (value, name) in [(seqLength, "--seq-length"), (batch, "--batch"), (steps, "--steps"), (epochs, "--epochs")]
+        where (value ?? 0) > SizeLimits.maxCount {
+            throw ValidationError("\(name) must be at most \(SizeLimits.maxCount), got \(value!)")
+        }
+        try finite(dropout.map(Double.init), "--dropout", 0...0.999_999)
+        try finite(lr.map(Double.init), "--lr", 1e-30...1e6)
+        try finite(momentum.map(Double.init), "--momentum", 0...1)
+        try finite(weightDecay.map(Double.init), "--weight-decay")
+        try finite(clip.map(Double.init), "--clip")
+        try finite(minutes, "--minutes", 1e-6...1e7)
+        try finite(collectiveTimeout, "--collective-timeout", 1e-3...1e7)
+        if let optimizer, !["sgd", "adam", "adamw"].contains(optimizer) {
+            throw ValidationError("--optimizer must be sgd, adam or adamw, got '\(optimizer)'")
+        }
+        if let schedule { _ = try Self.parseSchedule(schedule, steps: steps, lr: lr ?? 2e-3) }
+        if !resume, steps == nil, epochs == nil, minutes == nil {
             throw ValidationError("say when to stop: --steps, --epochs or --minutes")
         }
         if resume, checkpoint == nil { throw ValidationError("--resume needs --checkpoint") }
-        if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
-        if let epochs, epochs <= 0 { throw ValidationError("--epochs must be positive") }
-        if let minutes, !(minutes > 0) { throw ValidationError("--minutes must be positive") }
-        guard warmup >= 0, clip >= 0, evalEvery >= 0, checkpointEvery >= 0 else {
-            throw ValidationError("--warmup, --clip, --eval-every and --checkpoint-every must not be negative")
+        if resume, steps == nil, epochs == nil, minutes == nil {
+            throw ValidationError("say when to stop: --steps (in all, counting the checkpoint's), --epochs or --minutes")
         }
     }
 
+    /// The settings of a run after --resume has filled in what was not given.
+    struct Settings: Codable, Equatable {
+        var layers = 1, hidden = 512, embedding = 64
+        var dropout: Float = 0
+        var seqLength = 100
+        /// The global batch (all ranks).
+        var globalBatch = 32
+        var optimizer = "adam"
+        var lr: Float = 2e-3
+        var momentum: Float = 0.9
+        var nesterov = false
+        var weightDecay: Float?
+        var clip: Float = 5
+        var schedule = "constant"
+        var warmup = 0
+        var seed: UInt64 = 1
+    }
+
+    /// The metadata key under which checkpoints keep `Settings` (JSON).
+    static let settingsKey = "train_options"
+
     func run() throws {
-        if let threads { CPUThreads.set(threads) }
+        if let threads {
+            let used = CPUThreads.set(threads)
+            if used < threads {
+                printError("note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(used) "
+                           + "(the step loop meets at a barrier every step, so extra threads only wait)")
+            }
+        }
         let text: String
         if let data {
-            guard let contents = FileManager.default.contents(atPath: data) else {
-                throw ValidationError("cannot read --data \(data)")
-            }
-            text = String(decoding: contents, as: UTF8.self)
+            text = try readTextFile(data)
         } else {
             text = String(decoding: PackageResources.default_text_txt, as: UTF8.self)
         }
-        var options = TrainingOptions()
-        options.batch = batch
-        options.steps = seqLength
-        options.learningRate = lr
-        options.optimizer = try optimizerKind()
-        options.schedule = try scheduleKind()
-        options.warmup = warmup
-        options.clipNorm = clip > 0 ? clip : nil
-        options.seed = seed
+        // Output paths are checked, and the checkpoint locked, before any work is done.
         let reducer = MPIReducer.launchedByMPI ? try MPIReducer(timeout: collectiveTimeout) : nil
+        let leader = (reducer?.rank ?? 0) == 0
+        var lock: FileLock?
+        if leader {
+            if let checkpoint {
+                try prepareOutputPath(checkpoint, option: "--checkpoint")
+                lock = try FileLock(for: checkpoint, what: "checkpoint")
+            }
+            if let log { try prepareOutputPath(log, option: "--log") }
+        }
+        let settings = try resolveSettings(ranks: reducer?.size ?? 1)
         do {
             switch backend {
-            case .cpu: try train(text: text, options: options, backend: CPUBackend(), reducer: reducer)
+            case .cpu: try train(text: text, settings: settings, backend: CPUBackend(), reducer: reducer)
             case .opencl:
                 // One device per rank on a machine, unless one is named.
                 var chosen = device
@@ -102,47 +167,141 @@ struct TrainCommand: ParsableCommand {
                     let count = try OpenCLDevices.all().count
                     if count > 0 { chosen = "\(reducer.localRank % count)" }
                 }
-                try train(text: text, options: options, backend: OpenCLBackend.shared(device: chosen), reducer: reducer)
+                try train(text: text, settings: settings, backend: OpenCLBackend.shared(device: chosen), reducer: reducer)
             }
         } catch {
             guard let reducer, reducer.size > 1 else { throw error }
             printError("lstm-gpu: rank \(reducer.rank): \(error)")
-            reducer.abort(error is TrainingError ? 3 : 1)
+            reducer.abort((error as? TrainingError)?.isDivergence == true ? ExitStatus.diverged : ExitStatus.unusable)
         }
+        withExtendedLifetime(lock) {}
         reducer?.finish()
     }
 
-    func optimizerKind() throws -> OptimizerKind {
-        switch optimizer {
-        case "sgd": return .sgd(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay ?? 0)
-        case "adamw": return .adamW(weightDecay: weightDecay ?? 0.01)
-        default: return .adam(weightDecay: weightDecay ?? 0)
+    /// The run's settings: the options given, else (with --resume) the checkpoint's, else the
+    /// defaults. A given option that contradicts what the checkpoint was trained with (model,
+    /// batch, sequence length, optimiser) is refused by name; the learning-rate settings may change.
+    func resolveSettings(ranks: Int) throws -> Settings {
+        var s = Settings()
+        var recorded: Settings?
+        if resume, let checkpoint {
+            let file = try CheckpointFile(contentsOf: checkpoint)
+            if let json = file.file.metadata[Self.settingsKey] {
+                guard let saved = try? JSONDecoder().decode(Settings.self, from: Data(json.utf8)) else {
+                    throw LSTMError.corruptFile(path: checkpoint, reason: "checkpoint metadata '\(Self.settingsKey)' is malformed")
+                }
+                s = saved
+            }
+            // The model, batch, length and optimiser the file holds are authoritative.
+            s.layers = file.model.layers
+            s.hidden = file.model.hiddenSize
+            s.embedding = file.model.embeddingSize
+            s.dropout = file.model.dropout
+            s.globalBatch = file.batch
+            s.seqLength = file.sequenceLength
+            s.optimizer = file.optimizer
+            recorded = s
+        }
+        func take<T: Equatable>(_ given: T?, _ keyPath: WritableKeyPath<Settings, T>, _ name: String, fixed: Bool) throws {
+            guard let given else { return }
+            if fixed, let recorded, recorded[keyPath: keyPath] != given {
+                throw ValidationError("\(name) \(given) contradicts the checkpoint's \(recorded[keyPath: keyPath]) (leave it out to continue with the checkpoint's)")
+            }
+            s[keyPath: keyPath] = given
+        }
+        try take(layers, \.layers, "--layers", fixed: true)
+        try take(hidden, \.hidden, "--hidden", fixed: true)
+        try take(embedding, \.embedding, "--embedding", fixed: true)
+        try take(dropout, \.dropout, "--dropout", fixed: true)
+        try take(seqLength, \.seqLength, "--seq-length", fixed: true)
+        if let batch {
+            let global = SizeLimits.saturatingProduct([batch, ranks])
+            if let recorded, recorded.globalBatch != global {
+                throw ValidationError("--batch \(batch)\(ranks > 1 ? " on \(ranks) ranks" : "") contradicts the checkpoint's global batch \(recorded.globalBatch)")
+            }
+            s.globalBatch = global
+        } else if recorded == nil {
+            s.globalBatch = 32 * ranks
+        }
+        guard s.globalBatch % ranks == 0 else {
+            throw ValidationError("the checkpoint's global batch \(s.globalBatch) does not split over \(ranks) ranks: give --batch")
+        }
+        try take(optimizer, \.optimizer, "--optimizer", fixed: true)
+        try take(seed, \.seed, "--seed", fixed: true)
+        try take(lr, \.lr, "--lr", fixed: false)
+        try take(momentum, \.momentum, "--momentum", fixed: false)
+        if nesterov { s.nesterov = true }
+        if let weightDecay { s.weightDecay = weightDecay }
+        try take(clip, \.clip, "--clip", fixed: false)
+        try take(schedule, \.schedule, "--schedule", fixed: false)
+        try take(warmup, \.warmup, "--warmup", fixed: false)
+        return s
+    }
+
+    static func optimizerKind(_ s: Settings) -> OptimizerKind {
+        switch s.optimizer {
+        case "sgd": return .sgd(momentum: s.momentum, nesterov: s.nesterov, weightDecay: s.weightDecay ?? 0)
+        case "adamw": return .adamW(weightDecay: s.weightDecay ?? 0.01)
+        default: return .adam(weightDecay: s.weightDecay ?? 0)
         }
     }
 
-    func scheduleKind() throws -> LearningRateSchedule {
+    static func parseSchedule(_ schedule: String, steps: Int?, lr: Float) throws -> LearningRateSchedule {
         if schedule == "constant" { return .constant }
         if schedule == "cosine" {
             guard let steps else { throw ValidationError("--schedule cosine needs --steps (its length)") }
             return .cosine(totalSteps: steps, minimum: lr / 20)
         }
-        let parts = schedule.split(separator: ":")
-        if parts.count == 3, parts[0] == "step", let every = Int(parts[1]), let gamma = Float(parts[2]), every > 0 {
-            return .step(every: every, gamma: gamma)
+        let parts = schedule.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "step" else {
+            throw ValidationError("--schedule must be constant, cosine or step:EVERY:GAMMA, got '\(schedule)'")
         }
-        throw ValidationError("--schedule must be constant, cosine or step:EVERY:GAMMA, got '\(schedule)'")
+        guard let every = Int(parts[1]), every > 0 else {
+            throw ValidationError("--schedule step:EVERY:GAMMA needs EVERY, a step count of at least 1, got '\(parts[1])'")
+        }
+        guard let gamma = Float(parts[2]), gamma.isFinite, gamma > 0 else {
+            throw ValidationError("--schedule step:EVERY:GAMMA needs GAMMA, a finite number > 0, got '\(parts[2])'")
+        }
+        return .step(every: every, gamma: gamma)
     }
 
-    func train<Backend: ModelOps>(text: String, options: TrainingOptions, backend: Backend, reducer: MPIReducer?) throws {
+    func train<Backend: ModelOps>(text: String, settings: Settings, backend: Backend, reducer: MPIReducer?) throws {
+        let ranks = reducer?.size ?? 1
+        let localBatch = settings.globalBatch / ranks
+        let started = Date()
+        let deadline = minutes.map { started.addingTimeInterval($0 * 60) }
+        if let reducer {
+            // Every option that changes the sequence of collectives (or what a rank writes)
+            // must be the same on every rank; a difference is named at start.
+            try reducer.requireAgreement(on: [
+                ("--steps", "\(steps.map(String.init) ?? "-")"), ("--epochs", "\(epochs.map(String.init) ?? "-")"),
+                ("--minutes", "\(minutes.map { "\($0)" } ?? "-")"), ("--eval-every", "\(evalEvery)"),
+                ("--eval-chars", "\(evalChars.map(String.init) ?? "-")"), ("--checkpoint-every", "\(checkpointEvery)"),
+                ("--checkpoint", checkpoint ?? "-"), ("--resume", "\(resume)"), ("--log", log == nil ? "off" : "on"),
+                ("--batch", "\(localBatch)"), ("--backend", backend.name.hasPrefix("opencl") ? "opencl" : "cpu"),
+            ])
+        }
+        var options = TrainingOptions()
+        options.batch = localBatch
+        options.steps = settings.seqLength
+        options.learningRate = settings.lr
+        options.optimizer = Self.optimizerKind(settings)
+        options.schedule = try Self.parseSchedule(settings.schedule, steps: steps, lr: settings.lr)
+        options.warmup = settings.warmup
+        options.clipNorm = settings.clip > 0 ? settings.clip : nil
+        options.seed = settings.seed
         let vocabulary = Vocabulary(text: text)
         let ids = try vocabulary.encode(text)
-        let config = LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: embedding, hiddenSize: hidden,
-                                                layers: layers, dropout: dropout)
-        let model = try LanguageModel(config, backend: backend, seed: seed)
+        let config = LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: settings.embedding,
+                                                hiddenSize: settings.hidden, layers: settings.layers, dropout: settings.dropout)
+        let model = try LanguageModel(config, backend: backend, seed: settings.seed)
         let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: ids, options: options, reducer: reducer)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        trainer.extraMetadata = [Self.settingsKey: String(decoding: try encoder.encode(settings), as: UTF8.self)]
         let leader = (reducer?.rank ?? 0) == 0
         /// Prints on rank 0 only.
-        func say(_ line: String) { if leader { print(line) } }
+        func say(_ line: String) { if leader { print(line); fflush(nil) } }
         if resume, let checkpoint {
             try trainer.resume(from: checkpoint)
             say("resumed \(checkpoint) at step \(trainer.step) (epoch \(trainer.epoch), chunk \(trainer.chunk))")
@@ -151,14 +310,17 @@ struct TrainCommand: ParsableCommand {
         let progress = ProgressLine()
         let parameterCount = model.parameters.reduce(0) { $0 + $1.count }
         if let reducer {
-            say("data parallel: \(reducer.size) ranks × batch \(batch) = global batch \(trainer.data.batch)")
+            say("data parallel: \(reducer.size) ranks × batch \(localBatch) = global batch \(trainer.data.batch)")
         }
         say("training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
-              + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(layers)×\(hidden) LSTM, "
-              + "embedding \(embedding), \(parameterCount) parameters; batch \(batch) × \(seqLength), \(options.optimizer.name) lr \(lr)")
-        let stopStep = [steps, epochs.map { $0 * trainer.data.chunksPerEpoch }].compactMap { $0 }.min()
-        let started = Date()
+              + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(settings.layers)×\(settings.hidden) LSTM, "
+              + "embedding \(settings.embedding), \(parameterCount) parameters; batch \(localBatch) × \(settings.seqLength), "
+              + "\(options.optimizer.name) lr \(settings.lr)")
+        let epochSteps = epochs.map { SizeLimits.saturatingProduct([$0, trainer.data.chunksPerEpoch]) }
+        let stopStep = [steps, epochSteps].compactMap { $0 }.min()
+        let firstStep = trainer.step
         var lastCheckpointStep = trainer.step
+        var lastLoss: Double?
         func writeCheckpoint() throws {
             guard let checkpoint else { return }
             try trainer.saveCheckpoint(to: checkpoint)     // every rank takes part; rank 0 writes
@@ -166,56 +328,75 @@ struct TrainCommand: ParsableCommand {
         }
         func evaluate() throws {
             guard leader else { return }
-            let loss = try trainer.evaluate()
             progress.clear()
-            print("step \(trainer.step): held-out loss \(fixed(Double(loss), 4)) nats/char (\(fixed(Double(loss) / Foundation.log(2.0), 3)) bits), "
-                  + "\(fixed(Date().timeIntervalSince(started) / 60, 1)) min")
-            try logger?.write(["step": .int(trainer.step), "eval_loss": .double(Double(loss)),
-                               "minutes": .double(Date().timeIntervalSince(started) / 60)])
+            let result = try trainer.evaluate(limit: evalChars, deadline: deadline) { fraction in
+                progress.show("step \(trainer.step): evaluating \(Int(fraction * 100))%…", every: false)
+            }
+            progress.clear()
+            let minutesSoFar = Date().timeIntervalSince(started) / 60
+            let coverage = result.complete ? "" : " on \(result.characters) of \(result.total) characters (time limit)"
+            if result.characters == 0 {
+                print("step \(trainer.step): no time left to evaluate")
+                return
+            }
+            lastLoss = Double(result.loss)
+            print("step \(trainer.step): held-out loss \(fixed(Double(result.loss), 4)) nats/char "
+                  + "(\(fixed(Double(result.loss) / Foundation.log(2.0), 3)) bits)\(coverage), \(fixed(minutesSoFar, 1)) min")
+            fflush(nil)
+            try logger?.write(["step": .int(trainer.step), "eval_loss": .double(Double(result.loss)),
+                               "eval_characters": .int(result.characters), "minutes": .double(minutesSoFar)])
+        }
+        func diverged(_ error: TrainingError) -> Error {
+            progress.clear()
+            if reducer != nil { return error }
+            if lastCheckpointStep > 0 || resume, let checkpoint {
+                printError("lstm-gpu train: \(error)\nlast good checkpoint: \(checkpoint) (step \(lastCheckpointStep))")
+            } else {
+                printError("lstm-gpu train: \(error)")
+            }
+            return ExitCode(error.isDivergence ? ExitStatus.diverged : ExitStatus.unusable)
         }
         var window: [Float] = []
+        var tokens = 0
         while true {
             if let stopStep, trainer.step >= stopStep { break }
-            if let minutes {
+            if let deadline {
                 // Under MPI rank 0's clock decides for everyone, so no rank stops alone.
-                var stop: [Float] = [Date().timeIntervalSince(started) >= minutes * 60 ? 1 : 0]
+                var stop: [Float] = [Date() >= deadline ? 1 : 0]
                 try reducer?.broadcast(&stop, root: 0)
                 if stop[0] != 0 { break }
             }
             injectFault(rank: reducer?.rank ?? 0, step: trainer.step)
             let report: StepReport
-            do { report = try trainer.trainStep() } catch let error as TrainingError {
-                progress.clear()
-                if reducer != nil { throw error }
-                if lastCheckpointStep > 0 || resume, let checkpoint {
-                    printError("\(error)\nlast good checkpoint: \(checkpoint) (step \(lastCheckpointStep))")
-                } else {
-                    printError("\(error)")
-                }
-                throw ExitCode(3)
-            }
+            do { report = try trainer.trainStep() } catch let error as TrainingError { throw diverged(error) }
             window.append(report.loss)
             if window.count > 50 { window.removeFirst() }
-            let tokensPerSecond = Double(trainer.data.batch * seqLength) / report.seconds   // the global batch
+            tokens += trainer.data.batch * settings.seqLength
+            let tokensPerSecond = Double(trainer.data.batch * settings.seqLength) / report.seconds   // the global batch
             try logger?.write(["step": .int(report.step), "loss": .double(Double(report.loss)), "lr": .double(Double(report.learningRate)),
                                "epoch": .int(report.epoch), "tokens_per_s": .double(tokensPerSecond)])
             let smoothed = window.reduce(0, +) / Float(window.count)
             var eta = ""
             if let stopStep { eta = " ETA " + clock(Double(stopStep - report.step) * report.seconds) }
-            if let minutes { eta = " left " + clock(max(0, minutes * 60 - Date().timeIntervalSince(started))) }
+            if let deadline { eta = " left " + clock(max(0, deadline.timeIntervalSinceNow)) }
             let line = "step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
                 + "(avg \(fixed(Double(smoothed), 4))) lr \(String(format: "%.2e", Double(report.learningRate))) "
                 + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)"
             if leader { progress.show(line, every: report.step % 50 == 0 || report.step == 1) }
             if evalEvery > 0, report.step % evalEvery == 0 { try evaluate() }
-            if checkpointEvery > 0, report.step % checkpointEvery == 0 { try writeCheckpoint() }
+            do {
+                if checkpointEvery > 0, report.step % checkpointEvery == 0 { try writeCheckpoint() }
+            } catch let error as TrainingError { throw diverged(error) }
         }
         progress.clear()
-        if evalEvery <= 0 || trainer.step % evalEvery != 0 { try evaluate() }
-        try writeCheckpoint()
-        if let checkpoint { say("checkpoint: \(checkpoint) (step \(trainer.step))") }
+        if trainer.step > firstStep, evalEvery <= 0 || trainer.step % evalEvery != 0 { try evaluate() }
+        do { try writeCheckpoint() } catch let error as TrainingError { throw diverged(error) }
+        let seconds = Date().timeIntervalSince(started)
+        say("done: \(trainer.step - firstStep) steps (step \(trainer.step) in all) in \(clock(seconds)), "
+            + "\(fixed(Double(tokens) / max(seconds, 1e-9) / 1000, 1))k tok/s"
+            + (lastLoss.map { ", held-out loss \(fixed($0, 4)) nats/char" } ?? "")
+            + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
         if let reducer {
-            let seconds = Date().timeIntervalSince(started)
             say("rank 0: \(fixed(seconds, 1)) s, \(fixed(100 * reducer.secondsInCollectives / max(seconds, 1e-9), 1))% in collectives")
         }
     }
@@ -236,18 +417,21 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
-/// A status line that redraws in place on a terminal and prints every so often otherwise.
+/// A status line that redraws in place on a terminal; off a terminal it prints a line when
+/// asked (`every`) and otherwise at most every 10 seconds, so a log shows progress by time too.
 final class ProgressLine {
     let terminal = isatty(STDOUT_FILENO) != 0
     private var shown = false
+    private var lastPrinted = Date()
 
     func show(_ line: String, every: Bool) {
         if terminal {
             FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
             shown = true
-        } else if every {
+        } else if every || Date().timeIntervalSince(lastPrinted) >= 10 {
             print(line)
             fflush(nil)   // every output stream: lines show up as they happen in a log file
+            lastPrinted = Date()
         }
     }
 
@@ -256,19 +440,21 @@ final class ProgressLine {
     }
 }
 
-/// One JSON object per line, flushed as written.
+/// One JSON object per line, written as it happens; a failed write (a full disk, a removed
+/// folder) is a thrown error naming the file.
 final class JSONLineLog {
     enum Value { case int(Int), double(Double), string(String) }
-    let handle: FileHandle
+    let path: String
+    private let fd: Int32
 
     init(path: String, append: Bool) throws {
-        if !append || !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("cannot create --log \(path)") }
-        }
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open --log \(path)") }
-        handle.seekToEndOfFile()
-        self.handle = handle
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
+        guard fd >= 0 else { throw LSTMError.io(path: path, reason: "--log: cannot open: \(String(cString: strerror(errno)))") }
+        if append { lseek(fd, 0, SEEK_END) }
     }
+
+    deinit { close(fd) }
 
     func write(_ fields: [String: Value]) throws {
         let body = fields.keys.sorted().map { key -> String in
@@ -278,6 +464,15 @@ final class JSONLineLog {
             case let .string(v): return "\"\(key)\":\"\(v)\""
             }
         }.joined(separator: ",")
-        handle.write(Data(("{" + body + "}\n").utf8))
+        let line = Array(("{" + body + "}\n").utf8)
+        var written = 0
+        while written < line.count {
+            let n = line[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LSTMError.io(path: path, reason: "--log: write failed: \(String(cString: strerror(errno)))")
+            }
+            written += n
+        }
     }
 }

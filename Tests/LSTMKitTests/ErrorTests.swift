@@ -107,7 +107,7 @@ final class ErrorTests: XCTestCase {
         let folder = try temporaryFolder()
         let path = folder + "/other.safetensors"
         try SafeTensorsFile.write([("input", .float32(Tensor(zeros: [1, 1, 1])))], metadata: ["format": "lstm-fixture/9"], to: path)
-        assertThrows(["unknown fixture format 'lstm-fixture/9'"]) { _ = try Fixture(contentsOf: path) }
+        assertThrows(["not an lstm-fixture/1 parity fixture", "'lstm-fixture/9'"]) { _ = try Fixture(contentsOf: path) }
         try SafeTensorsFile.write([("input", .float32(Tensor(zeros: [1, 1, 1])))], to: path)
         assertThrows(["no __metadata__.format"]) { _ = try Fixture(contentsOf: path) }
     }

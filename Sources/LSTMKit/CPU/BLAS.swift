@@ -31,10 +31,17 @@ public enum CPUThreads {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var count = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Threads of CPU backends created from now on (default: the active cores).
-    public static func set(_ threads: Int) {
+    /// The most threads a CPU backend uses: the active cores. The step loop meets at a barrier
+    /// once or twice per time step, so threads beyond the cores only wait on each other.
+    public static var maximum: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// Threads of CPU backends created from now on (default: the active cores), clamped to
+    /// 1...`maximum`. Returns the count that will be used.
+    @discardableResult
+    public static func set(_ threads: Int) -> Int {
         lock.lock(); defer { lock.unlock() }
-        count = max(1, threads)
+        count = min(max(1, threads), maximum)
+        return count
     }
 
     public static var current: Int {

@@ -41,9 +41,11 @@ public final class CPUBackend: LSTMBackend {
     /// Threads this backend computes with.
     public var threads: Int { team.size }
 
-    /// A backend on `threads` threads (default: `CPUThreads.current`, the active cores).
+    /// A backend on `threads` threads (default: `CPUThreads.current`, the active cores). An
+    /// explicit count above the cores is honoured (the barrier then yields instead of spinning),
+    /// but only runs slower.
     public init(threads: Int? = nil) {
-        team = WorkerTeam.shared(size: threads ?? CPUThreads.current)
+        team = WorkerTeam.shared(size: max(1, threads ?? CPUThreads.current))
         CPUThreads.singleThreadedBLAS()
     }
 

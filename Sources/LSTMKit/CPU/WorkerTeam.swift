@@ -8,8 +8,14 @@ final class SpinBarrier: @unchecked Sendable {
     let size: Int
     private let arrived = Atomic<Int>(0)
     private let generation = Atomic<Int>(0)
+    /// Pause-hint spins before yielding the core: none when the team outnumbers the cores
+    /// (a spinning waiter would then hold the core the late thread needs).
+    private let spinLimit: Int
 
-    init(size: Int) { self.size = size }
+    init(size: Int) {
+        self.size = size
+        spinLimit = size > ProcessInfo.processInfo.activeProcessorCount ? 0 : 100_000
+    }
 
     func wait() {
         if size == 1 { return }
@@ -24,7 +30,7 @@ final class SpinBarrier: @unchecked Sendable {
         var spins = 0
         while generation.load(ordering: .acquiring) == current {
             spins += 1
-            if spins > 100_000 { sched_yield() } else { lstm_cpu_relax() }
+            if spins > spinLimit { sched_yield() } else { lstm_cpu_relax() }
         }
     }
 }

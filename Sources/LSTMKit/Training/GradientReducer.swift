@@ -20,7 +20,7 @@ public protocol GradientReducer: AnyObject {
 }
 
 /// Why a data-parallel run cannot go on.
-public enum DistributedError: Error, CustomStringConvertible {
+public enum DistributedError: Error, CustomStringConvertible, LocalizedError {
     case mismatch(String)
     case collectiveFailed(String)
 
@@ -30,6 +30,8 @@ public enum DistributedError: Error, CustomStringConvertible {
         case let .collectiveFailed(message): return "collective operation failed: \(message)"
         }
     }
+
+    public var errorDescription: String? { description }
 }
 
 /// N reducers for N replicas running on N threads of one process: each call is a rendezvous
@@ -128,4 +130,26 @@ public func configurationFingerprint(_ text: String) -> UInt64 {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
     return hash
+}
+
+extension GradientReducer {
+    /// Throws, on every replica, when the replicas disagree on any of `fields` (e.g. the
+    /// options that decide the sequence of collectives), naming each field that differs.
+    /// Two collectives: rank 0's per-field fingerprints are broadcast (as exact 16-bit pieces),
+    /// then every replica's per-field mismatch flags are summed, so all replicas name the same fields.
+    public func requireAgreement(on fields: [(name: String, value: String)]) throws {
+        guard size > 1, !fields.isEmpty else { return }
+        let mine = fields.map { configurationFingerprint($0.name + "=" + $0.value) }
+        var pieces = mine.flatMap { fingerprint in (0..<4).map { Float((fingerprint >> (16 * UInt64($0))) & 0xFFFF) } }
+        try broadcast(&pieces, root: 0)
+        var differs = mine.indices.map { index -> Float in
+            let root = (0..<4).reduce(UInt64(0)) { $0 | UInt64(pieces[4 * index + $1]) << (16 * UInt64($1)) }
+            return root == mine[index] ? 0 : 1
+        }
+        try allreduceSum(&differs)
+        let names = fields.indices.filter { differs[$0] > 0 }.map { "\(fields[$0].name) (rank \(rank) has \(fields[$0].value))" }
+        guard names.isEmpty else {
+            throw DistributedError.mismatch("the ranks were started with different options: \(names.joined(separator: ", ")); every rank must run the same command")
+        }
+    }
 }

@@ -22,9 +22,20 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     }
 
     func validate() throws {
-        guard vocabularySize > 0 else { throw LSTMError.invalidConfiguration("the vocabulary is empty") }
-        guard embeddingSize > 0 else { throw LSTMError.invalidConfiguration("embedding size must be > 0, got \(embeddingSize)") }
+        try SizeLimits.requireSize(vocabularySize, "vocabularySize")
+        try SizeLimits.requireSize(embeddingSize, "embeddingSize")
         try lstm.validate()
+    }
+
+    /// Number of parameters (embedding, LSTM, head), clamped to `Int.max` on overflow.
+    public var parameterCount: Int {
+        SizeLimits.saturatingSum([SizeLimits.saturatingProduct([vocabularySize, embeddingSize]), lstm.parameterCount,
+                                  SizeLimits.saturatingProduct([hiddenSize + 1, vocabularySize])])
+    }
+
+    /// "V=65 E=64 H=512 L=1 dropout 0.0": for messages.
+    public var summary: String {
+        "vocabulary \(vocabularySize), embedding \(embeddingSize), \(layers)×\(hiddenSize) LSTM, dropout \(dropout)"
     }
 }
 
@@ -43,6 +54,10 @@ public final class LanguageModel<Backend: ModelOps> {
 
     public init(_ configuration: LanguageModelConfiguration, backend: Backend, seed: UInt64) throws {
         try configuration.validate()
+        try SizeLimits.requireHostMemory(floats: configuration.parameterCount,
+                                         for: "a language model of \(configuration.parameterCount) parameters")
+        try backend.requireCapacity(SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
+                                    for: "a language model of \(configuration.parameterCount) parameters")
         self.configuration = configuration
         self.backend = backend
         var generator = SeededGenerator(seed: seed)

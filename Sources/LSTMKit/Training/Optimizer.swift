@@ -48,20 +48,25 @@ public final class Optimizer<Backend: ModelOps> {
         self.kind = kind
     }
 
-    /// Scales every gradient so that their global L2 norm is at most `maxNorm` (PyTorch's
-    /// `clip_grad_norm_`), on the device. Gradients shared by two parameters count twice
-    /// in the norm and are scaled once.
-    public func clipGradients(_ parameters: [Parameter<Backend.Buffer>], maxNorm: Float) throws {
+    /// The global L2 norm of every gradient and, when `maxNorm` is given, scales them so that
+    /// it is at most `maxNorm` (PyTorch's `clip_grad_norm_`), on the device. Gradients shared by
+    /// two parameters count twice in the norm and are scaled once. Returns the norm before
+    /// clipping (NaN or ±Inf when a gradient is; nothing is scaled then).
+    @discardableResult
+    public func clipGradients(_ parameters: [Parameter<Backend.Buffer>], maxNorm: Float?) throws -> Float {
         let sums = try backend.makeBuffer(count: parameters.count)
         for (slot, p) in parameters.enumerated() {
             guard let g = p.gradient else { continue }
             try backend.sumOfSquares(g, count: p.count, into: sums, slot: slot)
         }
+        let norm = Float(try backend.read(sums, offset: 0, count: parameters.count).reduce(0.0) { $0 + Double($1) }.squareRoot())
+        guard let maxNorm, norm.isFinite else { return norm }
         var seen = Set<ObjectIdentifier>()
         for p in parameters {
             guard let g = p.gradient, seen.insert(ObjectIdentifier(g)).inserted else { continue }
             try backend.clipByNorm(g, count: p.count, sums: sums, slots: parameters.count, maxNorm: maxNorm)
         }
+        return norm
     }
 
     /// One update of every parameter that has a gradient, at `learningRate`.
@@ -105,16 +110,33 @@ public final class Optimizer<Backend: ModelOps> {
         return (tensors, step)
     }
 
-    /// Restores what `exportState` wrote.
-    public func importState(_ tensors: [String: Tensor], step: Int) throws {
-        self.step = step
-        state = [:]
+    /// The state keys this kind keeps per parameter ("m", "v" for Adam(W); "momentum" for SGD).
+    public var stateKeys: Set<String> {
+        switch kind {
+        case .sgd: return ["momentum"]
+        case .adam, .adamW: return ["m", "v"]
+        }
+    }
+
+    /// Restores what `exportState` wrote. `parameters` are the parameters the state belongs
+    /// to: every tensor must be "optimizer.<parameter>.<key>" with a key of `stateKeys` and
+    /// the parameter's shape (a checkpoint is untrusted input).
+    public func importState(_ tensors: [String: Tensor], step: Int, parameters: [Parameter<Backend.Buffer>]) throws {
+        guard step >= 0 else { throw LSTMError.invalidArgument("optimizer step \(step) is negative") }
+        let shapes = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.shape) })
+        var restored: [String: [String: Backend.Buffer]] = [:]
         for (fullName, tensor) in tensors where fullName.hasPrefix("optimizer.") {
             let rest = fullName.dropFirst("optimizer.".count)
-            guard let dot = rest.lastIndex(of: ".") else { continue }
+            guard let dot = rest.lastIndex(of: "."), let shape = shapes[String(rest[..<dot])],
+                  stateKeys.contains(String(rest[rest.index(after: dot)...])) else {
+                throw LSTMError.unexpectedTensor(name: fullName, file: "optimizer state")
+            }
+            try checkShape(tensor, shape, "optimizer state '\(fullName)'")
             let buffer = try backend.makeBuffer(count: tensor.count)
             try backend.write(tensor.scalars, to: buffer, offset: 0)
-            state[String(rest[..<dot]), default: [:]][String(rest[rest.index(after: dot)...])] = buffer
+            restored[String(rest[..<dot]), default: [:]][String(rest[rest.index(after: dot)...])] = buffer
         }
+        self.step = step
+        state = restored
     }
 }

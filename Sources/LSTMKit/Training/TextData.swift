@@ -1,5 +1,28 @@
 import Foundation
 
+/// The text of a UTF-8 file for training. A folder, FIFO or device, a file that is not valid
+/// UTF-8, or one with NUL bytes (a binary file) is refused, naming the file and the offset.
+public func readTextFile(_ path: String) throws -> String {
+    let data = try readRegularFile(path)
+    if let zero = data.firstIndex(of: 0) {
+        throw LSTMError.io(path: path, reason: "holds a NUL byte at offset \(zero - data.startIndex): a binary file, not text")
+    }
+    guard let text = String(validating: data, as: UTF8.self) else {
+        var bytes = data.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var offset = 0
+        decoding: while true {
+            switch parser.parseScalar(from: &bytes) {
+            case let .valid(encoded): offset += encoded.count
+            case .error: break decoding
+            case .emptyInput: break decoding
+            }
+        }
+        throw LSTMError.io(path: path, reason: "is not UTF-8 text (invalid byte at offset \(offset))")
+    }
+    return text
+}
+
 /// A character vocabulary: the sorted distinct characters of a text.
 public struct Vocabulary: Equatable, Sendable {
     public let characters: [Character]
@@ -76,8 +99,10 @@ public struct TokenStreams: Sendable {
 
     /// The held-out split as `streams` contiguous streams, in chunks of `steps`:
     /// [(inputs, targets)] sequence-major, covering every held-out prediction once.
-    public func heldOutChunks(streams: Int) -> [(inputs: [Int], targets: [Int], steps: Int)] {
-        let length = (heldOut.count - 1) / max(streams, 1)
+    /// `limit` caps the held-out characters used (the first `limit`).
+    public func heldOutChunks(streams: Int, limit: Int? = nil) -> [(inputs: [Int], targets: [Int], steps: Int)] {
+        let available = min(heldOut.count, max(limit ?? heldOut.count, 0))
+        let length = (available - 1) / max(streams, 1)
         guard length > 0 else { return [] }
         var chunks: [(inputs: [Int], targets: [Int], steps: Int)] = []
         var position = 0

@@ -28,17 +28,35 @@ public struct StepReport: Sendable {
 }
 
 /// Why training stopped early.
-public enum TrainingError: Error, CustomStringConvertible {
+public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
+    /// The loss of step `step` is NaN or ±Inf; the update was not applied.
     case diverged(step: Int, loss: Float)
+    /// Something else of step `step` (the gradient norm, a weight) is NaN or ±Inf.
+    case nonFinite(step: Int, what: String)
+    /// A checkpoint holds NaN or ±Inf in `tensor`: training cannot continue from it.
+    case nonFiniteCheckpoint(path: String, tensor: String, step: Int)
+    /// The checkpoint belongs to another run (model, data, batch, optimiser).
     case mismatchedResume(String)
+
+    /// Whether this is divergence (exit code 3 in the command) rather than unusable input.
+    public var isDivergence: Bool {
+        if case .mismatchedResume = self { return false }
+        return true
+    }
 
     public var description: String {
         switch self {
         case let .diverged(step, loss):
             return "training diverged: the loss at step \(step) is \(loss); the update was not applied and the last checkpoint on disk is intact (lower the learning rate or clip gradients)"
+        case let .nonFinite(step, what):
+            return "training diverged at step \(step): \(what) is not finite; the update was not applied and the last checkpoint on disk is intact (lower the learning rate or clip gradients)"
+        case let .nonFiniteCheckpoint(path, tensor, step):
+            return "\(path): the checkpoint of step \(step) holds NaN or infinite values in '\(tensor)': training cannot continue from it (resume from an earlier checkpoint)"
         case let .mismatchedResume(message): return "cannot resume: \(message)"
         }
     }
+
+    public var errorDescription: String? { description }
 }
 
 /// Trains a `LanguageModel` on character streams: truncated BPTT with the state carried
@@ -56,6 +74,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     public private(set) var chunk = 0
     public private(set) var epoch = 0
     private var state: LanguageModel<Backend>.State?
+    /// More metadata for the checkpoints (e.g. the command's options), string to string.
+    public var extraMetadata: [String: String] = [:]
     /// Data parallelism: the replicas' gradient reducer (nil: this process alone).
     public let reducer: GradientReducer?
     /// This replica's streams of the global batch.
@@ -127,7 +147,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     }
 
     /// One step: forward and backward over the next chunk, clipping, the update. Throws
-    /// `TrainingError.diverged` (without updating) when the loss is not finite.
+    /// `TrainingError.diverged` or `.nonFinite` (without updating) when the loss or the
+    /// gradient norm is not finite.
     @discardableResult
     public func trainStep() throws -> StepReport {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -140,7 +161,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
             dropoutBatch: (offset: streams.lowerBound, global: data.batch))
         let loss = try averageAcrossReplicas(backend.read(lossBuffer, offset: 0, count: 1)[0])
         guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
-        if let clip = options.clipNorm { try optimizer.clipGradients(model.parameters, maxNorm: clip) }
+        let norm = try optimizer.clipGradients(model.parameters, maxNorm: options.clipNorm)
+        guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the gradient norm (\(norm))") }
         let rate = options.schedule.rate(base: options.learningRate, step: step + 1, warmup: options.warmup)
         try optimizer.update(model.parameters, learningRate: rate)
         state = next
@@ -151,24 +173,42 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     }
 
     /// Mean cross-entropy (nats per character) over the held-out split.
-    public func evaluate() throws -> Float {
-        let streams = max(1, min(options.evaluationStreams, data.heldOut.count / 2))
+    public func evaluate() throws -> Float { try evaluate(limit: nil, deadline: nil).loss }
+
+    /// What a (possibly bounded) evaluation covered.
+    public struct Evaluation: Sendable {
+        /// Mean cross-entropy in nats per predicted character (NaN when nothing was evaluated).
+        public var loss: Float
+        /// Predictions evaluated, and how many the (capped) held-out split has.
+        public var characters: Int
+        public var total: Int
+        /// False when the deadline cut it short.
+        public var complete: Bool { characters == total }
+    }
+
+    /// Mean cross-entropy over the first `limit` held-out characters (all when nil), stopping
+    /// early at `deadline`; `progress` is called after every chunk with the fraction done.
+    public func evaluate(limit: Int?, deadline: Date?, progress: ((Double) -> Void)? = nil) throws -> Evaluation {
+        let cap = min(data.heldOut.count, limit ?? data.heldOut.count)
+        let streams = max(1, min(options.evaluationStreams, cap / 2))
+        let chunks = data.heldOutChunks(streams: streams, limit: cap)
+        let total = chunks.reduce(0) { $0 + $1.inputs.count }
         var state: LanguageModel<Backend>.State? = nil
-        var total = 0.0, count = 0
-        for chunk in data.heldOutChunks(streams: streams) {
+        var sum = 0.0, count = 0
+        for chunk in chunks {
+            if let deadline, Date() >= deadline { break }
             let backend = model.backend
             let (loss, next) = try model.loss(inputs: backend.makeIndices(chunk.inputs), targets: backend.makeIndices(chunk.targets),
                                               steps: chunk.steps, batch: streams, state: state)
-            total += Double(try backend.read(loss, offset: 0, count: 1)[0]) * Double(chunk.inputs.count)
+            sum += Double(try backend.read(loss, offset: 0, count: 1)[0]) * Double(chunk.inputs.count)
             count += chunk.inputs.count
             state = next
+            progress?(Double(count) / Double(max(total, 1)))
         }
-        return count > 0 ? Float(total / Double(count)) : .nan
+        return Evaluation(loss: count > 0 ? Float(sum / Double(count)) : .nan, characters: count, total: total)
     }
 
     // MARK: checkpoints
-
-    static var checkpointFormat: String { "lstm-gpu-checkpoint/1" }
 
     /// Writes model, optimiser state, carried LSTM state, counters and the data's identity to
     /// `path`, atomically (temporary file, fsync, rename). The LSTM is stored under
@@ -176,6 +216,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     public func saveCheckpoint(to path: String) throws {
         var tensors: [(name: String, value: SafeTensorsValue)] = []
         let weights = try model.parameterTensors()
+        if let name = weights.keys.sorted().first(where: { !weights[$0]!.scalars.allSatisfy(\.isFinite) }) {
+            throw TrainingError.nonFinite(step: step, what: "weight '\(name)' (the checkpoint was not written)")
+        }
         for p in model.parameters { tensors.append((p.name, .float32(weights[p.name]!))) }
         let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
         let exported = try optimizer.exportState(shapes: shapes)
@@ -189,14 +232,14 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let metadata: [String: String] = [
-            "format": Self.checkpointFormat,
+            "format": Checkpoint.format,
             "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
             "vocabulary": String(decoding: try encoder.encode(vocabulary.characters.map(String.init)), as: UTF8.self),
             "step": "\(step)", "chunk": "\(chunk)", "epoch": "\(epoch)", "optimizer_step": "\(exported.step)",
             "optimizer": optimizer.kind.name, "batch": "\(data.batch)", "steps": "\(data.steps)",
             "seed": "\(options.seed)", "data_fingerprint": Self.fingerprint(data.training),
         ]
-        try SafeTensorsFile.write(tensors, metadata: metadata, to: path)
+        try SafeTensorsFile.write(tensors, metadata: metadata.merging(extraMetadata) { own, _ in own }, to: path)
     }
 
     /// The carried state of every replica's streams, [L, N·b, H] (gathered by a sum of
@@ -227,38 +270,52 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         return values
     }
 
-    /// Restores a checkpoint written by `saveCheckpoint` for the same data, batch and sequence length.
+    /// Restores a checkpoint written by `saveCheckpoint` for the same data, batch and sequence
+    /// length. The file is untrusted: every tensor's shape and every counter is checked against
+    /// this model, optimiser and data before anything is changed.
+    /// - Throws: `TrainingError.mismatchedResume` when the checkpoint is of another run,
+    ///   `TrainingError.nonFinite` when it holds NaN or ±Inf weights, `LSTMError` when it is
+    ///   unreadable or inconsistent (naming the tensor or field).
     public func resume(from path: String) throws {
-        let file = try SafeTensorsFile(contentsOf: path)
-        guard file.metadata["format"] == Self.checkpointFormat else {
-            throw LSTMError.unknownFormat(path: path, found: "'\(file.metadata["format"] ?? "(none)")' (expected \(Self.checkpointFormat))")
+        let checkpoint = try CheckpointFile(contentsOf: path)
+        let file = checkpoint.file
+        guard checkpoint.model == model.configuration else {
+            throw TrainingError.mismatchedResume("\(path) holds a model \(checkpoint.model.summary), this run builds \(model.configuration.summary)")
         }
-        let saved = try Checkpoint.configuration(of: file)
-        guard saved == model.configuration else {
-            throw TrainingError.mismatchedResume("\(path) holds a model \(saved), this run builds \(model.configuration)")
+        guard checkpoint.vocabulary == vocabulary else {
+            throw TrainingError.mismatchedResume("\(path) has another vocabulary (\(checkpoint.vocabulary.count) symbols) than this text (\(vocabulary.count))")
         }
-        guard file.metadata["batch"] == "\(data.batch)", file.metadata["steps"] == "\(data.steps)" else {
-            throw TrainingError.mismatchedResume("\(path) was trained with batch \(file.metadata["batch"] ?? "?") × length \(file.metadata["steps"] ?? "?"), this run uses \(data.batch) × \(data.steps)")
+        guard checkpoint.batch == data.batch, checkpoint.sequenceLength == data.steps else {
+            throw TrainingError.mismatchedResume("\(path) was trained with batch \(checkpoint.batch) × length \(checkpoint.sequenceLength), this run uses \(data.batch) × \(data.steps)")
         }
         guard file.metadata["data_fingerprint"] == Self.fingerprint(data.training) else {
             throw TrainingError.mismatchedResume("\(path) was trained on different text")
         }
-        guard file.metadata["optimizer"] == optimizer.kind.name else {
-            throw TrainingError.mismatchedResume("\(path) used optimizer \(file.metadata["optimizer"] ?? "?"), this run \(optimizer.kind.name)")
+        guard checkpoint.optimizer == optimizer.kind.name else {
+            throw TrainingError.mismatchedResume("\(path) used optimizer \(checkpoint.optimizer), this run \(optimizer.kind.name)")
         }
-        var tensors: [String: Tensor] = [:]
-        for name in file.names { tensors[name] = try file.floatTensor(name) }
-        try model.load(tensors, source: path)
-        try optimizer.importState(tensors, step: Int(file.metadata["optimizer_step"] ?? "") ?? 0)
-        step = Int(file.metadata["step"] ?? "") ?? 0
-        chunk = Int(file.metadata["chunk"] ?? "") ?? 0
-        epoch = Int(file.metadata["epoch"] ?? "") ?? 0
-        if let h = tensors["train.state.hidden"], let c = tensors["train.state.cell"] {
-            let (hiddenValues, cellValues) = (localState(h), localState(c))
-            let hidden = try model.backend.makeBuffer(count: hiddenValues.count), cell = try model.backend.makeBuffer(count: cellValues.count)
+        guard checkpoint.counters.chunk <= data.chunksPerEpoch else {
+            throw LSTMError.corruptFile(path: path, reason: "checkpoint field 'chunk' is \(checkpoint.counters.chunk), past the \(data.chunksPerEpoch) chunks of an epoch")
+        }
+        let weights = try checkpoint.modelTensors(model.parameters.map { ($0.name, $0.shape) })
+        try requireFinite(weights, step: checkpoint.counters.step, source: path)
+        let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
+        let optimizerState = try checkpoint.optimizerTensors(shapes: shapes, keys: optimizer.stateKeys)
+        let c = model.configuration
+        let carried = try checkpoint.carriedState(shape: [c.layers, data.batch, c.hiddenSize])
+        // Everything is checked: now change the trainer.
+        try model.load(weights, source: path)
+        try optimizer.importState(optimizerState, step: checkpoint.counters.optimizerStep, parameters: model.parameters)
+        step = checkpoint.counters.step
+        chunk = checkpoint.counters.chunk
+        epoch = checkpoint.counters.epoch
+        if let (h, cell) = carried {
+            let (hiddenValues, cellValues) = (localState(h), localState(cell))
+            let hidden = try model.backend.makeBuffer(count: hiddenValues.count)
+            let cellBuffer = try model.backend.makeBuffer(count: cellValues.count)
             try model.backend.write(hiddenValues, to: hidden, offset: 0)
-            try model.backend.write(cellValues, to: cell, offset: 0)
-            state = LanguageModel<Backend>.State(hidden: hidden, cell: cell)
+            try model.backend.write(cellValues, to: cellBuffer, offset: 0)
+            state = LanguageModel<Backend>.State(hidden: hidden, cell: cellBuffer)
         } else {
             state = nil
         }
@@ -269,36 +326,5 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for id in ids { hash = (hash ^ UInt64(truncatingIfNeeded: id)) &* 0x100_0000_01B3 }
         return String(hash, radix: 16) + "-\(ids.count)"
-    }
-}
-
-/// Reading a checkpoint's model back (for sampling and for PyTorch).
-public enum Checkpoint {
-    public static func configuration(of file: SafeTensorsFile) throws -> LanguageModelConfiguration {
-        guard let json = file.metadata["model"], let config = try? JSONDecoder().decode(LanguageModelConfiguration.self, from: Data(json.utf8)) else {
-            throw LSTMError.corruptFile(path: file.path, reason: "checkpoint metadata 'model' is missing or malformed")
-        }
-        return config
-    }
-
-    public static func vocabulary(of file: SafeTensorsFile) throws -> Vocabulary {
-        guard let json = file.metadata["vocabulary"], let symbols = try? JSONDecoder().decode([String].self, from: Data(json.utf8)),
-              symbols.allSatisfy({ $0.count == 1 }) else {
-            throw LSTMError.corruptFile(path: file.path, reason: "checkpoint metadata 'vocabulary' is missing or malformed")
-        }
-        return Vocabulary(characters: symbols.map { $0.first! })
-    }
-
-    /// The model stored in `path`, on `backend`.
-    public static func loadModel<Backend: ModelOps>(_ path: String, backend: Backend) throws -> (LanguageModel<Backend>, Vocabulary) {
-        let file = try SafeTensorsFile(contentsOf: path)
-        guard file.metadata["format"] == LanguageModelTrainer<Backend>.checkpointFormat else {
-            throw LSTMError.unknownFormat(path: path, found: "'\(file.metadata["format"] ?? "(none)")'")
-        }
-        let model = try LanguageModel(configuration(of: file), backend: backend, seed: 0)
-        var tensors: [String: Tensor] = [:]
-        for p in model.parameters { tensors[p.name] = try file.floatTensor(p.name) }
-        try model.load(tensors, source: path)
-        return (model, try vocabulary(of: file))
     }
 }
