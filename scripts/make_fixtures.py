@@ -10,7 +10,9 @@ stored float32 inputs and weights, then stored as float32.
 Each case's seed comes from its position in CASES, so new cases go at the end and the files
 of the others do not change. `scale` multiplies W_ih, W_hh and the biases (not W_hr) after
 the draw, so pre-activations reach about that magnitude (saturated gates, mixed signs) while
-every value stays finite in float32.
+every value stays finite in float32. A case's `seed` replaces its position; `min_margin`
+asserts that every gate pre-activation is at least that far from 0 (unidirectional cases
+without projection or lengths).
 
 Needs torch and safetensors (a venv: `python3 -m venv ~/torchenv && ~/torchenv/bin/pip install torch safetensors`).
 """
@@ -43,7 +45,9 @@ CASES = {
     # saturated gates: |pre-activation| about 1e2, 1e4, 1e30 (H ≥ 8 so the CPU path's SIMD
     # blocks run as well as its partial block)
     "saturated-1e2":    dict(I=5, H=10, L=1, B=3, T=5, scale=1e2),
-    "saturated-1e4":    dict(I=6, H=12, L=2, B=3, T=4, scale=1e4),
+    # seed picked so that no gate comes within 20 of 0 (min_margin checks it): there float32
+    # sums of 1e4-sized terms (error ~1e-3) would decide the gradients' parity by luck.
+    "saturated-1e4":    dict(I=6, H=12, L=2, B=3, T=4, scale=1e4, seed=5020, min_margin=20),
     "saturated-1e30":   dict(I=4, H=9, L=1, B=2, T=4, scale=1e30),
     "saturated-bi":     dict(I=5, H=8, L=2, B=3, T=4, bidirectional=True, lengths=[4, 2, 3], scale=1e4),
     "saturated-proj":   dict(I=4, H=11, L=2, B=2, T=4, proj=3, scale=1e30),
@@ -110,6 +114,25 @@ def make_case(name, I, H, L, B, T, bidirectional=False, proj=0, batch_first=Fals
     return {k: v.contiguous() for k, v in t.items()}, meta
 
 
+def min_preactivation(t, L):
+    """Smallest |gate pre-activation| over all layers and steps, in float64 (unidirectional,
+    no projection, no lengths, sequence-major)."""
+    d = {k: v.double() for k, v in t.items()}
+    inp, smallest = d["input"], float("inf")
+    for l in range(L):
+        h, c, outs = d["h0"][l], d["c0"][l], []
+        for s in range(inp.shape[0]):
+            pre = (inp[s] @ d[f"weight_ih_l{l}"].T + h @ d[f"weight_hh_l{l}"].T
+                   + d[f"bias_ih_l{l}"] + d[f"bias_hh_l{l}"])
+            smallest = min(smallest, pre.abs().min().item())
+            i, f, g, o = pre.chunk(4, 1)
+            c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+            h = o.sigmoid() * c.tanh()
+            outs.append(h)
+        inp = torch.stack(outs)
+    return smallest
+
+
 def random_case(rng):
     L = rng.randint(1, 3); T = rng.randint(1, 8); B = rng.randint(1, 6)
     H = rng.randint(1, 24); I = rng.randint(1, 20)
@@ -142,7 +165,13 @@ def main():
     for i, (name, cfg) in enumerate(cases.items()):
         if only and name not in only:
             continue
-        tensors, meta = make_case(name, seed=a.seed * 1000 + i, **cfg)
+        cfg = dict(cfg)
+        seed, margin = a.seed * 1000 + cfg.pop("seed", i), cfg.pop("min_margin", None)
+        tensors, meta = make_case(name, seed=seed, **cfg)
+        if margin is not None:
+            assert not (cfg.get("bidirectional") or cfg.get("proj") or cfg.get("lengths") or cfg.get("batch_first"))
+            smallest = min_preactivation(tensors, cfg["L"])
+            assert smallest >= margin, f"{name}: a gate pre-activation is {smallest:.3g} from 0 (< {margin})"
         path = os.path.join(a.out, name + ".safetensors")
         save_file(tensors, path, metadata=meta)
         print(f"{path}: {cfg}")
