@@ -12,8 +12,18 @@
 //                                  projection), c, gates → dG(t), dc ← dc·f. global (H, B).
 //   lstm_hidden_backward_step      dh[b, k] = Σ_m dG(t)[b, m]·W_hh[m, k] for running b.
 //                                  global (Hout, B).
+// The saved gate activations are exactly 0, 1 or ±1 when saturated (lstm_forward.cl), so
+// the derivatives i·(1−i), f·(1−f), o·(1−o), 1−g² and 1−tanh²(c) are exactly 0 there.
 
-inline int active(const int t, __global const int* lengths, const int b) { return t < lengths[b]; }
+static inline int active(const int t, __global const int* lengths, const int b) { return t < lengths[b]; }
+
+// tanh that is exactly ±1 once saturated (as lstm_forward.cl's tanh_f; each file is its own
+// program): 1 − tc² is then exactly 0, where a vendor's tanh may stop at 0.99999994 and leave
+// 1.19e-7 that large weights blow up to inf and then NaN. NaN stays NaN; no overflow.
+static inline float tanh_f(float x) {
+    const float e = expm1(-2.0f * fabs(x));
+    return copysign(-e / (2.0f + e), x);
+}
 
 __kernel void lstm_projection_backward_step(const int B, const int H, const int P, const int t,
                                             __global const float* Wr,      // [P, H]
@@ -61,7 +71,7 @@ __kernel void lstm_cell_backward_step(const int B, const int H, const int t,
                             : dh[b * H + j] + (has_dy ? dy[dy_offset + row * dy_stride + j] : 0.0f);
     __global const float* gr = gates + row * G;
     const float i = gr[j], f = gr[H + j], g = gr[2 * H + j], o = gr[3 * H + j];
-    const float tc = tanh(cell[row * H + j]);
+    const float tc = tanh_f(cell[row * H + j]);
     const float dct = dc[b * H + j] + d * o * (1.0f - tc * tc);
     dg[j] = dct * g * i * (1.0f - i);
     dg[H + j] = dct * prev_cell[row * H + j] * f * (1.0f - f);

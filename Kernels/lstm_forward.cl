@@ -13,6 +13,8 @@
 //                         Work-group (LSTM_UNITS, 1); global (roundup(H, LSTM_UNITS), ceil(B/LSTM_BT)).
 //   lstm_projection_step  h[b, p] = Σ_j r[b, j]·W_hr[p, j] via W_hrᵀ [H, P]; writes h_next and
 //                         the output row. Any work-group size; global (P, B).
+// Activations: sigmoid_f / tanh_f below (not the built-in tanh), so saturated gates are
+// exactly 0 / ±1 and NaN or ±Inf propagate as in PyTorch.
 // Build options: -DLSTM_UNITS=64 -DLSTM_BT=4 -DLSTM_KT=32 (defaults below).
 
 #ifndef LSTM_UNITS
@@ -25,7 +27,19 @@
 #define LSTM_KT 32
 #endif
 
-inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
+// Activations, safe at any magnitude and exact where PyTorch is: both use exp/expm1 of
+// -|x| only (never overflows, so no inf/inf), give exactly 0 or ±1 once saturated (so the
+// derivatives i·(1−i) and 1−g² are exactly 0 there), ±1 / 0 at ±inf, and NaN for NaN.
+// (A vendor's tanh need not saturate: PoCL's returns 0.99999994 even at +inf.)
+static inline float sigmoid_f(float x) {
+    const float e = exp(-fabs(x));                       // (0, 1]; NaN for NaN
+    const float s = 1.0f / (1.0f + e);                   // sigmoid(|x|)
+    return x >= 0.0f ? s : e * s;                        // sigmoid(-|x|) = e/(1+e); NaN takes this branch
+}
+static inline float tanh_f(float x) {
+    const float e = expm1(-2.0f * fabs(x));              // (-1, 0]; -1 exactly once |x| is large
+    return copysign(-e / (2.0f + e), x);                 // tanh(|x|) = (1 − e^{−2|x|})/(1 + e^{−2|x|})
+}
 
 __kernel __attribute__((reqd_work_group_size(LSTM_UNITS, 1, 1)))
 void lstm_forward_step(const int B, const int H, const int Hout, const int t,
@@ -85,10 +99,10 @@ void lstm_forward_step(const int B, const int H, const int Hout, const int t,
             __global float* gr = gates + row * G;
             const float i = sigmoid_f(acc[0][bb] + gr[j]);
             const float f = sigmoid_f(acc[1][bb] + gr[H + j]);
-            const float g = tanh(acc[2][bb] + gr[2 * H + j]);
+            const float g = tanh_f(acc[2][bb] + gr[2 * H + j]);
             const float o = sigmoid_f(acc[3][bb] + gr[3 * H + j]);
             const float c = f * cp + i * g;
-            const float h = o * tanh(c);
+            const float h = o * tanh_f(c);
             c_next[b * H + j] = c;
             if (save) {
                 gr[j] = i; gr[H + j] = f; gr[2 * H + j] = g; gr[3 * H + j] = o;

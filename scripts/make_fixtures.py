@@ -5,6 +5,14 @@ stored float32 inputs and weights, then stored as float32.
 
   python3 scripts/make_fixtures.py [--out Tests/LSTMKitTests/Fixtures] [--seed 0]
   python3 scripts/make_fixtures.py --random 20 --out /tmp/extra   # other shapes and seeds
+  python3 scripts/make_fixtures.py --only saturated-1e2,saturated-1e30  # just these cases
+
+Each case's seed comes from its position in CASES, so new cases go at the end and the files
+of the others do not change. `scale` multiplies W_ih, W_hh and the biases (not W_hr) after
+the draw, so pre-activations reach about that magnitude (saturated gates, mixed signs) while
+every value stays finite in float32. A case's `seed` replaces its position; `min_margin`
+asserts that every gate pre-activation is at least that far from 0 (unidirectional cases
+without projection or lengths).
 
 Needs torch and safetensors (a venv: `python3 -m venv ~/torchenv && ~/torchenv/bin/pip install torch safetensors`).
 """
@@ -34,11 +42,20 @@ CASES = {
                              lengths=[2, 6, 0], bias=False),
     "bi-3layer-lengths": dict(I=9, H=10, L=3, B=5, T=4, bidirectional=True, lengths=[4, 1, 3, 4, 2]),
     "forward-only":     dict(I=5, H=7, L=2, B=3, T=4, bidirectional=True, forward_only=True),
+    # saturated gates: |pre-activation| about 1e2, 1e4, 1e30 (H ≥ 8 so the CPU path's SIMD
+    # blocks run as well as its partial block)
+    "saturated-1e2":    dict(I=5, H=10, L=1, B=3, T=5, scale=1e2),
+    # seed picked so that no gate comes within 20 of 0 (min_margin checks it): there float32
+    # sums of 1e4-sized terms (error ~1e-3) would decide the gradients' parity by luck.
+    "saturated-1e4":    dict(I=6, H=12, L=2, B=3, T=4, scale=1e4, seed=5020, min_margin=20),
+    "saturated-1e30":   dict(I=4, H=9, L=1, B=2, T=4, scale=1e30),
+    "saturated-bi":     dict(I=5, H=8, L=2, B=3, T=4, bidirectional=True, lengths=[4, 2, 3], scale=1e4),
+    "saturated-proj":   dict(I=4, H=11, L=2, B=2, T=4, proj=3, scale=1e30),
 }
 
 
 def make_case(name, I, H, L, B, T, bidirectional=False, proj=0, batch_first=False, lengths=None,
-              bias=True, zero_state=False, forward_only=False, seed=0):
+              bias=True, zero_state=False, forward_only=False, scale=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     D = 2 if bidirectional else 1
     Hout = proj if proj else H
@@ -47,6 +64,10 @@ def make_case(name, I, H, L, B, T, bidirectional=False, proj=0, batch_first=Fals
     with torch.no_grad():
         for p in m32.parameters():
             p.copy_(torch.rand(p.shape, generator=g) * 2 - 1)  # wider than the default init
+        if scale is not None:
+            for k, p in m32.named_parameters():
+                if not k.startswith("weight_hr"):
+                    p.mul_(scale)
     weights = {k: v.detach().clone().float().contiguous() for k, v in m32.state_dict().items()}
     x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
     h0 = torch.zeros(L * D, B, Hout) if zero_state else torch.randn(L * D, B, Hout, generator=g) * 0.5
@@ -93,6 +114,25 @@ def make_case(name, I, H, L, B, T, bidirectional=False, proj=0, batch_first=Fals
     return {k: v.contiguous() for k, v in t.items()}, meta
 
 
+def min_preactivation(t, L):
+    """Smallest |gate pre-activation| over all layers and steps, in float64 (unidirectional,
+    no projection, no lengths, sequence-major)."""
+    d = {k: v.double() for k, v in t.items()}
+    inp, smallest = d["input"], float("inf")
+    for l in range(L):
+        h, c, outs = d["h0"][l], d["c0"][l], []
+        for s in range(inp.shape[0]):
+            pre = (inp[s] @ d[f"weight_ih_l{l}"].T + h @ d[f"weight_hh_l{l}"].T
+                   + d[f"bias_ih_l{l}"] + d[f"bias_hh_l{l}"])
+            smallest = min(smallest, pre.abs().min().item())
+            i, f, g, o = pre.chunk(4, 1)
+            c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+            h = o.sigmoid() * c.tanh()
+            outs.append(h)
+        inp = torch.stack(outs)
+    return smallest
+
+
 def random_case(rng):
     L = rng.randint(1, 3); T = rng.randint(1, 8); B = rng.randint(1, 6)
     H = rng.randint(1, 24); I = rng.randint(1, 20)
@@ -110,6 +150,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "LSTMKitTests", "Fixtures"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random", type=int, default=0, help="write N random configurations instead of the standard set")
+    ap.add_argument("--only", default="", help="comma-separated case names: write just these")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     if a.random:
@@ -117,8 +158,20 @@ def main():
         cases = {f"random-{a.seed}-{i:02d}": random_case(rng) for i in range(a.random)}
     else:
         cases = CASES
+    only = set(filter(None, a.only.split(",")))
+    unknown = only - set(cases)
+    if unknown:
+        ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     for i, (name, cfg) in enumerate(cases.items()):
-        tensors, meta = make_case(name, seed=a.seed * 1000 + i, **cfg)
+        if only and name not in only:
+            continue
+        cfg = dict(cfg)
+        seed, margin = a.seed * 1000 + cfg.pop("seed", i), cfg.pop("min_margin", None)
+        tensors, meta = make_case(name, seed=seed, **cfg)
+        if margin is not None:
+            assert not (cfg.get("bidirectional") or cfg.get("proj") or cfg.get("lengths") or cfg.get("batch_first"))
+            smallest = min_preactivation(tensors, cfg["L"])
+            assert smallest >= margin, f"{name}: a gate pre-activation is {smallest:.3g} from 0 (< {margin})"
         path = os.path.join(a.out, name + ".safetensors")
         save_file(tensors, path, metadata=meta)
         print(f"{path}: {cfg}")

@@ -9,9 +9,13 @@
 #endif
 
 static int avx2_state = -1;
+static int force_portable = 0;
+
+void lstm_kernels_force_portable(int on) { force_portable = on != 0; }
 
 int lstm_kernels_use_avx2(void) {
 #ifdef LSTM_X86
+    if (force_portable) return 0;
     if (avx2_state < 0) {
         __builtin_cpu_init();
         avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -24,6 +28,8 @@ int lstm_kernels_use_avx2(void) {
 
 // ---------------------------------------------------------------- portable bodies
 
+// IEEE semantics as in PyTorch: sigmoid(+inf) = 1, sigmoid(-inf) = 0 (expf(+inf) = +inf,
+// 1/inf = 0), NaN in gives NaN out; tanhf gives exactly ±1 for large |x| and at ±inf.
 static inline float sigmoid_scalar(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static void cell_forward_portable(float *gates, const float *prev_cell, float *cell, float *hidden, int blocks) {
@@ -78,11 +84,16 @@ static void gemm_packed_portable(int m, int n, int k, const float *a, int lda, c
 #ifdef LSTM_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 
-// exp with Cephes' range reduction and degree-5 polynomial; input clamped to [-87.3, 88.3].
+// exp with Cephes' range reduction and degree-5 polynomial, with IEEE edge cases:
+// NaN gives NaN, x > ln(FLT_MAX) gives +inf (so +inf gives +inf), x < -103.97 gives 0 (so
+// -inf gives 0), and the range between gives normal or subnormal results. The clamp puts x
+// SECOND in max/min: those return their second operand when either is NaN, so NaN passes.
+// 2^n is applied as two factors 2^(n/2)·2^(n-n/2) so that n may reach 128 and go down to -150.
 AVX2 static inline __m256 exp_avx2(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    const __m256 lo = _mm256_set1_ps(-103.97208f), hi = _mm256_set1_ps(88.72283935546875f);
+    const __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
@@ -91,16 +102,23 @@ AVX2 static inline __m256 exp_avx2(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     __m256 e = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(e, _mm256_castsi256_ps(bits));
+    const __m256i ni = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(ni, 1), rest = _mm256_sub_epi32(ni, half);
+    const __m256i bias = _mm256_set1_epi32(127);
+    e = _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23)));
+    e = _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(rest, bias), 23)));
+    // Ordered compares are false for NaN, so NaN survives both blends.
+    e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
 }
 
+// sigmoid(x) = 1/(1 + exp(-x)): exactly 1 for x ≥ 17 or so and at +inf, exactly 0 at -inf
+// (1/inf) and for x below about -88.7; NaN stays NaN.
 AVX2 static inline __m256 sigmoid_avx2(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f);
     return _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
-// tanh(x) = 2·sigmoid(2x) - 1
+// tanh(x) = 2·sigmoid(2x) - 1: exactly ±1 for large |x| and at ±inf, NaN stays NaN.
 AVX2 static inline __m256 tanh_avx2(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
     return _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, exp_avx2(_mm256_mul_ps(x, _mm256_set1_ps(-2.0f))))), one);

@@ -12,8 +12,12 @@ static inline void lstm_cpu_relax(void) {
 #endif
 }
 
-/// 1 when the AVX2+FMA versions run on this processor.
+/// 1 when the AVX2+FMA versions run on this processor (and are not switched off below).
 int lstm_kernels_use_avx2(void);
+
+/// Internal, for tests: a nonzero `on` makes every kernel run its portable body from the
+/// next call on; 0 goes back to the CPUID choice. Not for use while kernels are running.
+void lstm_kernels_force_portable(int on);
 
 /// Forward cell math over `blocks` full blocks of one sequence: gates [32·blocks]
 /// (pre-activations in, activations out), prev_cell/cell/hidden [8·blocks]:
