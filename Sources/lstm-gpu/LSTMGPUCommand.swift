@@ -8,6 +8,14 @@ struct LSTMGPUCommand: ParsableCommand {
         commandName: "lstm-gpu",
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
         subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self])
+
+    @Flag(help: "Print the version (and the git commit when run from a checkout's build folder) and exit.")
+    var version = false
+
+    func run() throws {
+        guard version else { throw CleanExit.helpRequest(self) }
+        print(LSTMGPUVersion.describe())
+    }
 }
 
 extension BackendKind: ExpressibleByArgument {}
