@@ -104,3 +104,56 @@ final class CommandUsabilityTests: XCTestCase {
         XCTAssertTrue((nonFinite["last_logits"] as? [Any])?.contains { $0 is NSNull } ?? false, broken.output)
     }
 }
+
+/// `lstm-gpu bench` output that a reader (or a script splitting on runs of spaces) can parse.
+final class BenchOutputTests: XCTestCase {
+    func testBenchColumnsNeverRunTogetherAndRowsSayTheirThreads() throws {
+        let executable = lstmGPUExecutable
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        // A long custom name, a value wider than its column (T), one row: "1 row".
+        let result = try runProcess(executable.path, ["bench", "--backend", "cpu", "--repeat", "1",
+                                                      "--shape", "64,128,8,20,1,0"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let lines = result.output.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("lstm-gpu bench: 1 row,") }, result.output)
+        // Progress reaches standard error as plain lines when it is not a terminal.
+        XCTAssertTrue(lines.contains("bench: row 1/1 custom-64-128-b8-t20 on cpu"), result.output)
+        let header = try XCTUnwrap(lines.first { $0.hasPrefix("name") }, result.output)
+        let row = try XCTUnwrap(lines.first { $0.hasPrefix("custom-64-128-b8-t20") }, result.output)
+        func cells(_ line: String) -> [String] {
+            line.split(separator: "  ", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        }
+        let titles = cells(header)
+        XCTAssertEqual(titles, ["name", "backend", "threads", "I", "H", "B", "T", "L", "D", "fwd ms (min-max)", "GFLOP/s",
+                                "train ms (min-max)", "GFLOP/s", "parity"], header)
+        let values = cells(row)
+        XCTAssertEqual(values.count, titles.count, "columns ran together:\n\(header)\n\(row)")
+        XCTAssertEqual(Array(values.prefix(9)), ["custom-64-128-b8-t20", "cpu", "1", "64", "128", "8", "20", "1", "1"], row)
+    }
+
+    func testSmallShapesRunOnOneThreadUnlessThreadsAreGiven() throws {
+        let executable = lstmGPUExecutable
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        func threads(_ extra: [String]) throws -> Int {
+            let result = try runProcess(executable.path, ["bench", "--backend", "cpu", "--repeat", "1", "--json",
+                                                          "--shape", "64,128,8,20"] + extra)
+            XCTAssertEqual(result.status, 0, result.output)
+            let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, result.output)
+            return try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8)).threads
+        }
+        XCTAssertEqual(try threads([]), 1)                   // 1 MFLOP per step: not worth a second thread
+        XCTAssertEqual(try threads(["--threads", "2"]), 2)   // an explicit count is used as given
+    }
+
+    func testThreadChoiceFollowsWorkPerStep() {
+        let backend = CPUBackend()
+        let explicit = CPUBackend(threads: 2)
+        XCTAssertEqual(backend.threads(hiddenSize: 128, outputSize: 128, batch: 8), 1)
+        XCTAssertEqual(explicit.threads(hiddenSize: 128, outputSize: 128, batch: 8), 2)
+        // mt-1024: 537 MFLOP per step, worth every core there is (up to the team).
+        XCTAssertEqual(backend.threads(hiddenSize: 1024, outputSize: 1024, batch: 64), min(backend.threads, 8))
+        // Two small directions each take one thread of their own.
+        XCTAssertEqual(backend.threads(hiddenSize: 64, outputSize: 64, batch: 4, directions: 2), min(backend.threads, 2))
+    }
+}
