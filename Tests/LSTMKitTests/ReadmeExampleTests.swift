@@ -29,6 +29,24 @@ final class ReadmeExampleTests: XCTestCase {
         let snippet = try readmeSnippet(section: "The library in a few lines")
         XCTAssertTrue(snippet.contains("import LSTMKit"), snippet)
 
+        let folder = try temporaryFolder()
+        let compile = try compileAgainstLSTMKit(snippet, in: folder, executable: "readme-example")
+        XCTAssertEqual(compile.status, 0, "the README example does not compile:\n\(compile.output)\n--- snippet ---\n\(snippet)")
+        guard compile.status == 0 else { return }
+        let fm = FileManager.default
+
+        let run = try runProcess(folder + "/readme-example", [], directory: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        let lines = run.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines, ["true", "[10, 4, 128] [4, 4, 64] [4, 4, 64]", "[10, 4, 32] [256, 32]"], run.output)
+        for file in ["lstm.safetensors", "model.safetensors"] {
+            XCTAssertTrue(fm.fileExists(atPath: folder + "/" + file), "the example did not write \(file)")
+        }
+    }
+
+    /// Compiles `source` as a program's main.swift in `folder`, the way a client of the
+    /// package is compiled: only LSTMKit's public (and, when imported so, SPI) interface.
+    func compileAgainstLSTMKit(_ source: String, in folder: String, executable: String) throws -> (status: Int32, output: String) {
         // The build folder the test bundle lives in (.build/<triple>/debug), with LSTMKit built.
         let build = lstmGPUExecutable.deletingLastPathComponent()
         let modules = build.appendingPathComponent("Modules")
@@ -41,18 +59,15 @@ final class ReadmeExampleTests: XCTestCase {
                 path.split(separator: ":").map { "\($0)/swiftc" }.first { fm.isExecutableFile(atPath: $0) }
             }
         guard let swiftc else { throw XCTSkip("swiftc not found") }
-
-        let folder = try temporaryFolder()
         let main = folder + "/main.swift"
-        try snippet.write(toFile: main, atomically: true, encoding: .utf8)
+        try source.write(toFile: main, atomically: true, encoding: .utf8)
         // LSTMKit's object files and its C target's, as SwiftPM links them into an executable.
         func objects(_ target: String) throws -> [String] {
             let dir = build.appendingPathComponent(target + ".build")
             return try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".o") }.sorted().map { dir.path + "/" + $0 }
         }
-        let libraryObjects = try objects("LSTMKit") + objects("CLSTMKernels")
         let sources = root.appendingPathComponent("Sources").path
-        var arguments = [main, "-o", folder + "/readme-example", "-module-name", "ReadmeExample", "-swift-version", "6",
+        var arguments = [main, "-o", folder + "/" + executable, "-module-name", "Client", "-swift-version", "6",
                          "-I", modules.path, "-module-cache-path", folder + "/module-cache",
                          "-Xcc", "-fmodule-map-file=\(build.path)/CLSTMKernels.build/module.modulemap",
                          "-Xcc", "-I", "-Xcc", sources + "/CLSTMKernels/include",
@@ -66,17 +81,21 @@ final class ReadmeExampleTests: XCTestCase {
         } else {
             arguments += ["-lopenblas", "-lOpenCL"]
         }
-        arguments += libraryObjects
-        let compile = try runProcess(swiftc, arguments)
-        XCTAssertEqual(compile.status, 0, "the README example does not compile:\n\(compile.output)\n--- snippet ---\n\(snippet)")
-        guard compile.status == 0 else { return }
+        arguments += try objects("LSTMKit") + objects("CLSTMKernels")
+        return try runProcess(swiftc, arguments)
+    }
 
-        let run = try runProcess(folder + "/readme-example", [], directory: folder)
-        XCTAssertEqual(run.status, 0, run.output)
-        let lines = run.output.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines, ["true", "[10, 4, 128] [4, 4, 64] [4, 4, 64]", "[10, 4, 32] [256, 32]"], run.output)
-        for file in ["lstm.safetensors", "model.safetensors"] {
-            XCTAssertTrue(fm.fileExists(atPath: folder + "/" + file), "the example did not write \(file)")
-        }
+    /// The backend contract's per-direction job types and the raw products are not part of
+    /// the public API: a client sees them only through `@_spi(Backend) import LSTMKit`.
+    func testBackendInternalsNeedTheSPIImport() throws {
+        let use = """
+            func width(_ shape: DirectionShape) -> Int { shape.hiddenSize }
+            print(MemoryLayout<DirectionForward<CPUBackend>>.size > 0)
+            """
+        let plain = try compileAgainstLSTMKit("import LSTMKit\n" + use, in: try temporaryFolder(), executable: "plain")
+        XCTAssertNotEqual(plain.status, 0, "DirectionShape is public without the SPI import")
+        XCTAssertTrue(plain.output.contains("DirectionShape"), plain.output)
+        let spi = try compileAgainstLSTMKit("@_spi(Backend) import LSTMKit\n" + use, in: try temporaryFolder(), executable: "spi")
+        XCTAssertEqual(spi.status, 0, spi.output)
     }
 }

@@ -175,11 +175,11 @@ public final class CPUBackend: LSTMBackend {
 
     // MARK: forward
 
-    public func forward(_ job: DirectionForward<CPUBackend>) throws { try forward([job]) }
+    @_spi(Backend) public func forward(_ job: DirectionForward<CPUBackend>) throws { try forward([job]) }
 
     /// Several independent directions at once (each on its own group of threads when there
     /// are enough).
-    public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
+    @_spi(Backend) public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
         runIndependent(jobs.map(forwardBody), on: team(for: jobs.map(\.shape)))
         for job in jobs { for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() } }
     }
@@ -288,11 +288,11 @@ public final class CPUBackend: LSTMBackend {
 
     // MARK: backward
 
-    public func backward(_ job: DirectionBackward<CPUBackend>) throws { try backward([job]) }
+    @_spi(Backend) public func backward(_ job: DirectionBackward<CPUBackend>) throws { try backward([job]) }
 
     /// Several independent directions at once. Their input gradients may share a buffer
     /// (accumulating), so those products run afterwards, one job after another, on the whole team.
-    public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
+    @_spi(Backend) public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
         let parts = jobs.map(backwardBody)
         let team = team(for: jobs.map(\.shape))
         runIndependent(parts.map(\.recurrence), on: team)
