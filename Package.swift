@@ -3,7 +3,11 @@ import PackageDescription
 
 let package = Package(
     name: "lstm-gpu",
-    platforms: [.macOS(.v15)],
+    // Supported: Linux (built and tested on Debian 12, x86_64, Swift 6). SwiftPM has no way to
+    // declare "Linux only"; `platforms` sets minimum versions for Apple platforms alone, and
+    // macOS is deliberately not listed: it has never been built there (it cannot be checked on
+    // the development machine; the OpenCL, OpenBLAS and Open MPI targets expect pkg-config
+    // packages as Debian ships them).
     products: [
         .library(name: "LSTMKit", targets: ["LSTMKit"]),
         .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),

@@ -25,13 +25,13 @@ public protocol LSTMBackend: AnyObject {
     /// dst[j, i, :] = src[i, j, :] for src of shape [A, C, inner].
     func swapOuterDimensions(_ src: Buffer, into dst: Buffer, a: Int, c: Int, inner: Int) throws
     /// One direction of one layer, all T steps (see `DirectionForward`).
-    func forward(_ job: DirectionForward<Self>) throws
+    @_spi(Backend) func forward(_ job: DirectionForward<Self>) throws
     /// Backpropagation through time for one direction of one layer (see `DirectionBackward`).
-    func backward(_ job: DirectionBackward<Self>) throws
+    @_spi(Backend) func backward(_ job: DirectionBackward<Self>) throws
     /// Independent directions (of one layer) at once; a backend may run them concurrently.
-    func forward(_ jobs: [DirectionForward<Self>]) throws
+    @_spi(Backend) func forward(_ jobs: [DirectionForward<Self>]) throws
     /// Independent directions at once, in order where they accumulate into one input gradient.
-    func backward(_ jobs: [DirectionBackward<Self>]) throws
+    @_spi(Backend) func backward(_ jobs: [DirectionBackward<Self>]) throws
     /// Waits until every enqueued operation has finished (no-op on the CPU).
     func synchronize() throws
     /// Bytes this backend can hold at most (device global memory; host physical memory).
@@ -40,8 +40,8 @@ public protocol LSTMBackend: AnyObject {
 
 extension LSTMBackend {
     public func makeScratchBuffer(count: Int) throws -> Buffer { try makeBuffer(count: count) }
-    public func forward(_ jobs: [DirectionForward<Self>]) throws { for job in jobs { try forward(job) } }
-    public func backward(_ jobs: [DirectionBackward<Self>]) throws { for job in jobs { try backward(job) } }
+    @_spi(Backend) public func forward(_ jobs: [DirectionForward<Self>]) throws { for job in jobs { try forward(job) } }
+    @_spi(Backend) public func backward(_ jobs: [DirectionBackward<Self>]) throws { for job in jobs { try backward(job) } }
 
     /// Throws `outOfMemory`, saying what needed how much, when `bytes` exceed `memoryCapacity`.
     func requireCapacity(_ bytes: Int, for what: String) throws {
@@ -64,7 +64,7 @@ public struct MatrixView<Buffer: AnyObject> {
 }
 
 /// The weights of one layer and direction, PyTorch layouts, gate order i, f, g, o.
-public struct DirectionWeights<Buffer: AnyObject> {
+@_spi(Backend) public struct DirectionWeights<Buffer: AnyObject> {
     /// `weight_ih` [4H, In].
     public var inputWeights: Buffer
     /// `weight_hh` [4H, Hout].
@@ -77,7 +77,7 @@ public struct DirectionWeights<Buffer: AnyObject> {
 }
 
 /// The sizes of one direction's problem.
-public struct DirectionShape: Equatable, Sendable {
+@_spi(Backend) public struct DirectionShape: Equatable, Sendable {
     public var steps: Int        // T
     public var batch: Int        // B
     public var inputSize: Int    // In
@@ -90,7 +90,7 @@ public struct DirectionShape: Equatable, Sendable {
 /// order), each [T, B, ·]: post-activation gates i, f, g, o [T, B, 4H], the cell after
 /// the step c(t) [T, B, H], the states before it h(prev) [T, B, Hout] and c(prev) [T, B, H],
 /// and with projection the unprojected o·tanh(c) [T, B, H].
-public final class DirectionActivations<Buffer: AnyObject> {
+@_spi(Backend) public final class DirectionActivations<Buffer: AnyObject> {
     public let gates: Buffer
     public let cell: Buffer
     public let previousHidden: Buffer
@@ -111,7 +111,7 @@ public final class DirectionActivations<Buffer: AnyObject> {
 /// Forward of one direction over the sequence. Steps t ≥ length[b] leave sequence b's
 /// state untouched and write 0 to its output; the reverse direction walks t from T-1
 /// down to 0, so each sequence starts at its own last valid step.
-public struct DirectionForward<Backend: LSTMBackend> {
+@_spi(Backend) public struct DirectionForward<Backend: LSTMBackend> {
     public var shape: DirectionShape
     public var reverse: Bool
     public var weights: DirectionWeights<Backend.Buffer>
@@ -132,7 +132,7 @@ public struct DirectionForward<Backend: LSTMBackend> {
 
 /// Gradients of one direction's weights (same shapes as `DirectionWeights`); the two
 /// bias gradients are equal, so one buffer serves both.
-public struct DirectionWeightGradients<Buffer: AnyObject> {
+@_spi(Backend) public struct DirectionWeightGradients<Buffer: AnyObject> {
     public var inputWeights: Buffer
     public var recurrentWeights: Buffer
     public var bias: Buffer?
@@ -140,7 +140,7 @@ public struct DirectionWeightGradients<Buffer: AnyObject> {
 }
 
 /// Backward of one direction: consumes the activations of its forward.
-public struct DirectionBackward<Backend: LSTMBackend> {
+@_spi(Backend) public struct DirectionBackward<Backend: LSTMBackend> {
     public var shape: DirectionShape
     public var reverse: Bool
     public var weights: DirectionWeights<Backend.Buffer>

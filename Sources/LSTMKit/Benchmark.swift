@@ -110,7 +110,11 @@ public struct BenchmarkRow: Sendable, Codable {
     public var name: String
     public var backend: String
     public var device: String
+    /// The OpenCL device's index (what `--device` takes); nil on the CPU path.
+    public var deviceIndex: Int? = nil
     public var I: Int, H: Int, B: Int, T: Int, layers: Int, directions: Int
+    /// CPU threads the row ran on (the first layer's; see `CPUBackend.threads(hiddenSize:…)`);
+    /// 0 on OpenCL.
     public var threads: Int
     public var forward: TimingSummary
     public var forwardGflops: Double
@@ -160,7 +164,9 @@ public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Ba
     let row = BenchmarkRow(
         name: shape.name, backend: backend is CPUBackend ? "cpu" : "opencl", device: backend.name,
         I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.steps, layers: shape.layers,
-        directions: configuration.numDirections, threads: (backend as? CPUBackend)?.threads ?? 0,
+        directions: configuration.numDirections,
+        threads: (backend as? CPUBackend)?.threads(hiddenSize: shape.hiddenSize, outputSize: configuration.outputSize,
+                                                   batch: shape.batch, directions: configuration.numDirections) ?? 0,
         forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
         train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
     return (row, output)

@@ -2,7 +2,7 @@ import Foundation
 
 /// Every failure the engine reports. Each case carries enough context to say what
 /// was wrong and where; `description` is the sentence a user sees.
-public enum LSTMError: Error, CustomStringConvertible, Equatable, LocalizedError {
+public enum LSTMError: Error, CustomStringConvertible, Equatable {
     /// A tensor handed to the engine has the wrong shape. `what` names the argument.
     case shapeMismatch(what: String, expected: [Int], got: [Int])
     /// An argument is out of range or inconsistent (a length > T, a negative size, ...).
@@ -56,11 +56,6 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable, LocalizedError
         case let .inUse(message): return message
         }
     }
-}
-
-extension LSTMError {
-    /// The same sentence as `description`, so `localizedDescription` gives it too.
-    public var errorDescription: String? { description }
 }
 
 /// "1.50 GiB"-style rendering for error messages.

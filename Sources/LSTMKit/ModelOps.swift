@@ -8,7 +8,7 @@ public protocol ModelOps: LSTMBackend {
     /// Uploads `values` as indices.
     func makeIndices(_ values: [Int]) throws -> Indices
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views.
-    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    @_spi(Backend) func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: MatrixView<Buffer>, b: MatrixView<Buffer>, beta: Float, c: MatrixView<Buffer>) throws
     /// out[i, :] = table[indices[i], :] for i < count; table [V, width].
     func gatherRows(_ table: Buffer, width: Int, indices: Indices, count: Int, into out: Buffer) throws

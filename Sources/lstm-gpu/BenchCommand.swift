@@ -31,7 +31,7 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Exact number of timed runs per measurement (overrides --seconds).")
     var `repeat`: Int?
 
-    @Option(parsing: .unconditional, help: "Threads for the CPU path (default: all cores; at most the cores).")
+    @Option(parsing: .unconditional, help: "Exactly this many threads for the CPU path, at most the cores (default: up to all cores, fewer for rows whose steps are too small to share; the threads column says).")
     var threads: Int?
 
     @Flag(help: "Print one JSON object per row instead of a table.")
@@ -76,6 +76,8 @@ struct BenchCommand: ParsableCommand {
         if let threads, CPUThreads.set(threads) < threads {
             printError("note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(CPUThreads.current)")
         }
+        // The CPU path: exactly --threads threads, or up to all cores chosen per row by work size.
+        let cpu = threads.map { CPUBackend(threads: min($0, CPUThreads.maximum)) } ?? CPUBackend()
         if let r = `repeat`, r <= 0 { throw ValidationError("--repeat must be positive") }
         // The backends to time: the CPU path, then the chosen OpenCL device (every device
         // when none is named). The CPU path's output is always computed for the parity column.
@@ -94,33 +96,43 @@ struct BenchCommand: ParsableCommand {
             if backend == .opencl, devices.isEmpty { throw LSTMError.noDevice("no OpenCL device found") }
         }
 
-        let interactive = isatty(STDOUT_FILENO) != 0 && !json
+        // Progress goes to standard error: a status line rewritten in place on a terminal, else
+        // one plain line per measurement (so a redirected or piped run shows where it is).
+        let statusLine = isatty(STDERR_FILENO) != 0
+        let table = BenchTable(shapes: shapes, devices: devices.map { deviceLabel($0.device) },
+                               cpu: backend != .opencl)
         if !json {
-            print("lstm-gpu bench: \(shapes.count) rows, CPU threads \(CPUThreads.current), \(`repeat`.map { "\($0) runs" } ?? "\(seconds) s") per measurement")
-            print(header)
+            let runs = `repeat`.map { "\($0) run\($0 == 1 ? "" : "s")" } ?? "\(seconds) s"
+            let threadNote = threads.map { "CPU threads \(min($0, CPUThreads.maximum))" }
+                ?? "CPU threads up to \(cpu.threads), chosen per row by work size"
+            print("lstm-gpu bench: \(shapes.count) row\(shapes.count == 1 ? "" : "s"), \(threadNote), \(runs) per measurement")
+            print(table.header)
         }
         var rows: [BenchmarkRow] = []
         for (index, shape) in shapes.enumerated() {
             func progress(_ what: String) {
-                if interactive { FileHandle.standardError.write(Data("  [\(index + 1)/\(shapes.count)] \(shape.name) on \(what)…\u{1B}[K\r".utf8)) }
+                let text = "bench: row \(index + 1)/\(shapes.count) \(shape.name) on \(what)"
+                FileHandle.standardError.write(Data((statusLine ? text + "\u{1B}[K\r" : text + "\n").utf8))
             }
             func emit(_ row: BenchmarkRow) throws {
-                if interactive { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
+                if statusLine { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
                 rows.append(row)
-                print(json ? try jsonLine(row) : format(row))
+                print(json ? try jsonLine(row) : table.format(row))
             }
             let reference: Tensor
             if backend == .opencl {
                 reference = try referenceOutput(shape)
             } else {
                 progress("cpu")
-                let (row, output) = try runBenchmark(shape, backend: CPUBackend(), seconds: seconds, maximumRuns: `repeat`)
+                let (row, output) = try runBenchmark(shape, backend: cpu, seconds: seconds, maximumRuns: `repeat`)
                 reference = output
                 try emit(row)
             }
             for device in devices {
-                progress(device.device.name)
-                try emit(runBenchmark(shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference).row)
+                progress(deviceLabel(device.device))
+                var row = try runBenchmark(shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference).row
+                row.deviceIndex = device.device.index
+                try emit(row)
             }
         }
         if let output {
@@ -135,25 +147,77 @@ struct BenchCommand: ParsableCommand {
         try runBenchmark(shape, backend: CPUBackend(), seconds: 0, maximumRuns: 1).output
     }
 
-    var header: String {
-        pad("name", 20) + pad("backend", 26) + pad("I", 6, right: true) + pad("H", 6, right: true) + pad("B", 5, right: true)
-            + pad("T", 5, right: true) + pad("L", 3, right: true) + pad("D", 3, right: true)
-            + pad("fwd ms (min-max)", 24, right: true) + pad("GFLOP/s", 9, right: true)
-            + pad("train ms (min-max)", 26, right: true) + pad("GFLOP/s", 9, right: true) + pad("parity", 10, right: true)
-    }
-
-    func format(_ r: BenchmarkRow) -> String {
-        func timing(_ t: TimingSummary) -> String { "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))" }
-        return pad(r.name, 20) + pad(r.backend == "cpu" ? "cpu" : String(("opencl " + r.device.dropFirst("opencl: ".count)).prefix(25)), 26) + pad("\(r.I)", 6, right: true) + pad("\(r.H)", 6, right: true)
-            + pad("\(r.B)", 5, right: true) + pad("\(r.T)", 5, right: true) + pad("\(r.layers)", 3, right: true)
-            + pad("\(r.directions)", 3, right: true) + pad(timing(r.forward), 24, right: true)
-            + pad(fixed(r.forwardGflops, 1), 9, right: true) + pad(timing(r.train), 26, right: true)
-            + pad(fixed(r.trainGflops, 1), 9, right: true) + pad(scientific(Float(r.parityMaxAbs)), 10, right: true)
-    }
-
     func jsonLine(_ row: BenchmarkRow) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(row), as: UTF8.self)
+    }
+}
+
+/// `opencl[N] NAME`: the index `--device` takes and the device's name, shortened: "(R)" and
+/// "(TM)" marks and PoCL's "pthread-"/"cpu-" prefixes dropped, spaces collapsed, and past 24
+/// characters cut to 23 and an ellipsis (the full name is in `--json`'s `device`).
+func deviceLabel(_ device: OpenCLDeviceInfo) -> String { deviceLabel(index: device.index, name: device.name) }
+
+func deviceLabel(index: Int, name full: String) -> String {
+    var name = full
+    for mark in ["(R)", "(r)", "(TM)", "(tm)"] { name = name.replacingOccurrences(of: mark, with: "") }
+    for prefix in ["pthread-", "cpu-"] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+    name = name.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    if name.count > 24 { name = String(name.prefix(23)) + "…" }
+    return "opencl[\(index)] \(name)"
+}
+
+/// The bench table: rows are printed as they are measured, so column widths come from what
+/// is known before the first row (every row name, every backend label, the headers) with
+/// room for typical numbers; a wider value still gets the two-space gap before the next
+/// column (it shifts that row's later columns instead of running into them).
+struct BenchTable {
+    /// Columns: title, width, right-aligned.
+    var columns: [(title: String, width: Int, right: Bool)]
+    static let gap = "  "
+
+    init(shapes: [BenchmarkShape], devices: [String], cpu: Bool) {
+        let names = shapes.map(\.name) + ["name"]
+        let backends = devices + (cpu ? ["cpu"] : []) + ["backend"]
+        func widest(_ values: [String]) -> Int { values.map(\.count).max() ?? 0 }
+        func digits(_ values: [Int], _ title: String) -> Int { widest(values.map { "\($0)" } + [title]) }
+        columns = [
+            ("name", widest(names), false), ("backend", widest(backends), false), ("threads", 7, true),
+            ("I", digits(shapes.map(\.inputSize), "I"), true), ("H", digits(shapes.map(\.hiddenSize), "H"), true),
+            ("B", digits(shapes.map(\.batch), "B"), true), ("T", digits(shapes.map(\.steps), "T"), true),
+            ("L", digits(shapes.map(\.layers), "L"), true), ("D", 1, true),
+            ("fwd ms (min-max)", 24, true), ("GFLOP/s", 7, true),
+            ("train ms (min-max)", 24, true), ("GFLOP/s", 7, true), ("parity", 8, true),
+        ]
+    }
+
+    var header: String { line(columns.map(\.title)) }
+
+    func format(_ r: BenchmarkRow) -> String {
+        func timing(_ t: TimingSummary) -> String { "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))" }
+        let backend = r.backend == "cpu" ? "cpu"
+            : r.deviceIndex.map { index in
+                let name = String(r.device.dropFirst(r.device.hasPrefix("opencl: ") ? "opencl: ".count : 0))
+                return deviceLabel(index: index, name: name)
+            } ?? r.device
+        return line([r.name, backend, r.backend == "cpu" ? "\(r.threads)" : "-", "\(r.I)", "\(r.H)", "\(r.B)", "\(r.T)",
+                     "\(r.layers)", "\(r.directions)", timing(r.forward), fixed(r.forwardGflops, 1), timing(r.train),
+                     fixed(r.trainGflops, 1), scientific(Float(r.parityMaxAbs))])
+    }
+
+    /// The cells padded to their columns, joined by the gap; the last column is not padded on the right.
+    func line(_ cells: [String]) -> String {
+        var out = ""
+        var overflow = 0   // how far earlier cells ran past their columns
+        for (index, (cell, column)) in zip(cells, columns).enumerated() {
+            if index > 0 { out += Self.gap }
+            let room = max(0, column.width - overflow)
+            let fill = String(repeating: " ", count: max(0, room - cell.count))
+            let last = index == columns.count - 1
+            out += column.right ? fill + cell : cell + (last ? "" : fill)
+            overflow = max(0, cell.count - room)
+        }
+        return out
     }
 }

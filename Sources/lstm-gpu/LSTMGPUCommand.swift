@@ -30,8 +30,8 @@ enum Entry {
             printError("\(name): error: \(error.localizedDescription)")
             Foundation.exit(ExitStatus.unusable)
         default:
-            printError("\(name): error: \(error.localizedDescription)")
-            Foundation.exit(1)
+            // Argument parser's own outcomes (help, version, clean exits) keep their behaviour.
+            command.exit(withError: error)
         }
     }
 }
@@ -50,6 +50,14 @@ struct LSTMGPUCommand: ParsableCommand {
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
         subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
                       InspectCommand.self])
+
+    @Flag(help: "Print the version (and the git commit when run from a checkout's build folder) and exit.")
+    var version = false
+
+    func run() throws {
+        guard version else { throw CleanExit.helpRequest(self) }
+        print(LSTMGPUVersion.describe())
+    }
 }
 
 extension BackendKind: ExpressibleByArgument {}

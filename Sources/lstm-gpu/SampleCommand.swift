@@ -8,15 +8,19 @@ struct SampleCommand: ParsableCommand {
         abstract: "Generate text from a checkpoint written by `lstm-gpu train`.")
 
     @Option(help: "Checkpoint file.") var checkpoint: String
-    @Option(help: "Text to start from (every character must be in the model's vocabulary).") var prompt = "\n"
+    @Option(help: "Text to start from (every character must be in the model's vocabulary).") var prompt = TextArgument("\n")
     @Option(parsing: .unconditional, help: "Characters to generate.") var length = 500
     @Option(parsing: .unconditional, help: "Softmax temperature (> 0; lower is more conservative).") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the K most likely characters.")
-    var topK: Int?
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the K most likely characters.") var topK: Int?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
     @Option(help: "OpenCL device.") var device: String?
-    @Flag(help: "Print the prompt's mean cross-entropy (nats per predicted character) and the logits after it as JSON, instead of generating.")
+    @Flag(help: """
+        Print as JSON, instead of generating: the prompt's mean cross-entropy in nats per predicted \
+        character (null when the prompt has a single character, so nothing to predict, or when it is \
+        not finite), the logits after the prompt (non-finite ones as null) and the vocabulary, whose \
+        i-th character is the one logit i scores.
+        """)
     var score = false
 
     func validate() throws {
@@ -25,7 +29,7 @@ struct SampleCommand: ParsableCommand {
         guard temperature.isFinite else { throw ValidationError("--temperature must be a finite number, got \(temperature)") }
         guard temperature > 0 else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
         if let topK, topK <= 0 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
-        guard !prompt.isEmpty else { throw ValidationError("--prompt must not be empty") }
+        guard !prompt.text.isEmpty else { throw ValidationError("--prompt must not be empty") }
     }
 
     func run() throws {
@@ -37,7 +41,7 @@ struct SampleCommand: ParsableCommand {
 
     func sample<Backend: ModelOps>(_ backend: Backend) throws {
         let (model, vocabulary) = try Checkpoint.loadModel(checkpoint, backend: backend)
-        let promptIds = try vocabulary.encode(prompt)
+        let promptIds = try vocabulary.encode(prompt.text)
         var generator = SeededGenerator(seed: seed)
         var state: LanguageModel<Backend>.State? = nil
         var logits: [Float] = []
@@ -51,17 +55,31 @@ struct SampleCommand: ParsableCommand {
             (logits, state) = try model.nextLogits([id], state: state)
         }
         if score {
-            let mean = promptIds.count > 1 ? crossEntropy / Double(promptIds.count - 1) : 0
-            print("{\"cross_entropy\": \(mean), \"characters\": \(promptIds.count), \"last_logits\": [\(logits.map { "\($0)" }.joined(separator: ", "))]}")
+            let mean: Double? = promptIds.count > 1 ? crossEntropy / Double(promptIds.count - 1) : nil
+            print(Self.scoreJSON(crossEntropy: mean, characters: promptIds.count, logits: logits,
+                                 vocabulary: vocabulary.characters))
             return
         }
-        var output = prompt
+        var output = prompt.text
         for _ in 0..<length {
             let next = draw(logits, generator: &generator)
             output.append(vocabulary.characters[next])
             (logits, state) = try model.nextLogits([next], state: state)
         }
         print(output)
+    }
+
+    /// The `--score` line: `{"cross_entropy": X|null, "characters": N, "last_logits": [...], "vocabulary": [...]}`.
+    /// Always valid JSON: a missing or non-finite number is `null`; characters are JSON-escaped.
+    static func scoreJSON(crossEntropy: Double?, characters: Int, logits: [Float], vocabulary: [Character]) -> String {
+        func number(_ value: Double?) -> String {
+            guard let value, value.isFinite else { return "null" }
+            return "\(value)"
+        }
+        let logitList = logits.map { number(Double($0)) }.joined(separator: ", ")
+        let characterList = vocabulary.map { jsonString(String($0)) }.joined(separator: ", ")
+        return "{\"cross_entropy\": \(number(crossEntropy)), \"characters\": \(characters), "
+            + "\"last_logits\": [\(logitList)], \"vocabulary\": [\(characterList)]}"
     }
 
     /// A draw from softmax(logits / temperature), restricted to the top K when given.
@@ -80,4 +98,31 @@ struct SampleCommand: ParsableCommand {
         }
         return order.last!
     }
+}
+
+/// A JSON string literal for `text` (quotes, backslashes and control characters escaped).
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+            out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// A text option whose default `--help` shows escaped and quoted (`"\n"`, not a raw line
+/// break): argument-parser prints a default through `defaultValueDescription`.
+struct TextArgument: ExpressibleByArgument {
+    var text: String
+    init(_ text: String) { self.text = text }
+    init?(argument: String) { text = argument }
+    var defaultValueDescription: String { text.debugDescription }
 }

@@ -84,21 +84,34 @@ final class CommandLineTests: XCTestCase {
     /// Bad training configurations are refused with a message that names the option.
     func testTrainRefusesBadConfigurations() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
-        let cases: [([String], String)] = [
-            (["train", "--hidden", "8"], "say when to stop"),
-            (["train", "--steps", "0"], "--steps must be positive"),
-            (["train", "--steps", "2", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
-            (["train", "--steps", "2", "--optimizer", "lion"], "--optimizer must be sgd, adam or adamw"),
-            (["train", "--steps", "2", "--resume"], "--resume needs --checkpoint"),
-            (["train", "--steps", "2", "--schedule", "linear"], "--schedule must be constant, cosine or step:EVERY:GAMMA"),
-            (["train", "--steps", "2", "--data", "/no/such/file.txt"], "cannot read --data"),
-            (["sample", "--checkpoint", "/no/such/checkpoint.safetensors"], "cannot read"),
+        // Usage errors exit 64 with the subcommand's usage; unusable inputs exit 2 (README "Exit codes").
+        let cases: [([String], String, Int32)] = [
+            (["train", "--hidden", "8"], "say when to stop", 64),
+            (["train", "--steps", "0"], "--steps must be at least 1, got 0", 64),
+            (["train", "--steps", "2", "--hidden", "-3"], "--hidden must be at least 1, got -3", 64),
+            (["train", "--steps", "2", "--dropout", "1.5"], "--dropout must be in 0.0...0.999999, got 1.5", 64),
+            (["train", "--steps", "2", "--momentum", "nan"], "--momentum must be a finite number, got nan", 64),
+            (["train", "--minutes", "inf"], "--minutes must be a finite number, got inf", 64),
+            (["train", "--steps", "2", "--schedule", "step:1:nan"], "GAMMA, a finite number > 0, got 'nan'", 64),
+            (["train", "--steps", "2", "--optimizer", "lion"], "--optimizer must be sgd, adam or adamw", 64),
+            (["train", "--steps", "2", "--resume"], "--resume needs --checkpoint", 64),
+            (["train", "--steps", "2", "--schedule", "linear"], "--schedule must be constant, cosine or step:EVERY:GAMMA", 64),
+            (["train", "--steps", "2", "--data", "/no/such/file.txt"], "/no/such/file.txt: no such file", 2),
+            (["train", "--steps", "2", "--data", "/"], "/: is a directory", 2),
+            (["sample", "--checkpoint", "/no/such/checkpoint.safetensors"], "/no/such/checkpoint.safetensors: no such file", 2),
+            (["sample", "--checkpoint", "x", "--length", "-5"], "--length must be at least 0, got -5", 64),
+            (["bench", "--only", "nosuch"], "Usage: lstm-gpu bench", 64),
+            (["bench", "--seconds", "nan"], "--seconds must be a finite number", 64),
         ]
-        for (arguments, message) in cases {
+        for (arguments, message, status) in cases where status != 0 {
             let result = try run(arguments)
-            XCTAssertNotEqual(result.status, 0, "\(arguments)")
+            XCTAssertEqual(result.status, status, "\(arguments): \(result.output)")
             XCTAssertTrue(result.output.contains(message), "\(arguments): \(result.output)")
         }
+        // The usage printed after a usage error is the subcommand's, not the top-level one.
+        let usage = try run(["train", "--steps", "0"])
+        XCTAssertTrue(usage.output.contains("Usage: lstm-gpu train"), usage.output)
+        XCTAssertFalse(usage.output.contains("SUBCOMMANDS"), usage.output)
     }
 }
 

@@ -163,9 +163,11 @@ final class DistributedTests: XCTestCase {
 }
 
 /// Runs a program to completion; returns its status and its output (stdout and stderr).
-func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+                directory: String? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.arguments = arguments
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let pipe = Pipe()

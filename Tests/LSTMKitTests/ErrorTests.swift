@@ -28,8 +28,8 @@ final class ErrorTests: XCTestCase {
         assertThrows(["projectionSize (6) must be smaller than hiddenSize (6)"]) {
             _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 6, projectionSize: 6))
         }
-        assertThrows(["hiddenSize must be > 0"]) { _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 0)) }
-        assertThrows(["numLayers must be > 0"]) { _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 3, numLayers: 0)) }
+        assertThrows(["hiddenSize must be at least 1, got 0"]) { _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 0)) }
+        assertThrows(["numLayers must be at least 1, got 0"]) { _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 3, numLayers: 0)) }
     }
 
     func testWeightFileProblemsAreNamed() throws {
@@ -59,7 +59,7 @@ final class ErrorTests: XCTestCase {
             + [("weight_ih_l2", .float32(Tensor(zeros: [24, 6])))], to: extra)
         assertThrows(["unexpected tensor 'weight_ih_l2'"]) { try lstm.loadWeights(from: extra) }
 
-        assertThrows(["does-not-exist.safetensors", "cannot read"]) { try lstm.loadWeights(from: folder + "/does-not-exist.safetensors") }
+        assertThrows(["does-not-exist.safetensors: no such file"]) { try lstm.loadWeights(from: folder + "/does-not-exist.safetensors") }
         // A failed load leaves the model's weights as they were.
         XCTAssertEqual(try lstm.weights(), try LSTM(config, seed: 2).weights())
     }

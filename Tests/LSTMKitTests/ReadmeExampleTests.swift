@@ -1,32 +1,101 @@
 import Foundation
 import XCTest
-import LSTMKit   // the public API only, as a user sees it
 
-/// The README's library example, run as written (with files it would read made first).
+/// The README's library example, compiled and run verbatim as a user's program: the first
+/// ```swift block of the section "The library in a few lines" is extracted from README.md
+/// at test time, compiled with swiftc against the LSTMKit module and objects that
+/// `swift build` already made (no package resolution, no network), and run in a scratch
+/// folder. Any edit to the README that breaks the example fails this test.
 final class ReadmeExampleTests: XCTestCase {
-    func testTheReadmeExampleRuns() throws {
+    /// The package root: this file is Tests/LSTMKitTests/ReadmeExampleTests.swift.
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// The first ```swift block after the heading `section`.
+    func readmeSnippet(section: String) throws -> String {
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        guard let heading = readme.range(of: "\n## \(section)\n") else {
+            throw XCTSkip("README.md has no section '\(section)'")
+        }
+        let rest = readme[heading.upperBound...]
+        guard let open = rest.range(of: "```swift\n"), let close = rest[open.upperBound...].range(of: "\n```") else {
+            XCTFail("no ```swift block in README section '\(section)'")
+            return ""
+        }
+        return String(rest[open.upperBound..<close.lowerBound]) + "\n"
+    }
+
+    func testTheReadmeExampleCompilesAndRuns() throws {
+        let snippet = try readmeSnippet(section: "The library in a few lines")
+        XCTAssertTrue(snippet.contains("import LSTMKit"), snippet)
+
         let folder = try temporaryFolder()
-        let config = LSTMConfiguration(inputSize: 32, hiddenSize: 64, numLayers: 2, bidirectional: true)
-        let lstm = try LSTM(config, seed: 1)
-        try lstm.saveWeights(to: folder + "/lstm.safetensors")
-        try lstm.saveWeights(to: folder + "/model.safetensors", prefix: "lstm.")
+        let compile = try compileAgainstLSTMKit(snippet, in: folder, executable: "readme-example")
+        XCTAssertEqual(compile.status, 0, "the README example does not compile:\n\(compile.output)\n--- snippet ---\n\(snippet)")
+        guard compile.status == 0 else { return }
+        let fm = FileManager.default
 
-        let loaded = try LSTM(contentsOf: folder + "/lstm.safetensors")
-        XCTAssertEqual(loaded.configuration, config)
-        try lstm.loadWeights(from: folder + "/model.safetensors", prefix: "lstm.")
+        let run = try runProcess(folder + "/readme-example", [], directory: folder)
+        XCTAssertEqual(run.status, 0, run.output)
+        let lines = run.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines, ["true", "[10, 4, 128] [4, 4, 64] [4, 4, 64]", "[10, 4, 32] [256, 32]"], run.output)
+        for file in ["lstm.safetensors", "model.safetensors"] {
+            XCTAssertTrue(fm.fileExists(atPath: folder + "/" + file), "the example did not write \(file)")
+        }
+    }
 
-        let values = [Float](repeating: 0.1, count: 10 * 4 * 32)
-        let x = try Tensor(shape: [10, 4, 32], scalars: values)
-        let result = try lstm.forward(x, lengths: [10, 7, 3, 0], training: true)
-        XCTAssertEqual(result.output.shape, [10, 4, 128])
-        XCTAssertEqual(result.hn.shape, [4, 4, 64])
-        XCTAssertEqual(result.cn.shape, [4, 4, 64])
+    /// Compiles `source` as a program's main.swift in `folder`, the way a client of the
+    /// package is compiled: only LSTMKit's public (and, when imported so, SPI) interface.
+    func compileAgainstLSTMKit(_ source: String, in folder: String, executable: String) throws -> (status: Int32, output: String) {
+        // The build folder the test bundle lives in (.build/<triple>/debug), with LSTMKit built.
+        let build = lstmGPUExecutable.deletingLastPathComponent()
+        let modules = build.appendingPathComponent("Modules")
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: modules.appendingPathComponent("LSTMKit.swiftmodule").path) else {
+            throw XCTSkip("LSTMKit.swiftmodule not found under \(modules.path)")
+        }
+        let swiftc = ["/opt/swift/usr/bin/swiftc", "/usr/bin/swiftc"].first { fm.isExecutableFile(atPath: $0) }
+            ?? ProcessInfo.processInfo.environment["PATH"].flatMap { path in
+                path.split(separator: ":").map { "\($0)/swiftc" }.first { fm.isExecutableFile(atPath: $0) }
+            }
+        guard let swiftc else { throw XCTSkip("swiftc not found") }
+        let main = folder + "/main.swift"
+        try source.write(toFile: main, atomically: true, encoding: .utf8)
+        // LSTMKit's object files and its C target's, as SwiftPM links them into an executable.
+        func objects(_ target: String) throws -> [String] {
+            let dir = build.appendingPathComponent(target + ".build")
+            return try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".o") }.sorted().map { dir.path + "/" + $0 }
+        }
+        let sources = root.appendingPathComponent("Sources").path
+        var arguments = [main, "-o", folder + "/" + executable, "-module-name", "Client", "-swift-version", "6",
+                         "-I", modules.path, "-module-cache-path", folder + "/module-cache",
+                         "-Xcc", "-fmodule-map-file=\(build.path)/CLSTMKernels.build/module.modulemap",
+                         "-Xcc", "-I", "-Xcc", sources + "/CLSTMKernels/include",
+                         "-Xcc", "-fmodule-map-file=\(sources)/CBLAS/module.modulemap",
+                         "-Xcc", "-fmodule-map-file=\(sources)/COpenCL/module.modulemap",
+                         "-lm"]
+        // The system libraries' link flags, as the package's pkgConfig entries give them.
+        let pkgConfig = ["/usr/bin/pkg-config", "/usr/local/bin/pkg-config"].first { fm.isExecutableFile(atPath: $0) }
+        if let pkgConfig, case let flags = try runProcess(pkgConfig, ["--libs", "openblas", "OpenCL"]), flags.status == 0 {
+            arguments += flags.output.split(whereSeparator: \.isWhitespace).map(String.init)
+        } else {
+            arguments += ["-lopenblas", "-lOpenCL"]
+        }
+        arguments += try objects("LSTMKit") + objects("CLSTMKernels")
+        return try runProcess(swiftc, arguments)
+    }
 
-        let dy = Tensor(zeros: result.output.shape)
-        let grads = try lstm.backward(result, outputGradient: dy, hnGradient: nil, cnGradient: nil)
-        XCTAssertEqual(grads.input.shape, [10, 4, 32])
-        XCTAssertEqual(grads.weights["weight_ih_l0"]?.shape, [256, 32])
-        try lstm.saveWeights(to: folder + "/out.safetensors")
-        XCTAssertEqual(try LSTM(contentsOf: folder + "/out.safetensors").weights(), try lstm.weights())
+    /// The backend contract's per-direction job types and the raw products are not part of
+    /// the public API: a client sees them only through `@_spi(Backend) import LSTMKit`.
+    func testBackendInternalsNeedTheSPIImport() throws {
+        let use = """
+            func width(_ shape: DirectionShape) -> Int { shape.hiddenSize }
+            print(MemoryLayout<DirectionForward<CPUBackend>>.size > 0)
+            """
+        let plain = try compileAgainstLSTMKit("import LSTMKit\n" + use, in: try temporaryFolder(), executable: "plain")
+        XCTAssertNotEqual(plain.status, 0, "DirectionShape is public without the SPI import")
+        XCTAssertTrue(plain.output.contains("DirectionShape"), plain.output)
+        let spi = try compileAgainstLSTMKit("@_spi(Backend) import LSTMKit\n" + use, in: try temporaryFolder(), executable: "spi")
+        XCTAssertEqual(spi.status, 0, spi.output)
     }
 }

@@ -50,4 +50,34 @@ public enum CPUThreads {
     }
 
     static func singleThreadedBLAS() { openblas_set_num_threads(1) }
+
+    /// The least recurrent work per thread and step, in FLOPs, for which a CPU backend made
+    /// without an explicit thread count (`CPUBackend()`) adds a thread to one direction.
+    ///
+    /// The threads of a direction meet at a barrier every step; when the machine is busy a
+    /// thread can wait there for a whole scheduler time slice (milliseconds), so a step must
+    /// carry far more work than that to gain from a second thread. Measured on a shared
+    /// 2-core Intel Xeon (KVM, AVX-512) with load average ~3 (`bench --threads 1` vs `2`,
+    /// forward median): H=128 B=8 (1 MFLOP/step) 0.75 vs 42 ms; serve-512-b1 (2.1 M) 9.6 vs
+    /// 56 ms; char-256 (16.8 M) 119 vs 202 ms; serve-1024-b4 (33.5 M) 72 vs 106 ms;
+    /// stack-2x512 (67 M) 350 vs 674 ms; mt-512 (134 M) 199 vs 191 ms, training step 835 vs
+    /// 656 ms; mt-1024 (537 M) 974 vs 666 ms. Hence 2^26 (67 MFLOP): a direction gets
+    /// ⌊work per step / this⌋ threads (at least 1, at most its share of the team). On an idle
+    /// machine smaller shapes gain from more threads too: set 0 to always use every thread,
+    /// or make the backend with `CPUBackend(threads:)`, which uses exactly that many.
+    public static var minimumStepWorkPerThread: Double {
+        get { lock.lock(); defer { lock.unlock() }; return stepWork }
+        set { lock.lock(); defer { lock.unlock() }; stepWork = max(0, newValue) }
+    }
+    nonisolated(unsafe) private static var stepWork: Double = 67_108_864
+
+    /// Threads one direction of this shape is worth: ⌊2·B·4H·Hout (+ 2·B·H·P) / minimumStepWorkPerThread⌋,
+    /// between 1 and `limit`.
+    static func threads(hiddenSize: Int, outputSize: Int, batch: Int, limit: Int) -> Int {
+        let threshold = minimumStepWorkPerThread
+        guard threshold > 0 else { return max(1, limit) }
+        var work = 2 * Double(batch) * 4 * Double(hiddenSize) * Double(outputSize)
+        if outputSize != hiddenSize { work += 2 * Double(batch) * Double(hiddenSize) * Double(outputSize) }
+        return max(1, min(limit, Int(min(work / threshold, Double(Int32.max)))))
+    }
 }

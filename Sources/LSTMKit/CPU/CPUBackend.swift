@@ -38,15 +38,38 @@ public final class CPUBackend: LSTMBackend {
     public typealias Lengths = [Int]
 
     let team: WorkerTeam
-    /// Threads this backend computes with.
+    /// Whether a layer may run on fewer threads than `threads` when its steps are small
+    /// (see `CPUThreads.minimumStepWorkPerThread`); false when the count was given.
+    public let adaptsThreads: Bool
+    /// The most threads this backend computes with.
     public var threads: Int { team.size }
 
-    /// A backend on `threads` threads (default: `CPUThreads.current`, the active cores). An
-    /// explicit count above the cores is honoured (the barrier then yields instead of spinning),
-    /// but only runs slower.
+    /// A backend on exactly `threads` threads, or, by default, on up to `CPUThreads.current`
+    /// (the active cores) with fewer for layers whose steps are too small to share
+    /// (`threads(hiddenSize:outputSize:batch:directions:)`).
+    /// An explicit count above the cores is honoured (the barrier then yields instead of spinning).
     public init(threads: Int? = nil) {
         team = WorkerTeam.shared(size: max(1, threads ?? CPUThreads.current))
+        adaptsThreads = threads == nil
         CPUThreads.singleThreadedBLAS()
+    }
+
+    /// Threads a layer of `directions` directions of this shape runs on.
+    public func threads(hiddenSize: Int, outputSize: Int, batch: Int, directions: Int = 1) -> Int {
+        guard adaptsThreads else { return team.size }
+        let jobs = max(1, directions)
+        let perJob = CPUThreads.threads(hiddenSize: hiddenSize, outputSize: outputSize, batch: batch,
+                                        limit: max(1, team.size / jobs))
+        return min(team.size, perJob * jobs)
+    }
+
+    /// The team for these independent directions (all of `team` unless they are small).
+    private func team(for shapes: [DirectionShape]) -> WorkerTeam {
+        guard adaptsThreads, let widest = shapes.max(by: { $0.batch * $0.hiddenSize * $0.outputSize < $1.batch * $1.hiddenSize * $1.outputSize })
+        else { return team }
+        let size = threads(hiddenSize: widest.hiddenSize, outputSize: widest.outputSize, batch: widest.batch,
+                           directions: shapes.count)
+        return size == team.size ? team : WorkerTeam.shared(size: size)
     }
 
     public var name: String { "cpu" }
@@ -144,7 +167,7 @@ public final class CPUBackend: LSTMBackend {
 
     /// Runs `bodies` (independent jobs, e.g. the two directions of a layer) on the team: with
     /// at least as many threads as jobs, each job gets its own group of threads.
-    private func runIndependent(_ bodies: [(Crew) -> Void]) {
+    private func runIndependent(_ bodies: [(Crew) -> Void], on team: WorkerTeam) {
         let groups = min(bodies.count, team.size)
         team.run(groups: groups) { group, crew in
             for (index, body) in bodies.enumerated() where index % groups == group { body(crew) }
@@ -153,12 +176,12 @@ public final class CPUBackend: LSTMBackend {
 
     // MARK: forward
 
-    public func forward(_ job: DirectionForward<CPUBackend>) throws { try forward([job]) }
+    @_spi(Backend) public func forward(_ job: DirectionForward<CPUBackend>) throws { try forward([job]) }
 
     /// Several independent directions at once (each on its own group of threads when there
     /// are enough).
-    public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
-        runIndependent(jobs.map(forwardBody))
+    @_spi(Backend) public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
+        runIndependent(jobs.map(forwardBody), on: team(for: jobs.map(\.shape)))
         for job in jobs { for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() } }
     }
 
@@ -266,13 +289,14 @@ public final class CPUBackend: LSTMBackend {
 
     // MARK: backward
 
-    public func backward(_ job: DirectionBackward<CPUBackend>) throws { try backward([job]) }
+    @_spi(Backend) public func backward(_ job: DirectionBackward<CPUBackend>) throws { try backward([job]) }
 
     /// Several independent directions at once. Their input gradients may share a buffer
     /// (accumulating), so those products run afterwards, one job after another, on the whole team.
-    public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
+    @_spi(Backend) public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
         let parts = jobs.map(backwardBody)
-        runIndependent(parts.map(\.recurrence))
+        let team = team(for: jobs.map(\.shape))
+        runIndependent(parts.map(\.recurrence), on: team)
         for part in parts { team.run { _, crew in part.inputGradient(crew) } }
         for part in parts { part.finish() }
     }

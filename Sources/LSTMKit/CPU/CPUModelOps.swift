@@ -5,7 +5,7 @@ extension CPUBackend: ModelOps {
 
     public func makeIndices(_ values: [Int]) throws -> [Int32] { values.map { Int32(truncatingIfNeeded: $0) } }
 
-    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    @_spi(Backend) public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: MatrixView<CPUBuffer>, b: MatrixView<CPUBuffer>, beta: Float, c: MatrixView<CPUBuffer>) throws {
         // Large products are split by rows of C over the team (OpenBLAS is single-threaded here).
         let flops = m * n * k

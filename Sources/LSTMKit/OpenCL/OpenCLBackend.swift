@@ -119,7 +119,7 @@ public final class OpenCLBackend: LSTMBackend {
     // MARK: building blocks
 
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views (row-major, offsets and leading dimensions).
-    public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+    @_spi(Backend) public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
               a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>) throws {
         guard m > 0, n > 0 else { return }
         let arguments: [KernelArgument] = [
@@ -157,7 +157,7 @@ public final class OpenCLBackend: LSTMBackend {
 
     // MARK: forward
 
-    public func forward(_ job: DirectionForward<OpenCLBackend>) throws {
+    @_spi(Backend) public func forward(_ job: DirectionForward<OpenCLBackend>) throws {
         let s = job.shape
         let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
         let gateWidth = 4 * h
@@ -206,7 +206,7 @@ public final class OpenCLBackend: LSTMBackend {
 
     // MARK: backward
 
-    public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
+    @_spi(Backend) public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
         let s = job.shape
         let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
         let gateWidth = 4 * h, rows = steps * batch

@@ -20,7 +20,7 @@ public protocol GradientReducer: AnyObject {
 }
 
 /// Why a data-parallel run cannot go on.
-public enum DistributedError: Error, CustomStringConvertible, LocalizedError {
+public enum DistributedError: Error, CustomStringConvertible {
     case mismatch(String)
     case collectiveFailed(String)
 
@@ -30,8 +30,6 @@ public enum DistributedError: Error, CustomStringConvertible, LocalizedError {
         case let .collectiveFailed(message): return "collective operation failed: \(message)"
         }
     }
-
-    public var errorDescription: String? { description }
 }
 
 /// N reducers for N replicas running on N threads of one process: each call is a rendezvous

@@ -28,7 +28,7 @@ public struct StepReport: Sendable {
 }
 
 /// Why training stopped early.
-public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
+public enum TrainingError: Error, CustomStringConvertible {
     /// The loss of step `step` is NaN or ±Inf; the update was not applied.
     case diverged(step: Int, loss: Float)
     /// Something else of step `step` (the gradient norm, a weight) is NaN or ±Inf.
@@ -55,8 +55,6 @@ public enum TrainingError: Error, CustomStringConvertible, LocalizedError {
         case let .mismatchedResume(message): return "cannot resume: \(message)"
         }
     }
-
-    public var errorDescription: String? { description }
 }
 
 /// Trains a `LanguageModel` on character streams: truncated BPTT with the state carried
