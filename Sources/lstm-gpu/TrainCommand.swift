@@ -283,7 +283,7 @@ struct TrainCommand: ParsableCommand {
         }
         var options = TrainingOptions()
         options.batch = localBatch
-        options.steps = settings.seqLength
+        options.sequenceLength = settings.seqLength
         options.learningRate = settings.lr
         options.optimizer = Self.optimizerKind(settings)
         options.schedule = try Self.parseSchedule(settings.schedule, steps: steps, lr: settings.lr)

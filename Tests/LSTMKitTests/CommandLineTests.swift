@@ -116,7 +116,10 @@ final class CommandLineTests: XCTestCase {
 }
 
 /// The `lstm-gpu` executable: `swift test` builds it into the folder that holds the test bundle.
+/// The `lstm-gpu` built beside the test bundle (`LSTM_GPU_EXECUTABLE` names another, e.g. an
+/// older build to show that a test catches what it was written for).
 var lstmGPUExecutable: URL {
+    if let path = ProcessInfo.processInfo.environment["LSTM_GPU_EXECUTABLE"] { return URL(fileURLWithPath: path) }
     var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
         folder = folder.deletingLastPathComponent()

@@ -16,7 +16,7 @@ final class DistributedTests: XCTestCase {
                                                                  layers: 2, dropout: 0.25), backend: CPUBackend(threads: 1), seed: seed)
         var options = TrainingOptions()
         options.batch = batch
-        options.steps = 10
+        options.sequenceLength = 10
         options.learningRate = 1e-2
         options.clipNorm = 1
         return try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: try vocabulary.encode(text), options: options,
@@ -129,6 +129,12 @@ final class DistributedTests: XCTestCase {
                                       + ["--batch", "3", ":", "-np", "1", executable.path] + common + ["--batch", "3", "--hidden", "25"])
         XCTAssertNotEqual(mismatch.status, 0)
         XCTAssertTrue(mismatch.output.contains("replicas disagree"), mismatch.output)
+        // Ranks whose options change the sequence of collectives are refused at start, naming the option.
+        let cadence = try runProcess(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "1", executable.path] + common
+                                     + ["--batch", "3", "--checkpoint-every", "5", ":", "-np", "1", executable.path] + common
+                                     + ["--batch", "3", "--checkpoint-every", "7"])
+        XCTAssertNotEqual(cadence.status, 0)
+        XCTAssertTrue(cadence.output.contains("different options: --checkpoint-every"), cadence.output)
 
         // A rank that dies, and one that hangs: the job ends with a clear message in bounded
         // time, and the checkpoint written before stays intact and loadable.

@@ -17,6 +17,16 @@ func rewriteHeader(_ source: String, to destination: String, _ edit: (inout [Str
     try out.write(to: URL(fileURLWithPath: destination))
 }
 
+/// Overwrites the first float of `tensor` in the safetensors file at `path` with NaN.
+func rewriteNaN(into path: String, tensor: String) throws {
+    let file = try SafeTensorsFile(contentsOf: path)
+    var data = try Data(contentsOf: URL(fileURLWithPath: path))
+    let headerSize = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+    let offset = 8 + headerSize + file.entries[tensor]!.range.lowerBound
+    withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { data.replaceSubrange(offset..<(offset + 4), with: $0) }
+    try data.write(to: URL(fileURLWithPath: path))
+}
+
 /// A tiny train checkpoint (CPU, 1×8 LSTM) at `path`, and the trainer that wrote it.
 @discardableResult
 func makeSmallCheckpoint(_ path: String, optimizer: OptimizerKind = .adam()) throws -> LanguageModelTrainer<CPUBackend> {
@@ -26,7 +36,7 @@ func makeSmallCheckpoint(_ path: String, optimizer: OptimizerKind = .adam()) thr
                                   backend: CPUBackend(threads: 1), seed: 3)
     var options = TrainingOptions()
     options.batch = 2
-    options.steps = 8
+    options.sequenceLength = 8
     options.optimizer = optimizer
     let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: vocabulary.encode(text), options: options)
     try trainer.trainStep()
@@ -167,16 +177,6 @@ final class HostileInputTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("'head.bias'") && "\(error)".contains("step 2"), "\(error)")
             XCTAssertEqual((error as? TrainingError)?.isDivergence, true)
         }
-    }
-
-    /// Overwrites the first float of `tensor` in the safetensors file at `path` with NaN.
-    func rewriteNaN(into path: String, tensor: String) throws {
-        let file = try SafeTensorsFile(contentsOf: path)
-        var data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let headerSize = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let offset = 8 + headerSize + file.entries[tensor]!.range.lowerBound
-        withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { data.replaceSubrange(offset..<(offset + 4), with: $0) }
-        try data.write(to: URL(fileURLWithPath: path))
     }
 
     // MARK: output paths

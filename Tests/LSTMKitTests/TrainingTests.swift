@@ -73,7 +73,7 @@ final class LanguageModelTrainingTests: XCTestCase {
                                                                  layers: layers, dropout: dropout), backend: backend, seed: 7)
         var options = TrainingOptions()
         options.batch = batch
-        options.steps = 12
+        options.sequenceLength = 12
         options.learningRate = 1e-2
         options.clipNorm = 1
         return try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: try vocabulary.encode(text), options: options)

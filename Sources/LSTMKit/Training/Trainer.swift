@@ -3,7 +3,8 @@ import Foundation
 /// Everything that defines a training run besides the model's shape.
 public struct TrainingOptions: Equatable, Sendable {
     public var batch = 32                 // B streams
-    public var steps = 100                // T characters per chunk (truncated BPTT length)
+    /// T: characters per chunk, the truncated BPTT length.
+    public var sequenceLength = 100
     public var learningRate: Float = 2e-3
     public var optimizer: OptimizerKind = .adam()
     public var schedule: LearningRateSchedule = .constant
@@ -96,10 +97,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         self.options = options
         self.reducer = reducer
         data = try TokenStreams(ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch * (reducer?.size ?? 1),
-                                steps: options.steps)
+                                steps: options.sequenceLength)
         optimizer = Optimizer(backend: model.backend, kind: options.optimizer)
         if let reducer {
-            let description = "model \(model.configuration), batch \(options.batch) × \(options.steps), optimizer \(options.optimizer), "
+            let description = "model \(model.configuration), batch \(options.batch) × \(options.sequenceLength), optimizer \(options.optimizer), "
                 + "lr \(options.learningRate), schedule \(options.schedule), clip \(options.clipNorm.map { "\($0)" } ?? "off"), "
                 + "seed \(options.seed), text \(Self.fingerprint(data.training))"
             try reducer.requireAgreement(fingerprint: configurationFingerprint(description), description: description)
