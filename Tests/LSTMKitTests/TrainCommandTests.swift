@@ -85,4 +85,15 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(bad.status, 64, bad.output)
         XCTAssertTrue(bad.output.contains("--eval-chars must be at least 2, got -1"), bad.output)
     }
+
+    /// More threads than cores are capped, with a note saying why (they made two steps take minutes).
+    func testThreadsAreCappedAtTheCores() throws {
+        let started = Date()
+        let result = try run(["train", "--steps", "2", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "10",
+                              "--eval-every", "0", "--eval-chars", "200", "--threads", "10000"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("--threads 10000 is more than the \(ProcessInfo.processInfo.activeProcessorCount) cores"),
+                      result.output)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    }
 }
