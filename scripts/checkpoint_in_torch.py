@@ -28,8 +28,10 @@ def main():
     tensors = load_file(a.checkpoint)
 
     embedding = torch.nn.Embedding(config["vocabularySize"], config["embeddingSize"])
-    lstm = torch.nn.LSTM(config["embeddingSize"], config["hiddenSize"], num_layers=config["layers"], dropout=config["dropout"])
-    head = torch.nn.Linear(config["hiddenSize"], config["vocabularySize"])
+    projection = config.get("projectionSize", 0)
+    lstm = torch.nn.LSTM(config["embeddingSize"], config["hiddenSize"], num_layers=config["layers"], dropout=config["dropout"],
+                         proj_size=projection)
+    head = torch.nn.Linear(projection or config["hiddenSize"], config["vocabularySize"])
     embedding.load_state_dict({"weight": tensors["embedding.weight"]}, strict=True)
     lstm.load_state_dict({k[len("lstm."):]: v for k, v in tensors.items() if k.startswith("lstm.")}, strict=True)
     head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]}, strict=True)

@@ -135,14 +135,12 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
     let embedding = try Embedding(backend: backend, vocabularySize: vocabularySize, dimension: o.embedding, generator: &generator)
     let lstmConfig = LSTMConfiguration(inputSize: o.embedding, hiddenSize: o.hidden)
     let lstm = try LSTMStack(configuration: lstmConfig, backend: backend, weights: LSTM.initialWeights(lstmConfig, seed: generator.next()))
-    let head = try Linear(backend: backend, inputSize: o.hidden, outputSize: classes, name: "head", generator: &generator)
-    let parameters = [embedding.weight]
-        + lstmConfig.parameterSpecs.map { Parameter(name: "lstm." + $0.name, shape: $0.shape, value: lstm.parameters[$0.name]!) }
-        + [head.weight, head.bias]
+    let head = try Linear(backend: backend, inputSize: lstmConfig.outputSize, outputSize: classes, name: "head", generator: &generator)
+    let parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
     let optimizer = Optimizer(backend: backend, kind: .adam())
 
-    /// Runs a batch: ids [T·B] sequence-major with padding 0, lengths [B]; returns logits [B, C] and
-    /// what the backward needs.
+    /// A batch as the model takes it: ids [T·B] sequence-major with padding 0, the lengths [B],
+    /// the labels [B] and T (the longest sequence).
     func batchTensors(_ batch: ArraySlice<([String], Int)>) -> (ids: [Int], lengths: [Int], labels: [Int], steps: Int) {
         let steps = batch.map { $0.0.count }.max()!
         var ids = [Int](repeating: 0, count: steps * batch.count)
@@ -159,7 +157,7 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             let (ids, lengths, labels, steps) = batchTensors(batch)
             let x = try embedding.forward(backend.makeIndices(ids), count: ids.count)
             let f = try lstm.forward(input: x, steps: steps, batch: batch.count, lengths: lengths)
-            let logits = try backend.read(try head.forward(MatrixView(f.finalHidden, rowStride: o.hidden), rows: batch.count),
+            let logits = try backend.read(try head.forward(MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize), rows: batch.count),
                                           offset: 0, count: batch.count * classes)
             for b in 0..<batch.count {
                 let row = logits[(b * classes)..<((b + 1) * classes)]
@@ -184,14 +182,14 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             let tokenIds = try backend.makeIndices(ids)
             let x = try embedding.forward(tokenIds, count: ids.count)
             let f = try lstm.forward(input: x, steps: steps, batch: batch.count, lengths: lengths, saveActivations: true)
-            let last = MatrixView(f.finalHidden, rowStride: o.hidden)   // hn: each sequence's last valid step
+            let last = MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize)   // hn: each sequence's last valid step
             let logits = try head.forward(last, rows: batch.count)
             let loss = try backend.makeBuffer(count: 1), dLogits = try backend.makeBuffer(count: batch.count * classes)
             try backend.softmaxCrossEntropy(logits: logits, rows: batch.count, classes: classes, targets: backend.makeIndices(labels),
                                             ignoreIndex: -1, gradient: dLogits, loss: loss, lossSlot: 0)
             let dLast = try head.backward(last, rows: batch.count, outputGradient: dLogits)!
             let g = try lstm.backward(f, outputGradient: nil, finalHiddenGradient: dLast)
-            for p in parameters where p.name.hasPrefix("lstm.") { p.gradient = g.weights[String(p.name.dropFirst(5))] }
+            g.assign(to: parameters, prefix: "lstm.")
             try embedding.backward(tokenIds, count: ids.count, outputGradient: g.input)
             try optimizer.clipGradients(parameters, maxNorm: 5)
             try optimizer.update(parameters, learningRate: o.learningRate)

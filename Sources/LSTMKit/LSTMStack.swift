@@ -39,6 +39,25 @@ public final class LSTMStack<Backend: ModelOps> {
         parameters = uploaded
     }
 
+    /// D·Hout: features per step of the stack's output.
+    public var outputWidth: Int { configuration.numDirections * configuration.outputSize }
+
+    /// Shape of h0/hn for `batch` sequences: [L·D, B, Hout].
+    public func hiddenStateShape(batch: Int) -> [Int] {
+        [configuration.numLayers * configuration.numDirections, batch, configuration.outputSize]
+    }
+
+    /// Shape of c0/cn for `batch` sequences: [L·D, B, H].
+    public func cellStateShape(batch: Int) -> [Int] {
+        [configuration.numLayers * configuration.numDirections, batch, configuration.hiddenSize]
+    }
+
+    /// The weights as optimiser `Parameter`s named `prefix` + their `state_dict` name, in
+    /// `state_dict` order, sharing the stack's buffers (an update changes the stack).
+    public func namedParameters(prefix: String) -> [Parameter<Backend.Buffer>] {
+        configuration.parameterSpecs.map { Parameter(name: prefix + $0.name, shape: $0.shape, value: parameters[$0.name]!) }
+    }
+
     /// The weights copied back to the host, by `state_dict` name.
     public func parameterTensors() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
@@ -263,6 +282,14 @@ public struct LSTMStackGradients<Backend: ModelOps> {
     public let initialHidden: Backend.Buffer
     public let initialCell: Backend.Buffer
     public let weights: [String: Backend.Buffer]
+
+    /// Sets the gradient of every parameter named `prefix` + a weight name (as made by
+    /// `LSTMStack.namedParameters(prefix:)`); other parameters are left alone.
+    public func assign(to parameters: [Parameter<Backend.Buffer>], prefix: String) {
+        for p in parameters where p.name.hasPrefix(prefix) {
+            if let gradient = weights[String(p.name.dropFirst(prefix.count))] { p.gradient = gradient }
+        }
+    }
 }
 
 /// The dropout seed of one layer, derived from the step's seed.

@@ -26,6 +26,8 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "LSTM layers (default: 1, or the checkpoint's with --resume).") var layers: Int?
     @Option(parsing: .unconditional, help: "LSTM hidden size H (default: 512, or the checkpoint's).") var hidden: Int?
     @Option(parsing: .unconditional, help: "Embedding size E (default: 64, or the checkpoint's).") var embedding: Int?
+    @Option(name: .customLong("proj-size"), parsing: .unconditional,
+            help: "Project h to P features, an LSTMP model (default: 0, none; or the checkpoint's).") var projSize: Int?
     @Option(parsing: .unconditional, help: "Dropout between LSTM layers (default: 0, or the checkpoint's).") var dropout: Float?
     @Option(name: .customLong("seq-length"), parsing: .unconditional,
             help: "Characters per chunk T, the truncated BPTT length (default: 100, or the checkpoint's).") var seqLength: Int?
@@ -73,6 +75,10 @@ struct TrainCommand: ParsableCommand {
         try atLeast(layers, 1, "--layers")
         try atLeast(hidden, 1, "--hidden")
         try atLeast(embedding, 1, "--embedding")
+        try atLeast(projSize, 0, "--proj-size")
+        if let projSize, projSize > 0, projSize >= (hidden ?? 512) {
+            throw ValidationError("--proj-size must be smaller than --hidden (\(hidden ?? 512)), got \(projSize)")
+        }
         try atLeast(seqLength, 1, "--seq-length")
         try atLeast(batch, 1, "--batch")
         try atLeast(steps, 1, "--steps")
@@ -112,7 +118,7 @@ struct TrainCommand: ParsableCommand {
 
     /// The settings of a run after --resume has filled in what was not given.
     struct Settings: Codable, Equatable {
-        var layers = 1, hidden = 512, embedding = 64
+        var layers = 1, hidden = 512, embedding = 64, projSize = 0
         var dropout: Float = 0
         var seqLength = 100
         /// The global batch (all ranks).
@@ -196,6 +202,7 @@ struct TrainCommand: ParsableCommand {
             s.layers = file.model.layers
             s.hidden = file.model.hiddenSize
             s.embedding = file.model.embeddingSize
+            s.projSize = file.model.projectionSize
             s.dropout = file.model.dropout
             s.globalBatch = file.batch
             s.seqLength = file.sequenceLength
@@ -212,6 +219,7 @@ struct TrainCommand: ParsableCommand {
         try take(layers, \.layers, "--layers", fixed: true)
         try take(hidden, \.hidden, "--hidden", fixed: true)
         try take(embedding, \.embedding, "--embedding", fixed: true)
+        try take(projSize, \.projSize, "--proj-size", fixed: true)
         try take(dropout, \.dropout, "--dropout", fixed: true)
         try take(seqLength, \.seqLength, "--seq-length", fixed: true)
         if let batch {
@@ -293,7 +301,8 @@ struct TrainCommand: ParsableCommand {
         let vocabulary = Vocabulary(text: text)
         let ids = try vocabulary.encode(text)
         let config = LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: settings.embedding,
-                                                hiddenSize: settings.hidden, layers: settings.layers, dropout: settings.dropout)
+                                                hiddenSize: settings.hidden, layers: settings.layers, dropout: settings.dropout,
+                                                projectionSize: settings.projSize)
         let model = try LanguageModel(config, backend: backend, seed: settings.seed)
         let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: ids, options: options, reducer: reducer)
         let encoder = JSONEncoder()
@@ -313,7 +322,8 @@ struct TrainCommand: ParsableCommand {
             say("data parallel: \(reducer.size) ranks × batch \(localBatch) = global batch \(trainer.data.batch)")
         }
         say("training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
-              + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(settings.layers)×\(settings.hidden) LSTM, "
+              + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(settings.layers)×\(settings.hidden) LSTM"
+              + (settings.projSize > 0 ? " projected to \(settings.projSize), " : ", ")
               + "embedding \(settings.embedding), \(parameterCount) parameters; batch \(localBatch) × \(settings.seqLength), "
               + "\(options.optimizer.name) lr \(settings.lr)")
         let epochSteps = epochs.map { SizeLimits.saturatingProduct([$0, trainer.data.chunksPerEpoch]) }

@@ -67,10 +67,11 @@ final class LanguageModelTrainingTests: XCTestCase {
     let text = String(repeating: "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", count: 12)
 
     func makeTrainer<Backend: ModelOps>(_ backend: Backend, dropout: Float = 0.2, layers: Int = 2,
-                                        batch: Int = 4) throws -> LanguageModelTrainer<Backend> {
+                                        batch: Int = 4, projection: Int = 0) throws -> LanguageModelTrainer<Backend> {
         let vocabulary = Vocabulary(text: text)
         let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: 8, hiddenSize: 24,
-                                                                 layers: layers, dropout: dropout), backend: backend, seed: 7)
+                                                                 layers: layers, dropout: dropout, projectionSize: projection),
+                                      backend: backend, seed: 7)
         var options = TrainingOptions()
         options.batch = batch
         options.sequenceLength = 12
@@ -104,6 +105,37 @@ final class LanguageModelTrainingTests: XCTestCase {
             XCTAssertLessThan(abs(a - b) / abs(a), 1e-3, "step \(step): cpu \(a), opencl \(b)")
         }
         print("first 20 losses: max relative difference OpenCL vs CPU \(worst)")
+    }
+
+    /// An LSTMP language model (proj_size P: the head and the carried h are P wide) learns on
+    /// the CPU path, OpenCL follows it, and a checkpoint resumes it exactly.
+    func testProjectedModelTrainsOnBothBackendsAndResumes() throws {
+        let cpu = try makeTrainer(CPUBackend(), projection: 7)
+        XCTAssertEqual(cpu.model.head.inputSize, 7)
+        let first = try cpu.evaluate()
+        var losses: [Float] = []
+        for _ in 0..<40 { losses.append(try cpu.trainStep().loss) }
+        let last = try cpu.evaluate()
+        print("LSTMP held-out loss \(first) -> \(last)")
+        XCTAssertLessThan(last, first - 0.3)
+        if let gpu = try? makeTrainer(requireOpenCL(), projection: 7) {
+            let reference = try makeTrainer(CPUBackend(), projection: 7)
+            for step in 1...8 {
+                let a = try reference.trainStep().loss, b = try gpu.trainStep().loss
+                XCTAssertLessThan(abs(a - b) / abs(a), 1e-3, "step \(step): cpu \(a), opencl \(b)")
+            }
+        }
+        let folder = try temporaryFolder()
+        try cpu.saveCheckpoint(to: folder + "/lstmp.safetensors")
+        let file = try SafeTensorsFile(contentsOf: folder + "/lstmp.safetensors")
+        XCTAssertEqual(file.entries["train.state.hidden"]?.shape, [2, 4, 7])
+        XCTAssertEqual(file.entries["train.state.cell"]?.shape, [2, 4, 24])
+        let resumed = try makeTrainer(CPUBackend(), projection: 7)
+        try resumed.resume(from: folder + "/lstmp.safetensors")
+        XCTAssertEqual(try resumed.trainStep().loss, try cpu.trainStep().loss)
+        XCTAssertThrowsError(try makeTrainer(CPUBackend()).resume(from: folder + "/lstmp.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("projected to 7"), "\(error)")
+        }
     }
 
     /// A run stopped at a checkpoint and resumed gives bitwise the same losses and weights.
@@ -176,8 +208,14 @@ final class LanguageModelTrainingTests: XCTestCase {
 /// linear head and softmax cross-entropy (with an ignored target).
 final class LanguageModelGradientTests: XCTestCase {
     func testModelGradientsMatchFiniteDifferences() throws {
+        try checkFiniteDifferences(projection: 0)
+        try checkFiniteDifferences(projection: 2)
+    }
+
+    func checkFiniteDifferences(projection: Int) throws {
         let backend = CPUBackend()
-        let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layers: 2),
+        let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layers: 2,
+                                                                 projectionSize: projection),
                                       backend: backend, seed: 3)
         let inputs = [1, 4, 6, 0, 2, 2, 5, 3], targets = [4, 6, -1, 2, 2, 5, 3, 1]   // T = 4, B = 2
         let (_, _) = try model.forwardBackward(inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),

@@ -3,8 +3,8 @@ import Foundation
 /// The `lstm-gpu train` checkpoint format (`lstm-gpu-checkpoint/1`): one safetensors file with
 /// the model's parameters under PyTorch-style module names ("embedding.weight",
 /// "lstm.weight_ih_l0", "head.weight", "head.bias"), the optimiser state
-/// ("optimizer.<parameter>.<m|v|momentum>"), the carried LSTM state ("train.state.hidden",
-/// "train.state.cell", each [L, B, H]) and, in the metadata, the model configuration (JSON),
+/// ("optimizer.<parameter>.<m|v|momentum>"), the carried LSTM state ("train.state.hidden"
+/// [L, B, Hout], "train.state.cell" [L, B, H]) and, in the metadata, the model configuration (JSON),
 /// the vocabulary (JSON array of one-character strings), the counters (`step`, `chunk`,
 /// `epoch`, `optimizer_step`), `optimizer`, `batch`, `steps` (the sequence length), `seed`
 /// and `data_fingerprint`.
@@ -126,12 +126,12 @@ public struct CheckpointFile {
         return tensors
     }
 
-    /// The carried LSTM state (hidden, cell), each of `shape`; nil when the file has neither.
-    func carriedState(shape: [Int]) throws -> (Tensor, Tensor)? {
+    /// The carried LSTM state (hidden [L, B, Hout], cell [L, B, H]); nil when the file has neither.
+    func carriedState(hiddenShape: [Int], cellShape: [Int]) throws -> (Tensor, Tensor)? {
         let names = ["train.state.hidden", "train.state.cell"]
         switch names.filter(file.contains).count {
         case 0: return nil
-        case 2: return (try tensor(names[0], shape: shape), try tensor(names[1], shape: shape))
+        case 2: return (try tensor(names[0], shape: hiddenShape), try tensor(names[1], shape: cellShape))
         default: throw LSTMError.corruptFile(path: file.path, reason: "checkpoint has only one of \(names.joined(separator: " and "))")
         }
     }

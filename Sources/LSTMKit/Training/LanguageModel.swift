@@ -1,25 +1,46 @@
 import Foundation
 
 /// The hyper-parameters of a token-level language model: Embedding(V, E) → LSTM(E, H, L,
-/// dropout) → Linear(H, V) → softmax cross-entropy.
+/// dropout, proj_size P) → Linear(Hout, V) → softmax cross-entropy, where Hout = P when
+/// projecting (an LSTMP language model) and H otherwise.
 public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public var vocabularySize: Int
     public var embeddingSize: Int
     public var hiddenSize: Int
     public var layers: Int
     public var dropout: Float
+    /// P: the LSTM's `proj_size` (0: none).
+    public var projectionSize: Int
 
-    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, layers: Int = 1, dropout: Float = 0) {
+    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, layers: Int = 1, dropout: Float = 0,
+                projectionSize: Int = 0) {
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
         self.layers = layers
         self.dropout = dropout
+        self.projectionSize = projectionSize
+    }
+
+    enum CodingKeys: String, CodingKey { case vocabularySize, embeddingSize, hiddenSize, layers, dropout, projectionSize }
+
+    /// Decodes checkpoints written before projection existed (no `projectionSize`: 0).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vocabularySize: try c.decode(Int.self, forKey: .vocabularySize),
+                  embeddingSize: try c.decode(Int.self, forKey: .embeddingSize),
+                  hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), layers: try c.decode(Int.self, forKey: .layers),
+                  dropout: try c.decode(Float.self, forKey: .dropout),
+                  projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
     public var lstm: LSTMConfiguration {
-        LSTMConfiguration(inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: layers, dropout: dropout)
+        LSTMConfiguration(inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: layers, projectionSize: projectionSize,
+                          dropout: dropout)
     }
+
+    /// Hout: the width of the LSTM's output and of the carried h state.
+    public var outputSize: Int { lstm.outputSize }
 
     func validate() throws {
         try SizeLimits.requireSize(vocabularySize, "vocabularySize")
@@ -30,12 +51,13 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// Number of parameters (embedding, LSTM, head), clamped to `Int.max` on overflow.
     public var parameterCount: Int {
         SizeLimits.saturatingSum([SizeLimits.saturatingProduct([vocabularySize, embeddingSize]), lstm.parameterCount,
-                                  SizeLimits.saturatingProduct([hiddenSize + 1, vocabularySize])])
+                                  SizeLimits.saturatingProduct([outputSize + 1, vocabularySize])])
     }
 
     /// "V=65 E=64 H=512 L=1 dropout 0.0": for messages.
     public var summary: String {
-        "vocabulary \(vocabularySize), embedding \(embeddingSize), \(layers)×\(hiddenSize) LSTM, dropout \(dropout)"
+        "vocabulary \(vocabularySize), embedding \(embeddingSize), \(layers)×\(hiddenSize) LSTM"
+            + (projectionSize > 0 ? " projected to \(projectionSize)" : "") + ", dropout \(dropout)"
     }
 }
 
@@ -65,14 +87,12 @@ public final class LanguageModel<Backend: ModelOps> {
                                   dimension: configuration.embeddingSize, generator: &generator)
         lstm = try LSTMStack(configuration: configuration.lstm, backend: backend,
                              weights: LSTM.initialWeights(configuration.lstm, seed: generator.next()))
-        head = try Linear(backend: backend, inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize,
+        head = try Linear(backend: backend, inputSize: configuration.outputSize, outputSize: configuration.vocabularySize,
                           name: "head", generator: &generator)
-        parameters = [embedding.weight]
-            + configuration.lstm.parameterSpecs.map { Parameter(name: "lstm." + $0.name, shape: $0.shape, value: lstm.parameters[$0.name]!) }
-            + [head.weight, head.bias]
+        parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
     }
 
-    /// The carried LSTM state between chunks: h [L, B, H], c [L, B, H].
+    /// The carried LSTM state between chunks: h [L, B, Hout], c [L, B, H].
     public struct State {
         public var hidden: Backend.Buffer
         public var cell: Backend.Buffer
@@ -80,8 +100,8 @@ public final class LanguageModel<Backend: ModelOps> {
 
     /// A zero state for `batch` streams.
     public func zeroState(batch: Int) throws -> State {
-        let count = configuration.layers * batch * configuration.hiddenSize
-        return State(hidden: try backend.makeBuffer(count: count), cell: try backend.makeBuffer(count: count))
+        return State(hidden: try backend.makeBuffer(count: lstm.hiddenStateShape(batch: batch).reduce(1, *)),
+                     cell: try backend.makeBuffer(count: lstm.cellStateShape(batch: batch).reduce(1, *)))
     }
 
     /// One training step's forward and backward over a chunk: sets every parameter's gradient,
@@ -94,7 +114,7 @@ public final class LanguageModel<Backend: ModelOps> {
         let x = try embedding.forward(inputs, count: rows)
         let f = try lstm.forward(input: x, steps: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
                                  saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil, dropoutBatch: dropoutBatch)
-        let out = MatrixView(f.output, rowStride: c.hiddenSize)
+        let out = MatrixView(f.output, rowStride: lstm.outputWidth)
         let logits = try head.forward(out, rows: rows)
         let loss = try backend.makeBuffer(count: 1)
         let dLogits = try backend.makeScratchBuffer(count: rows * c.vocabularySize)
@@ -102,7 +122,7 @@ public final class LanguageModel<Backend: ModelOps> {
                                         ignoreIndex: ignoreIndex, gradient: dLogits, loss: loss, lossSlot: 0)
         let dOut = try head.backward(out, rows: rows, outputGradient: dLogits)!
         let g = try lstm.backward(f, outputGradient: dOut)
-        for p in parameters where p.name.hasPrefix("lstm.") { p.gradient = g.weights[String(p.name.dropFirst(5))] }
+        g.assign(to: parameters, prefix: "lstm.")
         try embedding.backward(inputs, count: rows, outputGradient: g.input)
         return (loss, State(hidden: f.finalHidden, cell: f.finalCell))
     }
@@ -113,7 +133,7 @@ public final class LanguageModel<Backend: ModelOps> {
         let rows = steps * batch, c = configuration
         let f = try lstm.forward(input: embedding.forward(inputs, count: rows), steps: steps, batch: batch,
                                  initialHidden: state?.hidden, initialCell: state?.cell)
-        let logits = try head.forward(MatrixView(f.output, rowStride: c.hiddenSize), rows: rows)
+        let logits = try head.forward(MatrixView(f.output, rowStride: lstm.outputWidth), rows: rows)
         let loss = try backend.makeBuffer(count: 1)
         let scratch = try backend.makeScratchBuffer(count: rows * c.vocabularySize)
         try backend.softmaxCrossEntropy(logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
@@ -126,7 +146,7 @@ public final class LanguageModel<Backend: ModelOps> {
         let batch = ids.count, c = configuration
         let f = try lstm.forward(input: embedding.forward(backend.makeIndices(ids), count: batch), steps: 1, batch: batch,
                                  initialHidden: state?.hidden, initialCell: state?.cell)
-        let logits = try head.forward(MatrixView(f.output, rowStride: c.hiddenSize), rows: batch)
+        let logits = try head.forward(MatrixView(f.output, rowStride: lstm.outputWidth), rows: batch)
         return (try backend.read(logits, offset: 0, count: batch * c.vocabularySize), State(hidden: f.finalHidden, cell: f.finalCell))
     }
 

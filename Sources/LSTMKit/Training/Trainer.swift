@@ -223,9 +223,11 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let exported = try optimizer.exportState(shapes: shapes)
         tensors += exported.tensors.map { ($0.0, .float32($0.1)) }
         if let state {
-            let c = model.configuration, shape = [c.layers, data.batch, c.hiddenSize]
-            tensors.append(("train.state.hidden", .float32(try Tensor(shape: shape, scalars: globalState(state.hidden)))))
-            tensors.append(("train.state.cell", .float32(try Tensor(shape: shape, scalars: globalState(state.cell)))))
+            let c = model.configuration
+            tensors.append(("train.state.hidden", .float32(try Tensor(shape: [c.layers, data.batch, c.outputSize],
+                                                                      scalars: globalState(state.hidden, width: c.outputSize)))))
+            tensors.append(("train.state.cell", .float32(try Tensor(shape: [c.layers, data.batch, c.hiddenSize],
+                                                                    scalars: globalState(state.cell, width: c.hiddenSize)))))
         }
         if rank != 0 { return }
         let encoder = JSONEncoder()
@@ -241,10 +243,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         try SafeTensorsFile.write(tensors, metadata: metadata.merging(extraMetadata) { own, _ in own }, to: path)
     }
 
-    /// The carried state of every replica's streams, [L, N·b, H] (gathered by a sum of
-    /// zero-padded slices).
-    private func globalState(_ local: Backend.Buffer) throws -> [Float] {
-        let c = model.configuration, b = options.batch, h = c.hiddenSize
+    /// The carried state of every replica's streams, [L, N·b, width] (gathered by a sum of
+    /// zero-padded slices); width is Hout for h, H for c.
+    private func globalState(_ local: Backend.Buffer, width h: Int) throws -> [Float] {
+        let c = model.configuration, b = options.batch
         let values = try model.backend.read(local, offset: 0, count: c.layers * b * h)
         guard let reducer else { return values }
         var global = [Float](repeating: 0, count: c.layers * data.batch * h)
@@ -258,9 +260,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         return global
     }
 
-    /// This replica's slice [L, b, H] of a global state [L, N·b, H].
+    /// This replica's slice [L, b, width] of a global state [L, N·b, width].
     private func localState(_ global: Tensor) -> [Float] {
-        let c = model.configuration, b = options.batch, h = c.hiddenSize
+        let c = model.configuration, b = options.batch, h = global.shape[2]
         var values: [Float] = []
         for layer in 0..<c.layers {
             let from = (layer * data.batch + streams.lowerBound) * h
@@ -301,7 +303,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
         let optimizerState = try checkpoint.optimizerTensors(shapes: shapes, keys: optimizer.stateKeys)
         let c = model.configuration
-        let carried = try checkpoint.carriedState(shape: [c.layers, data.batch, c.hiddenSize])
+        let carried = try checkpoint.carriedState(hiddenShape: [c.layers, data.batch, c.outputSize],
+                                                  cellShape: [c.layers, data.batch, c.hiddenSize])
         // Everything is checked: now change the trainer.
         try model.load(weights, source: path)
         try optimizer.importState(optimizerState, step: checkpoint.counters.optimizerStep, parameters: model.parameters)
