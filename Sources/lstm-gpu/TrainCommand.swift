@@ -276,8 +276,6 @@ struct TrainCommand: ParsableCommand {
     func train<Backend: ModelOps>(text: String, settings: Settings, backend: Backend, reducer: MPIReducer?) throws {
         let ranks = reducer?.size ?? 1
         let localBatch = settings.globalBatch / ranks
-        let started = Date()
-        let deadline = minutes.map { started.addingTimeInterval($0 * 60) }
         if let reducer {
             // Every option that changes the sequence of collectives (or what a rank writes)
             // must be the same on every rank; a difference is named at start.
@@ -326,99 +324,63 @@ struct TrainCommand: ParsableCommand {
               + (settings.projSize > 0 ? " projected to \(settings.projSize), " : ", ")
               + "embedding \(settings.embedding), \(parameterCount) parameters; batch \(localBatch) × \(settings.seqLength), "
               + "\(options.optimizer.name) lr \(settings.lr)")
-        let epochSteps = epochs.map { SizeLimits.saturatingProduct([$0, trainer.data.chunksPerEpoch]) }
-        let stopStep = [steps, epochSteps].compactMap { $0 }.min()
-        let firstStep = trainer.step
-        var lastCheckpointStep = trainer.step
-        var lastLoss: Double?
-        func writeCheckpoint() throws {
-            guard let checkpoint else { return }
-            try trainer.saveCheckpoint(to: checkpoint)     // every rank takes part; rank 0 writes
-            lastCheckpointStep = trainer.step
-        }
-        func evaluate() throws {
-            guard leader else { return }
-            progress.clear()
-            let result = try trainer.evaluate(limit: evalChars, deadline: deadline) { fraction in
-                progress.show("step \(trainer.step): evaluating \(Int(fraction * 100))%…", every: false)
-            }
-            progress.clear()
-            let minutesSoFar = Date().timeIntervalSince(started) / 60
-            let coverage = result.complete ? "" : " on \(result.characters) of \(result.total) characters (time limit)"
-            if result.characters == 0 {
-                print("step \(trainer.step): no time left to evaluate")
-                return
-            }
-            lastLoss = Double(result.loss)
-            print("step \(trainer.step): held-out loss \(fixed(Double(result.loss), 4)) nats/char "
-                  + "(\(fixed(Double(result.loss) / Foundation.log(2.0), 3)) bits)\(coverage), \(fixed(minutesSoFar, 1)) min")
-            fflush(nil)
-            try logger?.write(["step": .int(trainer.step), "eval_loss": .double(Double(result.loss)),
-                               "eval_characters": .int(result.characters), "minutes": .double(minutesSoFar)])
-        }
-        func diverged(_ error: TrainingError) -> Error {
-            progress.clear()
-            if reducer != nil { return error }
-            if lastCheckpointStep > 0 || resume, let checkpoint {
-                printError("lstm-gpu train: \(error)\nlast good checkpoint: \(checkpoint) (step \(lastCheckpointStep))")
-            } else {
-                printError("lstm-gpu train: \(error)")
-            }
-            return ExitCode(error.isDivergence ? ExitStatus.diverged : ExitStatus.unusable)
-        }
+        var schedule = TrainingSchedule(totalSteps: steps, epochs: epochs, seconds: minutes.map { $0 * 60 })
+        schedule.evaluateEvery = evalEvery
+        schedule.evaluationCharacters = evalChars
+        schedule.checkpoint = checkpoint
+        schedule.checkpointEvery = checkpointEvery
+        let run = TrainingRun(trainer: trainer, schedule: schedule, resumed: resume)
+        let stopStep = run.stopStep
+        let deadline = minutes.map { Date().addingTimeInterval($0 * 60) }
         var window: [Float] = []
-        var tokens = 0
-        while true {
-            if let stopStep, trainer.step >= stopStep { break }
-            if let deadline {
-                // Under MPI rank 0's clock decides for everyone, so no rank stops alone.
-                var stop: [Float] = [Date() >= deadline ? 1 : 0]
-                try reducer?.broadcast(&stop, root: 0)
-                if stop[0] != 0 { break }
+        let summary: TrainingRun<Backend>.Summary
+        do {
+            summary = try run.run { event in
+                guard leader else { return }
+                switch event {
+                case let .step(report, tokensPerSecond):
+                    window.append(report.loss)
+                    if window.count > 50 { window.removeFirst() }
+                    try logger?.write(["step": .int(report.step), "loss": .double(Double(report.loss)),
+                                       "lr": .double(Double(report.learningRate)), "epoch": .int(report.epoch),
+                                       "tokens_per_s": .double(tokensPerSecond)])
+                    let smoothed = window.reduce(0, +) / Float(window.count)
+                    var eta = ""
+                    if let stopStep { eta = " ETA " + clock(Double(stopStep - report.step) * report.seconds) }
+                    if let deadline { eta = " left " + clock(max(0, deadline.timeIntervalSinceNow)) }
+                    progress.show("step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
+                                  + "(avg \(fixed(Double(smoothed), 4))) lr \(String(format: "%.2e", Double(report.learningRate))) "
+                                  + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)",
+                                  every: report.step % 50 == 0 || report.step == 1)
+                case let .evaluating(step, fraction):
+                    progress.show("step \(step): evaluating \(Int(fraction * 100))%…", every: false)
+                case let .evaluated(step, result, seconds):
+                    progress.clear()
+                    guard result.characters > 0 else { print("step \(step): no time left to evaluate"); return }
+                    let coverage = result.complete ? "" : " on \(result.characters) of \(result.total) characters (time limit)"
+                    print("step \(step): held-out loss \(fixed(Double(result.loss), 4)) nats/char "
+                          + "(\(fixed(Double(result.loss) / Foundation.log(2.0), 3)) bits)\(coverage), \(fixed(seconds / 60, 1)) min")
+                    fflush(nil)
+                    try logger?.write(["step": .int(step), "eval_loss": .double(Double(result.loss)),
+                                       "eval_characters": .int(result.characters), "minutes": .double(seconds / 60)])
+                case .checkpointWritten:
+                    break
+                }
             }
-            injectFault(rank: reducer?.rank ?? 0, step: trainer.step)
-            let report: StepReport
-            do { report = try trainer.trainStep() } catch let error as TrainingError { throw diverged(error) }
-            window.append(report.loss)
-            if window.count > 50 { window.removeFirst() }
-            tokens += trainer.data.batch * settings.seqLength
-            let tokensPerSecond = Double(trainer.data.batch * settings.seqLength) / report.seconds   // the global batch
-            try logger?.write(["step": .int(report.step), "loss": .double(Double(report.loss)), "lr": .double(Double(report.learningRate)),
-                               "epoch": .int(report.epoch), "tokens_per_s": .double(tokensPerSecond)])
-            let smoothed = window.reduce(0, +) / Float(window.count)
-            var eta = ""
-            if let stopStep { eta = " ETA " + clock(Double(stopStep - report.step) * report.seconds) }
-            if let deadline { eta = " left " + clock(max(0, deadline.timeIntervalSinceNow)) }
-            let line = "step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
-                + "(avg \(fixed(Double(smoothed), 4))) lr \(String(format: "%.2e", Double(report.learningRate))) "
-                + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)"
-            if leader { progress.show(line, every: report.step % 50 == 0 || report.step == 1) }
-            if evalEvery > 0, report.step % evalEvery == 0 { try evaluate() }
-            do {
-                if checkpointEvery > 0, report.step % checkpointEvery == 0 { try writeCheckpoint() }
-            } catch let error as TrainingError { throw diverged(error) }
+        } catch let diverged as TrainingRun<Backend>.Diverged {
+            progress.clear()
+            if reducer != nil { throw diverged.error }
+            printError("lstm-gpu train: \(diverged)")
+            throw ExitCode(ExitStatus.diverged)
         }
         progress.clear()
-        if trainer.step > firstStep, evalEvery <= 0 || trainer.step % evalEvery != 0 { try evaluate() }
-        do { try writeCheckpoint() } catch let error as TrainingError { throw diverged(error) }
-        let seconds = Date().timeIntervalSince(started)
-        say("done: \(trainer.step - firstStep) steps (step \(trainer.step) in all) in \(clock(seconds)), "
-            + "\(fixed(Double(tokens) / max(seconds, 1e-9) / 1000, 1))k tok/s"
-            + (lastLoss.map { ", held-out loss \(fixed($0, 4)) nats/char" } ?? "")
+        say("done: \(summary.steps) steps (step \(trainer.step) in all) in \(clock(summary.seconds)), "
+            + "\(fixed(summary.tokensPerSecond / 1000, 1))k tok/s"
+            + (summary.heldOutLoss.map { ", held-out loss \(fixed(Double($0), 4)) nats/char" } ?? "")
             + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
         if let reducer {
-            say("rank 0: \(fixed(seconds, 1)) s, \(fixed(100 * reducer.secondsInCollectives / max(seconds, 1e-9), 1))% in collectives")
+            say("rank 0: \(fixed(summary.seconds, 1)) s, \(fixed(100 * reducer.secondsInCollectives / max(summary.seconds, 1e-9), 1))% in collectives")
         }
-    }
-
-    /// Fault injection for the tests of failure handling: LSTM_GPU_FAULT=exit|hang,
-    /// LSTM_GPU_FAULT_RANK=R and LSTM_GPU_FAULT_STEP=S make rank R die (exit 9) or hang before step S + 1.
-    func injectFault(rank: Int, step: Int) {
-        let environment = ProcessInfo.processInfo.environment
-        guard let fault = environment["LSTM_GPU_FAULT"], Int(environment["LSTM_GPU_FAULT_RANK"] ?? "0") == rank,
-              Int(environment["LSTM_GPU_FAULT_STEP"] ?? "0") == step else { return }
-        if fault == "exit" { Foundation.exit(9) }
-        while fault == "hang" { sleep(1000) }
     }
 
     func clock(_ seconds: Double) -> String {

@@ -58,6 +58,17 @@ public enum TrainingError: Error, CustomStringConvertible {
     }
 }
 
+/// What a (possibly time-bounded) held-out evaluation covered.
+public struct HeldOutEvaluation: Sendable {
+    /// Mean cross-entropy in nats per predicted character (NaN when nothing was evaluated).
+    public var loss: Float
+    /// Predictions evaluated, and how many the (capped) held-out split has.
+    public var characters: Int
+    public var total: Int
+    /// False when the deadline cut it short.
+    public var complete: Bool { characters == total }
+}
+
 /// Trains a `LanguageModel` on character streams: truncated BPTT with the state carried
 /// across chunks, an optimiser on the device, held-out evaluation, checkpoints that resume
 /// exactly. Per step only the loss comes back to the host.
@@ -174,20 +185,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     /// Mean cross-entropy (nats per character) over the held-out split.
     public func evaluate() throws -> Float { try evaluate(limit: nil, deadline: nil).loss }
 
-    /// What a (possibly bounded) evaluation covered.
-    public struct Evaluation: Sendable {
-        /// Mean cross-entropy in nats per predicted character (NaN when nothing was evaluated).
-        public var loss: Float
-        /// Predictions evaluated, and how many the (capped) held-out split has.
-        public var characters: Int
-        public var total: Int
-        /// False when the deadline cut it short.
-        public var complete: Bool { characters == total }
-    }
-
     /// Mean cross-entropy over the first `limit` held-out characters (all when nil), stopping
     /// early at `deadline`; `progress` is called after every chunk with the fraction done.
-    public func evaluate(limit: Int?, deadline: Date?, progress: ((Double) -> Void)? = nil) throws -> Evaluation {
+    public func evaluate(limit: Int?, deadline: Date?, progress: (Double) -> Void = { _ in }) throws -> HeldOutEvaluation {
         let cap = min(data.heldOut.count, limit ?? data.heldOut.count)
         let streams = max(1, min(options.evaluationStreams, cap / 2))
         let chunks = data.heldOutChunks(streams: streams, limit: cap)
@@ -202,9 +202,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
             sum += Double(try backend.read(loss, offset: 0, count: 1)[0]) * Double(chunk.inputs.count)
             count += chunk.inputs.count
             state = next
-            progress?(Double(count) / Double(max(total, 1)))
+            progress(Double(count) / Double(max(total, 1)))
         }
-        return Evaluation(loss: count > 0 ? Float(sum / Double(count)) : .nan, characters: count, total: total)
+        return HeldOutEvaluation(loss: count > 0 ? Float(sum / Double(count)) : .nan, characters: count, total: total)
     }
 
     // MARK: checkpoints
