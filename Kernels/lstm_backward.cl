@@ -5,7 +5,7 @@
 // dh [B, Hout] and dc [B, H] carry dL/dh, dL/dc between steps and are updated in place.
 // Padded steps (t >= lengths[b]) write dG = 0 and carry dh, dc through unchanged.
 //
-// Variants (one item per element, any work-group size, bounds-guarded):
+// Kernels (one item per element, any work-group size, bounds-guarded):
 //   lstm_projection_backward_step  dht = dh + dy(t) (0 when padded), kept in dhtot [T, B, P]
 //                                  for dW_hr; dr[b, j] = Σ_p dht[b, p]·W_hr[p, j]. global (H, B).
 //   lstm_cell_backward_step        fused cell backward: dr (from dr, or dh + dy(t) without

@@ -4,7 +4,7 @@
 // A sequence b with t >= lengths[b] is padding: its state is carried unchanged, its
 // output row is 0 (packed-sequence semantics; the reverse direction simply walks t down).
 //
-// Variants:
+// Kernels:
 //   lstm_forward_step     fused recurrent GEMM + activations + cell update: each item owns
 //                         one hidden unit j for LSTM_BT batch rows and computes all four of its
 //                         gates, h_prev·W_hhᵀ via W_hhᵀ [Hout, 4H] (coalesced over j) and

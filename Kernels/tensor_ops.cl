@@ -1,5 +1,5 @@
 // tensor_ops.cl: small data-movement kernels around the LSTM steps.
-// Variants (all one item per output element, any work-group size, bounds-guarded):
+// Kernels (all one item per output element, any work-group size, bounds-guarded):
 //   fill_bias       gates[r, c] = bias_ih[c] + bias_hh[c] (or 0 when has_bias == 0); [R, W]
 //   transpose       dst[c, r] = src[r, c]; src [R, C] -> dst [C, R]
 //   swap_outer      dst[j, i, k] = src[i, j, k]; src [A, C, inner] (batch-first <-> sequence-major)

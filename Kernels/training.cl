@@ -1,6 +1,6 @@
 // training.cl: the operations around the LSTM for training (ModelOps), one item per
 // element or row unless said; any work-group size unless said; all bounds-guarded.
-// Variants:
+// Kernels:
 //   gather_rows        out[i, :] = table[idx[i], :]                       global (width, count)
 //   scatter_add_rows   table[v, :] += Σ_{i: idx[i] = v} src[i, :]; each item owns one (v, column),
 //                      so no atomics are needed                           global (width, rows)

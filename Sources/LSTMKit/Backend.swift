@@ -87,7 +87,9 @@ public struct MatrixView<Buffer: AnyObject> {
 }
 
 /// What the forward keeps for the backward, indexed by time step t (not processing
-/// order), each [T, B, ·]: post-activation gates i, f, g, o [T, B, 4H], the cell after
+/// order), each [T, B, ·]: post-activation gates [T, B, 4H] (in the backend's own column
+/// order: PyTorch's [i | f | g | o] on OpenCL, blocks of 8 units [i f g o] on the CPU path,
+/// see `GateLayout`; only the same backend's backward reads them), the cell after
 /// the step c(t) [T, B, H], the states before it h(prev) [T, B, Hout] and c(prev) [T, B, H],
 /// and with projection the unprojected o·tanh(c) [T, B, H].
 @_spi(Backend) public final class DirectionActivations<Buffer: AnyObject> {

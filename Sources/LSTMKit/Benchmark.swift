@@ -21,7 +21,7 @@ public struct BenchmarkShape: Sendable, Equatable {
         self.bidirectional = bidirectional
     }
 
-    /// The standard suite (DeepBench-derived; see README "Benchmarks").
+    /// The standard suite (DeepBench-derived; measured figures are in the README's "Figures").
     public static let suite: [BenchmarkShape] = [
         .init(name: "char-256", inputSize: 256, hiddenSize: 256, batch: 32, steps: 150),
         .init(name: "mt-512", inputSize: 512, hiddenSize: 512, batch: 64, steps: 25),

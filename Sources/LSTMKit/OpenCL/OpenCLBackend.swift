@@ -1,20 +1,6 @@
 import COpenCL
 import Foundation
 
-/// The kernels compiled into the binary (Kernels/*.cl), by file.
-enum KernelSource: String, CaseIterable {
-    case gemm, tensorOps = "tensor_ops", lstmForward = "lstm_forward", lstmBackward = "lstm_backward", training
-    var text: String {
-        switch self {
-        case .gemm: return String(decoding: PackageResources.gemm_cl, as: UTF8.self)
-        case .tensorOps: return String(decoding: PackageResources.tensor_ops_cl, as: UTF8.self)
-        case .lstmForward: return String(decoding: PackageResources.lstm_forward_cl, as: UTF8.self)
-        case .lstmBackward: return String(decoding: PackageResources.lstm_backward_cl, as: UTF8.self)
-        case .training: return String(decoding: PackageResources.training_cl, as: UTF8.self)
-        }
-    }
-}
-
 /// The OpenCL backend: weights, activations, states and gradients live in device buffers;
 /// a whole sequence is enqueued (one fused step kernel per time step, plus one projection
 /// kernel when P > 0) with no host wait in between; the host reads back only what it asks for.
@@ -48,8 +34,8 @@ public final class OpenCLBackend: LSTMBackend {
     public init(info: OpenCLDeviceInfo) throws {
         runtime = try OpenCLRuntime(device: info)
         let program = try runtime.program(named: "gemm.cl", source: KernelSource.gemm.text, options: Self.buildOptions)
-        let gemm = try runtime.kernel("gemm_tiled", program: program, programKey: KernelSource.gemm.rawValue)
-        useTiledGEMM = try runtime.maxWorkGroupSize(gemm) >= 256 && info.maxWorkGroupSize >= 256
+        let gemm = try runtime.kernel("gemm_tiled", programKey: KernelSource.gemm.rawValue) { program }
+        useTiledGEMM = gemm.maxWorkGroup >= 256 && info.maxWorkGroupSize >= 256
     }
 
     private static let sharedLock = NSLock()
@@ -77,20 +63,11 @@ public final class OpenCLBackend: LSTMBackend {
         _ = try runtime.program(named: name, source: source, options: options)
     }
 
-    /// Kernels by name (names are unique across Kernels/*.cl) with their work-group limit, so a
-    /// launch in the step loop costs one lookup and no OpenCL query.
-    private var launchable: [String: (kernel: cl_kernel, maxWorkGroup: Int)] = [:]
-
+    /// Enqueues kernel `name` of `source` (built and looked up once, then cached by the runtime
+    /// with its work-group limit, so a launch in the step loop costs one lookup and no query).
     func launch(_ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil,
                 _ arguments: [KernelArgument]) throws {
-        let entry: (kernel: cl_kernel, maxWorkGroup: Int)
-        if let cached = launchable[name] {
-            entry = cached
-        } else {
-            let kernel = try runtime.kernel(name, program: program(source), programKey: source.rawValue)
-            entry = (kernel, try runtime.maxWorkGroupSize(kernel))
-            launchable[name] = entry
-        }
+        let entry = try runtime.kernel(name, programKey: source.rawValue) { try program(source) }
         try runtime.launch(entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, arguments)
     }
 
@@ -112,10 +89,6 @@ public final class OpenCLBackend: LSTMBackend {
         return buffer
     }
 
-    public func swapOuterDimensions(_ src: OpenCLBuffer, into dst: OpenCLBuffer, a: Int, c: Int, inner: Int) throws {
-        try launch("swap_outer", in: .tensorOps, global: [inner, c, a], [.int(a), .int(c), .int(inner), .buffer(src), .buffer(dst)])
-    }
-
     // MARK: building blocks
 
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views (row-major, offsets and leading dimensions).
@@ -135,19 +108,6 @@ public final class OpenCLBackend: LSTMBackend {
         }
     }
 
-    func transposed(_ src: OpenCLBuffer, rows: Int, columns: Int) throws -> OpenCLBuffer {
-        let dst = try makeBuffer(count: rows * columns)
-        try launch("transpose", in: .tensorOps, global: [columns, rows], [.int(rows), .int(columns), .buffer(src), .buffer(dst)])
-        return dst
-    }
-
-    func copyRows(from src: MatrixView<OpenCLBuffer>, to dst: MatrixView<OpenCLBuffer>, rows: Int, width: Int) throws {
-        try launch("copy_rows", in: .tensorOps, global: [width, rows], [
-            .int(rows), .int(width), .buffer(src.buffer), .int(src.offset), .int(src.rowStride),
-            .buffer(dst.buffer), .int(dst.offset), .int(dst.rowStride),
-        ])
-    }
-
     /// A [rows, width] buffer holding `view`'s rows, or zeros when `view` is nil.
     func contiguous(_ view: MatrixView<OpenCLBuffer>?, rows: Int, width: Int) throws -> OpenCLBuffer {
         let buffer = try makeBuffer(count: rows * width)
@@ -163,11 +123,7 @@ public final class OpenCLBackend: LSTMBackend {
         let gateWidth = 4 * h
         let w = job.weights
         let gates = try job.activations?.gates ?? makeBuffer(count: steps * batch * gateWidth)
-        let placeholder = runtime.placeholder
-        try launch("fill_bias", in: .tensorOps, global: [gateWidth, steps * batch], [
-            .int(steps * batch), .int(gateWidth), .buffer(gates), .int(w.inputBias == nil ? 0 : 1),
-            .buffer(w.inputBias ?? placeholder), .buffer(w.recurrentBias ?? placeholder),
-        ])
+        try fillBias(gates, rows: steps * batch, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
         try gemm(transposeB: true, m: steps * batch, n: gateWidth, k: s.inputSize, a: job.input,
                  b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
         let recurrentT = try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)       // [Hout, 4H]
@@ -181,21 +137,12 @@ public final class OpenCLBackend: LSTMBackend {
         let out = job.output
         for k in 0..<steps {
             let t = job.reverse ? steps - 1 - k : k
-            try launch("lstm_forward_step", in: .lstmForward,
-                       global: [h, (batch + stepBatchTile - 1) / stepBatchTile], local: [stepUnits, 1], [
-                .int(batch), .int(h), .int(hout), .int(t), .buffer(recurrentT), .buffer(gates),
-                .buffer(hidden), .buffer(cell), .buffer(unprojected ?? nextHidden), .buffer(nextCell),
-                .buffer(out.buffer), .int(out.offset), .int(out.rowStride), .buffer(job.lengths),
-                .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder), .buffer(saved?.previousHidden ?? placeholder),
-                .buffer(saved?.previousCell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
-                .int(s.projects ? 1 : 0),
-            ])
+            try forwardStep(shape: s, step: t, recurrentTransposed: recurrentT, gates: gates, hidden: hidden, cell: cell,
+                            nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
+                            saved: saved)
             if let unprojected, let projectionT {
-                try launch("lstm_projection_step", in: .lstmForward, global: [hout, batch], [
-                    .int(batch), .int(h), .int(hout), .int(t), .buffer(projectionT), .buffer(unprojected),
-                    .buffer(hidden), .buffer(nextHidden), .buffer(out.buffer), .int(out.offset), .int(out.rowStride),
-                    .buffer(job.lengths),
-                ])
+                try projectionStep(shape: s, step: t, projectionTransposed: projectionT, unprojected: unprojected, hidden: hidden,
+                                   nextHidden: nextHidden, output: out, lengths: job.lengths)
             }
             swap(&hidden, &nextHidden)
             swap(&cell, &nextCell)
@@ -211,30 +158,23 @@ public final class OpenCLBackend: LSTMBackend {
         let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
         let gateWidth = 4 * h, rows = steps * batch
         let saved = job.activations, w = job.weights
-        let placeholder = runtime.placeholder
         let gateGradients = try makeBuffer(count: rows * gateWidth)
         let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
         let cellGradient = try contiguous(job.finalCellGradient, rows: batch, width: h)
         let unprojectedGradient = s.projects ? try makeBuffer(count: batch * h) : nil
         let projectedGradients = s.projects ? try makeBuffer(count: rows * hout) : nil
-        let dy = job.outputGradient
-        let dyArguments: [KernelArgument] = [.buffer(dy?.buffer ?? placeholder), .int(dy?.offset ?? 0),
-                                             .int(dy?.rowStride ?? 0), .int(dy == nil ? 0 : 1)]
         for k in 0..<steps {
             let t = job.reverse ? k : steps - 1 - k
             if let unprojectedGradient, let projectedGradients, let whr = w.projectionWeights {
-                try launch("lstm_projection_backward_step", in: .lstmBackward, global: [h, batch],
-                           [.int(batch), .int(h), .int(hout), .int(t), .buffer(whr), .buffer(hiddenGradient)] + dyArguments
-                           + [.buffer(projectedGradients), .buffer(unprojectedGradient), .buffer(job.lengths)])
+                try projectionBackwardStep(shape: s, step: t, projectionWeights: whr, hiddenGradient: hiddenGradient,
+                                           outputGradient: job.outputGradient, projectedGradients: projectedGradients,
+                                           unprojectedGradient: unprojectedGradient, lengths: job.lengths)
             }
-            try launch("lstm_cell_backward_step", in: .lstmBackward, global: [h, batch],
-                       [.int(batch), .int(h), .int(t), .buffer(saved.gates), .buffer(saved.cell), .buffer(saved.previousCell),
-                        .int(s.projects ? 1 : 0), .buffer(unprojectedGradient ?? placeholder), .buffer(hiddenGradient)]
-                       + dyArguments + [.buffer(cellGradient), .buffer(gateGradients), .buffer(job.lengths)])
-            try launch("lstm_hidden_backward_step", in: .lstmBackward, global: [hout, batch], [
-                .int(batch), .int(h), .int(hout), .int(t), .buffer(w.recurrentWeights), .buffer(gateGradients),
-                .buffer(hiddenGradient), .buffer(job.lengths),
-            ])
+            try cellBackwardStep(shape: s, step: t, saved: saved, unprojectedGradient: unprojectedGradient,
+                                 hiddenGradient: hiddenGradient, outputGradient: job.outputGradient, cellGradient: cellGradient,
+                                 gateGradients: gateGradients, lengths: job.lengths)
+            try hiddenBackwardStep(shape: s, step: t, recurrentWeights: w.recurrentWeights, gateGradients: gateGradients,
+                                   hiddenGradient: hiddenGradient, lengths: job.lengths)
         }
         try copyRows(from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)
         try copyRows(from: MatrixView(cellGradient, rowStride: h), to: job.initialCellGradient, rows: batch, width: h)
@@ -246,8 +186,7 @@ public final class OpenCLBackend: LSTMBackend {
         try gemm(transposeA: true, m: gateWidth, n: hout, k: rows, a: dG, b: MatrixView(saved.previousHidden, rowStride: hout),
                  beta: 0, c: MatrixView(g.recurrentWeights, rowStride: hout))
         if let bias = g.bias {
-            try launch("column_sums", in: .tensorOps, global: [gateWidth],
-                       [.int(rows), .int(gateWidth), .buffer(gateGradients), .buffer(bias)])
+            try launchColumnSums(gateGradients, rows: rows, width: gateWidth, into: bias)
         }
         if let dwhr = g.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
             try gemm(transposeA: true, m: hout, n: h, k: rows, a: MatrixView(projected, rowStride: hout),

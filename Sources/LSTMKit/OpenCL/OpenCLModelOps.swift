@@ -31,7 +31,7 @@ extension OpenCLBackend: ModelOps {
     }
 
     public func columnSums(_ matrix: OpenCLBuffer, rows: Int, width: Int, into out: OpenCLBuffer) throws {
-        try launch("column_sums", in: .tensorOps, global: [width], [.int(rows), .int(width), .buffer(matrix), .buffer(out)])
+        try launchColumnSums(matrix, rows: rows, width: width, into: out)
     }
 
     public func softmaxCrossEntropy(logits: OpenCLBuffer, rows: Int, classes: Int, targets: OpenCLIndices, ignoreIndex: Int,

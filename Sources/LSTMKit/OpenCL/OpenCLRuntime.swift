@@ -29,7 +29,7 @@ final class OpenCLRuntime {
     let context: cl_context
     let queue: cl_command_queue
     private var programs: [String: cl_program] = [:]
-    private var kernels: [String: cl_kernel] = [:]
+    private var kernels: [String: (kernel: cl_kernel, maxWorkGroup: Int)] = [:]
     /// A one-element buffer bound where a kernel's optional buffer argument is unused.
     let placeholder: OpenCLBuffer
 
@@ -57,7 +57,7 @@ final class OpenCLRuntime {
 
     deinit {
         clFinish(queue)
-        for kernel in kernels.values { clReleaseKernel(kernel) }
+        for entry in kernels.values { clReleaseKernel(entry.kernel) }
         for program in programs.values { clReleaseProgram(program) }
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
@@ -198,24 +198,20 @@ final class OpenCLRuntime {
         return bytes
     }
 
-    /// The kernel `name` of a built program (created once, then reused).
-    func kernel(_ name: String, program: cl_program, programKey: String) throws -> cl_kernel {
+    /// The kernel `name` of the program `programKey` (built by `program` on first use) with its
+    /// work-group limit: created and queried once, then reused.
+    func kernel(_ name: String, programKey: String, program: () throws -> cl_program) throws -> (kernel: cl_kernel, maxWorkGroup: Int) {
         let key = programKey + "/" + name
-        if let kernel = kernels[key] { return kernel }
+        if let entry = kernels[key] { return entry }
         var status: cl_int = 0
-        guard let kernel = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
+        guard let kernel = clCreateKernel(try program(), name, &status), status == CL_SUCCESS else {
             throw LSTMError.openCL(call: "clCreateKernel(\(name))", status: openCLStatusName(status))
         }
-        kernels[key] = kernel
-        return kernel
-    }
-
-    /// The most work-items per group the device allows for `kernel`.
-    func maxWorkGroupSize(_ kernel: cl_kernel) throws -> Int {
         var size = 0
         try clCheck(clGetKernelWorkGroupInfo(kernel, device.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
-                                             MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo")
-        return size
+                                             MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo(\(name))")
+        kernels[key] = (kernel, size)
+        return (kernel, size)
     }
 
     /// Enqueues `kernel` over `global` items (rounded up to multiples of `local` when given),

@@ -37,15 +37,16 @@ struct ProgramBinaryCache {
         try? writeAtomically(Data(binary), to: file)
     }
 
-    /// Two FNV-1a 64-bit hashes with different offsets, as 32 hex digits.
+    /// Two FNV-1a 64-bit hashes (different offsets, the second with an extra shift-xor per
+    /// byte so the two are independent), as 32 hex digits.
     static func hash(_ text: String) -> String {
-        var a: UInt64 = 0xCBF2_9CE4_8422_2325, b: UInt64 = 0x6C62_272E_07BB_0142
+        var a = FNV1a(), b = FNV1a(offsetBasis: 0x6C62_272E_07BB_0142)
         for byte in text.utf8 {
-            a = (a ^ UInt64(byte)) &* 0x100_0000_01B3
-            b = (b ^ UInt64(byte)) &* 0x100_0000_01B3
-            b = b ^ (b >> 29)
+            a.combine(UInt64(byte))
+            b.combine(UInt64(byte))
+            b.value ^= b.value >> 29
         }
-        return String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
+        return String(a.value, radix: 16).leftPadded(16) + String(b.value, radix: 16).leftPadded(16)
     }
 }
 

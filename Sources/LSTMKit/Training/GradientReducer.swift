@@ -124,11 +124,7 @@ public final class InProcessReducerGroup: @unchecked Sendable {
 }
 
 /// FNV-1a over a string (configuration fingerprints).
-public func configurationFingerprint(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
-    return hash
-}
+public func configurationFingerprint(_ text: String) -> UInt64 { FNV1a.hash(text) }
 
 extension GradientReducer {
     /// Throws, on every replica, when the replicas disagree on any of `fields` (e.g. the

@@ -325,8 +325,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
 
     /// FNV-1a of the ids and their count: tells whether a resume sees the same text.
     static func fingerprint(_ ids: [Int]) -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for id in ids { hash = (hash ^ UInt64(truncatingIfNeeded: id)) &* 0x100_0000_01B3 }
-        return String(hash, radix: 16) + "-\(ids.count)"
+        var hasher = FNV1a()
+        for id in ids { hasher.combine(UInt64(truncatingIfNeeded: id)) }
+        return String(hasher.value, radix: 16) + "-\(ids.count)"
     }
 }
