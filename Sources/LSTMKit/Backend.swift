@@ -12,6 +12,8 @@ public protocol LSTMBackend: AnyObject {
 
     /// Human-readable name ("cpu", "opencl: <device>").
     var name: String { get }
+    /// Which engine this is (so callers never test the backend's type).
+    var kind: BackendKind { get }
     /// A zero-filled buffer of `count` floats.
     func makeBuffer(count: Int) throws -> Buffer
     /// A buffer of `count` floats whose contents are undefined (the caller overwrites it).
@@ -32,6 +34,13 @@ public protocol LSTMBackend: AnyObject {
     @_spi(Backend) func forward(_ jobs: [DirectionForward<Self>]) throws
     /// Independent directions at once, in order where they accumulate into one input gradient.
     @_spi(Backend) func backward(_ jobs: [DirectionBackward<Self>]) throws
+    /// mask[i] = 0 with probability p, else 1/(1−p), from a counter-based hash of (seed, the
+    /// element's index in `layout`'s global batch): the same seed gives the same mask on every
+    /// backend, and a replica holding a slice of the batch draws that slice of the whole mask.
+    /// (The stack's dropout between layers.)
+    func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: Buffer) throws
+    /// out[i] = a[i]·b[i] (out may be a or b).
+    func multiply(_ a: Buffer, _ b: Buffer, into out: Buffer, count: Int) throws
     /// Waits until every enqueued operation has finished (no-op on the CPU).
     func synchronize() throws
     /// Bytes this backend can hold at most (device global memory; host physical memory).
@@ -84,6 +93,15 @@ public struct MatrixView<Buffer: AnyObject> {
     public var hiddenSize: Int   // H
     public var outputSize: Int   // Hout
     public var projects: Bool { outputSize != hiddenSize }
+    /// 4H: the width of a row of gates (i, f, g, o).
+    public var gateWidth: Int { 4 * hiddenSize }
+    /// T·B: the rows of the whole-sequence matrices (input, gates, output).
+    public var rows: Int { steps * batch }
+    /// The time step the forward processes k-th: k, or T−1−k in the reverse direction
+    /// (which then starts every sequence at its own last valid step: padded steps are skipped).
+    public func forwardStep(_ k: Int, reverse: Bool) -> Int { reverse ? steps - 1 - k : k }
+    /// The time step the backward processes k-th: the forward's order, reversed.
+    public func backwardStep(_ k: Int, reverse: Bool) -> Int { reverse ? k : steps - 1 - k }
 }
 
 /// What the forward keeps for the backward, indexed by time step t (not processing
@@ -101,8 +119,8 @@ public struct MatrixView<Buffer: AnyObject> {
 
     init<B: LSTMBackend>(backend: B, shape s: DirectionShape) throws where B.Buffer == Buffer {
         // Every element a backward reads is written by the forward first: no zero-fill needed.
-        let rows = s.steps * s.batch
-        gates = try backend.makeScratchBuffer(count: rows * 4 * s.hiddenSize)
+        let rows = s.rows
+        gates = try backend.makeScratchBuffer(count: rows * s.gateWidth)
         cell = try backend.makeScratchBuffer(count: rows * s.hiddenSize)
         previousHidden = try backend.makeScratchBuffer(count: rows * s.outputSize)
         previousCell = try backend.makeScratchBuffer(count: rows * s.hiddenSize)

@@ -162,7 +162,7 @@ public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Ba
     let parity = reference.map { Double(output.maxAbsDifference($0)) } ?? 0
     let flops = shape.forwardFlops
     let row = BenchmarkRow(
-        name: shape.name, backend: backend is CPUBackend ? "cpu" : "opencl", device: backend.name,
+        name: shape.name, backend: backend.kind.rawValue, device: backend.name,
         I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.steps, layers: shape.layers,
         directions: configuration.numDirections,
         threads: (backend as? CPUBackend)?.threads(hiddenSize: shape.hiddenSize, outputSize: configuration.outputSize,

@@ -5,7 +5,7 @@
 ///
 /// Shapes: input [T, B, I] ([B, T, I] when batch-first), output [T, B, D·Hout]
 /// (likewise), h0/hn [L·D, B, Hout], c0/cn [L·D, B, H].
-public final class LSTMStack<Backend: ModelOps> {
+public final class LSTMStack<Backend: LSTMBackend> {
     public let configuration: LSTMConfiguration
     public let backend: Backend
     /// The weights, by `state_dict` name.
@@ -243,7 +243,7 @@ public final class LSTMStack<Backend: ModelOps> {
 
 /// The result of `LSTMStack.forward`: output [T, B, D·Hout] (batch-first when configured),
 /// hn [L·D, B, Hout], cn [L·D, B, H], and, for training, what the backward consumes.
-public final class LSTMStackForward<Backend: ModelOps> {
+public final class LSTMStackForward<Backend: LSTMBackend> {
     let stack: LSTMStack<Backend>
     public let steps: Int
     public let batch: Int
@@ -277,7 +277,7 @@ public final class LSTMStackForward<Backend: ModelOps> {
 /// Gradients from `LSTMStack.backward`: input like the input, h0/c0 like h0/c0, and one
 /// buffer per weight, by `state_dict` name (`bias_ih` and `bias_hh` share one buffer:
 /// their gradients are equal).
-public struct LSTMStackGradients<Backend: ModelOps> {
+public struct LSTMStackGradients<Backend: LSTMBackend> {
     public let input: Backend.Buffer
     public let initialHidden: Backend.Buffer
     public let initialCell: Backend.Buffer

@@ -1,4 +1,5 @@
-/// The operations around the LSTM that model pieces, losses and optimisers need, on each
+/// The operations around the LSTM that model pieces, losses and optimisers need (the LSTM
+/// itself needs only `LSTMBackend`), on each
 /// backend (CPU and OpenCL compute the same formulas, so training agrees across them).
 /// Shapes are given per call; buffers hold row-major float32, index buffers int32.
 public protocol ModelOps: LSTMBackend {
@@ -25,12 +26,6 @@ public protocol ModelOps: LSTMBackend {
                              gradient: Buffer, loss: Buffer, lossSlot: Int) throws
     /// Mean squared error: loss[lossSlot] = mean (prediction − target)²; gradient = d loss / d prediction.
     func meanSquaredError(prediction: Buffer, target: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
-    /// mask[i] = 0 with probability p, else 1/(1−p), from a counter-based hash of (seed, the
-    /// element's index in `layout`'s global batch): the same seed gives the same mask on every
-    /// backend, and a replica holding a slice of the batch draws that slice of the whole mask.
-    func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: Buffer) throws
-    /// out[i] = a[i]·b[i] (out may be a or b).
-    func multiply(_ a: Buffer, _ b: Buffer, into out: Buffer, count: Int) throws
     /// sums[slot] = Σ x[i]² (for gradient norms).
     func sumOfSquares(_ x: Buffer, count: Int, into sums: Buffer, slot: Int) throws
     /// x *= min(1, maxNorm / (sqrt(Σ sums[0..<slots]) + 1e-6)): clipping by global norm without a host round trip.

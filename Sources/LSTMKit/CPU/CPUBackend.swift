@@ -73,6 +73,7 @@ public final class CPUBackend: LSTMBackend {
     }
 
     public var name: String { "cpu" }
+    public var kind: BackendKind { .cpu }
     public var memoryCapacity: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
     public func synchronize() throws {}
 

@@ -18,6 +18,7 @@ public final class OpenCLBackend: LSTMBackend {
     /// The device this backend computes on.
     public var device: OpenCLDeviceInfo { runtime.device }
     public var name: String { "opencl: \(runtime.device.name)" }
+    public var kind: BackendKind { .opencl }
 
     /// Hidden units per work-group and batch rows per work-item of `lstm_forward_step`.
     static let stepUnits = 64, stepBatchTile = 4, stepKTile = 32
@@ -119,12 +120,11 @@ public final class OpenCLBackend: LSTMBackend {
 
     @_spi(Backend) public func forward(_ job: DirectionForward<OpenCLBackend>) throws {
         let s = job.shape
-        let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
-        let gateWidth = 4 * h
+        let (steps, batch, h, hout, gateWidth) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth)
         let w = job.weights
-        let gates = try job.activations?.gates ?? makeBuffer(count: steps * batch * gateWidth)
-        try fillBias(gates, rows: steps * batch, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
-        try gemm(transposeB: true, m: steps * batch, n: gateWidth, k: s.inputSize, a: job.input,
+        let gates = try job.activations?.gates ?? makeBuffer(count: s.rows * gateWidth)
+        try fillBias(gates, rows: s.rows, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
+        try gemm(transposeB: true, m: s.rows, n: gateWidth, k: s.inputSize, a: job.input,
                  b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
         let recurrentT = try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)       // [Hout, 4H]
         let projectionT = try w.projectionWeights.map { try transposed($0, rows: hout, columns: h) } // [H, P]
@@ -136,7 +136,7 @@ public final class OpenCLBackend: LSTMBackend {
         let saved = job.activations
         let out = job.output
         for k in 0..<steps {
-            let t = job.reverse ? steps - 1 - k : k
+            let t = s.forwardStep(k, reverse: job.reverse)
             try forwardStep(shape: s, step: t, recurrentTransposed: recurrentT, gates: gates, hidden: hidden, cell: cell,
                             nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
                             saved: saved)
@@ -155,8 +155,7 @@ public final class OpenCLBackend: LSTMBackend {
 
     @_spi(Backend) public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
         let s = job.shape
-        let (steps, batch, h, hout) = (s.steps, s.batch, s.hiddenSize, s.outputSize)
-        let gateWidth = 4 * h, rows = steps * batch
+        let (steps, batch, h, hout, gateWidth, rows) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows)
         let saved = job.activations, w = job.weights
         let gateGradients = try makeBuffer(count: rows * gateWidth)
         let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
@@ -164,7 +163,7 @@ public final class OpenCLBackend: LSTMBackend {
         let unprojectedGradient = s.projects ? try makeBuffer(count: batch * h) : nil
         let projectedGradients = s.projects ? try makeBuffer(count: rows * hout) : nil
         for k in 0..<steps {
-            let t = job.reverse ? k : steps - 1 - k
+            let t = s.backwardStep(k, reverse: job.reverse)
             if let unprojectedGradient, let projectedGradients, let whr = w.projectionWeights {
                 try projectionBackwardStep(shape: s, step: t, projectionWeights: whr, hiddenGradient: hiddenGradient,
                                            outputGradient: job.outputGradient, projectedGradients: projectedGradients,
