@@ -1,6 +1,8 @@
 /// What differs between backends, at the level where fusion happens: one layer and
 /// direction over a whole sequence, forward and backward. Stacking, directions,
 /// lengths and batch-first handling are written once above it (`LSTMStack`).
+/// The backends behind it (`CPUBackend`, `OpenCLBackend`) are the fast paths; the oracle
+/// they are tested against, `ReferenceLSTM`, deliberately stands outside this contract.
 ///
 /// Shape letters: T steps, B batch, In the layer's input width, H hidden,
 /// Hout output width (P when projecting), D directions.

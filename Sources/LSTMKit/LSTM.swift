@@ -2,10 +2,15 @@ import Foundation
 
 /// Which engine runs the model.
 public enum BackendKind: String, Sendable, CaseIterable {
-    /// OpenBLAS + SIMD on the host: the reference path.
+    /// The fast CPU path: OpenBLAS + SIMD kernels on the host (`CPUBackend`).
     case cpu
     /// An OpenCL device (see `OpenCLDevice`).
     case opencl
+    /// The readable oracle: a plain-loop LSTM computed in Double (`ReferenceLSTM`), for
+    /// checking the other engines (`lstm-gpu check --backend reference`, the parity tests).
+    /// Slow, and only behind `LSTM`: the model pieces, training and benchmarks run on the
+    /// `ModelOps` backends (cpu, opencl).
+    case reference
 }
 
 /// An LSTM with `torch.nn.LSTM`'s semantics, weights and names, on host tensors.
@@ -48,6 +53,8 @@ public final class LSTM {
             engine = try LSTMStack(configuration: configuration, backend: CPUBackend(), weights: weights)
         case .opencl:
             engine = try LSTMStack(configuration: configuration, backend: OpenCLBackend.shared(device: device), weights: weights)
+        case .reference:
+            engine = try ReferenceLSTM(configuration: configuration, weights: weights)
         }
     }
 
@@ -73,7 +80,7 @@ public final class LSTM {
                       backend: backend, device: device)
     }
 
-    /// The engine's name ("cpu", "opencl: <device>").
+    /// The engine's name ("cpu", "opencl: <device>", "reference").
     public var backendName: String { engine.backendName }
 
     /// PyTorch's default initialisation for `configuration`.

@@ -21,17 +21,12 @@ public final class LSTMStack<Backend: LSTMBackend> {
 
     /// Replaces every weight; `weights` must hold exactly the configuration's tensors.
     public func setParameters(_ weights: [String: Tensor], source: String = "weights") throws {
-        let specs = configuration.parameterSpecs
         try backend.requireCapacity(SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
                                     for: "the weights of \(configuration.parameterCount) parameters")
-        let known = Set(specs.map(\.name))
-        if let extra = weights.keys.sorted().first(where: { !known.contains($0) }) {
-            throw LSTMError.unexpectedTensor(name: extra, file: source)
-        }
+        try checkWeights(weights, for: configuration, source: source)
         var uploaded: [String: Backend.Buffer] = [:]
-        for (name, shape) in specs {
-            guard let tensor = weights[name] else { throw LSTMError.missingTensor(name: name, file: source) }
-            try checkShape(tensor, shape, "\(source): '\(name)'")
+        for (name, _) in configuration.parameterSpecs {
+            let tensor = weights[name]!
             let buffer = try backend.makeBuffer(count: tensor.count)
             try backend.write(tensor.scalars, to: buffer, offset: 0)
             uploaded[name] = buffer
@@ -92,16 +87,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                         saveActivations: Bool = false, dropoutSeed: UInt64? = nil,
                         dropoutBatch: (offset: Int, global: Int)? = nil) throws -> LSTMStackForward<Backend> {
         let c = configuration
-        guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
-        guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
-        if let lengths {
-            guard lengths.count == batch else {
-                throw LSTMError.shapeMismatch(what: "lengths", expected: [batch], got: [lengths.count])
-            }
-            if let (b, n) = lengths.enumerated().first(where: { $0.element < 0 || $0.element > steps }) {
-                throw LSTMError.invalidArgument("lengths[\(b)] = \(n) is outside 0...\(steps) (T = \(steps))")
-            }
-        }
+        try checkRun(steps: steps, batch: batch, lengths: lengths)
         let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
         try backend.requireCapacity(SizeLimits.saturatingProduct([
                                         SizeLimits.saturatingSum([c.workingSetFloats(steps: steps, batch: batch,
@@ -296,4 +282,34 @@ public struct LSTMStackGradients<Backend: LSTMBackend> {
 func dropoutLayerSeed(_ seed: UInt64, layer: Int) -> UInt64 {
     var generator = SeededGenerator(seed: seed ^ (UInt64(layer + 1) &* 0xD1B5_4A32_D192_ED03))
     return generator.next()
+}
+
+/// Requires `weights` to hold exactly `configuration`'s tensors with their shapes: an extra
+/// name, a missing one or a wrong shape is an error naming it and `source`. Shared by every
+/// engine (`LSTMStack`, `ReferenceLSTM`), so they refuse the same weights the same way.
+func checkWeights(_ weights: [String: Tensor], for configuration: LSTMConfiguration, source: String) throws {
+    let specs = configuration.parameterSpecs
+    let known = Set(specs.map(\.name))
+    if let extra = weights.keys.sorted().first(where: { !known.contains($0) }) {
+        throw LSTMError.unexpectedTensor(name: extra, file: source)
+    }
+    for (name, shape) in specs {
+        guard let tensor = weights[name] else { throw LSTMError.missingTensor(name: name, file: source) }
+        try checkShape(tensor, shape, "\(source): '\(name)'")
+    }
+}
+
+/// Requires T ≥ 1, B ≥ 1 and, when given, `lengths` [B] with each in 0...T. Shared by every
+/// engine, so a bad run is refused with the same error whichever runs it.
+func checkRun(steps: Int, batch: Int, lengths: [Int]?) throws {
+    guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
+    guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
+    if let lengths {
+        guard lengths.count == batch else {
+            throw LSTMError.shapeMismatch(what: "lengths", expected: [batch], got: [lengths.count])
+        }
+        if let (b, n) = lengths.enumerated().first(where: { $0.element < 0 || $0.element > steps }) {
+            throw LSTMError.invalidArgument("lengths[\(b)] = \(n) is outside 0...\(steps) (T = \(steps))")
+        }
+    }
 }

@@ -76,3 +76,12 @@ func dropoutKeeps(index: UInt32, seed: UInt64, probability: Float) -> Bool {
     x &*= 0x27D4_EB2D; x ^= x >> 15
     return Float(x >> 8) * (1.0 / 16_777_216.0) >= probability
 }
+
+/// Element `index` of a host dropout mask (local index in `layout`): 0 when dropped, else
+/// 1/(1−p). The one mask generator on the host: the CPU backend's `dropoutMask` and the
+/// `Reference` model both call it, so their masks are the same by construction.
+@inline(__always)
+func dropoutMaskValue(index: Int, probability: Float, seed: UInt64, layout: DropoutLayout) -> Float {
+    let global = UInt32(truncatingIfNeeded: layout.globalIndex(index))
+    return dropoutKeeps(index: global, seed: seed, probability: probability) ? 1 / (1 - probability) : 0
+}

@@ -44,6 +44,7 @@ struct BenchCommand: ParsableCommand {
     var list = false
 
     func validate() throws {
+        if backend == .reference { throw referenceBackendRefused("bench") }
         guard seconds.isFinite, seconds >= 0, seconds <= 3600 else {
             throw ValidationError("--seconds must be a finite number in 0...3600, got \(seconds)")
         }

@@ -16,7 +16,7 @@ struct CheckCommand: ParsableCommand {
     @Argument(help: "Fixture files, or folders of *.safetensors fixtures.")
     var files: [String]
 
-    @Option(help: "cpu or opencl.")
+    @Option(help: "cpu, opencl, or reference (the plain-loop oracle the fast paths are tested against; slow).")
     var backend: BackendKind = .cpu
 
     @Option(help: "OpenCL device: index or name substring (default: LSTM_GPU_DEVICE, else the first GPU).")

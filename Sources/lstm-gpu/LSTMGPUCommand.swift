@@ -62,6 +62,12 @@ struct LSTMGPUCommand: ParsableCommand {
 
 extension BackendKind: ExpressibleByArgument {}
 
+/// The usage error for `--backend reference` in a command built on the `ModelOps` backends.
+func referenceBackendRefused(_ command: String) -> ValidationError {
+    ValidationError("--backend reference is only for 'lstm-gpu check' and the library's LSTM (it is the slow, readable "
+                    + "oracle); '\(command)' runs on cpu or opencl")
+}
+
 /// Prints `message` to standard error.
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))

@@ -24,6 +24,7 @@ struct SampleCommand: ParsableCommand {
     var score = false
 
     func validate() throws {
+        if backend == .reference { throw referenceBackendRefused("sample") }
         guard length >= 0 else { throw ValidationError("--length must be at least 0, got \(length)") }
         guard length <= SizeLimits.maxCount else { throw ValidationError("--length must be at most \(SizeLimits.maxCount), got \(length)") }
         guard temperature.isFinite else { throw ValidationError("--temperature must be a finite number, got \(temperature)") }
@@ -36,6 +37,7 @@ struct SampleCommand: ParsableCommand {
         switch backend {
         case .cpu: try sample(CPUBackend())
         case .opencl: try sample(OpenCLBackend.shared(device: device))
+        case .reference: throw referenceBackendRefused("sample")   // refused by validate() already
         }
     }
 

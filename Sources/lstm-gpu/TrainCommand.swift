@@ -64,6 +64,7 @@ struct TrainCommand: ParsableCommand {
     var collectiveTimeout: Double = 300
 
     func validate() throws {
+        if backend == .reference { throw referenceBackendRefused("train") }
         func atLeast(_ value: Int?, _ minimum: Int, _ name: String) throws {
             if let value, value < minimum { throw ValidationError("\(name) must be at least \(minimum), got \(value)") }
         }
@@ -174,6 +175,7 @@ struct TrainCommand: ParsableCommand {
                     if count > 0 { chosen = "\(reducer.localRank % count)" }
                 }
                 try train(text: text, settings: settings, backend: OpenCLBackend.shared(device: chosen), reducer: reducer)
+            case .reference: throw referenceBackendRefused("train")   // refused by validate() already
             }
         } catch {
             guard let reducer, reducer.size > 1 else { throw error }

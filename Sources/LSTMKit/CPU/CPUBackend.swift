@@ -22,7 +22,8 @@ public final class CPUBuffer {
     public func markModified() { version &+= 1 }
 }
 
-/// The reference backend: OpenBLAS for the matrix products, SIMD for the fused cell math,
+/// The fast CPU path (not the reference: that is `ReferenceLSTM`, the plain-loop oracle this
+/// backend is tested against element by element): OpenBLAS for the matrix products, SIMD for the fused cell math,
 /// its own team of threads for parallelism (OpenBLAS runs single-threaded in each).
 ///
 /// Per direction, each thread owns a range of hidden units and therefore (in the

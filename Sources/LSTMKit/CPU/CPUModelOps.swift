@@ -88,10 +88,8 @@ extension CPUBackend: ModelOps {
     }
 
     public func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: CPUBuffer) throws {
-        let keep = 1 / (1 - probability)
         for i in 0..<count {
-            let index = UInt32(truncatingIfNeeded: layout.globalIndex(i))
-            mask.pointer[i] = dropoutKeeps(index: index, seed: seed, probability: probability) ? keep : 0
+            mask.pointer[i] = dropoutMaskValue(index: i, probability: probability, seed: seed, layout: layout)
         }
         mask.markModified()
     }
