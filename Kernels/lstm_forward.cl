@@ -15,16 +15,15 @@
 //                         the output row. Any work-group size; global (P, B).
 // Activations: sigmoid_f / tanh_f below (not the built-in tanh), so saturated gates are
 // exactly 0 / ±1 and NaN or ±Inf propagate as in PyTorch.
-// Build options: -DLSTM_UNITS=64 -DLSTM_BT=4 -DLSTM_KT=32 (defaults below).
-
+// Build options (required, from OpenCLTiles.swift): -DLSTM_UNITS -DLSTM_BT -DLSTM_KT.
 #ifndef LSTM_UNITS
-#define LSTM_UNITS 64
+#error "LSTM_UNITS comes from the host (OpenCLTiles.buildOptions)"
 #endif
 #ifndef LSTM_BT
-#define LSTM_BT 4
+#error "LSTM_BT comes from the host (OpenCLTiles.buildOptions)"
 #endif
 #ifndef LSTM_KT
-#define LSTM_KT 32
+#error "LSTM_KT comes from the host (OpenCLTiles.buildOptions)"
 #endif
 
 // Activations, safe at any magnitude and exact where PyTorch is: both use exp/expm1 of

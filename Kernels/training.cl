@@ -7,7 +7,7 @@
 //   add_row_vector     m[r, :] += v                                       global (width, rows)
 //   softmax_xent_rows  per row: loss_r = logsumexp(x) − x[target] (max subtracted), gradient
 //                      = (softmax − onehot)·scale, 0 for ignored rows     global (rows)
-//   reduce_sum         out[slot] = scale·Σ x (one work-group of 256 items; reqd size 256)
+//   reduce_sum         out[slot] = scale·Σ x (one work-group of REDUCE_GROUP items, required size)
 //   mse                g = 2(p − t)/n; sq[i] = (p − t)²                   global (count)
 //   dropout_mask       mask[i] = keep(seed, global index of i) ? 1/(1−p) : 0 (same hash as the CPU path)
 //   multiply           out = a·b
@@ -62,16 +62,19 @@ __kernel void softmax_xent_rows(const int rows, const int classes, __global cons
     gr[target] -= scale;
 }
 
-__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+#ifndef REDUCE_GROUP
+#error "REDUCE_GROUP comes from the host (OpenCLTiles.buildOptions)"
+#endif
+__kernel __attribute__((reqd_work_group_size(REDUCE_GROUP, 1, 1)))
 void reduce_sum(const int n, __global const float* x, const float scale, __global float* out, const int slot)
 {
-    __local float partial[256];
+    __local float partial[REDUCE_GROUP];
     const int l = get_local_id(0);
     float acc = 0.0f;
-    for (int i = l; i < n; i += 256) acc += x[i];
+    for (int i = l; i < n; i += REDUCE_GROUP) acc += x[i];
     partial[l] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = 128; s > 0; s >>= 1) {
+    for (int s = REDUCE_GROUP / 2; s > 0; s >>= 1) {   // REDUCE_GROUP is a power of two
         if (l < s) partial[l] += partial[l + s];
         barrier(CLK_LOCAL_MEM_FENCE);
     }

@@ -20,10 +20,6 @@ public final class OpenCLBackend: LSTMBackend {
     public var name: String { "opencl: \(runtime.device.name)" }
     public var kind: BackendKind { .opencl }
 
-    /// Hidden units per work-group and batch rows per work-item of `lstm_forward_step`.
-    static let stepUnits = 64, stepBatchTile = 4, stepKTile = 32
-    var stepUnits: Int { Self.stepUnits }
-    var stepBatchTile: Int { Self.stepBatchTile }
     private let useTiledGEMM: Bool
 
     /// A backend on the device chosen by `device` (index or name substring; nil: the
@@ -34,9 +30,10 @@ public final class OpenCLBackend: LSTMBackend {
 
     public init(info: OpenCLDeviceInfo) throws {
         runtime = try OpenCLRuntime(device: info)
-        let program = try runtime.program(named: "gemm.cl", source: KernelSource.gemm.text, options: Self.buildOptions)
+        let program = try runtime.program(named: "gemm.cl", source: KernelSource.gemm.text, options: OpenCLTiles.buildOptions)
         let gemm = try runtime.kernel("gemm_tiled", programKey: KernelSource.gemm.rawValue) { program }
-        useTiledGEMM = gemm.maxWorkGroup >= 256 && info.maxWorkGroupSize >= 256
+        let groupItems = OpenCLTiles.gemmGroupSide * OpenCLTiles.gemmGroupSide
+        useTiledGEMM = gemm.maxWorkGroup >= groupItems && info.maxWorkGroupSize >= groupItems
     }
 
     private static let sharedLock = NSLock()
@@ -53,10 +50,8 @@ public final class OpenCLBackend: LSTMBackend {
         return backend
     }
 
-    static let buildOptions = "-cl-std=CL1.2 -DLSTM_UNITS=\(stepUnits) -DLSTM_BT=\(stepBatchTile) -DLSTM_KT=\(stepKTile)"
-
     func program(_ source: KernelSource) throws -> cl_program {
-        try runtime.program(named: source.rawValue + ".cl", source: source.text, options: Self.buildOptions)
+        try runtime.program(named: source.rawValue + ".cl", source: source.text, options: OpenCLTiles.buildOptions)
     }
 
     /// Builds arbitrary OpenCL C (for tools and tests); a failure throws with the build log.
@@ -103,7 +98,9 @@ public final class OpenCLBackend: LSTMBackend {
             .float(beta), .buffer(c.buffer), .int(c.offset), .int(c.rowStride),
         ]
         if useTiledGEMM {
-            try launch("gemm_tiled", in: .gemm, global: [(n + 63) / 64 * 16, (m + 63) / 64 * 16], local: [16, 16], arguments)
+            let (tile, side) = (OpenCLTiles.gemmTile, OpenCLTiles.gemmGroupSide)
+            try launch("gemm_tiled", in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
+                       local: [side, side], arguments)
         } else {
             try launch("gemm_plain", in: .gemm, global: [n, m], arguments)
         }

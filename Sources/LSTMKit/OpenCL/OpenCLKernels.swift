@@ -46,7 +46,8 @@ extension OpenCLBackend {
                      saved: DirectionActivations<OpenCLBuffer>?) throws {
         let placeholder = runtime.placeholder
         try launch("lstm_forward_step", in: .lstmForward,
-                   global: [s.hiddenSize, (s.batch + stepBatchTile - 1) / stepBatchTile], local: [stepUnits, 1], [
+                   global: [s.hiddenSize, (s.batch + OpenCLTiles.stepBatchTile - 1) / OpenCLTiles.stepBatchTile],
+                   local: [OpenCLTiles.stepUnits, 1], [
             .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentTransposed), .buffer(gates),
             .buffer(hidden), .buffer(cell), .buffer(nextHidden), .buffer(nextCell),
             .buffer(output.buffer), .int(output.offset), .int(output.rowStride), .buffer(lengths),

@@ -42,7 +42,7 @@ extension OpenCLBackend: ModelOps {
             .int(rows), .int(classes), .buffer(logits), .buffer(targets.buffer), .int(ignoreIndex), .float(counted > 0 ? 1 / Float(counted) : 0),
             .buffer(gradient), .buffer(rowLoss),
         ])
-        try launch("reduce_sum", in: .training, global: [256], local: [256],
+        try launch("reduce_sum", in: .training, global: [OpenCLTiles.reduceGroup], local: [OpenCLTiles.reduceGroup],
                    [.int(rows), .buffer(rowLoss), .float(counted > 0 ? 1 / Float(counted) : 0), .buffer(loss), .int(lossSlot)])
     }
 
@@ -50,7 +50,7 @@ extension OpenCLBackend: ModelOps {
                                  loss: OpenCLBuffer, lossSlot: Int) throws {
         let squares = try makeScratchBuffer(count: count)
         try launch("mse", in: .training, global: [count], [.int(count), .buffer(prediction), .buffer(target), .buffer(gradient), .buffer(squares)])
-        try launch("reduce_sum", in: .training, global: [256], local: [256],
+        try launch("reduce_sum", in: .training, global: [OpenCLTiles.reduceGroup], local: [OpenCLTiles.reduceGroup],
                    [.int(count), .buffer(squares), .float(1 / Float(max(count, 1))), .buffer(loss), .int(lossSlot)])
     }
 
@@ -68,7 +68,7 @@ extension OpenCLBackend: ModelOps {
     public func sumOfSquares(_ x: OpenCLBuffer, count: Int, into sums: OpenCLBuffer, slot: Int) throws {
         let squares = try makeScratchBuffer(count: count)
         try launch("square", in: .training, global: [count], [.int(count), .buffer(x), .buffer(squares)])
-        try launch("reduce_sum", in: .training, global: [256], local: [256],
+        try launch("reduce_sum", in: .training, global: [OpenCLTiles.reduceGroup], local: [OpenCLTiles.reduceGroup],
                    [.int(count), .buffer(squares), .float(1), .buffer(sums), .int(slot)])
     }
 

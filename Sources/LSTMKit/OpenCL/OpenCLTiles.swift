@@ -1,0 +1,17 @@
+/// The tile and work-group sizes of the OpenCL kernels: defined here and nowhere else. Every
+/// program is built with them as -D options (`buildOptions`); the .cl files refuse to build
+/// without them, and the launchers size their grids from the same constants.
+enum OpenCLTiles {
+    /// gemm_tiled: a GEMM_TILE × GEMM_TILE output tile per work-group, GEMM_WPT × GEMM_WPT
+    /// outputs per item (so (GEMM_TILE / GEMM_WPT)² items per group), K in slices of GEMM_K.
+    static let gemmTile = 64, gemmItemTile = 4, gemmK = 16
+    /// Items per side of a gemm_tiled work-group.
+    static var gemmGroupSide: Int { gemmTile / gemmItemTile }
+    /// lstm_forward_step: hidden units per work-group, batch rows per item, K per local tile.
+    static let stepUnits = 64, stepBatchTile = 4, stepKTile = 32
+    /// reduce_sum: items of its single work-group.
+    static let reduceGroup = 256
+
+    static let buildOptions = "-cl-std=CL1.2 -DGEMM_TILE=\(gemmTile) -DGEMM_WPT=\(gemmItemTile) -DGEMM_K=\(gemmK)"
+        + " -DLSTM_UNITS=\(stepUnits) -DLSTM_BT=\(stepBatchTile) -DLSTM_KT=\(stepKTile) -DREDUCE_GROUP=\(reduceGroup)"
+}
