@@ -11,7 +11,12 @@ public final class LSTMStack<Backend: LSTMBackend> {
     /// The weights, by `state_dict` name.
     public private(set) var parameters: [String: Backend.Buffer] = [:]
 
-    /// Uploads `weights` (checked strictly against `configuration`).
+    /// A stack on `backend` holding `weights`.
+    ///
+    /// - Parameters:
+    ///   - weights: exactly the configuration's tensors by `state_dict` name, with their shapes.
+    /// - Throws: `LSTMError` for an invalid configuration, a missing, extra or misshaped
+    ///   tensor, or weights the backend cannot hold.
     public init(configuration: LSTMConfiguration, backend: Backend, weights: [String: Tensor]) throws {
         try configuration.validate()
         self.configuration = configuration
@@ -77,11 +82,19 @@ public final class LSTMStack<Backend: LSTMBackend> {
                        hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize)
     }
 
-    /// Runs the whole stack. `input` is [T, B, I] (or [B, T, I] when batch-first); `h0`
-    /// [L·D, B, Hout] and `c0` [L·D, B, H] default to zeros; `lengths` [B], each in 0...T.
-    /// With `saveActivations` the result carries what `backward` needs. With a `dropoutSeed`
-    /// (training) and `configuration.dropout` > 0, every layer's output but the last's is
-    /// dropped out with masks drawn from the seed (the same on every backend).
+    /// Runs the whole stack.
+    ///
+    /// - Parameters:
+    ///   - input: [T, B, I] ([B, T, I] when batch-first), a buffer of this backend.
+    ///   - steps: T. `batch`: B.
+    ///   - initialHidden: h0 [L·D, B, Hout]; nil means zeros. `initialCell`: c0 [L·D, B, H].
+    ///   - lengths: [B], each in 0...T, any order: packed-sequence semantics.
+    ///   - saveActivations: keep what `backward` needs (training).
+    ///   - dropoutSeed: with `configuration.dropout` > 0, drop out every layer's output but the
+    ///     last's with masks drawn from this seed (the same on every backend); nil: no dropout.
+    ///   - dropoutBatch: under data parallelism, where this replica's rows sit in the global batch.
+    /// - Returns: output [T, B, D·Hout] (batch-first likewise), hn, cn and the saved state.
+    /// - Throws: `LSTMError` for T or B < 1, bad lengths, or a working set the backend cannot hold.
     public func forward(input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
                         initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
                         saveActivations: Bool = false, dropoutSeed: UInt64? = nil,
@@ -154,10 +167,15 @@ public final class LSTMStack<Backend: LSTMBackend> {
                                 activations: saveActivations ? activations : nil, dropoutMasks: dropoutMasks)
     }
 
-    /// Backpropagation through time over the whole stack, from a forward run with
-    /// `saveActivations`. Upstream gradients: `outputGradient` like the output, `finalHiddenGradient`
-    /// like hn, `finalCellGradient` like cn; nil means zeros. The forward's activations are
-    /// left intact, so `backward` may be called again on the same forward.
+    /// Backpropagation through time over the whole stack. The forward's activations are left
+    /// intact, so `backward` may be called again on the same forward.
+    ///
+    /// - Parameters:
+    ///   - forward: a result of `forward(…, saveActivations: true)` of this stack.
+    ///   - outputGradient: dL/d(output), like the output; nil means zeros.
+    ///   - finalHiddenGradient: dL/d(hn) [L·D, B, Hout]; `finalCellGradient`: dL/d(cn) [L·D, B, H].
+    /// - Returns: the gradients of the input, h0, c0 and every weight (by `state_dict` name).
+    /// - Throws: `LSTMError` when `forward` is another stack's or kept no activations.
     public func backward(_ forward: LSTMStackForward<Backend>, outputGradient: Backend.Buffer?,
                          finalHiddenGradient: Backend.Buffer? = nil,
                          finalCellGradient: Backend.Buffer? = nil) throws -> LSTMStackGradients<Backend> {
