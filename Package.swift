@@ -6,8 +6,8 @@ let package = Package(
     // Supported: Linux (built and tested on Debian 12, x86_64, Swift 6). SwiftPM has no way to
     // declare "Linux only"; `platforms` sets minimum versions for Apple platforms alone, and
     // macOS is deliberately not listed: it has never been built there (it cannot be checked on
-    // the development machine; the OpenCL, OpenBLAS and Open MPI targets expect pkg-config
-    // packages as Debian ships them).
+    // the development machine; the OpenCL and Open MPI targets expect pkg-config packages as
+    // Debian ships them, and OpenBLAS is loaded at run time as libopenblas.so.0).
     products: [
         .library(name: "LSTMKit", targets: ["LSTMKit"]),
         .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),
@@ -20,15 +20,18 @@ let package = Package(
             name: "COpenCL", path: "Sources/COpenCL", pkgConfig: "OpenCL",
             providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(
-            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(
             name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CLSTMKernels", path: "Sources/CLSTMKernels", linkerSettings: [.linkedLibrary("m")]),
+        // The CPU path's BLAS is loaded at run time (dlopen), not linked: LSTMKit sets
+        // OPENBLAS_CORETYPE from CPUID before OpenBLAS's constructor reads it, and a missing
+        // BLAS is a thrown error at first use. Needs at run time libopenblas.so.0 (Debian:
+        // libopenblas0, which libopenblas-dev pulls in) or another CBLAS as libcblas.so.3 /
+        // libblas.so.3; nothing at build time.
+        .target(name: "CBLASLoader", path: "Sources/CBLASLoader", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "LSTMKit",
-            dependencies: ["COpenCL", "CBLAS", "CLSTMKernels"],
+            dependencies: ["COpenCL", "CBLASLoader", "CLSTMKernels"],
             path: "Sources/LSTMKit",
             // Kernels are compiled into the binary: an installed lstm-gpu needs no source tree.
             resources: [

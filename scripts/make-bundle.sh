@@ -19,8 +19,14 @@ cp "$binary" "$stage/libexec/lstm-gpu"
 strip "$stage/libexec/lstm-gpu" || true
 
 # Shared libraries to carry: everything ldd resolves except the C runtime and the C++
-# runtime every Linux has (a GPU driver loaded into the process needs the system's own).
-ldd "$stage/libexec/lstm-gpu" | awk '/=> \//{print $1, $3}' | while read -r soname path; do
+# runtime every Linux has (a GPU driver loaded into the process needs the system's own),
+# plus OpenBLAS, which the binary does not link but loads at first use (dlopen of
+# libopenblas.so.0, after choosing its kernels from CPUID): dlopen searches LD_LIBRARY_PATH,
+# which the launcher sets to the bundle's lib folder.
+openblas=$(ldconfig -p 2>/dev/null | awk '$1 == "libopenblas.so.0" && /x86-64/ {print $NF; exit}')
+[ -n "$openblas" ] || openblas=$(ls /usr/lib/x86_64-linux-gnu/libopenblas.so.0 2>/dev/null || true)
+[ -n "$openblas" ] || { echo "libopenblas.so.0 not found (apt install libopenblas0)" >&2; exit 1; }
+{ ldd "$stage/libexec/lstm-gpu"; echo "	libopenblas.so.0 => $openblas (0x0)"; } | awk '/=> \//{print $1, $3}' | while read -r soname path; do
   case "$soname" in
     libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libstdc++.so*|libgcc_s.so*) continue ;;
   esac
@@ -51,6 +57,9 @@ if [ "${1:-}" = "--check" ]; then
   tar -C "$tmp" -xJf "dist/$name.tar.xz"
   cd /
   env -i PATH=/usr/bin:/bin HOME="$tmp/home" "$tmp/$name/bin/lstm-gpu" devices
+  # the CPU path's BLAS is the bundled one
+  env -i PATH=/usr/bin:/bin HOME="$tmp/home" "$tmp/$name/bin/lstm-gpu" devices | grep -q "BLAS .*/$name/" \
+    || { echo "the bundled lstm-gpu did not load the bundled OpenBLAS" >&2; exit 1; }
   env -i PATH=/usr/bin:/bin HOME="$tmp/home" "$tmp/$name/bin/lstm-gpu" check "$tmp/$name/fixtures" --quiet | tail -1
   if env -i PATH=/usr/bin:/bin "$tmp/$name/bin/lstm-gpu" devices | grep -q '^\[0\]'; then
     env -i PATH=/usr/bin:/bin HOME="$tmp/home" "$tmp/$name/bin/lstm-gpu" check "$tmp/$name/fixtures" --backend opencl --quiet | tail -1

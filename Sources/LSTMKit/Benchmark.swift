@@ -122,6 +122,9 @@ public struct BenchmarkRow: Sendable, Codable {
     public var trainGflops: Double
     /// Max |output − CPU path's output| on the same weights and input.
     public var parityMaxAbs: Double
+    /// The host CPU and the CPU path's BLAS library and kernels (`CPUInfo.current`), the same
+    /// on every row of a run; nil in rows written before it was recorded.
+    public var cpu: CPUInfo? = nil
 }
 
 /// Times one shape on one backend: forward (inference) and a training step (forward with

@@ -100,12 +100,14 @@ struct BenchCommand: ParsableCommand {
         // Progress goes to standard error: a status line rewritten in place on a terminal, else
         // one plain line per measurement (so a redirected or piped run shows where it is).
         let statusLine = isatty(STDERR_FILENO) != 0
+        let cpuInfo = CPUInfo.current
         let table = BenchTable(shapes: shapes, devices: devices.map { deviceLabel($0.device) },
                                cpu: backend != .opencl)
         if !json {
             let runs = `repeat`.map { "\($0) run\($0 == 1 ? "" : "s")" } ?? "\(seconds) s"
             let threadNote = threads.map { "CPU threads \(min($0, CPUThreads.maximum))" }
                 ?? "CPU threads up to \(cpu.threads), chosen per row by work size"
+            print(cpuInfo.summary)
             print("lstm-gpu bench: \(shapes.count) row\(shapes.count == 1 ? "" : "s"), \(threadNote), \(runs) per measurement")
             print(table.header)
         }
@@ -116,6 +118,8 @@ struct BenchCommand: ParsableCommand {
                 FileHandle.standardError.write(Data((statusLine ? text + "\u{1B}[K\r" : text + "\n").utf8))
             }
             func emit(_ row: BenchmarkRow) throws {
+                var row = row
+                row.cpu = cpuInfo
                 if statusLine { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
                 rows.append(row)
                 print(json ? try jsonLine(row) : table.format(row))

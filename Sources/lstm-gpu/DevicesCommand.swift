@@ -4,9 +4,10 @@ import LSTMKit
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "List the OpenCL devices (the index is what --device and LSTM_GPU_DEVICE take).")
+        abstract: "List the CPU path (processor, threads, BLAS library and kernels) and the OpenCL devices (the index is what --device and LSTM_GPU_DEVICE take).")
 
     func run() throws {
+        for line in CPUInfo.current.details { print(line) }
         let devices = try OpenCLDevices.all()
         guard !devices.isEmpty else {
             print("no OpenCL platform or device found; the CPU path is available (--backend cpu).")

@@ -169,13 +169,18 @@ final class DistributedTests: XCTestCase {
 }
 
 /// Runs a program to completion; returns its status and its output (stdout and stderr).
-func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+/// `environment` is added to this process's environment, after the variables in `removing` are taken out.
+func runProcess(_ path: String, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
                 directory: String? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.arguments = arguments
-    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    if !environment.isEmpty || !removing.isEmpty {
+        var merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        for name in removing where environment[name] == nil { merged[name] = nil }
+        process.environment = merged
+    }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

@@ -71,17 +71,20 @@ final class ReadmeExampleTests: XCTestCase {
                          "-I", modules.path, "-module-cache-path", folder + "/module-cache",
                          "-Xcc", "-fmodule-map-file=\(build.path)/CLSTMKernels.build/module.modulemap",
                          "-Xcc", "-I", "-Xcc", sources + "/CLSTMKernels/include",
-                         "-Xcc", "-fmodule-map-file=\(sources)/CBLAS/module.modulemap",
+                         "-Xcc", "-fmodule-map-file=\(build.path)/CBLASLoader.build/module.modulemap",
+                         "-Xcc", "-I", "-Xcc", sources + "/CBLASLoader/include",
                          "-Xcc", "-fmodule-map-file=\(sources)/COpenCL/module.modulemap",
                          "-lm"]
         // The system libraries' link flags, as the package's pkgConfig entries give them.
         let pkgConfig = ["/usr/bin/pkg-config", "/usr/local/bin/pkg-config"].first { fm.isExecutableFile(atPath: $0) }
-        if let pkgConfig, case let flags = try runProcess(pkgConfig, ["--libs", "openblas", "OpenCL"]), flags.status == 0 {
+        // (OpenBLAS is not linked: LSTMKit loads it at run time.)
+        if let pkgConfig, case let flags = try runProcess(pkgConfig, ["--libs", "OpenCL"]), flags.status == 0 {
             arguments += flags.output.split(whereSeparator: \.isWhitespace).map(String.init)
         } else {
-            arguments += ["-lopenblas", "-lOpenCL"]
+            arguments += ["-lOpenCL"]
         }
-        arguments += try objects("LSTMKit") + objects("CLSTMKernels")
+        arguments += ["-ldl"]
+        arguments += try objects("LSTMKit") + objects("CLSTMKernels") + objects("CBLASLoader")
         return try runProcess(swiftc, arguments)
     }
 

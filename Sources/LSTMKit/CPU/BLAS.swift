@@ -1,5 +1,62 @@
-import CBLAS
+import CBLASLoader
 import Foundation
+
+/// The CPU path's BLAS library, loaded at first use (dlopen, see Sources/CBLASLoader) rather
+/// than linked: OpenBLAS picks its kernels once, in its library constructor, from
+/// OPENBLAS_CORETYPE or its own CPU detection, and an OpenBLAS that does not know this
+/// processor falls back to old kernels (Debian's 0.3.21 runs SSE3 "Prescott" kernels on new
+/// AVX-512 Xeons, 6x slower). So unless the user set OPENBLAS_CORETYPE, the variable is set
+/// from CPUID (`CPUInfo.openBLASCore(for:)`) just for the load, then restored.
+/// LSTM_GPU_BLAS names another library to load instead (a file name or path, e.g. MKL's
+/// libmkl_rt.so; any library with cblas_sgemm and cblas_sgemv).
+enum BLASLibrary {
+    struct State: Sendable {
+        /// Why no library could be loaded; nil when one was.
+        var error: String?
+        /// Who chose the kernels: see `CPUInfo.blasCoreChosenBy`.
+        var chosenBy: String
+        /// The core LSTMKit asked for (OPENBLAS_CORETYPE during the load), when it asked.
+        var requestedCore: String?
+    }
+
+    static let variable = "OPENBLAS_CORETYPE"
+    static let libraryVariable = "LSTM_GPU_BLAS"
+
+    /// Loads the library (once, on first access).
+    static let state: State = load()
+
+    /// Throws `LSTMError.missingLibrary` when no BLAS library could be loaded.
+    static func require() throws {
+        if let error = state.error { throw LSTMError.missingLibrary(error) }
+    }
+
+    private static func load() -> State {
+        let userValue = getenv(variable).map { String(cString: $0) }
+        let only = getenv(libraryVariable).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        var requested: String?
+        var chosenBy: String
+        if let userValue, !userValue.isEmpty {
+            chosenBy = "environment"
+        } else if lstm_blas_already_loaded(only) != 0 {
+            chosenBy = "preloaded"   // in the process before LSTMKit: its constructor has run
+        } else if let core = CPUInfo.openBLASCore(for: .current) {
+            setenv(variable, core, 1)   // unset or empty: nothing the user chose is overwritten
+            requested = core
+            chosenBy = "cpuid"
+        } else {
+            chosenBy = "library"
+        }
+        var message = [CChar](repeating: 0, count: 1024)
+        let loaded = lstm_blas_open(only, &message, message.count) != 0
+        if requested != nil {
+            // OpenBLAS has read it; child processes see the environment the user gave.
+            if let userValue { setenv(variable, userValue, 1) } else { unsetenv(variable) }
+        }
+        if loaded, lstm_blas_corename() == nil { chosenBy = "not-openblas" }
+        let error = loaded ? nil : message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return State(error: error, chosenBy: chosenBy, requestedCore: requested)
+    }
+}
 
 /// Row-major sgemm: C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C.
 @inline(__always)
@@ -11,17 +68,18 @@ func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k
         for r in 0..<m { for col in 0..<n { c[r * ldc + col] = beta == 0 ? 0 : beta * c[r * ldc + col] } }
         return
     }
+    let rowMajor = Int32(LSTM_BLAS_ROW_MAJOR), noTrans = Int32(LSTM_BLAS_NO_TRANS), trans = Int32(LSTM_BLAS_TRANS)
     if m == 1, !transposeA {
         // One row: a matrix-vector product (OpenBLAS's sgemm is slow for M = 1).
         if transposeB {   // c[n] = B[n, k] · a[k]
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            lstm_blas_sgemv(rowMajor, noTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, 1, beta, c, 1)
         } else {          // c[n] = B[k, n]ᵀ · a[k]
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            lstm_blas_sgemv(rowMajor, trans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
         }
         return
     }
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    lstm_blas_sgemm(rowMajor, transposeA ? trans : noTrans, transposeB ? trans : noTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// The CPU path's parallelism. The CPU path splits its work over its own team of threads
@@ -49,7 +107,11 @@ public enum CPUThreads {
         return count
     }
 
-    static func singleThreadedBLAS() { openblas_set_num_threads(1) }
+    /// Loads the BLAS library if it is not yet loaded and keeps its own pool at one thread.
+    static func singleThreadedBLAS() {
+        _ = BLASLibrary.state
+        lstm_blas_set_num_threads(1)
+    }
 
     /// The least recurrent work per thread and step, in FLOPs, for which a CPU backend made
     /// without an explicit thread count (`CPUBackend()`) adds a thread to one direction.

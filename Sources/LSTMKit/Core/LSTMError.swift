@@ -32,6 +32,9 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
     case outOfMemory(device: String, needed: Int, available: Int)
     /// A file another process holds (an advisory lock, e.g. a checkpoint being trained).
     case inUse(String)
+    /// A shared library the engine loads at run time is missing or unusable (the CPU path's
+    /// BLAS: libopenblas.so.0 or another CBLAS); the message says what was tried.
+    case missingLibrary(String)
 
     public var description: String {
         switch self {
@@ -54,6 +57,8 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
         case let .outOfMemory(device, needed, available):
             return "out of memory on \(device): needs \(formatBytes(needed)), there are \(formatBytes(available))"
         case let .inUse(message): return message
+        case let .missingLibrary(message):
+            return "\(message); the CPU path needs OpenBLAS (Debian/Ubuntu: apt install libopenblas0) or another CBLAS library"
         }
     }
 }

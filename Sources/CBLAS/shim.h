@@ -1,2 +1,0 @@
-// OpenBLAS's CBLAS interface and its thread-pool controls.
-#include <cblas.h>
