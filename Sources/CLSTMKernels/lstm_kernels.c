@@ -1,5 +1,6 @@
-// See include/lstm_kernels.h. Each public function dispatches once per call to an
-// AVX2+FMA body (compiled with a function-level target attribute) or a portable body.
+// See include/lstm_kernels.h. Each public function dispatches once per call on the
+// process-wide variant (lstm_kernels_variant): an AVX-512 or AVX2+FMA body (compiled with a
+// function-level target attribute, so the build itself stays generic) or the portable body.
 #include "lstm_kernels.h"
 #include <math.h>
 #include <string.h>
@@ -8,22 +9,58 @@
 #define LSTM_X86 1
 #endif
 
-static int avx2_state = -1;
-static int force_portable = 0;
-
-void lstm_kernels_force_portable(int on) { force_portable = on != 0; }
-
-int lstm_kernels_use_avx2(void) {
-#ifdef LSTM_X86
-    if (force_portable) return 0;
-    if (avx2_state < 0) {
-        __builtin_cpu_init();
-        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avx2_state;
+// Full unrolling of the micro-kernels' loops over their register tile, so that the accumulator
+// arrays live in registers: without it clang may keep them on the stack (a load and a store
+// around every FMA; seen with the AVX-512 tile at -O2).
+#if defined(__clang__)
+#define UNROLL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define UNROLL _Pragma("GCC unroll 32")
 #else
-    return 0;
+#define UNROLL
 #endif
+
+// -1 until first asked; then the CPUID set (bit v = variant v runs here) and the variant in force.
+static int supported_state = -1;
+static int variant_state = -1;
+
+int lstm_kernels_supported(void) {
+    int mask = __atomic_load_n(&supported_state, __ATOMIC_RELAXED);
+    if (mask >= 0) return mask;
+    mask = 1 << LSTM_VARIANT_PORTABLE;
+#ifdef LSTM_X86
+    __builtin_cpu_init();
+    // __builtin_cpu_supports also checks that the OS saves the ymm/zmm state (XGETBV).
+    const int fma = __builtin_cpu_supports("fma");
+    if (__builtin_cpu_supports("avx2") && fma) mask |= 1 << LSTM_VARIANT_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && fma)
+        mask |= 1 << LSTM_VARIANT_AVX512;
+#endif
+    __atomic_store_n(&supported_state, mask, __ATOMIC_RELAXED);
+    return mask;
+}
+
+int lstm_kernels_best_variant(void) {
+    const int mask = lstm_kernels_supported();
+    for (int v = LSTM_VARIANT_COUNT - 1; v > 0; v--)
+        if (mask & (1 << v)) return v;
+    return LSTM_VARIANT_PORTABLE;
+}
+
+int lstm_kernels_variant(void) {
+    const int v = __atomic_load_n(&variant_state, __ATOMIC_RELAXED);
+    if (v >= 0) return v;
+    const int best = lstm_kernels_best_variant();
+    __atomic_store_n(&variant_state, best, __ATOMIC_RELAXED);
+    return best;
+}
+
+int lstm_kernels_set_variant(int variant) {
+    if (variant < 0) { __atomic_store_n(&variant_state, lstm_kernels_best_variant(), __ATOMIC_RELAXED); return 0; }
+    if (variant >= LSTM_VARIANT_COUNT || !(lstm_kernels_supported() & (1 << variant))) return -1;
+    __atomic_store_n(&variant_state, variant, __ATOMIC_RELAXED);
+    return 0;
 }
 
 // ---------------------------------------------------------------- portable bodies
@@ -159,16 +196,16 @@ AVX2 static void cell_backward_avx2(const float *gates, const float *cell, const
 #define MICRO_KERNEL(MR)                                                                                      \
 AVX2 static void micro_##MR(int k, const float *a, int lda, const float *panel, float *c, int ldc, int cols) { \
     __m256 acc0[MR], acc1[MR];                                                                                \
-    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }            \
+    UNROLL for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }     \
     for (int kk = 0; kk < k; kk++) {                                                                          \
         const __m256 w0 = _mm256_loadu_ps(panel + 16 * kk), w1 = _mm256_loadu_ps(panel + 16 * kk + 8);       \
-        for (int r = 0; r < MR; r++) {                                                                        \
+        UNROLL for (int r = 0; r < MR; r++) {                                                                 \
             const __m256 av = _mm256_broadcast_ss(a + (size_t)r * lda + kk);                                  \
             acc0[r] = _mm256_fmadd_ps(av, w0, acc0[r]);                                                       \
             acc1[r] = _mm256_fmadd_ps(av, w1, acc1[r]);                                                       \
         }                                                                                                     \
     }                                                                                                         \
-    for (int r = 0; r < MR; r++) {                                                                            \
+    UNROLL for (int r = 0; r < MR; r++) {                                                                     \
         float *cr = c + (size_t)r * ldc;                                                                      \
         if (cols == 16) {                                                                                     \
             _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), acc0[r]));                                \
@@ -213,13 +250,181 @@ AVX2 static void gemm_packed_avx2(int m, int n, int k, const float *a, int lda, 
         }
     }
 }
+
+// ---------------------------------------------------------------- AVX-512 bodies
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+
+// exp as exp_avx2 (same reduction, polynomial and IEEE edge cases: NaN passes the clamps as
+// their second operand, x > ln(FLT_MAX) gives +inf, x < -103.97 gives 0), 16-wide; 2^n is
+// applied by vscalefps, which rounds once and reaches the subnormals and +inf by itself.
+AVX512 static inline __m512 exp_avx512(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-103.97208f), hi = _mm512_set1_ps(88.72283935546875f);
+    const __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+    e = _mm512_scalef_ps(e, n);
+    // Ordered compares are false for NaN, so NaN survives both blends.
+    e = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), e, _mm512_set1_ps(INFINITY));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), e, _mm512_setzero_ps());
+}
+
+// sigmoid(x·scale)·scale - shift: with scale = 1, shift = 0 the sigmoid; with scale = 2,
+// shift = 1 tanh(x) = 2·sigmoid(2x) - 1. Exact 0/1/±1 at saturation and at ±inf; NaN stays NaN.
+AVX512 static inline __m512 scaled_sigmoid_avx512(__m512 x, __m512 scale, __m512 shift) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 e = exp_avx512(_mm512_mul_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), scale)));
+    return _mm512_sub_ps(_mm512_div_ps(scale, _mm512_add_ps(one, e)), shift);
+}
+
+AVX512 static inline __m512 tanh_avx512(__m512 x) {
+    return scaled_sigmoid_avx512(x, _mm512_set1_ps(2.0f), _mm512_set1_ps(1.0f));
+}
+
+AVX512 static inline __m512 join256(__m256 low, __m256 high) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(low), high, 1);
+}
+#define LOW256(v) _mm512_castps512_ps256(v)
+#define HIGH256(v) _mm512_extractf32x8_ps((v), 1)
+
+// A block is two zmm: [i | f] (both sigmoid) and [g | o] (tanh, sigmoid: one pass with a
+// per-half scale and shift). tanh(c) runs once per pair of blocks.
+AVX512 static void cell_forward_avx512(float *gates, const float *prev_cell, float *cell, float *hidden, int blocks) {
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    const __m512 go_scale = join256(_mm256_set1_ps(2.0f), _mm256_set1_ps(1.0f));
+    const __m512 go_shift = join256(_mm256_set1_ps(1.0f), _mm256_setzero_ps());
+    for (int b = 0; b < blocks; b += 2) {
+        const int pair = b + 1 < blocks;
+        __m256 c[2], o[2];
+        for (int k = 0; k <= pair; k++) {
+            float *g = gates + 32 * (b + k);
+            const __m512 if_ = scaled_sigmoid_avx512(_mm512_loadu_ps(g), one, zero);
+            const __m512 go = scaled_sigmoid_avx512(_mm512_loadu_ps(g + 16), go_scale, go_shift);
+            _mm512_storeu_ps(g, if_); _mm512_storeu_ps(g + 16, go);
+            c[k] = _mm256_fmadd_ps(HIGH256(if_), _mm256_loadu_ps(prev_cell + 8 * (b + k)), _mm256_mul_ps(LOW256(if_), LOW256(go)));
+            o[k] = HIGH256(go);
+        }
+        if (pair) {
+            const __m512 c2 = join256(c[0], c[1]);
+            _mm512_storeu_ps(cell + 8 * b, c2);
+            _mm512_storeu_ps(hidden + 8 * b, _mm512_mul_ps(join256(o[0], o[1]), tanh_avx512(c2)));
+        } else {
+            _mm256_storeu_ps(cell + 8 * b, c[0]);
+            _mm256_storeu_ps(hidden + 8 * b, _mm256_mul_ps(o[0], LOW256(tanh_avx512(_mm512_castps256_ps512(c[0])))));
+        }
+    }
+}
+
+AVX512 static void cell_backward_avx512(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
+                                        float *dcell, float *dgates, int blocks) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int b = 0; b < blocks; b += 2) {
+        const int pair = b + 1 < blocks;
+        const __mmask16 lanes = pair ? 0xFFFF : 0x00FF;
+        const float *g0 = gates + 32 * b, *g1 = gates + 32 * (b + pair);
+        // Units of both blocks: o, f, tanh(c), dL/dr, carried dL/dc.
+        const __m512 o = join256(_mm256_loadu_ps(g0 + 24), _mm256_loadu_ps(g1 + 24));
+        const __m512 f = join256(_mm256_loadu_ps(g0 + 8), _mm256_loadu_ps(g1 + 8));
+        const __m512 tc = tanh_avx512(_mm512_maskz_loadu_ps(lanes, cell + 8 * b));
+        const __m512 dr = _mm512_maskz_loadu_ps(lanes, dhidden + 8 * b);
+        const __m512 dc = _mm512_fmadd_ps(_mm512_mul_ps(dr, o), _mm512_fnmadd_ps(tc, tc, one), _mm512_maskz_loadu_ps(lanes, dcell + 8 * b));
+        _mm512_mask_storeu_ps(dcell + 8 * b, lanes, _mm512_mul_ps(dc, f));
+        for (int k = 0; k <= pair; k++) {
+            const float *g = gates + 32 * (b + k);
+            float *dg = dgates + 32 * (b + k);
+            const __m256 dck = k ? HIGH256(dc) : LOW256(dc), drk = k ? HIGH256(dr) : LOW256(dr), tck = k ? HIGH256(tc) : LOW256(tc);
+            const __m512 if_ = _mm512_loadu_ps(g), go = _mm512_loadu_ps(g + 16);
+            // [dc·g·i(1-i) | dc·c_prev·f(1-f)]
+            const __m512 left = _mm512_mul_ps(join256(dck, dck), join256(LOW256(go), _mm256_loadu_ps(prev_cell + 8 * (b + k))));
+            _mm512_storeu_ps(dg, _mm512_mul_ps(left, _mm512_fnmadd_ps(if_, if_, if_)));
+            // [dc·i·(1-g²) | dr·tanh(c)·o(1-o)]
+            const __m512 right = join256(_mm256_mul_ps(dck, LOW256(if_)), _mm256_mul_ps(drk, tck));
+            const __m512 slope = _mm512_fnmadd_ps(go, go, _mm512_mask_blend_ps(0xFF00, one, go));
+            _mm512_storeu_ps(dg + 16, _mm512_mul_ps(right, slope));
+        }
+    }
+}
+
+// C[MR rows, 16·NP cols] += A[MR, k] · NP consecutive panels, with `last` (≤ 16) columns
+// stored in the last panel. Accumulators: MR·NP zmm.
+#define MICRO512(MR, NP)                                                                                       \
+AVX512 static void micro512_##MR##x##NP(int k, const float *a, int lda, const float *panel, size_t stride,     \
+                                        float *c, int ldc, int last) {                                         \
+    __m512 acc[MR][NP];                                                                                        \
+    UNROLL for (int r = 0; r < MR; r++) UNROLL for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();  \
+    for (int kk = 0; kk < k; kk++) {                                                                           \
+        __m512 w[NP];                                                                                          \
+        UNROLL for (int q = 0; q < NP; q++) w[q] = _mm512_loadu_ps(panel + q * stride + 16 * kk);                     \
+        UNROLL for (int r = 0; r < MR; r++) {                                                                  \
+            const __m512 av = _mm512_set1_ps(a[(size_t)r * lda + kk]);                                         \
+            UNROLL for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(av, w[q], acc[r][q]);                     \
+        }                                                                                                      \
+    }                                                                                                          \
+    const __mmask16 tail = (__mmask16)((1u << last) - 1);                                                      \
+    UNROLL for (int r = 0; r < MR; r++) {                                                                      \
+        float *cr = c + (size_t)r * ldc;                                                                       \
+        UNROLL for (int q = 0; q < NP - 1; q++) _mm512_storeu_ps(cr + 16 * q, _mm512_add_ps(_mm512_loadu_ps(cr + 16 * q), acc[r][q])); \
+        float *cl = cr + 16 * (NP - 1);                                                                        \
+        _mm512_mask_storeu_ps(cl, tail, _mm512_add_ps(_mm512_maskz_loadu_ps(tail, cl), acc[r][NP - 1]));       \
+    }                                                                                                          \
+}
+#define MICRO512_ROWS(NP) \
+    MICRO512(1, NP) MICRO512(2, NP) MICRO512(3, NP) MICRO512(4, NP) MICRO512(5, NP) MICRO512(6, NP) \
+    MICRO512(7, NP) MICRO512(8, NP) MICRO512(9, NP) MICRO512(10, NP) MICRO512(11, NP) MICRO512(12, NP)
+MICRO512_ROWS(1)
+MICRO512_ROWS(2)
+
+typedef void (*micro512_fn)(int, const float *, int, const float *, size_t, float *, int, int);
+static const micro512_fn micro512_table[2][12] = {
+    {micro512_1x1, micro512_2x1, micro512_3x1, micro512_4x1, micro512_5x1, micro512_6x1,
+     micro512_7x1, micro512_8x1, micro512_9x1, micro512_10x1, micro512_11x1, micro512_12x1},
+    {micro512_1x2, micro512_2x2, micro512_3x2, micro512_4x2, micro512_5x2, micro512_6x2,
+     micro512_7x2, micro512_8x2, micro512_9x2, micro512_10x2, micro512_11x2, micro512_12x2},
+};
+#define MR512 12
+
+// As gemm_packed_avx2, with pairs of panels (32 columns) per tile and the rows of an L2
+// block cut into near-equal tiles of at most 12 (B = 32 runs as 11+11+10, not 12+12+8).
+AVX512 static void gemm_packed_avx512(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc) {
+    int block = (96 * 1024 / 4) / (k > 0 ? k : 1);
+    block = block < MR512 ? MR512 : block - block % MR512;
+    const int panels = (n + 15) / 16;
+    const size_t stride = (size_t)16 * k;
+    for (int r0 = 0; r0 < m; r0 += block) {
+        const int rows = m - r0 < block ? m - r0 : block;
+        const int tiles = (rows + MR512 - 1) / MR512;
+        for (int p = 0; p < panels; p += 2) {
+            const int np = panels - p >= 2 ? 2 : 1;
+            const int last = n - 16 * (p + np - 1) < 16 ? n - 16 * (p + np - 1) : 16;
+            const float *panel = packed + (size_t)p * stride;
+            int r = 0;
+            for (int t = 0; t < tiles; t++) {
+                const int mr = (rows - r) / (tiles - t) + ((rows - r) % (tiles - t) != 0);
+                micro512_table[np - 1][mr - 1](k, a + (size_t)(r0 + r) * lda, lda, panel, stride,
+                                               c + (size_t)(r0 + r) * ldc + 16 * p, ldc, last);
+                r += mr;
+            }
+        }
+    }
+}
 #endif
 
 // ---------------------------------------------------------------- dispatch
 
 void lstm_cell_forward_blocks(float *gates, const float *prev_cell, float *cell, float *hidden, int blocks) {
 #ifdef LSTM_X86
-    if (lstm_kernels_use_avx2()) { cell_forward_avx2(gates, prev_cell, cell, hidden, blocks); return; }
+    switch (lstm_kernels_variant()) {
+    case LSTM_VARIANT_AVX512: cell_forward_avx512(gates, prev_cell, cell, hidden, blocks); return;
+    case LSTM_VARIANT_AVX2: cell_forward_avx2(gates, prev_cell, cell, hidden, blocks); return;
+    default: break;
+    }
 #endif
     cell_forward_portable(gates, prev_cell, cell, hidden, blocks);
 }
@@ -227,7 +432,11 @@ void lstm_cell_forward_blocks(float *gates, const float *prev_cell, float *cell,
 void lstm_cell_backward_blocks(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
                                float *dcell, float *dgates, int blocks) {
 #ifdef LSTM_X86
-    if (lstm_kernels_use_avx2()) { cell_backward_avx2(gates, cell, prev_cell, dhidden, dcell, dgates, blocks); return; }
+    switch (lstm_kernels_variant()) {
+    case LSTM_VARIANT_AVX512: cell_backward_avx512(gates, cell, prev_cell, dhidden, dcell, dgates, blocks); return;
+    case LSTM_VARIANT_AVX2: cell_backward_avx2(gates, cell, prev_cell, dhidden, dcell, dgates, blocks); return;
+    default: break;
+    }
 #endif
     cell_backward_portable(gates, cell, prev_cell, dhidden, dcell, dgates, blocks);
 }
@@ -273,7 +482,11 @@ void lstm_pack_rows(const float *w, int n, int k, int ldw, float *packed) {
 void lstm_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
 #ifdef LSTM_X86
-    if (lstm_kernels_use_avx2()) { gemm_packed_avx2(m, n, k, a, lda, packed, c, ldc); return; }
+    switch (lstm_kernels_variant()) {
+    case LSTM_VARIANT_AVX512: gemm_packed_avx512(m, n, k, a, lda, packed, c, ldc); return;
+    case LSTM_VARIANT_AVX2: gemm_packed_avx2(m, n, k, a, lda, packed, c, ldc); return;
+    default: break;
+    }
 #endif
     gemm_packed_portable(m, n, k, a, lda, packed, c, ldc);
 }

@@ -11,7 +11,11 @@ enum Entry {
     static func main() {
         var command: ParsableCommand
         do { command = try LSTMGPUCommand.parseAsRoot() } catch { LSTMGPUCommand.exit(withError: error) }
-        do { try command.run() } catch { finish(error, in: type(of: command)) }
+        do {
+            // LSTM_GPU_CPU_ISA, when set, must name CPU kernels this machine runs (exit 2 if not).
+            try CPUKernelVariant.selected()
+            try command.run()
+        } catch { finish(error, in: type(of: command)) }
     }
 
     static func finish(_ error: Error, in command: ParsableCommand.Type) -> Never {

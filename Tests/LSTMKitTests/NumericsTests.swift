@@ -2,14 +2,15 @@ import Foundation
 import XCTest
 @testable import LSTMKit
 
-/// NaN, ±Inf and saturated gates behave as in PyTorch on every path: the CPU path's SIMD
-/// (AVX2) and portable kernel bodies, and OpenCL.
+/// NaN, ±Inf and saturated gates behave as in PyTorch on every path: the CPU path's kernel
+/// variants (portable, AVX2, AVX-512: each one this machine supports), and OpenCL.
 ///
 /// Shapes: T steps, B batch, I input, H hidden. On the CPU path the cell math runs in blocks
 /// of 8 units (SIMD body) and one partial block of H mod 8 units (scalar code), so H = 4
-/// runs only the partial block, H = 32 only full blocks, H = 12 both.
+/// runs only the partial block, H = 32 only full blocks, H = 12 both; H = 24 an odd count of
+/// full blocks (the AVX-512 body takes blocks in pairs, and a last one alone).
 final class NumericsTests: XCTestCase {
-    static let hiddenSizes = [4, 12, 32]
+    static let hiddenSizes = [4, 12, 24, 32]
 
     // MARK: - NaN
 
@@ -104,16 +105,18 @@ final class NumericsTests: XCTestCase {
 
     // MARK: - the paths
 
-    /// Runs `check` on the CPU path with the body CPUID picks, then with the portable bodies forced.
-    func onBothCPUBodies(_ check: (BackendKind, String?, String) throws -> Void) throws {
-        let chosen = CPUKernelBodies.usesAVX2
-        let native = chosen ? "cpu/avx2" : "cpu/portable (no AVX2 on this machine)"
-        try check(.cpu, nil, native)
-        try CPUKernelBodies.withPortableBodies {
-            XCTAssertFalse(CPUKernelBodies.usesAVX2, "forcing the portable bodies did not take")
-            try check(.cpu, nil, "cpu/portable")
+    /// Runs `check` on the CPU path once under every kernel variant this CPU supports, then
+    /// checks that the configured variant is back.
+    func onEveryCPUVariant(_ check: (BackendKind, String?, String) throws -> Void) throws {
+        let configured = CPUKernelVariant.current
+        XCTAssertTrue(CPUKernelVariant.supported.contains(.portable))
+        for variant in CPUKernelVariant.supported {
+            try CPUKernelVariant.withVariant(variant) {
+                XCTAssertEqual(CPUKernelVariant.current, variant, "forcing the \(variant) kernels did not take")
+                try check(.cpu, nil, "cpu/\(variant.name)")
+            }
         }
-        XCTAssertEqual(CPUKernelBodies.usesAVX2, chosen, "the CPUID choice was not restored")
+        XCTAssertEqual(CPUKernelVariant.current, configured, "the configured variant was not restored")
     }
 
     func onOpenCL(_ check: (BackendKind, String?, String) throws -> Void) throws {
@@ -122,7 +125,7 @@ final class NumericsTests: XCTestCase {
     }
 
     func testNaNWeightGivesNaNExactlyWherePyTorchDoesOnCPU() throws {
-        try onBothCPUBodies { backend, device, label in
+        try onEveryCPUVariant { backend, device, label in
             for H in Self.hiddenSizes { for unit in Set([0, H - 1]) {
                 try nanInRecurrentWeight(hidden: H, unit: unit, backend: backend, device: device, label: label)
             } }
@@ -138,7 +141,7 @@ final class NumericsTests: XCTestCase {
     }
 
     func testNaNInputGivesNaNExactlyWherePyTorchDoesOnCPU() throws {
-        try onBothCPUBodies { backend, device, label in
+        try onEveryCPUVariant { backend, device, label in
             for H in Self.hiddenSizes { try nanInInput(hidden: H, backend: backend, device: device, label: label) }
         }
     }
@@ -150,7 +153,7 @@ final class NumericsTests: XCTestCase {
     }
 
     func testInfiniteInputsGivePyTorchsValuesOnCPU() throws {
-        try onBothCPUBodies { backend, device, label in
+        try onEveryCPUVariant { backend, device, label in
             for H in Self.hiddenSizes { try infiniteInputs(hidden: H, backend: backend, device: device, label: label) }
         }
     }
@@ -164,17 +167,19 @@ final class NumericsTests: XCTestCase {
     // MARK: - saturated gates
 
     /// The saturated fixtures (|pre-activation| about 1e2, 1e4, 1e30; references from float64
-    /// PyTorch, gradients exactly 0 where the gates saturate) on the portable CPU bodies;
-    /// FixtureParityTests runs them on the CPUID choice and OpenCLParityTests on OpenCL.
-    func testSaturatedFixturesPassWithThePortableBodies() throws {
+    /// PyTorch, gradients exactly 0 where the gates saturate) under every CPU kernel variant;
+    /// OpenCLParityTests runs them on OpenCL.
+    func testSaturatedFixturesPassOnEveryCPUVariant() throws {
         let paths = try fixturePaths().filter { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix("saturated-") }
         XCTAssertGreaterThanOrEqual(paths.count, 5, "saturated fixtures missing from \(fixtureFolder)")
-        try CPUKernelBodies.withPortableBodies {
-            for path in paths {
-                let rows = try Fixture(contentsOf: path).check(backend: .cpu)
-                print("\(URL(fileURLWithPath: path).lastPathComponent) [cpu/portable]: max abs diff \(rows.map(\.maxAbsolute).max() ?? .nan)")
-                for row in rows where !row.passed {
-                    XCTFail("\(path): \(row.name) fails on the portable bodies: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+        for variant in CPUKernelVariant.supported {
+            try CPUKernelVariant.withVariant(variant) {
+                for path in paths {
+                    let rows = try Fixture(contentsOf: path).check(backend: .cpu)
+                    print("\(URL(fileURLWithPath: path).lastPathComponent) [cpu/\(variant.name)]: max abs diff \(rows.map(\.maxAbsolute).max() ?? .nan)")
+                    for row in rows where !row.passed {
+                        XCTFail("\(path): \(row.name) fails on the \(variant.name) kernels: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+                    }
                 }
             }
         }

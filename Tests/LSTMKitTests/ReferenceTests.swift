@@ -158,15 +158,15 @@ final class ReferenceTests: XCTestCase {
             print("\(label) vs reference over \(cases.count) configurations: max abs diff outputs \(worstOutput), gradients \(worstGradient)"
                   + " (\(fixed(Date().timeIntervalSince(start))) s)")
         }
-        let chosen = CPUKernelBodies.usesAVX2
-        try check(chosen ? "cpu/avx2" : "cpu/default (portable: no AVX2 on this machine)") { index, c in
-            try run(c, index: index, backend: .cpu)
+        // Every kernel variant this CPU supports, each compared with the reference.
+        let chosen = CPUKernelVariant.current
+        for variant in CPUKernelVariant.supported {
+            try CPUKernelVariant.withVariant(variant) {
+                XCTAssertEqual(CPUKernelVariant.current, variant, "forcing \(variant.name) did not take")
+                try check("cpu/\(variant.name)") { index, c in try run(c, index: index, backend: .cpu) }
+            }
         }
-        try CPUKernelBodies.withPortableBodies {
-            XCTAssertFalse(CPUKernelBodies.usesAVX2, "forcing the portable bodies did not take")
-            try check("cpu/portable") { index, c in try run(c, index: index, backend: .cpu) }
-        }
-        XCTAssertEqual(CPUKernelBodies.usesAVX2, chosen, "the CPUID choice was not restored")
+        XCTAssertEqual(CPUKernelVariant.current, chosen, "the chosen variant was not restored")
         let backend = try requireOpenCL()
         try check("opencl") { index, c in try run(c, index: index, backend: .opencl, device: "\(backend.device.index)") }
     }

@@ -1,6 +1,14 @@
-// Hot loops of the CPU path, in C so each has an AVX2+FMA version chosen at run time
-// (__builtin_cpu_supports) beside a portable one; no special compiler flags needed.
+// Hot loops of the CPU path, in C so each has AVX-512 and AVX2+FMA bodies beside a portable
+// one, chosen at run time from CPUID (never at build time); no special compiler flags needed.
 // Gate layout: blocks of 8 hidden units, each block [i(8) f(8) g(8) o(8)] (GateLayout).
+//
+// Variants (lstm_kernel_variant), one in force for the whole process:
+//   portable  plain C (any CPU, Arm included)
+//   avx2      AVX2 + FMA, 8-wide; GEMM micro-kernel 6 rows x 16 columns
+//   avx512    AVX-512 F/BW/DQ/VL + FMA, 16-wide (cell math on [i|f] and [g|o] halves of a
+//             block, two blocks per tanh(c) pass); GEMM micro-kernel up to 12 rows x 32 columns
+//             (two 16-column panels of the shared packing)
+// The Swift side (CPUKernelVariant) applies LSTM_GPU_CPU_ISA before the first kernel runs.
 #ifndef LSTM_KERNELS_H
 #define LSTM_KERNELS_H
 #include <stddef.h>
@@ -12,12 +20,28 @@ static inline void lstm_cpu_relax(void) {
 #endif
 }
 
-/// 1 when the AVX2+FMA versions run on this processor (and are not switched off below).
-int lstm_kernels_use_avx2(void);
+/// The kernel bodies, in the order of preference on a CPU that has them all.
+typedef enum lstm_kernel_variant {
+    LSTM_VARIANT_PORTABLE = 0,
+    LSTM_VARIANT_AVX2 = 1,
+    LSTM_VARIANT_AVX512 = 2,
+    LSTM_VARIANT_COUNT = 3
+} lstm_kernel_variant;
 
-/// Internal, for tests: a nonzero `on` makes every kernel run its portable body from the
-/// next call on; 0 goes back to the CPUID choice. Not for use while kernels are running.
-void lstm_kernels_force_portable(int on);
+/// The variants this processor (and OS) can run, from CPUID: bit v set for variant v.
+/// Portable is always there.
+int lstm_kernels_supported(void);
+
+/// The best variant this processor can run.
+int lstm_kernels_best_variant(void);
+
+/// The variant every kernel runs from now on (the best one until set).
+int lstm_kernels_variant(void);
+
+/// Makes every kernel run `variant` from the next call on; a negative value goes back to the
+/// best one. Returns 0, or -1 (and changes nothing) for a variant this processor lacks.
+/// Not for use while kernels are running.
+int lstm_kernels_set_variant(int variant);
 
 /// Forward cell math over `blocks` full blocks of one sequence: gates [32·blocks]
 /// (pre-activations in, activations out), prev_cell/cell/hidden [8·blocks]:
@@ -44,7 +68,7 @@ size_t lstm_packed_size(int n, int k);
 void lstm_pack_rows(const float *w, int n, int k, int ldw, float *packed);
 
 /// C[m, n] += A[m, k] · Wᵀ with W [n, k] packed by lstm_pack_rows; `packed` may point at any
-/// panel boundary (16-row multiple). Register-blocked 6×16 micro-kernel.
+/// panel boundary (16-row multiple). Register-blocked micro-kernels (see the variants above).
 void lstm_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc);
 
 #endif

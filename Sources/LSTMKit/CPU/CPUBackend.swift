@@ -23,7 +23,8 @@ public final class CPUBuffer {
 }
 
 /// The fast CPU path (not the reference: that is `ReferenceLSTM`, the plain-loop oracle this
-/// backend is tested against element by element): OpenBLAS for the matrix products, SIMD for the fused cell math,
+/// backend is tested against element by element): OpenBLAS for the matrix products, SIMD for
+/// the fused cell math (portable, AVX2 or AVX-512 bodies: `CPUKernelVariant`),
 /// its own team of threads for parallelism (OpenBLAS runs single-threaded in each).
 ///
 /// Per direction, each thread owns a range of hidden units and therefore (in the
@@ -185,6 +186,7 @@ public final class CPUBackend: LSTMBackend {
     /// Several independent directions at once (each on its own group of threads when there
     /// are enough).
     @_spi(Backend) public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
+        try CPUKernelVariant.selected()        // LSTM_GPU_CPU_ISA, when set, must be usable
         runIndependent(jobs.map(forwardBody), on: team(for: jobs.map(\.shape)))
         for job in jobs { for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() } }
     }
@@ -298,6 +300,7 @@ public final class CPUBackend: LSTMBackend {
     /// Several independent directions at once. Their input gradients may share a buffer
     /// (accumulating), so those products run afterwards, one job after another, on the whole team.
     @_spi(Backend) public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
+        try CPUKernelVariant.selected()
         let parts = jobs.map(backwardBody)
         let team = team(for: jobs.map(\.shape))
         runIndependent(parts.map(\.recurrence), on: team)

@@ -85,7 +85,7 @@ public struct CPUInfo: Sendable, Codable, Equatable {
     }
 
     /// The variant of LSTMKit's own CPU kernels (Sources/CLSTMKernels) that runs: "avx2" or "portable".
-    public static var kernelVariant: String { lstm_kernels_use_avx2() != 0 ? "avx2" : "portable" }
+    public static var kernelVariant: String { CPUKernelVariant.current.name }
 
     /// The OpenBLAS core whose kernels suit a processor with `features`, or nil to leave the
     /// choice to OpenBLAS: AVX-512 F, BW, DQ and VL → "SkylakeX"; AVX2 and FMA → "Haswell"
