@@ -61,12 +61,20 @@ final class ReadmeExampleTests: XCTestCase {
         guard let swiftc else { throw XCTSkip("swiftc not found") }
         let main = folder + "/main.swift"
         try source.write(toFile: main, atomically: true, encoding: .utf8)
-        // LSTMKit's object files and its C target's, as SwiftPM links them into an executable.
+        let sources = root.appendingPathComponent("Sources").path
+        // LSTMKit's object files and its C targets', as SwiftPM links them into an executable:
+        // only those of sources that exist now (a build folder keeps objects of deleted files).
         func objects(_ target: String) throws -> [String] {
             let dir = build.appendingPathComponent(target + ".build")
-            return try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".o") }.sorted().map { dir.path + "/" + $0 }
+            let map = dir.appendingPathComponent("output-file-map.json")
+            if let data = fm.contents(atPath: map.path),
+               let entries = try JSONSerialization.jsonObject(with: data) as? [String: [String: String]] {
+                return entries.filter { fm.fileExists(atPath: $0.key) }.compactMap { $0.value["object"] }.sorted()
+            }
+            return try fm.contentsOfDirectory(atPath: dir.path).filter { name in
+                name.hasSuffix(".c.o") && fm.fileExists(atPath: sources + "/" + target + "/" + name.dropLast(2))
+            }.sorted().map { dir.path + "/" + $0 }
         }
-        let sources = root.appendingPathComponent("Sources").path
         var arguments = [main, "-o", folder + "/" + executable, "-module-name", "Client", "-swift-version", "6",
                          "-I", modules.path, "-module-cache-path", folder + "/module-cache",
                          "-Xcc", "-fmodule-map-file=\(build.path)/CLSTMKernels.build/module.modulemap",
