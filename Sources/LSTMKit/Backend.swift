@@ -181,6 +181,9 @@ public struct MatrixView<Buffer: AnyObject> {
     public var initialHiddenGradient: MatrixView<Backend.Buffer>
     public var initialCellGradient: MatrixView<Backend.Buffer>
     public var lengths: Backend.Lengths
+    /// [T·B, 4H], zero-filled by the stack: the pre-activation gate gradients dG of every step
+    /// (in the backend's own gate column order), the one large scratch buffer of a backward.
+    public var gateGradients: Backend.Buffer
     /// Receive the weight gradients (overwritten).
     public var weightGradients: DirectionWeightGradients<Backend.Buffer>
 }

@@ -100,4 +100,23 @@ final class ModelSettingsTests: XCTestCase {
             assertThrows(["bad.safetensors", key]) { _ = try LSTM(contentsOf: folder + "/bad.safetensors") }
         }
     }
+
+    /// Derived weights (the CPU path's packed copies, OpenCL's transposed W_hh and W_hr) are
+    /// cached, and a change of the weights invalidates them on both backends.
+    func testDerivedWeightCachesFollowWeightChanges() throws {
+        let configuration = LSTMConfiguration(inputSize: 3, hiddenSize: 10, numLayers: 2, projectionSize: 4)
+        let x = randomTensor([5, 2, 3], seed: 1)
+        let first = LSTM.initialWeights(configuration, seed: 1), second = LSTM.initialWeights(configuration, seed: 2)
+        var backends: [(BackendKind, String?)] = [(.cpu, nil)]
+        if let opencl = try? requireOpenCL() { backends.append((.opencl, "\(opencl.device.index)")) }
+        let expected = try LSTM(configuration, weights: second).forward(x).output
+        for (kind, device) in backends {
+            let model = try LSTM(configuration, weights: first, backend: kind, device: device)
+            let before = try model.forward(x).output
+            try model.setWeights(second)
+            let after = try model.forward(x).output
+            XCTAssertGreaterThan(after.maxAbsDifference(before), 1e-3, "\(kind): the new weights must be used")
+            assertClose(after, expected, "\(kind) after setWeights", tolerance: .outputs)
+        }
+    }
 }

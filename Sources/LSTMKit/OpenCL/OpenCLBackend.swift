@@ -72,6 +72,17 @@ public final class OpenCLBackend: LSTMBackend {
     public func makeBuffer(count: Int) throws -> OpenCLBuffer { try runtime.makeBuffer(count: count) }
     public func write(_ values: [Float], to buffer: OpenCLBuffer, offset: Int) throws {
         try runtime.write(values, to: buffer, offset: offset)
+        buffer.markModified()
+    }
+
+    /// A buffer derived from `weights` by `make` (e.g. its transpose), cached on the weights
+    /// until their contents change (`OpenCLBuffer.version`): one cache per backend for derived
+    /// weights, as `CPUWeightCache` on the CPU path.
+    func derived(_ weights: OpenCLBuffer, _ kind: String, _ make: () throws -> OpenCLBuffer) rethrows -> OpenCLBuffer {
+        if let cached = weights.derived[kind], cached.version == weights.version { return cached.buffer }
+        let buffer = try make()
+        weights.derived[kind] = (weights.version, buffer)
+        return buffer
     }
     public func read(_ buffer: OpenCLBuffer, offset: Int, count: Int) throws -> [Float] {
         try runtime.read(buffer, offset: offset, count: count)
@@ -123,8 +134,12 @@ public final class OpenCLBackend: LSTMBackend {
         try fillBias(gates, rows: s.rows, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
         try gemm(transposeB: true, m: s.rows, n: gateWidth, k: s.inputSize, a: job.input,
                  b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
-        let recurrentT = try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)       // [Hout, 4H]
-        let projectionT = try w.projectionWeights.map { try transposed($0, rows: hout, columns: h) } // [H, P]
+        let recurrentT = try derived(w.recurrentWeights, "transposed") {                    // [Hout, 4H]
+            try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)
+        }
+        let projectionT = try w.projectionWeights.map { whr in                                // [H, P]
+            try derived(whr, "transposed") { try transposed(whr, rows: hout, columns: h) }
+        }
 
         var hidden = try contiguous(job.initialHidden, rows: batch, width: hout)
         var cell = try contiguous(job.initialCell, rows: batch, width: h)
@@ -154,7 +169,7 @@ public final class OpenCLBackend: LSTMBackend {
         let s = job.shape
         let (steps, batch, h, hout, gateWidth, rows) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows)
         let saved = job.activations, w = job.weights
-        let gateGradients = try makeBuffer(count: rows * gateWidth)
+        let gateGradients = job.gateGradients
         let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
         let cellGradient = try contiguous(job.finalCellGradient, rows: batch, width: h)
         let unprojectedGradient = s.projects ? try makeBuffer(count: batch * h) : nil

@@ -82,6 +82,7 @@ extension OpenCLBackend: ModelOps {
             .int(count), .buffer(parameter), .buffer(gradient), .buffer(momentumBuffer ?? runtime.placeholder),
             .int(momentumBuffer == nil ? 0 : 1), .float(learningRate), .float(momentum), .int(nesterov ? 1 : 0), .float(weightDecay),
         ])
+        parameter.markModified()
     }
 
     public func adamStep(parameter: OpenCLBuffer, gradient: OpenCLBuffer, firstMoment: OpenCLBuffer, secondMoment: OpenCLBuffer,
@@ -92,5 +93,6 @@ extension OpenCLBackend: ModelOps {
             .float(learningRate), .float(beta1), .float(beta2), .float(epsilon), .float(weightDecay), .int(decoupled ? 1 : 0),
             .float(biasCorrection1), .float(biasCorrection2),
         ])
+        parameter.markModified()
     }
 }

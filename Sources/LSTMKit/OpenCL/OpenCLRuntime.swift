@@ -7,6 +7,13 @@ public final class OpenCLBuffer {
     let memory: cl_mem
     /// Elements (4 bytes each).
     public let count: Int
+    /// Bumped by every host write and optimiser step into the buffer; derived copies (the
+    /// transposed weights of the step kernels) check it, as on the CPU path (`CPUBuffer`).
+    public private(set) var version = 0
+    /// Copies derived from the contents, by kind, with the version they saw.
+    var derived: [String: (version: Int, buffer: OpenCLBuffer)] = [:]
+    /// Records that the contents changed.
+    public func markModified() { version &+= 1 }
     init(memory: cl_mem, count: Int) {
         self.memory = memory
         self.count = count
