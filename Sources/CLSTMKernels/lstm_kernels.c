@@ -69,16 +69,20 @@ int lstm_kernels_set_variant(int variant) {
 // 1/inf = 0), NaN in gives NaN out; tanhf gives exactly ±1 for large |x| and at ±inf.
 static inline float sigmoid_scalar(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// The block layout and the panel width come from lstm_kernels.h (LSTM_GATE_BLOCK, LSTM_PANEL_ROWS).
+#define BK LSTM_GATE_BLOCK
+#define PN LSTM_PANEL_ROWS
+
 static void cell_forward_portable(float *gates, const float *prev_cell, float *cell, float *hidden, int blocks) {
     for (int b = 0; b < blocks; b++) {
-        float *g = gates + 32 * b;
-        for (int j = 0; j < 8; j++) {
-            const float i = sigmoid_scalar(g[j]), f = sigmoid_scalar(g[8 + j]);
-            const float gg = tanhf(g[16 + j]), o = sigmoid_scalar(g[24 + j]);
-            const float c = f * prev_cell[8 * b + j] + i * gg;
-            g[j] = i; g[8 + j] = f; g[16 + j] = gg; g[24 + j] = o;
-            cell[8 * b + j] = c;
-            hidden[8 * b + j] = o * tanhf(c);
+        float *g = gates + 4 * BK * b;
+        for (int j = 0; j < BK; j++) {
+            const float i = sigmoid_scalar(g[j]), f = sigmoid_scalar(g[BK + j]);
+            const float gg = tanhf(g[2 * BK + j]), o = sigmoid_scalar(g[3 * BK + j]);
+            const float c = f * prev_cell[BK * b + j] + i * gg;
+            g[j] = i; g[BK + j] = f; g[2 * BK + j] = gg; g[3 * BK + j] = o;
+            cell[BK * b + j] = c;
+            hidden[BK * b + j] = o * tanhf(c);
         }
     }
 }
@@ -86,36 +90,41 @@ static void cell_forward_portable(float *gates, const float *prev_cell, float *c
 static void cell_backward_portable(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
                                    float *dcell, float *dgates, int blocks) {
     for (int b = 0; b < blocks; b++) {
-        const float *g = gates + 32 * b;
-        float *dg = dgates + 32 * b;
-        for (int j = 0; j < 8; j++) {
-            const int u = 8 * b + j;
-            const float i = g[j], f = g[8 + j], gg = g[16 + j], o = g[24 + j];
+        const float *g = gates + 4 * BK * b;
+        float *dg = dgates + 4 * BK * b;
+        for (int j = 0; j < BK; j++) {
+            const int u = BK * b + j;
+            const float i = g[j], f = g[BK + j], gg = g[2 * BK + j], o = g[3 * BK + j];
             const float tc = tanhf(cell[u]), dr = dhidden[u];
             const float dc = dcell[u] + dr * o * (1 - tc * tc);
             dg[j] = dc * gg * i * (1 - i);
-            dg[8 + j] = dc * prev_cell[u] * f * (1 - f);
-            dg[16 + j] = dc * i * (1 - gg * gg);
-            dg[24 + j] = dr * tc * o * (1 - o);
+            dg[BK + j] = dc * prev_cell[u] * f * (1 - f);
+            dg[2 * BK + j] = dc * i * (1 - gg * gg);
+            dg[3 * BK + j] = dr * tc * o * (1 - o);
             dcell[u] = dc * f;
         }
     }
 }
 
 static void gemm_packed_portable(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc) {
-    for (int p = 0; p * 16 < n; p++) {
-        const float *panel = packed + (size_t)p * 16 * k;
-        const int cols = n - 16 * p < 16 ? n - 16 * p : 16;
+    for (int p = 0; p * PN < n; p++) {
+        const float *panel = packed + (size_t)p * PN * k;
+        const int cols = n - PN * p < PN ? n - PN * p : PN;
         for (int r = 0; r < m; r++) {
-            float acc[16] = {0};
+            float acc[PN] = {0};
             for (int kk = 0; kk < k; kk++) {
                 const float av = a[(size_t)r * lda + kk];
-                for (int j = 0; j < 16; j++) acc[j] += av * panel[kk * 16 + j];
+                for (int j = 0; j < PN; j++) acc[j] += av * panel[kk * PN + j];
             }
-            for (int j = 0; j < cols; j++) c[(size_t)r * ldc + 16 * p + j] += acc[j];
+            for (int j = 0; j < cols; j++) c[(size_t)r * ldc + PN * p + j] += acc[j];
         }
     }
 }
+
+// The SIMD bodies below are written for these values (one ymm per gate of a block; two
+// ymm, or one zmm, per panel row of the packed weights).
+_Static_assert(LSTM_GATE_BLOCK == 8, "the AVX2 and AVX-512 bodies are written for 8-unit gate blocks");
+_Static_assert(LSTM_PANEL_ROWS == 16, "the AVX2 and AVX-512 GEMM micro-kernels are written for 16-row panels");
 
 // ---------------------------------------------------------------- AVX2 + FMA bodies
 #ifdef LSTM_X86
@@ -466,15 +475,15 @@ void lstm_cell_backward_partial(const float *g, const float *cell, const float *
     }
 }
 
-size_t lstm_packed_size(int n, int k) { return (size_t)((n + 15) / 16) * 16 * (size_t)k; }
+size_t lstm_packed_size(int n, int k) { return (size_t)((n + PN - 1) / PN) * PN * (size_t)k; }
 
 void lstm_pack_rows(const float *w, int n, int k, int ldw, float *packed) {
-    for (int p = 0; p * 16 < n; p++) {
-        float *panel = packed + (size_t)p * 16 * k;
+    for (int p = 0; p * PN < n; p++) {
+        float *panel = packed + (size_t)p * PN * k;
         for (int kk = 0; kk < k; kk++)
-            for (int r = 0; r < 16; r++) {
-                const int row = 16 * p + r;
-                panel[kk * 16 + r] = row < n ? w[(size_t)row * ldw + kk] : 0.0f;
+            for (int r = 0; r < PN; r++) {
+                const int row = PN * p + r;
+                panel[kk * PN + r] = row < n ? w[(size_t)row * ldw + kk] : 0.0f;
             }
     }
 }

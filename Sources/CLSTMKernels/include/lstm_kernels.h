@@ -13,6 +13,12 @@
 #define LSTM_KERNELS_H
 #include <stddef.h>
 
+/// Hidden units per gate block (GateLayout.block in Swift is this): a block's gates are
+/// [i f g o], each LSTM_GATE_BLOCK wide. The SIMD bodies are written for 8 (one ymm, half a zmm).
+#define LSTM_GATE_BLOCK 8
+/// Rows per panel of the packed recurrent weights (lstm_pack_rows, lstm_gemm_packed).
+#define LSTM_PANEL_ROWS 16
+
 /// A spin-wait hint to the processor (x86 `pause`), for barrier loops.
 static inline void lstm_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

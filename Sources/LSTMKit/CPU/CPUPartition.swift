@@ -1,3 +1,5 @@
+import CLSTMKernels
+
 /// How the CPU path shares a direction's work among its threads: how many threads a shape
 /// gets, which blocks of units and which output panels each thread owns, and how independent
 /// directions split the team.
@@ -20,17 +22,18 @@ extension CPUBackend {
         return size == team.size ? team : WorkerTeam.shared(size: size)
     }
 
-    /// A thread's blocks of units: whole pairs of blocks, so that its units start at a
-    /// multiple of 16 and its gate columns at a multiple of 64 (panel boundaries).
+    /// A thread's blocks of units: whole pairs of blocks, so that its units start at a multiple
+    /// of 2·LSTM_GATE_BLOCK (= LSTM_PANEL_ROWS) and its gate columns at a panel boundary.
     func blocks(_ layout: GateLayout, _ crew: Crew) -> Range<Int> {
         let pairs = crew.share((layout.blockCount + 1) / 2)
         return min(2 * pairs.lowerBound, layout.blockCount)..<min(2 * pairs.upperBound, layout.blockCount)
     }
 
-    /// A thread's share of `count` outputs in whole panels of 16.
+    /// A thread's share of `count` outputs in whole panels (`LSTM_PANEL_ROWS` of the C kernels).
     func panelShare(_ count: Int, _ crew: Crew) -> Range<Int> {
-        let panels = crew.share((count + 15) / 16)
-        return min(16 * panels.lowerBound, count)..<min(16 * panels.upperBound, count)
+        let panel = Int(LSTM_PANEL_ROWS)
+        let panels = crew.share((count + panel - 1) / panel)
+        return min(panel * panels.lowerBound, count)..<min(panel * panels.upperBound, count)
     }
 
     /// Runs `bodies` (independent jobs, e.g. the two directions of a layer) on the team: with

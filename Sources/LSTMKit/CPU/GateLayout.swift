@@ -1,3 +1,5 @@
+import CLSTMKernels
+
 /// The CPU path's gate-column order. PyTorch orders the 4H gate rows [i | f | g | o];
 /// the CPU path regroups them in blocks of 8 hidden units, [i f g o] per block
 /// (a last block of H mod 8 units likewise), so that the columns of a range of units are
@@ -5,7 +7,8 @@
 /// runs its recurrent GEMM and its cell update without waiting on another thread, and a
 /// block's four gates load as whole SIMD vectors.
 struct GateLayout: Equatable {
-    static let block = 8
+    /// Units per block: `LSTM_GATE_BLOCK` of the C kernels (one definition for both languages).
+    static let block = Int(LSTM_GATE_BLOCK)
     /// H.
     let hiddenSize: Int
 
