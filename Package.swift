@@ -43,11 +43,14 @@ let package = Package(
             ]),
         .executableTarget(
             name: "lstm-gpu",
-            dependencies: ["LSTMKit", "LSTMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LSTMKit", "LSTMDistributed", "LSTMBenchmark",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/lstm-gpu",
             // The text `lstm-gpu train` uses without --data: the first 100 kB of the
             // public-domain plays that scripts/fetch-shakespeare downloads.
             resources: [.embedInCode("default-text.txt")]),
+        // The benchmark harness of `lstm-gpu bench` (suite, timing, rows), kept out of the engine's API.
+        .target(name: "LSTMBenchmark", dependencies: ["LSTMKit"], path: "Sources/LSTMBenchmark"),
         // Data parallelism over Open MPI, kept out of LSTMKit: importing the engine links no MPI.
         .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
         .executableTarget(
@@ -56,7 +59,7 @@ let package = Package(
             path: "Examples/sentiment-classifier"),
         .testTarget(
             name: "LSTMKitTests",
-            dependencies: ["LSTMKit"],
+            dependencies: ["LSTMKit", "LSTMBenchmark"],
             path: "Tests/LSTMKitTests",
             exclude: ["Fixtures"]),
     ]

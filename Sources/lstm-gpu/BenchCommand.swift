@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LSTMKit
+import LSTMBenchmark
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

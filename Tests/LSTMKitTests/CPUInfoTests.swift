@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import LSTMBenchmark
 @testable import LSTMKit
 
 /// The BLAS library loaded at run time, the OpenBLAS core chosen from CPUID, and what

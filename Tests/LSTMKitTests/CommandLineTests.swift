@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import LSTMBenchmark
 @testable import LSTMKit
 
 /// The `lstm-gpu` executable, run as a user runs it.

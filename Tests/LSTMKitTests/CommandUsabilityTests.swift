@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import LSTMBenchmark
 @testable import LSTMKit
 
 /// What a new user of the `lstm-gpu` command meets: `--version`, `--help`, `sample --score`.

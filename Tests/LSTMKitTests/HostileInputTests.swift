@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import LSTMBenchmark
 @testable import LSTMKit
 
 /// Rewrites the JSON header of the safetensors file at `source` with `edit` and writes the

@@ -47,7 +47,7 @@ public enum SizeLimits {
     }
 
     /// Throws when `value` is outside 1...`limit`, naming `what`.
-    static func requireSize(_ value: Int, _ what: String, limit: Int = maxWidth, minimum: Int = 1) throws {
+    public static func requireSize(_ value: Int, _ what: String, limit: Int = maxWidth, minimum: Int = 1) throws {
         guard value >= minimum else {
             throw LSTMError.invalidConfiguration("\(what) must be at least \(minimum), got \(value)")
         }

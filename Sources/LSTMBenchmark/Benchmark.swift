@@ -1,4 +1,5 @@
 import Foundation
+import LSTMKit
 
 /// One benchmark shape. I = H unless given; the standard suite's names are stable.
 public struct BenchmarkShape: Sendable, Equatable {
