@@ -6,7 +6,7 @@ PACKAGES := ocl-icd-opencl-dev opencl-headers libopenblas-dev pocl-opencl-icd li
 PYTHON ?= python3
 BENCH_ARGS ?=
 
-.PHONY: deps build bench test check fixtures bundle clean
+.PHONY: deps build bench test check fixtures bundle clean format lint
 
 ## deps: install the Debian packages the build and the tests need (apt-get as root).
 deps:
@@ -28,10 +28,18 @@ build: deps
 bench: build
 	.build/release/lstm-gpu bench $(BENCH_ARGS)
 
-## test: the whole test suite (parity, gradient checks, errors, CLI)
-test: deps
+## test: the format check, then the whole test suite (parity, gradient checks, errors, CLI)
+test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+## lint: swift format's check of the whole tree with .swift-format (fails on any finding)
+lint:
+	$(SWIFT) format lint --strict --configuration .swift-format -r Sources Tests Examples Package.swift
+
+## format: apply .swift-format to the whole tree
+format:
+	$(SWIFT) format format --configuration .swift-format -i -r Sources Tests Examples Package.swift
 
 ## check: every committed fixture through the CPU path
 check: build

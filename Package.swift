@@ -13,7 +13,7 @@ let package = Package(
         .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         .systemLibrary(
@@ -43,8 +43,10 @@ let package = Package(
             ]),
         .executableTarget(
             name: "lstm-gpu",
-            dependencies: ["LSTMKit", "LSTMDistributed", "LSTMBenchmark",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "LSTMKit", "LSTMDistributed", "LSTMBenchmark",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/lstm-gpu",
             // The text `lstm-gpu train` uses without --data: the first 100 kB of the
             // public-domain plays that scripts/fetch-shakespeare downloads.

@@ -47,8 +47,12 @@ struct Options {
             case "--seed": o.seed = UInt64(value()) ?? o.seed
             case "--backend": o.backend = value()
             case "-h", "--help":
-                print("usage: sentiment-classifier FILE.tsv|FILE.csv [--text-column text] [--label-column sentiment] [--epochs 4] "
-                      + "[--batch 32] [--hidden 128] [--embedding 64] [--max-tokens 64] [--lr 0.002] [--held-out 0.1] [--seed 1] [--backend cpu|opencl]")
+                print(
+                    "usage: sentiment-classifier FILE.tsv|FILE.csv [--text-column text] [--label-column "
+                        + "sentiment] [--epochs 4] "
+                        + "[--batch 32] [--hidden 128] [--embedding 64] [--max-tokens 64] [--lr 0.002] "
+                        + "[--held-out 0.1] [--seed 1] [--backend cpu|opencl]"
+                )
                 exit(0)
             default:
                 if arguments[i].hasPrefix("-") { fail("unknown option \(arguments[i])") }
@@ -72,7 +76,9 @@ func readTable(_ path: String) -> [[String: String]] {
     let text = String(decoding: data, as: UTF8.self)
     let separator: Character = path.hasSuffix(".csv") ? "," : "\t"
     func split(_ line: Substring) -> [String] {
-        guard separator == "," else { return line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        guard separator == "," else {
+            return line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        }
         var fields: [String] = [], field = "", quoted = false
         var chars = line.makeIterator()
         while let c = chars.next() {
@@ -103,7 +109,8 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
         fail("\(o.path) needs columns '\(o.textColumn)' and '\(o.labelColumn)' (--text-column, --label-column)")
     }
     let numeric = rows.allSatisfy { Double($0[o.labelColumn]!) != nil }
-    var classNames: [String] = numeric ? ["negative", "positive"] : Array(Set(rows.map { $0[o.labelColumn]! })).sorted()
+    var classNames: [String] =
+        numeric ? ["negative", "positive"] : Array(Set(rows.map { $0[o.labelColumn]! })).sorted()
     var examples: [([String], Int)] = []
     for row in rows {
         let label: Int
@@ -132,10 +139,13 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
     classNames = Array(classNames.prefix(max(2, classNames.count)))
     let classes = classNames.count
 
-    let embedding = try Embedding(backend: backend, vocabularySize: vocabularySize, dimension: o.embedding, generator: &generator)
+    let embedding = try Embedding(
+        backend: backend, vocabularySize: vocabularySize, dimension: o.embedding, generator: &generator)
     let lstmConfig = LSTMConfiguration(inputSize: o.embedding, hiddenSize: o.hidden)
-    let lstm = try LSTMStack(configuration: lstmConfig, backend: backend, weights: LSTM.initialWeights(lstmConfig, seed: generator.next()))
-    let head = try Linear(backend: backend, inputSize: lstmConfig.outputSize, outputSize: classes, name: "head", generator: &generator)
+    let lstm = try LSTMStack(
+        configuration: lstmConfig, backend: backend, weights: LSTM.initialWeights(lstmConfig, seed: generator.next()))
+    let head = try Linear(
+        backend: backend, inputSize: lstmConfig.outputSize, outputSize: classes, name: "head", generator: &generator)
     let parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
     let optimizer = Optimizer(backend: backend, kind: .adam())
 
@@ -157,8 +167,9 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             let (ids, lengths, labels, steps) = batchTensors(batch)
             let x = try embedding.forward(backend.makeIndices(ids), count: ids.count)
             let f = try lstm.forward(input: x, steps: steps, batch: batch.count, lengths: lengths)
-            let logits = try backend.read(try head.forward(MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize), rows: batch.count),
-                                          offset: 0, count: batch.count * classes)
+            let logits = try backend.read(
+                try head.forward(MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize), rows: batch.count),
+                offset: 0, count: batch.count * classes)
             for b in 0..<batch.count {
                 let row = logits[(b * classes)..<((b + 1) * classes)]
                 if row.firstIndex(of: row.max()!)! - b * classes == labels[b] { correct += 1 }
@@ -168,9 +179,13 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
     }
 
     let majority = (0..<classes).map { c in testSet.filter { $0.1 == c }.count }.max()!
-    print("\(examples.count) examples (\(trainSet.count) train, \(testSet.count) held out), \(vocabularySize) words, "
-          + "classes \(classNames); \(backend.name)")
-    print("majority-class baseline on the held-out split: \(String(format: "%.1f", 100 * Double(majority) / Double(testSet.count)))%")
+    print(
+        "\(examples.count) examples (\(trainSet.count) train, \(testSet.count) held out), \(vocabularySize) words, "
+            + "classes \(classNames); \(backend.name)")
+    print(
+        "majority-class baseline on the held-out split: "
+            + "\(String(format: "%.1f", 100 * Double(majority) / Double(testSet.count)))%"
+    )
     var order = Array(trainSet.indices)
     for epoch in 1...o.epochs {
         order.shuffle(using: &generator)
@@ -181,12 +196,15 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             let (ids, lengths, labels, steps) = batchTensors(batch)
             let tokenIds = try backend.makeIndices(ids)
             let x = try embedding.forward(tokenIds, count: ids.count)
-            let f = try lstm.forward(input: x, steps: steps, batch: batch.count, lengths: lengths, saveActivations: true)
-            let last = MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize)   // hn: each sequence's last valid step
+            let f = try lstm.forward(
+                input: x, steps: steps, batch: batch.count, lengths: lengths, saveActivations: true)
+            // hn: each sequence's state at its last valid step.
+            let last = MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize)
             let logits = try head.forward(last, rows: batch.count)
             let loss = try backend.makeBuffer(count: 1), dLogits = try backend.makeBuffer(count: batch.count * classes)
-            try backend.softmaxCrossEntropy(logits: logits, rows: batch.count, classes: classes, targets: backend.makeIndices(labels),
-                                            ignoreIndex: -1, gradient: dLogits, loss: loss, lossSlot: 0)
+            try backend.softmaxCrossEntropy(
+                logits: logits, rows: batch.count, classes: classes, targets: backend.makeIndices(labels),
+                ignoreIndex: -1, gradient: dLogits, loss: loss, lossSlot: 0)
             let dLast = try head.backward(last, rows: batch.count, outputGradient: dLogits)!
             let g = try lstm.backward(f, outputGradient: nil, finalHiddenGradient: dLast)
             g.assign(to: parameters, prefix: "lstm.")
@@ -196,8 +214,11 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             total += try backend.read(loss, offset: 0, count: 1)[0]
             batches += 1
         }
-        print("epoch \(epoch): train loss \(String(format: "%.4f", total / Float(batches))), held-out accuracy "
-              + "\(String(format: "%.1f", 100 * (try accuracy(testSet))))% (\(String(format: "%.0f", Date().timeIntervalSince(started))) s)")
+        print(
+            "epoch \(epoch): train loss \(String(format: "%.4f", total / Float(batches))), held-out accuracy "
+                + "\(String(format: "%.1f", 100 * (try accuracy(testSet))))% "
+                + "(\(String(format: "%.0f", Date().timeIntervalSince(started))) s)"
+        )
     }
 }
 

@@ -4,15 +4,17 @@ import LSTMKit
 /// One benchmark shape. I = H unless given; the standard suite's names are stable.
 public struct BenchmarkShape: Sendable, Equatable {
     public var name: String
-    public var inputSize: Int      // I
-    public var hiddenSize: Int     // H
-    public var batch: Int          // B
-    public var steps: Int          // T
-    public var layers: Int = 1     // L
+    public var inputSize: Int  // I
+    public var hiddenSize: Int  // H
+    public var batch: Int  // B
+    public var steps: Int  // T
+    public var layers: Int = 1  // L
     public var bidirectional: Bool = false
 
-    public init(name: String, inputSize: Int, hiddenSize: Int, batch: Int, steps: Int, layers: Int = 1,
-                bidirectional: Bool = false) {
+    public init(
+        name: String, inputSize: Int, hiddenSize: Int, batch: Int, steps: Int, layers: Int = 1,
+        bidirectional: Bool = false
+    ) {
         self.name = name
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
@@ -41,7 +43,9 @@ public struct BenchmarkShape: Sendable, Equatable {
             throw LSTMError.invalidArgument("--shape takes I,H,B,T[,layers[,bi]], got '\(text)'")
         }
         let numbers = try parts.prefix(5).map { p -> Int in
-            guard let v = Int(p), v > 0 else { throw LSTMError.invalidArgument("--shape: '\(p)' is not a positive integer in '\(text)'") }
+            guard let v = Int(p), v > 0 else {
+                throw LSTMError.invalidArgument("--shape: '\(p)' is not a positive integer in '\(text)'")
+            }
             return v
         }
         var bi = false
@@ -57,9 +61,10 @@ public struct BenchmarkShape: Sendable, Equatable {
         try SizeLimits.requireSize(numbers[2], "--shape B", limit: SizeLimits.maxCount)
         try SizeLimits.requireSize(numbers[3], "--shape T", limit: SizeLimits.maxCount)
         if numbers.count > 4 { try SizeLimits.requireSize(numbers[4], "--shape layers", limit: SizeLimits.maxLayers) }
-        return BenchmarkShape(name: "custom-\(numbers[0])-\(numbers[1])-b\(numbers[2])-t\(numbers[3])",
-                              inputSize: numbers[0], hiddenSize: numbers[1], batch: numbers[2], steps: numbers[3],
-                              layers: numbers.count > 4 ? numbers[4] : 1, bidirectional: bi)
+        return BenchmarkShape(
+            name: "custom-\(numbers[0])-\(numbers[1])-b\(numbers[2])-t\(numbers[3])",
+            inputSize: numbers[0], hiddenSize: numbers[1], batch: numbers[2], steps: numbers[3],
+            layers: numbers.count > 4 ? numbers[4] : 1, bidirectional: bi)
     }
 
     public var configuration: LSTMConfiguration {
@@ -87,8 +92,10 @@ public struct TimingSummary: Sendable, Codable {
 
     /// Runs `body` once to warm up, then repeatedly until `seconds` have passed (at least
     /// `minimumRuns` times, at most `maximumRuns` when given).
-    public static func measure(seconds: Double, minimumRuns: Int = 3, maximumRuns: Int? = nil,
-                               _ body: () throws -> Void) rethrows -> TimingSummary {
+    public static func measure(
+        seconds: Double, minimumRuns: Int = 3, maximumRuns: Int? = nil,
+        _ body: () throws -> Void
+    ) rethrows -> TimingSummary {
         try body()
         var samples: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds
@@ -101,8 +108,9 @@ public struct TimingSummary: Sendable, Codable {
             if samples.count >= minimumRuns, Double(t1 - start) / 1e9 >= seconds { break }
         }
         samples.sort()
-        return TimingSummary(medianMs: samples[samples.count / 2], minMs: samples[0], maxMs: samples[samples.count - 1],
-                             runs: samples.count)
+        return TimingSummary(
+            medianMs: samples[samples.count / 2], minMs: samples[0], maxMs: samples[samples.count - 1],
+            runs: samples.count)
     }
 }
 
@@ -131,9 +139,11 @@ public struct BenchmarkRow: Sendable, Codable {
 /// Times one shape on one backend: forward (inference) and a training step (forward with
 /// saved activations + backward of all gradients). Inputs are device-resident, so only
 /// the engine is timed. `reference` is the CPU path's output for the parity column.
-public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Backend, seconds: Double,
-                                               maximumRuns: Int? = nil, seed: UInt64 = 1,
-                                               reference: Tensor? = nil) throws -> (row: BenchmarkRow, output: Tensor) {
+public func runBenchmark<Backend: ModelOps>(
+    _ shape: BenchmarkShape, backend: Backend, seconds: Double,
+    maximumRuns: Int? = nil, seed: UInt64 = 1,
+    reference: Tensor? = nil
+) throws -> (row: BenchmarkRow, output: Tensor) {
     let configuration = shape.configuration
     try configuration.validate()
     // Weights, input, output gradient and a training forward's working set, all on the host
@@ -146,8 +156,9 @@ public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Ba
         configuration.workingSetFloats(steps: shape.steps, batch: shape.batch, training: true),
     ])
     try SizeLimits.requireHostMemory(floats: hostFloats, for: "benchmark row \(shape.name)")
-    let stack = try LSTMStack(configuration: configuration, backend: backend,
-                              weights: LSTM.initialWeights(configuration, seed: seed))
+    let stack = try LSTMStack(
+        configuration: configuration, backend: backend,
+        weights: LSTM.initialWeights(configuration, seed: seed))
     var generator = SeededGenerator(seed: seed &+ 1)
     let x = Tensor(uniform: [shape.steps, shape.batch, shape.inputSize], generator: &generator)
     let dy = Tensor(uniform: [shape.steps, shape.batch, width], generator: &generator)
@@ -169,8 +180,9 @@ public func runBenchmark<Backend: ModelOps>(_ shape: BenchmarkShape, backend: Ba
         name: shape.name, backend: backend.kind.rawValue, device: backend.name,
         I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.steps, layers: shape.layers,
         directions: configuration.numDirections,
-        threads: (backend as? CPUBackend)?.threads(hiddenSize: shape.hiddenSize, outputSize: configuration.outputSize,
-                                                   batch: shape.batch, directions: configuration.numDirections) ?? 0,
+        threads: (backend as? CPUBackend)?.threads(
+            hiddenSize: shape.hiddenSize, outputSize: configuration.outputSize,
+            batch: shape.batch, directions: configuration.numDirections) ?? 0,
         forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
         train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
     return (row, output)

@@ -17,7 +17,8 @@ public final class MPIReducer: GradientReducer {
     /// Whether this process was started by an MPI launcher with more than one rank.
     public static var launchedByMPI: Bool {
         let environment = ProcessInfo.processInfo.environment
-        return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMI_SIZE"] != nil || environment["PMIX_RANK"] != nil
+        return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMI_SIZE"] != nil
+            || environment["PMIX_RANK"] != nil
     }
 
     /// Initialises MPI (once per process).
@@ -52,8 +53,10 @@ public final class MPIReducer: GradientReducer {
         let start = Date()
         try watchdog.guarding("MPI_Allreduce of \(values.count) floats") {
             try values.withUnsafeMutableBufferPointer { buffer in
-                try MPIReducer.check(MPI_Allreduce(lstm_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), lstm_mpi_float(),
-                                                   lstm_mpi_sum(), lstm_mpi_comm_world()), "MPI_Allreduce")
+                try MPIReducer.check(
+                    MPI_Allreduce(
+                        lstm_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), lstm_mpi_float(),
+                        lstm_mpi_sum(), lstm_mpi_comm_world()), "MPI_Allreduce")
             }
         }
         secondsInCollectives += Date().timeIntervalSince(start)
@@ -62,23 +65,28 @@ public final class MPIReducer: GradientReducer {
     public func broadcast(_ values: inout [Float], root: Int) throws {
         try watchdog.guarding("MPI_Bcast of \(values.count) floats") {
             try values.withUnsafeMutableBufferPointer { buffer in
-                try MPIReducer.check(MPI_Bcast(buffer.baseAddress, Int32(buffer.count), lstm_mpi_float(), Int32(root),
-                                               lstm_mpi_comm_world()), "MPI_Bcast")
+                try MPIReducer.check(
+                    MPI_Bcast(
+                        buffer.baseAddress, Int32(buffer.count), lstm_mpi_float(), Int32(root),
+                        lstm_mpi_comm_world()), "MPI_Bcast")
             }
         }
     }
 
     public func requireAgreement(fingerprint: UInt64, description: String) throws {
-        var extremes: [UInt64] = [fingerprint, ~fingerprint]   // max of both = (max, ~min)
+        var extremes: [UInt64] = [fingerprint, ~fingerprint]  // max of both = (max, ~min)
         try watchdog.guarding("MPI_Allreduce (configuration check)") {
             try extremes.withUnsafeMutableBufferPointer { buffer in
-                try MPIReducer.check(MPI_Allreduce(lstm_mpi_in_place(), buffer.baseAddress, 2, lstm_mpi_uint64(), lstm_mpi_max(),
-                                                   lstm_mpi_comm_world()), "MPI_Allreduce")
+                try MPIReducer.check(
+                    MPI_Allreduce(
+                        lstm_mpi_in_place(), buffer.baseAddress, 2, lstm_mpi_uint64(), lstm_mpi_max(),
+                        lstm_mpi_comm_world()), "MPI_Allreduce")
             }
         }
         if extremes[0] != ~extremes[1] {
-            throw DistributedError.mismatch("rank \(rank) has \(description), but another rank's configuration or data differs "
-                + "(every rank must run the same command on the same text)")
+            throw DistributedError.mismatch(
+                "rank \(rank) has \(description), but another rank's configuration or data differs "
+                    + "(every rank must run the same command on the same text)")
         }
     }
 
@@ -87,7 +95,8 @@ public final class MPIReducer: GradientReducer {
         var message = [CChar](repeating: 0, count: Int(lstm_mpi_max_error_string()) + 1)
         var length: Int32 = 0
         MPI_Error_string(status, &message, &length)
-        throw DistributedError.collectiveFailed("\(call): \(String(decoding: message.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        throw DistributedError.collectiveFailed(
+            "\(call): \(String(decoding: message.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))")
     }
 }
 
@@ -110,8 +119,12 @@ final class CollectiveWatchdog: @unchecked Sendable {
                 let what = self.what
                 self.lock.unlock()
                 if expired {
-                    FileHandle.standardError.write(Data(("lstm-gpu: rank \(rank): no progress in \(what) for \(Int(timeout)) s; "
-                        + "another rank has probably died or hangs. Stopping the job (the last checkpoint on disk is intact).\n").utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            ("lstm-gpu: rank \(rank): no progress in \(what) for \(Int(timeout)) s; "
+                                + "another rank has probably died or hangs. Stopping the job (the last "
+                                + "checkpoint on disk is intact).\n")
+                                .utf8))
                     MPI_Abort(lstm_mpi_comm_world(), 4)
                     exit(4)
                 }

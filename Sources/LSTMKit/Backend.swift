@@ -52,7 +52,9 @@ public protocol LSTMBackend: AnyObject {
 extension LSTMBackend {
     public func makeScratchBuffer(count: Int) throws -> Buffer { try makeBuffer(count: count) }
     @_spi(Backend) public func forward(_ jobs: [DirectionForward<Self>]) throws { for job in jobs { try forward(job) } }
-    @_spi(Backend) public func backward(_ jobs: [DirectionBackward<Self>]) throws { for job in jobs { try backward(job) } }
+    @_spi(Backend) public func backward(_ jobs: [DirectionBackward<Self>]) throws {
+        for job in jobs { try backward(job) }
+    }
 
     /// Throws `outOfMemory`, saying what needed how much, when `bytes` exceed `memoryCapacity`.
     func requireCapacity(_ bytes: Int, for what: String) throws {
@@ -89,11 +91,11 @@ public struct MatrixView<Buffer: AnyObject> {
 
 /// The sizes of one direction's problem.
 @_spi(Backend) public struct DirectionShape: Equatable, Sendable {
-    public var steps: Int        // T
-    public var batch: Int        // B
-    public var inputSize: Int    // In
-    public var hiddenSize: Int   // H
-    public var outputSize: Int   // Hout
+    public var steps: Int  // T
+    public var batch: Int  // B
+    public var inputSize: Int  // In
+    public var hiddenSize: Int  // H
+    public var outputSize: Int  // Hout
     public var projects: Bool { outputSize != hiddenSize }
     /// 4H: the width of a row of gates (i, f, g, o).
     public var gateWidth: Int { 4 * hiddenSize }

@@ -32,19 +32,25 @@ public final class LSTM {
 
     /// A new model with PyTorch's default initialisation, U(-1/√H, 1/√H), drawn in
     /// `state_dict` order from a generator seeded with `seed`.
-    public convenience init(_ configuration: LSTMConfiguration, seed: UInt64 = 0, backend: BackendKind = .cpu,
-                            device: String? = nil) throws {
+    public convenience init(
+        _ configuration: LSTMConfiguration, seed: UInt64 = 0, backend: BackendKind = .cpu,
+        device: String? = nil
+    ) throws {
         try configuration.validate()
-        try SizeLimits.requireHostMemory(floats: configuration.parameterCount,
-                                         for: "initialising \(configuration.parameterCount) parameters")
-        try self.init(configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device,
-                      dropoutSeed: seed)
+        try SizeLimits.requireHostMemory(
+            floats: configuration.parameterCount,
+            for: "initialising \(configuration.parameterCount) parameters")
+        try self.init(
+            configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device,
+            dropoutSeed: seed)
     }
 
     /// A model holding `weights` (strictly: exactly the configuration's tensors, shapes checked).
     /// `dropoutSeed` seeds the dropout masks of training forwards (see `forward`).
-    public init(_ configuration: LSTMConfiguration, weights: [String: Tensor], backend: BackendKind = .cpu,
-                device: String? = nil, dropoutSeed: UInt64 = 0) throws {
+    public init(
+        _ configuration: LSTMConfiguration, weights: [String: Tensor], backend: BackendKind = .cpu,
+        device: String? = nil, dropoutSeed: UInt64 = 0
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.dropoutBaseSeed = dropoutSeed
@@ -52,7 +58,8 @@ public final class LSTM {
         case .cpu:
             engine = try LSTMStack(configuration: configuration, backend: CPUBackend(), weights: weights)
         case .opencl:
-            engine = try LSTMStack(configuration: configuration, backend: OpenCLBackend.shared(device: device), weights: weights)
+            engine = try LSTMStack(
+                configuration: configuration, backend: OpenCLBackend.shared(device: device), weights: weights)
         case .reference:
             engine = try ReferenceLSTM(configuration: configuration, weights: weights)
         }
@@ -69,15 +76,21 @@ public final class LSTM {
     ///     that contradicts the file's is refused.
     /// - Throws: `LSTMError` when the file is unusable, a tensor is missing, extra or
     ///   misshaped, or the metadata contradicts the tensors.
-    public convenience init(contentsOf path: String, prefix: String = "", batchFirst: Bool? = nil,
-                            backend: BackendKind = .cpu, device: String? = nil) throws {
+    public convenience init(
+        contentsOf path: String, prefix: String = "", batchFirst: Bool? = nil,
+        backend: BackendKind = .cpu, device: String? = nil
+    ) throws {
         let file = try SafeTensorsFile(contentsOf: path)
         var shapes: [String: [Int]] = [:]
-        for (name, entry) in file.entries where name.hasPrefix(prefix) { shapes[String(name.dropFirst(prefix.count))] = entry.shape }
-        let configuration = try LSTMConfiguration.inferred(from: shapes, metadata: file.metadata, batchFirst: batchFirst,
-                                                           source: path)
-        try self.init(configuration, weights: LSTM.weights(in: file, prefix: prefix, configuration: configuration),
-                      backend: backend, device: device)
+        for (name, entry) in file.entries where name.hasPrefix(prefix) {
+            shapes[String(name.dropFirst(prefix.count))] = entry.shape
+        }
+        let configuration = try LSTMConfiguration.inferred(
+            from: shapes, metadata: file.metadata, batchFirst: batchFirst,
+            source: path)
+        try self.init(
+            configuration, weights: LSTM.weights(in: file, prefix: prefix, configuration: configuration),
+            backend: backend, device: device)
     }
 
     /// The engine's name ("cpu", "opencl: <device>", "reference").
@@ -98,7 +111,9 @@ public final class LSTM {
     public func weights() throws -> [String: Tensor] { try engine.weightTensors() }
 
     /// Replaces the weights (strictly: exactly the configuration's tensors).
-    public func setWeights(_ weights: [String: Tensor]) throws { try engine.setWeightTensors(weights, source: "weights") }
+    public func setWeights(_ weights: [String: Tensor]) throws {
+        try engine.setWeightTensors(weights, source: "weights")
+    }
 
     /// Loads weights from a safetensors `state_dict` (strict: a missing, extra, misshaped or
     /// non-float tensor under `prefix` is an error naming it).
@@ -113,14 +128,17 @@ public final class LSTM {
         let weights = try self.weights()
         let c = configuration
         let metadata = ["format": "pt"].merging(configuration.metadata) { a, _ in a }
-        try SafeTensorsFile.write(c.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) },
-                                  metadata: metadata, to: path)
+        try SafeTensorsFile.write(
+            c.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) },
+            metadata: metadata, to: path)
     }
 
     /// The configuration's weights from `file` under `prefix`, strictly: a tensor under the
     /// prefix that is not a weight of this configuration is an error unless `ignoring` says so.
-    static func weights(in file: SafeTensorsFile, prefix: String, configuration: LSTMConfiguration,
-                        ignoring: (String) -> Bool = { _ in false }) throws -> [String: Tensor] {
+    static func weights(
+        in file: SafeTensorsFile, prefix: String, configuration: LSTMConfiguration,
+        ignoring: (String) -> Bool = { _ in false }
+    ) throws -> [String: Tensor] {
         let expected = Set(configuration.parameterSpecs.map(\.name))
         var weights: [String: Tensor] = [:]
         for name in file.entries.keys.sorted() where name.hasPrefix(prefix) {
@@ -130,7 +148,9 @@ public final class LSTM {
             weights[short] = try file.floatTensor(name)
         }
         for (name, shape) in configuration.parameterSpecs {
-            guard let tensor = weights[name] else { throw LSTMError.missingTensor(name: prefix + name, file: file.path) }
+            guard let tensor = weights[name] else {
+                throw LSTMError.missingTensor(name: prefix + name, file: file.path)
+            }
             try checkShape(tensor, shape, "\(file.path): '\(prefix + name)'")
         }
         return weights
@@ -150,17 +170,21 @@ public final class LSTM {
     ///     and a count of calls), so runs are reproducible.
     /// - Returns: output [T, B, D·Hout] (batch-first likewise), hn [L·D, B, Hout], cn [L·D, B, H].
     /// - Throws: `LSTMError` on a shape, a length or a memory need that does not fit.
-    public func forward(_ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil, lengths: [Int]? = nil,
-                        training: Bool = false, dropoutSeed: UInt64? = nil) throws -> LSTMOutput {
+    public func forward(
+        _ input: Tensor, h0: Tensor? = nil, c0: Tensor? = nil, lengths: [Int]? = nil,
+        training: Bool = false, dropoutSeed: UInt64? = nil
+    ) throws -> LSTMOutput {
         let c = configuration
         guard input.shape.count == 3 else {
-            throw LSTMError.invalidArgument("input must be 3-D \(c.batchFirst ? "[B, T, I]" : "[T, B, I]"), got shape \(input.shape)")
+            throw LSTMError.invalidArgument(
+                "input must be 3-D \(c.batchFirst ? "[B, T, I]" : "[T, B, I]"), got shape \(input.shape)")
         }
         let (steps, batch) = c.batchFirst ? (input.shape[1], input.shape[0]) : (input.shape[0], input.shape[1])
         guard input.shape[2] == c.inputSize else {
-            throw LSTMError.shapeMismatch(what: "input (last dimension is the input size I = \(c.inputSize))",
-                                          expected: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize],
-                                          got: input.shape)
+            throw LSTMError.shapeMismatch(
+                what: "input (last dimension is the input size I = \(c.inputSize))",
+                expected: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize],
+                got: input.shape)
         }
         let states = c.numLayers * c.numDirections
         if let h0 { try checkShape(h0, [states, batch, c.outputSize], "h0 ([L·D, B, Hout])") }
@@ -175,19 +199,25 @@ public final class LSTM {
                 trainingForwards &+= 1
             }
         }
-        return try engine.forward(input, steps: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training,
-                                  dropoutSeed: seed)
+        return try engine.forward(
+            input, steps: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training,
+            dropoutSeed: seed)
     }
 
     /// Backpropagation through time from a `forward(..., training: true)` result. Upstream
     /// gradients: `outputGradient` like the output, `hnGradient` like hn, `cnGradient` like
     /// cn; nil means zeros. Returns the gradients of the input, h0, c0 and every weight.
-    public func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor? = nil,
-                         cnGradient: Tensor? = nil) throws -> LSTMGradients {
-        if let outputGradient { try checkShape(outputGradient, result.output.shape, "output gradient (like the output)") }
+    public func backward(
+        _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor? = nil,
+        cnGradient: Tensor? = nil
+    ) throws -> LSTMGradients {
+        if let outputGradient {
+            try checkShape(outputGradient, result.output.shape, "output gradient (like the output)")
+        }
         if let hnGradient { try checkShape(hnGradient, result.hn.shape, "hn gradient (like hn)") }
         if let cnGradient { try checkShape(cnGradient, result.cn.shape, "cn gradient (like cn)") }
-        return try engine.backward(result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
+        return try engine.backward(
+            result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
     }
 }
 
@@ -229,23 +259,31 @@ protocol HostEngine: AnyObject {
     var backendName: String { get }
     func weightTensors() throws -> [String: Tensor]
     func setWeightTensors(_ weights: [String: Tensor], source: String) throws
-    func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-                 training: Bool, dropoutSeed: UInt64?) throws -> LSTMOutput
-    func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?) throws -> LSTMGradients
+    func forward(
+        _ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+        training: Bool, dropoutSeed: UInt64?
+    ) throws -> LSTMOutput
+    func backward(
+        _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?
+    ) throws -> LSTMGradients
 }
 
 extension LSTMStack: HostEngine {
     var backendName: String { backend.name }
     func weightTensors() throws -> [String: Tensor] { try parameterTensors() }
-    func setWeightTensors(_ weights: [String: Tensor], source: String) throws { try setParameters(weights, source: source) }
+    func setWeightTensors(_ weights: [String: Tensor], source: String) throws {
+        try setParameters(weights, source: source)
+    }
 
-
-    func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-                 training: Bool, dropoutSeed: UInt64?) throws -> LSTMOutput {
+    func forward(
+        _ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+        training: Bool, dropoutSeed: UInt64?
+    ) throws -> LSTMOutput {
         let c = configuration
-        let result = try forward(input: upload(input), steps: steps, batch: batch, initialHidden: h0.map(upload),
-                                 initialCell: c0.map(upload), lengths: lengths, saveActivations: training,
-                                 dropoutSeed: dropoutSeed)
+        let result = try forward(
+            input: upload(input), steps: steps, batch: batch, initialHidden: h0.map(upload),
+            initialCell: c0.map(upload), lengths: lengths, saveActivations: training,
+            dropoutSeed: dropoutSeed)
         let width = c.numDirections * c.outputSize
         let states = c.numLayers * c.numDirections
         return LSTMOutput(
@@ -255,18 +293,22 @@ extension LSTMStack: HostEngine {
             context: result)
     }
 
-    func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?) throws -> LSTMGradients {
+    func backward(
+        _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?
+    ) throws -> LSTMGradients {
         guard let forward = result.context as? LSTMStackForward<Backend> else {
             throw LSTMError.invalidArgument("backward was given the forward result of another backend")
         }
-        let g = try backward(forward, outputGradient: outputGradient.map(upload), finalHiddenGradient: hnGradient.map(upload),
-                             finalCellGradient: cnGradient.map(upload))
+        let g = try backward(
+            forward, outputGradient: outputGradient.map(upload), finalHiddenGradient: hnGradient.map(upload),
+            finalCellGradient: cnGradient.map(upload))
         let c = configuration
         let batch = forward.batch, steps = forward.steps
         var weights: [String: Tensor] = [:]
         for (name, shape) in c.parameterSpecs { weights[name] = try download(g.weights[name]!, shape: shape) }
         return LSTMGradients(
-            input: try download(g.input, shape: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize]),
+            input: try download(
+                g.input, shape: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize]),
             h0: try download(g.initialHidden, shape: result.hn.shape),
             c0: try download(g.initialCell, shape: result.cn.shape),
             weights: weights)

@@ -26,8 +26,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
 
     /// Replaces every weight; `weights` must hold exactly the configuration's tensors.
     public func setParameters(_ weights: [String: Tensor], source: String = "weights") throws {
-        try backend.requireCapacity(SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
-                                    for: "the weights of \(configuration.parameterCount) parameters")
+        try backend.requireCapacity(
+            SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
+            for: "the weights of \(configuration.parameterCount) parameters")
         try checkWeights(weights, for: configuration, source: source)
         var uploaded: [String: Backend.Buffer] = [:]
         for (name, _) in configuration.parameterSpecs {
@@ -55,7 +56,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
     /// The weights as optimiser `Parameter`s named `prefix` + their `state_dict` name, in
     /// `state_dict` order, sharing the stack's buffers (an update changes the stack).
     public func namedParameters(prefix: String) -> [Parameter<Backend.Buffer>] {
-        configuration.parameterSpecs.map { Parameter(name: prefix + $0.name, shape: $0.shape, value: parameters[$0.name]!) }
+        configuration.parameterSpecs.map {
+            Parameter(name: prefix + $0.name, shape: $0.shape, value: parameters[$0.name]!)
+        }
     }
 
     /// The weights copied back to the host, by `state_dict` name.
@@ -78,8 +81,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
     }
 
     func directionShape(layer: Int, steps: Int, batch: Int) -> DirectionShape {
-        DirectionShape(steps: steps, batch: batch, inputSize: configuration.layerInputSize(layer),
-                       hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize)
+        DirectionShape(
+            steps: steps, batch: batch, inputSize: configuration.layerInputSize(layer),
+            hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize)
     }
 
     /// Runs the whole stack.
@@ -95,18 +99,25 @@ public final class LSTMStack<Backend: LSTMBackend> {
     ///   - dropoutBatch: under data parallelism, where this replica's rows sit in the global batch.
     /// - Returns: output [T, B, D·Hout] (batch-first likewise), hn, cn and the saved state.
     /// - Throws: `LSTMError` for T or B < 1, bad lengths, or a working set the backend cannot hold.
-    public func forward(input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
-                        initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
-                        saveActivations: Bool = false, dropoutSeed: UInt64? = nil,
-                        dropoutBatch: (offset: Int, global: Int)? = nil) throws -> LSTMStackForward<Backend> {
+    public func forward(
+        input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
+        initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
+        saveActivations: Bool = false, dropoutSeed: UInt64? = nil,
+        dropoutBatch: (offset: Int, global: Int)? = nil
+    ) throws -> LSTMStackForward<Backend> {
         let c = configuration
         try checkRun(steps: steps, batch: batch, lengths: lengths)
         let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
-        try backend.requireCapacity(SizeLimits.saturatingProduct([
-                                        SizeLimits.saturatingSum([c.workingSetFloats(steps: steps, batch: batch,
-                                                                                     training: saveActivations),
-                                                                  c.parameterCount]), 4]),
-                                    for: "a forward over T = \(steps), B = \(batch)\(saveActivations ? " with saved activations" : "")")
+        try backend.requireCapacity(
+            SizeLimits.saturatingProduct([
+                SizeLimits.saturatingSum([
+                    c.workingSetFloats(
+                        steps: steps, batch: batch,
+                        training: saveActivations),
+                    c.parameterCount,
+                ]), 4,
+            ]),
+            for: "a forward over T = \(steps), B = \(batch)\(saveActivations ? " with saved activations" : "")")
         let kernelLengths = try backend.makeLengths(lengths, batch: batch, steps: steps)
         var layerInput = input
         if c.batchFirst {
@@ -126,15 +137,19 @@ public final class LSTMStack<Backend: LSTMBackend> {
             for direction in 0..<d {
                 let state = layer * d + direction
                 let activation = saveActivations ? try DirectionActivations(backend: backend, shape: shape) : nil
-                jobs.append(DirectionForward(
-                    shape: shape, reverse: direction == 1, weights: directionWeights(layer: layer, direction: direction),
-                    input: MatrixView(layerInput, rowStride: shape.inputSize),
-                    output: MatrixView(output, offset: direction * hout, rowStride: d * hout),
-                    initialHidden: initialHidden.map { MatrixView($0, offset: state * batch * hout, rowStride: hout) },
-                    initialCell: initialCell.map { MatrixView($0, offset: state * batch * h, rowStride: h) },
-                    finalHidden: MatrixView(finalHidden, offset: state * batch * hout, rowStride: hout),
-                    finalCell: MatrixView(finalCell, offset: state * batch * h, rowStride: h),
-                    lengths: kernelLengths, activations: activation))
+                jobs.append(
+                    DirectionForward(
+                        shape: shape, reverse: direction == 1,
+                        weights: directionWeights(layer: layer, direction: direction),
+                        input: MatrixView(layerInput, rowStride: shape.inputSize),
+                        output: MatrixView(output, offset: direction * hout, rowStride: d * hout),
+                        initialHidden: initialHidden.map {
+                            MatrixView($0, offset: state * batch * hout, rowStride: hout)
+                        },
+                        initialCell: initialCell.map { MatrixView($0, offset: state * batch * h, rowStride: h) },
+                        finalHidden: MatrixView(finalHidden, offset: state * batch * hout, rowStride: hout),
+                        finalCell: MatrixView(finalCell, offset: state * batch * h, rowStride: h),
+                        lengths: kernelLengths, activations: activation))
                 activation.map { saved.append($0) }
             }
             try backend.forward(jobs)
@@ -144,10 +159,12 @@ public final class LSTMStack<Backend: LSTMBackend> {
             if let seed = dropoutSeed, c.dropout > 0, layer + 1 < c.numLayers {
                 let count = steps * batch * d * hout
                 let mask = try backend.makeScratchBuffer(count: count)
-                let layout = DropoutLayout(localBatch: batch, globalBatch: dropoutBatch?.global ?? batch,
-                                           offset: dropoutBatch?.offset ?? 0, width: d * hout)
-                try backend.dropoutMask(count: count, probability: c.dropout, seed: dropoutLayerSeed(seed, layer: layer),
-                                        layout: layout, into: mask)
+                let layout = DropoutLayout(
+                    localBatch: batch, globalBatch: dropoutBatch?.global ?? batch,
+                    offset: dropoutBatch?.offset ?? 0, width: d * hout)
+                try backend.dropoutMask(
+                    count: count, probability: c.dropout, seed: dropoutLayerSeed(seed, layer: layer),
+                    layout: layout, into: mask)
                 let dropped = try backend.makeScratchBuffer(count: count)
                 try backend.multiply(output, mask, into: dropped, count: count)
                 layerInput = dropped
@@ -161,10 +178,11 @@ public final class LSTMStack<Backend: LSTMBackend> {
             output = try backend.makeBuffer(count: steps * batch * d * hout)
             try backend.swapOuterDimensions(layerInput, into: output, a: steps, c: batch, inner: d * hout)
         }
-        return LSTMStackForward(stack: self, steps: steps, batch: batch, output: output, finalHidden: finalHidden,
-                                finalCell: finalCell, lengths: kernelLengths,
-                                layerInputs: saveActivations ? layerInputs : [],
-                                activations: saveActivations ? activations : nil, dropoutMasks: dropoutMasks)
+        return LSTMStackForward(
+            stack: self, steps: steps, batch: batch, output: output, finalHidden: finalHidden,
+            finalCell: finalCell, lengths: kernelLengths,
+            layerInputs: saveActivations ? layerInputs : [],
+            activations: saveActivations ? activations : nil, dropoutMasks: dropoutMasks)
     }
 
     /// Backpropagation through time over the whole stack. The forward's activations are left
@@ -176,9 +194,11 @@ public final class LSTMStack<Backend: LSTMBackend> {
     ///   - finalHiddenGradient: dL/d(hn) [L·D, B, Hout]; `finalCellGradient`: dL/d(cn) [L·D, B, H].
     /// - Returns: the gradients of the input, h0, c0 and every weight (by `state_dict` name).
     /// - Throws: `LSTMError` when `forward` is another stack's or kept no activations.
-    public func backward(_ forward: LSTMStackForward<Backend>, outputGradient: Backend.Buffer?,
-                         finalHiddenGradient: Backend.Buffer? = nil,
-                         finalCellGradient: Backend.Buffer? = nil) throws -> LSTMStackGradients<Backend> {
+    public func backward(
+        _ forward: LSTMStackForward<Backend>, outputGradient: Backend.Buffer?,
+        finalHiddenGradient: Backend.Buffer? = nil,
+        finalCellGradient: Backend.Buffer? = nil
+    ) throws -> LSTMStackGradients<Backend> {
         guard forward.stack === self else {
             throw LSTMError.invalidArgument("backward was given the forward result of a different LSTM")
         }
@@ -214,22 +234,30 @@ public final class LSTMStack<Backend: LSTMBackend> {
                     buffers[name] = try backend.makeBuffer(count: shape.reduce(1, *))
                 }
                 let suffix = String(specs[0].name.dropFirst("weight_ih".count))
-                jobs.append(DirectionBackward(
-                    shape: shape, reverse: direction == 1, weights: directionWeights(layer: layer, direction: direction),
-                    activations: activations[layer][direction],
-                    input: MatrixView(forward.layerInputs[layer], rowStride: shape.inputSize),
-                    outputGradient: upstream.map { MatrixView($0, offset: direction * hout, rowStride: d * hout) },
-                    finalHiddenGradient: finalHiddenGradient.map { MatrixView($0, offset: state * batch * hout, rowStride: hout) },
-                    finalCellGradient: finalCellGradient.map { MatrixView($0, offset: state * batch * h, rowStride: h) },
-                    inputGradient: MatrixView(inputGradient, rowStride: shape.inputSize),
-                    accumulateInputGradient: direction == 1,
-                    initialHiddenGradient: MatrixView(initialHiddenGradient, offset: state * batch * hout, rowStride: hout),
-                    initialCellGradient: MatrixView(initialCellGradient, offset: state * batch * h, rowStride: h),
-                    lengths: forward.lengths,
-                    gateGradients: try backend.makeBuffer(count: shape.rows * shape.gateWidth),
-                    weightGradients: DirectionWeightGradients(
-                        inputWeights: buffers["weight_ih" + suffix]!, recurrentWeights: buffers["weight_hh" + suffix]!,
-                        bias: buffers["bias_ih" + suffix], projectionWeights: buffers["weight_hr" + suffix])))
+                jobs.append(
+                    DirectionBackward(
+                        shape: shape, reverse: direction == 1,
+                        weights: directionWeights(layer: layer, direction: direction),
+                        activations: activations[layer][direction],
+                        input: MatrixView(forward.layerInputs[layer], rowStride: shape.inputSize),
+                        outputGradient: upstream.map { MatrixView($0, offset: direction * hout, rowStride: d * hout) },
+                        finalHiddenGradient: finalHiddenGradient.map {
+                            MatrixView($0, offset: state * batch * hout, rowStride: hout)
+                        },
+                        finalCellGradient: finalCellGradient.map {
+                            MatrixView($0, offset: state * batch * h, rowStride: h)
+                        },
+                        inputGradient: MatrixView(inputGradient, rowStride: shape.inputSize),
+                        accumulateInputGradient: direction == 1,
+                        initialHiddenGradient: MatrixView(
+                            initialHiddenGradient, offset: state * batch * hout, rowStride: hout),
+                        initialCellGradient: MatrixView(initialCellGradient, offset: state * batch * h, rowStride: h),
+                        lengths: forward.lengths,
+                        gateGradients: try backend.makeBuffer(count: shape.rows * shape.gateWidth),
+                        weightGradients: DirectionWeightGradients(
+                            inputWeights: buffers["weight_ih" + suffix]!,
+                            recurrentWeights: buffers["weight_hh" + suffix]!,
+                            bias: buffers["bias_ih" + suffix], projectionWeights: buffers["weight_hr" + suffix])))
                 for (name, buffer) in buffers { weightGradients[name] = buffer }
                 if c.bias { weightGradients["bias_hh" + suffix] = buffers["bias_ih" + suffix] }
             }
@@ -241,8 +269,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
             inputGradient = try backend.makeBuffer(count: steps * batch * c.inputSize)
             try backend.swapOuterDimensions(upstream!, into: inputGradient, a: steps, c: batch, inner: c.inputSize)
         }
-        return LSTMStackGradients(input: inputGradient, initialHidden: initialHiddenGradient,
-                                  initialCell: initialCellGradient, weights: weightGradients)
+        return LSTMStackGradients(
+            input: inputGradient, initialHidden: initialHiddenGradient,
+            initialCell: initialCellGradient, weights: weightGradients)
     }
 }
 
@@ -263,9 +292,11 @@ public final class LSTMStackForward<Backend: LSTMBackend> {
     /// Per layer, the dropout mask applied to its output (nil where none was).
     let dropoutMasks: [Backend.Buffer?]
 
-    init(stack: LSTMStack<Backend>, steps: Int, batch: Int, output: Backend.Buffer, finalHidden: Backend.Buffer,
-         finalCell: Backend.Buffer, lengths: Backend.Lengths, layerInputs: [Backend.Buffer],
-         activations: [[DirectionActivations<Backend.Buffer>]]?, dropoutMasks: [Backend.Buffer?]) {
+    init(
+        stack: LSTMStack<Backend>, steps: Int, batch: Int, output: Backend.Buffer, finalHidden: Backend.Buffer,
+        finalCell: Backend.Buffer, lengths: Backend.Lengths, layerInputs: [Backend.Buffer],
+        activations: [[DirectionActivations<Backend.Buffer>]]?, dropoutMasks: [Backend.Buffer?]
+    ) {
         self.dropoutMasks = dropoutMasks
         self.stack = stack
         self.steps = steps

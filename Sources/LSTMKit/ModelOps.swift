@@ -9,8 +9,9 @@ public protocol ModelOps: LSTMBackend {
     /// Uploads `values` as indices.
     func makeIndices(_ values: [Int]) throws -> Indices
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views.
-    @_spi(Backend) func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-              a: MatrixView<Buffer>, b: MatrixView<Buffer>, beta: Float, c: MatrixView<Buffer>) throws
+    @_spi(Backend) func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: MatrixView<Buffer>, b: MatrixView<Buffer>, beta: Float, c: MatrixView<Buffer>) throws
     /// out[i, :] = table[indices[i], :] for i < count; table [V, width].
     func gatherRows(_ table: Buffer, width: Int, indices: Indices, count: Int, into out: Buffer) throws
     /// table[indices[i], :] += src[i, :] for i < count (table [rows, width]).
@@ -22,23 +23,27 @@ public protocol ModelOps: LSTMBackend {
     /// Softmax cross-entropy averaged over the rows whose target is not `ignoreIndex`:
     /// loss[lossSlot] = mean_r (logsumexp(logits[r]) − logits[r, target[r]]); gradient [rows, classes]
     /// = d loss / d logits (0 on ignored rows). Stable for large logits (max subtracted).
-    func softmaxCrossEntropy(logits: Buffer, rows: Int, classes: Int, targets: Indices, ignoreIndex: Int,
-                             gradient: Buffer, loss: Buffer, lossSlot: Int) throws
+    func softmaxCrossEntropy(
+        logits: Buffer, rows: Int, classes: Int, targets: Indices, ignoreIndex: Int,
+        gradient: Buffer, loss: Buffer, lossSlot: Int) throws
     /// Mean squared error: loss[lossSlot] = mean (prediction − target)²; gradient = d loss / d prediction.
-    func meanSquaredError(prediction: Buffer, target: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
+    func meanSquaredError(
+        prediction: Buffer, target: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
     /// sums[slot] = Σ x[i]² (for gradient norms).
     func sumOfSquares(_ x: Buffer, count: Int, into sums: Buffer, slot: Int) throws
     /// x *= min(1, maxNorm / (sqrt(Σ sums[0..<slots]) + 1e-6)): clipping by global norm without a host round trip.
     func clipByNorm(_ x: Buffer, count: Int, sums: Buffer, slots: Int, maxNorm: Float) throws
     /// One SGD step (PyTorch's formula): g += wd·p; buf = momentum·buf + g; g = nesterov ? g + momentum·buf : buf
     /// (plain g without momentum); p −= lr·g.
-    func sgdStep(parameter: Buffer, gradient: Buffer, momentumBuffer: Buffer?, count: Int, learningRate: Float,
-                 momentum: Float, nesterov: Bool, weightDecay: Float) throws
+    func sgdStep(
+        parameter: Buffer, gradient: Buffer, momentumBuffer: Buffer?, count: Int, learningRate: Float,
+        momentum: Float, nesterov: Bool, weightDecay: Float) throws
     /// One Adam/AdamW step (PyTorch's formula) with bias corrections bc1 = 1 − β1^t, bc2 = 1 − β2^t;
     /// `decoupled` applies weight decay as AdamW (p ·= 1 − lr·wd) rather than as Adam (g += wd·p).
-    func adamStep(parameter: Buffer, gradient: Buffer, firstMoment: Buffer, secondMoment: Buffer, count: Int,
-                  learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
-                  decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float) throws
+    func adamStep(
+        parameter: Buffer, gradient: Buffer, firstMoment: Buffer, secondMoment: Buffer, count: Int,
+        learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
+        decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float) throws
 }
 
 /// Where a replica's [T, b, W] rows sit in the global [T, B, W] batch (data parallelism):

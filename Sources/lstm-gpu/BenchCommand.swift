@@ -1,18 +1,18 @@
 import ArgumentParser
 import Foundation
-import LSTMKit
 import LSTMBenchmark
+import LSTMKit
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time forward and training steps on the standard suite (or a custom shape).",
         discussion: """
-        FLOPs per layer and direction: forward 2*T*B*4H*(In + H); a training step counts 3x \
-        forward. Times are medians after a warm-up run (min-max shown). The parity column is \
-        the max abs difference of each backend's output against the CPU path on the same \
-        weights and input.
-        """)
+            FLOPs per layer and direction: forward 2*T*B*4H*(In + H); a training step counts 3x \
+            forward. Times are medians after a warm-up run (min-max shown). The parity column is \
+            the max abs difference of each backend's output against the CPU path on the same \
+            weights and input.
+            """)
 
     @Option(help: "Comma-separated suite names to run (default: all).")
     var only: String?
@@ -32,7 +32,13 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Exact number of timed runs per measurement (overrides --seconds).")
     var `repeat`: Int?
 
-    @Option(parsing: .unconditional, help: "Exactly this many threads for the CPU path, at most the cores (default: up to all cores, fewer for rows whose steps are too small to share; the threads column says).")
+    @Option(
+        parsing: .unconditional,
+        help:
+            ArgumentHelp(
+                "Exactly this many threads for the CPU path, at most the cores (default: up to all cores, fewer for "
+                    + "rows whose steps are too small to share; the threads column says).")
+    )
     var threads: Int?
 
     @Flag(help: "Print one JSON object per row instead of a table.")
@@ -49,7 +55,9 @@ struct BenchCommand: ParsableCommand {
         guard seconds.isFinite, seconds >= 0, seconds <= 3600 else {
             throw ValidationError("--seconds must be a finite number in 0...3600, got \(seconds)")
         }
-        if let r = `repeat`, !(1...1_000_000).contains(r) { throw ValidationError("--repeat must be in 1...1000000, got \(r)") }
+        if let r = `repeat`, !(1...1_000_000).contains(r) {
+            throw ValidationError("--repeat must be in 1...1000000, got \(r)")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
@@ -58,25 +66,28 @@ struct BenchCommand: ParsableCommand {
         if let only {
             let names = only.split(separator: ",").map(String.init)
             for name in names where !BenchmarkShape.suite.contains(where: { $0.name == name }) {
-                throw ValidationError("unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")
+                throw ValidationError(
+                    "unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")
             }
             shapes = BenchmarkShape.suite.filter { names.contains($0.name) }
         }
         for text in shape {
             do { shapes.append(try BenchmarkShape.parse(text)) } catch let error as LSTMError {
-                throw ValidationError("\(error)")   // a bad --shape is a usage error (exit 64)
+                throw ValidationError("\(error)")  // a bad --shape is a usage error (exit 64)
             }
         }
         if only == nil, shape.isEmpty { shapes = BenchmarkShape.suite }
         if list {
             for s in shapes {
-                print("{\"name\":\"\(s.name)\",\"I\":\(s.inputSize),\"H\":\(s.hiddenSize),\"B\":\(s.batch),\"T\":\(s.steps),"
-                      + "\"layers\":\(s.layers),\"directions\":\(s.bidirectional ? 2 : 1)}")
+                print(
+                    "{\"name\":\"\(s.name)\",\"I\":\(s.inputSize),\"H\":\(s.hiddenSize),\"B\":\(s.batch),\"T\":\(s.steps),"
+                        + "\"layers\":\(s.layers),\"directions\":\(s.bidirectional ? 2 : 1)}")
             }
             return
         }
         if let threads, CPUThreads.set(threads) < threads {
-            printError("note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(CPUThreads.current)")
+            printError(
+                "note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(CPUThreads.current)")
         }
         // The CPU path: exactly --threads threads, or up to all cores chosen per row by work size.
         let cpu = threads.map { CPUBackend(threads: min($0, CPUThreads.maximum)) } ?? CPUBackend()
@@ -102,14 +113,19 @@ struct BenchCommand: ParsableCommand {
         // one plain line per measurement (so a redirected or piped run shows where it is).
         let statusLine = isatty(STDERR_FILENO) != 0
         let cpuInfo = CPUInfo.current
-        let table = BenchTable(shapes: shapes, devices: devices.map { deviceLabel($0.device) },
-                               cpu: backend != .opencl)
+        let table = BenchTable(
+            shapes: shapes, devices: devices.map { deviceLabel($0.device) },
+            cpu: backend != .opencl)
         if !json {
             let runs = `repeat`.map { "\($0) run\($0 == 1 ? "" : "s")" } ?? "\(seconds) s"
-            let threadNote = threads.map { "CPU threads \(min($0, CPUThreads.maximum))" }
+            let threadNote =
+                threads.map { "CPU threads \(min($0, CPUThreads.maximum))" }
                 ?? "CPU threads up to \(cpu.threads), chosen per row by work size"
             print(cpuInfo.summary)
-            print("lstm-gpu bench: \(shapes.count) row\(shapes.count == 1 ? "" : "s"), \(threadNote), \(runs) per measurement")
+            print(
+                "lstm-gpu bench: \(shapes.count) row\(shapes.count == 1 ? "" : "s"), \(threadNote), \(runs) per "
+                    + "measurement"
+            )
             print(table.header)
         }
         var rows: [BenchmarkRow] = []
@@ -136,7 +152,9 @@ struct BenchCommand: ParsableCommand {
             }
             for device in devices {
                 progress(deviceLabel(device.device))
-                var row = try runBenchmark(shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference).row
+                var row = try runBenchmark(
+                    shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference
+                ).row
                 row.deviceIndex = device.device.index
                 try emit(row)
             }
@@ -201,21 +219,27 @@ struct BenchTable {
     var header: String { line(columns.map(\.title)) }
 
     func format(_ r: BenchmarkRow) -> String {
-        func timing(_ t: TimingSummary) -> String { "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))" }
-        let backend = r.backend == "cpu" ? "cpu"
+        func timing(_ t: TimingSummary) -> String {
+            "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))"
+        }
+        let backend =
+            r.backend == "cpu"
+            ? "cpu"
             : r.deviceIndex.map { index in
                 let name = String(r.device.dropFirst(r.device.hasPrefix("opencl: ") ? "opencl: ".count : 0))
                 return deviceLabel(index: index, name: name)
             } ?? r.device
-        return line([r.name, backend, r.backend == "cpu" ? "\(r.threads)" : "-", "\(r.I)", "\(r.H)", "\(r.B)", "\(r.T)",
-                     "\(r.layers)", "\(r.directions)", timing(r.forward), fixed(r.forwardGflops, 1), timing(r.train),
-                     fixed(r.trainGflops, 1), scientific(Float(r.parityMaxAbs))])
+        return line([
+            r.name, backend, r.backend == "cpu" ? "\(r.threads)" : "-", "\(r.I)", "\(r.H)", "\(r.B)", "\(r.T)",
+            "\(r.layers)", "\(r.directions)", timing(r.forward), fixed(r.forwardGflops, 1), timing(r.train),
+            fixed(r.trainGflops, 1), scientific(Float(r.parityMaxAbs)),
+        ])
     }
 
     /// The cells padded to their columns, joined by the gap; the last column is not padded on the right.
     func line(_ cells: [String]) -> String {
         var out = ""
-        var overflow = 0   // how far earlier cells ran past their columns
+        var overflow = 0  // how far earlier cells ran past their columns
         for (index, (cell, column)) in zip(cells, columns).enumerated() {
             if index > 0 { out += Self.gap }
             let room = max(0, column.width - overflow)

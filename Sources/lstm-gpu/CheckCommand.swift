@@ -7,11 +7,11 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Check the engine against PyTorch parity fixtures (lstm-fixture/1 safetensors files).",
         discussion: """
-        For every reference tensor prints the max absolute and max relative difference and \
-        PASS/FAIL. Default rule per element: |ours - ref| <= 1e-5 + 1e-4*|ref| for outputs and \
-        states, <= 1e-4 + 1e-3*|ref| for gradients; --atol/--rtol replace both. Exits 1 when \
-        any tensor fails, 2 when a file cannot be used.
-        """)
+            For every reference tensor prints the max absolute and max relative difference and \
+            PASS/FAIL. Default rule per element: |ours - ref| <= 1e-5 + 1e-4*|ref| for outputs and \
+            states, <= 1e-4 + 1e-3*|ref| for gradients; --atol/--rtol replace both. Exits 1 when \
+            any tensor fails, 2 when a file cannot be used.
+            """)
 
     @Argument(help: "Fixture files, or folders of *.safetensors fixtures.")
     var files: [String]
@@ -32,8 +32,12 @@ struct CheckCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        if let atol, !(atol.isFinite && atol >= 0) { throw ValidationError("--atol must be a finite number >= 0, got \(atol)") }
-        if let rtol, !(rtol.isFinite && rtol >= 0) { throw ValidationError("--rtol must be a finite number >= 0, got \(rtol)") }
+        if let atol, !(atol.isFinite && atol >= 0) {
+            throw ValidationError("--atol must be a finite number >= 0, got \(atol)")
+        }
+        if let rtol, !(rtol.isFinite && rtol >= 0) {
+            throw ValidationError("--rtol must be a finite number >= 0, got \(rtol)")
+        }
         guard !files.isEmpty else { throw ValidationError("give at least one fixture file or folder") }
         var paths: [String] = []
         for item in files {
@@ -44,13 +48,16 @@ struct CheckCommand: ParsableCommand {
                     throw LSTMError.io(path: item, reason: "cannot list the folder: \(error.localizedDescription)")
                 }
                 let found = names.filter { $0.hasSuffix(".safetensors") }.sorted().map { item + "/" + $0 }
-                guard !found.isEmpty else { throw LSTMError.io(path: item, reason: "no *.safetensors fixtures in this folder") }
+                guard !found.isEmpty else {
+                    throw LSTMError.io(path: item, reason: "no *.safetensors fixtures in this folder")
+                }
                 paths += found
             } else {
                 paths.append(item)
             }
         }
-        let tolerance: Tolerance? = (atol != nil || rtol != nil)
+        let tolerance: Tolerance? =
+            (atol != nil || rtol != nil)
             ? Tolerance(absolute: atol ?? 0, relative: rtol ?? 0) : nil
         if backend == .opencl {
             do { _ = try OpenCLBackend.shared(device: device) } catch {
@@ -66,18 +73,23 @@ struct CheckCommand: ParsableCommand {
                 let ok = rows.allSatisfy(\.passed)
                 ok ? (passed += 1) : (failed += 1)
                 let c = fixture.configuration
-                let shape = "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
+                let shape =
+                    "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
                     + " T=\(fixture.input.shape[c.batchFirst ? 1 : 0]) B=\(fixture.input.shape[c.batchFirst ? 0 : 1])"
                     + (c.batchFirst ? " batch-first" : "") + (c.bias ? "" : " no-bias")
                     + (fixture.lengths.map { " lengths=\($0)" } ?? "")
                 let worst = rows.contains { $0.maxAbsolute.isNaN } ? Float.nan : rows.map(\.maxAbsolute).max() ?? 0
-                print("\(ok ? "PASS" : "FAIL") \(path) [\(backend.rawValue)] \(shape) max abs diff \(scientific(worst))")
+                print(
+                    "\(ok ? "PASS" : "FAIL") \(path) [\(backend.rawValue)] \(shape) max abs diff \(scientific(worst))")
                 if !quiet || !ok {
-                    print("  " + pad("tensor", 26) + pad("max abs", 11, right: true) + pad("max rel", 11, right: true) + "  result")
+                    print(
+                        "  " + pad("tensor", 26) + pad("max abs", 11, right: true) + pad("max rel", 11, right: true)
+                            + "  result")
                     for row in rows where !quiet || !row.passed {
                         let verdict = row.passed ? "PASS" : "FAIL (\(row.failures) of \(row.count) elements)"
-                        print("  " + pad(row.name, 26) + pad(scientific(row.maxAbsolute), 11, right: true)
-                              + pad(scientific(row.maxRelative), 11, right: true) + "  " + verdict)
+                        print(
+                            "  " + pad(row.name, 26) + pad(scientific(row.maxAbsolute), 11, right: true)
+                                + pad(scientific(row.maxRelative), 11, right: true) + "  " + verdict)
                     }
                 }
             } catch {

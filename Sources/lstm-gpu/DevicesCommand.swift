@@ -4,7 +4,10 @@ import LSTMKit
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "List the CPU path (processor, threads, BLAS library and kernels) and the OpenCL devices (the index is what --device and LSTM_GPU_DEVICE take).")
+        abstract:
+            "List the CPU path (processor, threads, BLAS library and kernels) and the OpenCL devices (the index "
+            + "is what --device and LSTM_GPU_DEVICE take)."
+    )
 
     func run() throws {
         for line in CPUInfo.current.details { print(line) }
@@ -19,14 +22,20 @@ struct DevicesCommand: ParsableCommand {
             print("[\(d.index)] \(d.name)\(d.index == chosen?.index ? "  (default)" : "")")
             print("    vendor \(d.vendor); platform \(d.platform); type \(d.type)")
             print("    \(d.version); driver \(d.driverVersion)")
-            print("    compute units \(d.computeUnits); global memory \(bytes(d.globalMemory)) (max allocation \(bytes(d.maxAllocation))); "
-                  + "local memory \(bytes(d.localMemory))")
-            print("    max work-group size \(d.maxWorkGroupSize); fp16 \(d.fp16 ? "yes" : "no"); fp64 \(d.fp64 ? "yes" : "no")")
+            print(
+                "    compute units \(d.computeUnits); global memory \(bytes(d.globalMemory)) (max allocation "
+                    + "\(bytes(d.maxAllocation))); "
+                    + "local memory \(bytes(d.localMemory))")
+            print(
+                "    max work-group size \(d.maxWorkGroupSize); fp16 \(d.fp16 ? "yes" : "no"); fp64 "
+                    + "\(d.fp64 ? "yes" : "no")"
+            )
         }
     }
 
     func bytes(_ n: Int) -> String {
-        n >= 1 << 30 ? fixed(Double(n) / Double(1 << 30), 1) + " GiB"
+        n >= 1 << 30
+            ? fixed(Double(n) / Double(1 << 30), 1) + " GiB"
             : n >= 1 << 20 ? fixed(Double(n) / Double(1 << 20), 1) + " MiB" : "\(n / 1024) KiB"
     }
 }

@@ -7,10 +7,10 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Say what a safetensors file holds: a parity fixture, a train checkpoint or an LSTM state_dict.",
         discussion: """
-        Reads and validates the whole file the way check, sample and the library would (a \
-        state_dict through LSTM(contentsOf:)), then prints its kind and configuration. Exits 2 \
-        when the file cannot be used.
-        """)
+            Reads and validates the whole file the way check, sample and the library would (a \
+            state_dict through LSTM(contentsOf:)), then prints its kind and configuration. Exits 2 \
+            when the file cannot be used.
+            """)
 
     @Argument(help: "A .safetensors file.") var file: String
     @Option(help: "Tensor name prefix of the LSTM in a state_dict (e.g. lstm.).") var prefix = ""
@@ -20,12 +20,14 @@ struct InspectCommand: ParsableCommand {
         switch contents.metadata["format"] {
         case Fixture.format?:
             let fixture = try Fixture(contentsOf: file)
-            print("\(file): parity fixture, \(describe(fixture.configuration)), input \(fixture.input.shape)"
-                  + (fixture.hasGradients ? ", with gradients" : ", forward only"))
+            print(
+                "\(file): parity fixture, \(describe(fixture.configuration)), input \(fixture.input.shape)"
+                    + (fixture.hasGradients ? ", with gradients" : ", forward only"))
         case Checkpoint.format?:
             let checkpoint = try CheckpointFile(contentsOf: file)
-            print("\(file): train checkpoint at step \(checkpoint.counters.step), \(checkpoint.model.summary), "
-                  + "\(checkpoint.optimizer), batch \(checkpoint.batch) × \(checkpoint.sequenceLength)")
+            print(
+                "\(file): train checkpoint at step \(checkpoint.counters.step), \(checkpoint.model.summary), "
+                    + "\(checkpoint.optimizer), batch \(checkpoint.batch) × \(checkpoint.sequenceLength)")
         default:
             let lstm = try LSTM(contentsOf: file, prefix: prefix)
             print("\(file): LSTM state_dict, \(describe(lstm.configuration))")
@@ -34,6 +36,7 @@ struct InspectCommand: ParsableCommand {
 
     func describe(_ c: LSTMConfiguration) -> String {
         "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
-            + (c.bias ? "" : " no-bias") + (c.batchFirst ? " batch-first" : "") + (c.dropout > 0 ? " dropout \(c.dropout)" : "")
+            + (c.bias ? "" : " no-bias") + (c.batchFirst ? " batch-first" : "")
+            + (c.dropout > 0 ? " dropout \(c.dropout)" : "")
     }
 }

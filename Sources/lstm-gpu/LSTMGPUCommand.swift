@@ -52,8 +52,10 @@ struct LSTMGPUCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lstm-gpu",
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
-        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
-                      InspectCommand.self])
+        subcommands: [
+            DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
+            InspectCommand.self,
+        ])
 
     @Flag(help: "Print the version (and the git commit when run from a checkout's build folder) and exit.")
     var version = false
@@ -68,8 +70,9 @@ extension BackendKind: ExpressibleByArgument {}
 
 /// The usage error for `--backend reference` in a command built on the `ModelOps` backends.
 func referenceBackendRefused(_ command: String) -> ValidationError {
-    ValidationError("--backend reference is only for 'lstm-gpu check' and the library's LSTM (it is the slow, readable "
-                    + "oracle); '\(command)' runs on cpu or opencl")
+    ValidationError(
+        "--backend reference is only for 'lstm-gpu check' and the library's LSTM (it is the slow, readable "
+            + "oracle); '\(command)' runs on cpu or opencl")
 }
 
 /// Prints `message` to standard error.

@@ -8,26 +8,35 @@ struct SampleCommand: ParsableCommand {
         abstract: "Generate text from a checkpoint written by `lstm-gpu train`.")
 
     @Option(help: "Checkpoint file.") var checkpoint: String
-    @Option(help: "Text to start from (every character must be in the model's vocabulary).") var prompt = TextArgument("\n")
+    @Option(help: "Text to start from (every character must be in the model's vocabulary).") var prompt = TextArgument(
+        "\n")
     @Option(parsing: .unconditional, help: "Characters to generate.") var length = 500
-    @Option(parsing: .unconditional, help: "Softmax temperature (> 0; lower is more conservative).") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the K most likely characters.") var topK: Int?
+    @Option(parsing: .unconditional, help: "Softmax temperature (> 0; lower is more conservative).") var temperature:
+        Float = 0.8
+    @Option(
+        name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the K most likely characters.")
+    var topK: Int?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
     @Option(help: "OpenCL device.") var device: String?
-    @Flag(help: """
-        Print as JSON, instead of generating: the prompt's mean cross-entropy in nats per predicted \
-        character (null when the prompt has a single character, so nothing to predict, or when it is \
-        not finite), the logits after the prompt (non-finite ones as null) and the vocabulary, whose \
-        i-th character is the one logit i scores.
-        """)
+    @Flag(
+        help: """
+            Print as JSON, instead of generating: the prompt's mean cross-entropy in nats per predicted \
+            character (null when the prompt has a single character, so nothing to predict, or when it is \
+            not finite), the logits after the prompt (non-finite ones as null) and the vocabulary, whose \
+            i-th character is the one logit i scores.
+            """)
     var score = false
 
     func validate() throws {
         if backend == .reference { throw referenceBackendRefused("sample") }
         guard length >= 0 else { throw ValidationError("--length must be at least 0, got \(length)") }
-        guard length <= SizeLimits.maxCount else { throw ValidationError("--length must be at most \(SizeLimits.maxCount), got \(length)") }
-        guard temperature.isFinite else { throw ValidationError("--temperature must be a finite number, got \(temperature)") }
+        guard length <= SizeLimits.maxCount else {
+            throw ValidationError("--length must be at most \(SizeLimits.maxCount), got \(length)")
+        }
+        guard temperature.isFinite else {
+            throw ValidationError("--temperature must be a finite number, got \(temperature)")
+        }
         guard temperature > 0 else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
         if let topK, topK <= 0 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
         guard !prompt.text.isEmpty else { throw ValidationError("--prompt must not be empty") }
@@ -37,7 +46,7 @@ struct SampleCommand: ParsableCommand {
         switch backend {
         case .cpu: try sample(CPUBackend())
         case .opencl: try sample(OpenCLBackend.shared(device: device))
-        case .reference: throw referenceBackendRefused("sample")   // refused by validate() already
+        case .reference: throw referenceBackendRefused("sample")  // refused by validate() already
         }
     }
 
@@ -58,8 +67,10 @@ struct SampleCommand: ParsableCommand {
         }
         if score {
             let mean: Double? = promptIds.count > 1 ? crossEntropy / Double(promptIds.count - 1) : nil
-            print(Self.scoreJSON(crossEntropy: mean, characters: promptIds.count, logits: logits,
-                                 vocabulary: vocabulary.characters))
+            print(
+                Self.scoreJSON(
+                    crossEntropy: mean, characters: promptIds.count, logits: logits,
+                    vocabulary: vocabulary.characters))
             return
         }
         var output = prompt.text

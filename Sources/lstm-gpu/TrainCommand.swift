@@ -8,59 +8,89 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a character-level LSTM language model (truncated BPTT, held-out evaluation, checkpoints).",
         discussion: """
-        Without --data it trains on a small public-domain text built into the binary; \
-        scripts/fetch-shakespeare writes the 38 plays (5 MB) to data/shakespeare.txt. The last \
-        5% of the text is the held-out split. Stop by steps, epochs or minutes (the first \
-        reached). --checkpoint is written atomically every --checkpoint-every steps and at the \
-        end; --resume continues from it exactly.
+            Without --data it trains on a small public-domain text built into the binary; \
+            scripts/fetch-shakespeare writes the 38 plays (5 MB) to data/shakespeare.txt. The last \
+            5% of the text is the held-out split. Stop by steps, epochs or minutes (the first \
+            reached). --checkpoint is written atomically every --checkpoint-every steps and at the \
+            end; --resume continues from it exactly.
 
-        Data parallelism: `mpirun -np N lstm-gpu train …` runs N ranks, each with --batch \
-        streams of the global batch of N·batch, on its own backend (OpenCL devices by local \
-        rank unless --device is given). Gradients are averaged with MPI_Allreduce; rank 0 \
-        writes checkpoints and logs. N ranks take the same steps as one process with \
-        --batch N·batch.
-        """)
+            Data parallelism: `mpirun -np N lstm-gpu train …` runs N ranks, each with --batch \
+            streams of the global batch of N·batch, on its own backend (OpenCL devices by local \
+            rank unless --device is given). Gradients are averaged with MPI_Allreduce; rank 0 \
+            writes checkpoints and logs. N ranks take the same steps as one process with \
+            --batch N·batch.
+            """)
 
     @Option(help: "UTF-8 text file to train on (default: the built-in text).")
     var data: String?
-    @Option(parsing: .unconditional, help: "LSTM layers (default: 1, or the checkpoint's with --resume).") var layers: Int?
+    @Option(parsing: .unconditional, help: "LSTM layers (default: 1, or the checkpoint's with --resume).") var layers:
+        Int?
     @Option(parsing: .unconditional, help: "LSTM hidden size H (default: 512, or the checkpoint's).") var hidden: Int?
     @Option(parsing: .unconditional, help: "Embedding size E (default: 64, or the checkpoint's).") var embedding: Int?
-    @Option(name: .customLong("proj-size"), parsing: .unconditional,
-            help: "Project h to P features, an LSTMP model (default: 0, none; or the checkpoint's).") var projSize: Int?
-    @Option(parsing: .unconditional, help: "Dropout between LSTM layers (default: 0, or the checkpoint's).") var dropout: Float?
-    @Option(name: .customLong("seq-length"), parsing: .unconditional,
-            help: "Characters per chunk T, the truncated BPTT length (default: 100, or the checkpoint's).") var seqLength: Int?
-    @Option(parsing: .unconditional, help: "Streams per batch B, per rank under MPI (default: 32, or the checkpoint's).") var batch: Int?
+    @Option(
+        name: .customLong("proj-size"), parsing: .unconditional,
+        help: "Project h to P features, an LSTMP model (default: 0, none; or the checkpoint's).") var projSize: Int?
+    @Option(parsing: .unconditional, help: "Dropout between LSTM layers (default: 0, or the checkpoint's).")
+    var dropout: Float?
+    @Option(
+        name: .customLong("seq-length"), parsing: .unconditional,
+        help: "Characters per chunk T, the truncated BPTT length (default: 100, or the checkpoint's).") var seqLength:
+        Int?
+    @Option(
+        parsing: .unconditional, help: "Streams per batch B, per rank under MPI (default: 32, or the checkpoint's).")
+    var batch: Int?
     @Option(help: "sgd, adam or adamw (default: adam, or the checkpoint's).") var optimizer: String?
     @Option(parsing: .unconditional, help: "Learning rate (default: 0.002, or the checkpoint's).") var lr: Float?
     @Option(parsing: .unconditional, help: "SGD momentum (default: 0.9, or the checkpoint's).") var momentum: Float?
     @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
-    @Option(name: .customLong("weight-decay"), parsing: .unconditional,
-            help: "Weight decay (default: 0; AdamW 0.01; or the checkpoint's).") var weightDecay: Float?
-    @Option(parsing: .unconditional, help: "Clip gradients to this global norm, 0: off (default: 5, or the checkpoint's).") var clip: Float?
-    @Option(help: "constant, cosine or step:EVERY:GAMMA (default: constant, or the checkpoint's).") var schedule: String?
+    @Option(
+        name: .customLong("weight-decay"), parsing: .unconditional,
+        help: "Weight decay (default: 0; AdamW 0.01; or the checkpoint's).") var weightDecay: Float?
+    @Option(
+        parsing: .unconditional, help: "Clip gradients to this global norm, 0: off (default: 5, or the checkpoint's).")
+    var clip: Float?
+    @Option(help: "constant, cosine or step:EVERY:GAMMA (default: constant, or the checkpoint's).") var schedule:
+        String?
     @Option(parsing: .unconditional, help: "Linear warm-up steps (default: 0, or the checkpoint's).") var warmup: Int?
-    @Option(parsing: .unconditional, help: "Stop after this many steps in all (with --resume: counted from the start of the first run, not from the resume).")
+    @Option(
+        parsing: .unconditional,
+        help:
+            ArgumentHelp(
+                "Stop after this many steps in all (with --resume: counted from the start of the first run, not "
+                    + "from the resume).")
+    )
     var steps: Int?
     @Option(parsing: .unconditional, help: "Stop after this many epochs in all.") var epochs: Int?
-    @Option(parsing: .unconditional, help: "Stop after this many minutes of wall time (this run, final evaluation included).") var minutes: Double?
-    @Option(name: .customLong("eval-every"), parsing: .unconditional,
-            help: "Evaluate on the held-out split every N steps (0: only at the end).") var evalEvery = 200
-    @Option(name: .customLong("eval-chars"), parsing: .unconditional,
-            help: "Evaluate on at most the first N held-out characters (default: all).") var evalChars: Int?
+    @Option(
+        parsing: .unconditional,
+        help: "Stop after this many minutes of wall time (this run, final evaluation included).") var minutes: Double?
+    @Option(
+        name: .customLong("eval-every"), parsing: .unconditional,
+        help: "Evaluate on the held-out split every N steps (0: only at the end).") var evalEvery = 200
+    @Option(
+        name: .customLong("eval-chars"), parsing: .unconditional,
+        help: "Evaluate on at most the first N held-out characters (default: all).") var evalChars: Int?
     @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
     @Option(help: "OpenCL device: index or name substring.") var device: String?
     @Option(parsing: .unconditional, help: "CPU threads (at most the cores).") var threads: Int?
-    @Option(parsing: .unconditional, help: "Seed for initialisation and dropout (default: 1, or the checkpoint's).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Seed for initialisation and dropout (default: 1, or the checkpoint's).")
+    var seed: UInt64?
     @Option(help: "Checkpoint file (safetensors); its folder is created if missing.") var checkpoint: String?
-    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Write the checkpoint every N steps (0: only at the end).")
+    @Option(
+        name: .customLong("checkpoint-every"), parsing: .unconditional,
+        help: "Write the checkpoint every N steps (0: only at the end).")
     var checkpointEvery = 200
-    @Flag(help: "Continue from --checkpoint: the model, batch, sequence length and optimiser settings are taken from it unless given.")
+    @Flag(
+        help:
+            ArgumentHelp(
+                "Continue from --checkpoint: the model, batch, sequence length and optimiser settings are taken "
+                    + "from it unless given.")
+    )
     var resume = false
     @Option(help: "Write one JSON line per step (and per evaluation) to this file.") var log: String?
-    @Option(name: .customLong("collective-timeout"), parsing: .unconditional,
-            help: "Under MPI: seconds a collective may wait before the job is stopped.")
+    @Option(
+        name: .customLong("collective-timeout"), parsing: .unconditional,
+        help: "Under MPI: seconds a collective may wait before the job is stopped.")
     var collectiveTimeout: Double = 300
 
     func validate() throws {
@@ -68,10 +98,14 @@ struct TrainCommand: ParsableCommand {
         func atLeast(_ value: Int?, _ minimum: Int, _ name: String) throws {
             if let value, value < minimum { throw ValidationError("\(name) must be at least \(minimum), got \(value)") }
         }
-        func finite(_ value: Double?, _ name: String, _ range: ClosedRange<Double> = 0...Double.greatestFiniteMagnitude) throws {
+        func finite(
+            _ value: Double?, _ name: String, _ range: ClosedRange<Double> = 0...Double.greatestFiniteMagnitude
+        ) throws {
             guard let value else { return }
             guard value.isFinite else { throw ValidationError("\(name) must be a finite number, got \(value)") }
-            guard range.contains(value) else { throw ValidationError("\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(value)") }
+            guard range.contains(value) else {
+                throw ValidationError("\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(value)")
+            }
         }
         try atLeast(layers, 1, "--layers")
         try atLeast(hidden, 1, "--hidden")
@@ -89,11 +123,16 @@ struct TrainCommand: ParsableCommand {
         try atLeast(evalChars, 2, "--eval-chars")
         try atLeast(checkpointEvery, 0, "--checkpoint-every")
         try atLeast(threads, 1, "--threads")
-        if let layers, layers > SizeLimits.maxLayers { throw ValidationError("--layers must be at most \(SizeLimits.maxLayers), got \(layers)") }
-        for (value, name) in [(hidden, "--hidden"), (embedding, "--embedding")] where (value ?? 0) > SizeLimits.maxWidth {
+        if let layers, layers > SizeLimits.maxLayers {
+            throw ValidationError("--layers must be at most \(SizeLimits.maxLayers), got \(layers)")
+        }
+        for (value, name) in [(hidden, "--hidden"), (embedding, "--embedding")] where (value ?? 0) > SizeLimits.maxWidth
+        {
             throw ValidationError("\(name) must be at most \(SizeLimits.maxWidth), got \(value!)")
         }
-        for (value, name) in [(seqLength, "--seq-length"), (batch, "--batch"), (steps, "--steps"), (epochs, "--epochs")]
+        for (value, name) in [
+            (seqLength, "--seq-length"), (batch, "--batch"), (steps, "--steps"), (epochs, "--epochs"),
+        ]
         where (value ?? 0) > SizeLimits.maxCount {
             throw ValidationError("\(name) must be at most \(SizeLimits.maxCount), got \(value!)")
         }
@@ -113,7 +152,8 @@ struct TrainCommand: ParsableCommand {
         }
         if resume, checkpoint == nil { throw ValidationError("--resume needs --checkpoint") }
         if resume, steps == nil, epochs == nil, minutes == nil {
-            throw ValidationError("say when to stop: --steps (in all, counting the checkpoint's), --epochs or --minutes")
+            throw ValidationError(
+                "say when to stop: --steps (in all, counting the checkpoint's), --epochs or --minutes")
         }
     }
 
@@ -142,8 +182,9 @@ struct TrainCommand: ParsableCommand {
         if let threads {
             let used = CPUThreads.set(threads)
             if used < threads {
-                printError("note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(used) "
-                           + "(the step loop meets at a barrier every step, so extra threads only wait)")
+                printError(
+                    "note: --threads \(threads) is more than the \(CPUThreads.maximum) cores; using \(used) "
+                        + "(the step loop meets at a barrier every step, so extra threads only wait)")
             }
         }
         let text: String
@@ -174,8 +215,9 @@ struct TrainCommand: ParsableCommand {
                     let count = try OpenCLDevices.all().count
                     if count > 0 { chosen = "\(reducer.localRank % count)" }
                 }
-                try train(text: text, settings: settings, backend: OpenCLBackend.shared(device: chosen), reducer: reducer)
-            case .reference: throw referenceBackendRefused("train")   // refused by validate() already
+                try train(
+                    text: text, settings: settings, backend: OpenCLBackend.shared(device: chosen), reducer: reducer)
+            case .reference: throw referenceBackendRefused("train")  // refused by validate() already
             }
         } catch {
             guard let reducer, reducer.size > 1 else { throw error }
@@ -196,7 +238,8 @@ struct TrainCommand: ParsableCommand {
             let file = try CheckpointFile(contentsOf: checkpoint)
             if let json = file.file.metadata[Self.settingsKey] {
                 guard let saved = try? JSONDecoder().decode(Settings.self, from: Data(json.utf8)) else {
-                    throw LSTMError.corruptFile(path: checkpoint, reason: "checkpoint metadata '\(Self.settingsKey)' is malformed")
+                    throw LSTMError.corruptFile(
+                        path: checkpoint, reason: "checkpoint metadata '\(Self.settingsKey)' is malformed")
                 }
                 s = saved
             }
@@ -211,10 +254,15 @@ struct TrainCommand: ParsableCommand {
             s.optimizer = file.optimizer
             recorded = s
         }
-        func take<T: Equatable>(_ given: T?, _ keyPath: WritableKeyPath<Settings, T>, _ name: String, fixed: Bool) throws {
+        func take<T: Equatable>(
+            _ given: T?, _ keyPath: WritableKeyPath<Settings, T>, _ name: String, fixed: Bool
+        ) throws {
             guard let given else { return }
             if fixed, let recorded, recorded[keyPath: keyPath] != given {
-                throw ValidationError("\(name) \(given) contradicts the checkpoint's \(recorded[keyPath: keyPath]) (leave it out to continue with the checkpoint's)")
+                throw ValidationError(
+                    "\(name) \(given) contradicts the checkpoint's \(recorded[keyPath: keyPath]) (leave it out "
+                        + "to continue with the checkpoint's)"
+                )
             }
             s[keyPath: keyPath] = given
         }
@@ -227,14 +275,18 @@ struct TrainCommand: ParsableCommand {
         if let batch {
             let global = SizeLimits.saturatingProduct([batch, ranks])
             if let recorded, recorded.globalBatch != global {
-                throw ValidationError("--batch \(batch)\(ranks > 1 ? " on \(ranks) ranks" : "") contradicts the checkpoint's global batch \(recorded.globalBatch)")
+                throw ValidationError(
+                    "--batch \(batch)\(ranks > 1 ? " on \(ranks) ranks" : "") contradicts the checkpoint's "
+                        + "global batch \(recorded.globalBatch)"
+                )
             }
             s.globalBatch = global
         } else if recorded == nil {
             s.globalBatch = 32 * ranks
         }
         guard s.globalBatch % ranks == 0 else {
-            throw ValidationError("the checkpoint's global batch \(s.globalBatch) does not split over \(ranks) ranks: give --batch")
+            throw ValidationError(
+                "the checkpoint's global batch \(s.globalBatch) does not split over \(ranks) ranks: give --batch")
         }
         try take(optimizer, \.optimizer, "--optimizer", fixed: true)
         try take(seed, \.seed, "--seed", fixed: true)
@@ -267,7 +319,8 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--schedule must be constant, cosine or step:EVERY:GAMMA, got '\(schedule)'")
         }
         guard let every = Int(parts[1]), every > 0 else {
-            throw ValidationError("--schedule step:EVERY:GAMMA needs EVERY, a step count of at least 1, got '\(parts[1])'")
+            throw ValidationError(
+                "--schedule step:EVERY:GAMMA needs EVERY, a step count of at least 1, got '\(parts[1])'")
         }
         guard let gamma = Float(parts[2]), gamma.isFinite, gamma > 0 else {
             throw ValidationError("--schedule step:EVERY:GAMMA needs GAMMA, a finite number > 0, got '\(parts[2])'")
@@ -300,11 +353,13 @@ struct TrainCommand: ParsableCommand {
         options.seed = settings.seed
         let vocabulary = Vocabulary(text: text)
         let ids = try vocabulary.encode(text)
-        let config = LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: settings.embedding,
-                                                hiddenSize: settings.hidden, layers: settings.layers, dropout: settings.dropout,
-                                                projectionSize: settings.projSize)
+        let config = LanguageModelConfiguration(
+            vocabularySize: vocabulary.count, embeddingSize: settings.embedding,
+            hiddenSize: settings.hidden, layers: settings.layers, dropout: settings.dropout,
+            projectionSize: settings.projSize)
         let model = try LanguageModel(config, backend: backend, seed: settings.seed)
-        let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: ids, options: options, reducer: reducer)
+        let trainer = try LanguageModelTrainer(
+            model: model, vocabulary: vocabulary, ids: ids, options: options, reducer: reducer)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         trainer.extraMetadata = [Self.settingsKey: String(decoding: try encoder.encode(settings), as: UTF8.self)]
@@ -321,11 +376,14 @@ struct TrainCommand: ParsableCommand {
         if let reducer {
             say("data parallel: \(reducer.size) ranks × batch \(localBatch) = global batch \(trainer.data.batch)")
         }
-        say("training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
-              + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model \(settings.layers)×\(settings.hidden) LSTM"
-              + (settings.projSize > 0 ? " projected to \(settings.projSize), " : ", ")
-              + "embedding \(settings.embedding), \(parameterCount) parameters; batch \(localBatch) × \(settings.seqLength), "
-              + "\(options.optimizer.name) lr \(settings.lr)")
+        say(
+            "training on \(backend.name): \(text.count) characters (\(vocabulary.count) symbols), "
+                + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model "
+                + "\(settings.layers)×\(settings.hidden) LSTM"
+                + (settings.projSize > 0 ? " projected to \(settings.projSize), " : ", ")
+                + "embedding \(settings.embedding), \(parameterCount) parameters; batch \(localBatch) × "
+                + "\(settings.seqLength), "
+                + "\(options.optimizer.name) lr \(settings.lr)")
         var schedule = TrainingSchedule(totalSteps: steps, epochs: epochs, seconds: minutes.map { $0 * 60 })
         schedule.evaluateEvery = evalEvery
         schedule.evaluationCharacters = evalChars
@@ -343,28 +401,38 @@ struct TrainCommand: ParsableCommand {
                 case let .step(report, tokensPerSecond):
                     window.append(report.loss)
                     if window.count > 50 { window.removeFirst() }
-                    try logger?.write(["step": .int(report.step), "loss": .double(Double(report.loss)),
-                                       "lr": .double(Double(report.learningRate)), "epoch": .int(report.epoch),
-                                       "tokens_per_s": .double(tokensPerSecond)])
+                    try logger?.write([
+                        "step": .int(report.step), "loss": .double(Double(report.loss)),
+                        "lr": .double(Double(report.learningRate)), "epoch": .int(report.epoch),
+                        "tokens_per_s": .double(tokensPerSecond),
+                    ])
                     let smoothed = window.reduce(0, +) / Float(window.count)
                     var eta = ""
                     if let stopStep { eta = " ETA " + clock(Double(stopStep - report.step) * report.seconds) }
                     if let deadline { eta = " left " + clock(max(0, deadline.timeIntervalSinceNow)) }
-                    progress.show("step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
-                                  + "(avg \(fixed(Double(smoothed), 4))) lr \(String(format: "%.2e", Double(report.learningRate))) "
-                                  + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)",
-                                  every: report.step % 50 == 0 || report.step == 1)
+                    progress.show(
+                        "step \(report.step)\(stopStep.map { "/\($0)" } ?? "") loss \(fixed(Double(report.loss), 4)) "
+                            + "(avg \(fixed(Double(smoothed), 4))) lr "
+                            + "\(String(format: "%.2e", Double(report.learningRate))) "
+                            + "\(fixed(tokensPerSecond / 1000, 1))k tok/s\(eta)",
+                        every: report.step % 50 == 0 || report.step == 1)
                 case let .evaluating(step, fraction):
                     progress.show("step \(step): evaluating \(Int(fraction * 100))%…", every: false)
                 case let .evaluated(step, result, seconds):
                     progress.clear()
                     guard result.characters > 0 else { print("step \(step): no time left to evaluate"); return }
-                    let coverage = result.complete ? "" : " on \(result.characters) of \(result.total) characters (time limit)"
-                    print("step \(step): held-out loss \(fixed(Double(result.loss), 4)) nats/char "
-                          + "(\(fixed(Double(result.loss) / Foundation.log(2.0), 3)) bits)\(coverage), \(fixed(seconds / 60, 1)) min")
+                    let coverage =
+                        result.complete ? "" : " on \(result.characters) of \(result.total) characters (time limit)"
+                    print(
+                        "step \(step): held-out loss \(fixed(Double(result.loss), 4)) nats/char "
+                            + "(\(fixed(Double(result.loss) / Foundation.log(2.0), 3)) bits)\(coverage), "
+                            + "\(fixed(seconds / 60, 1)) min"
+                    )
                     fflush(nil)
-                    try logger?.write(["step": .int(step), "eval_loss": .double(Double(result.loss)),
-                                       "eval_characters": .int(result.characters), "minutes": .double(seconds / 60)])
+                    try logger?.write([
+                        "step": .int(step), "eval_loss": .double(Double(result.loss)),
+                        "eval_characters": .int(result.characters), "minutes": .double(seconds / 60),
+                    ])
                 case .checkpointWritten:
                     break
                 }
@@ -376,12 +444,16 @@ struct TrainCommand: ParsableCommand {
             throw ExitCode(ExitStatus.diverged)
         }
         progress.clear()
-        say("done: \(summary.steps) steps (step \(trainer.step) in all) in \(clock(summary.seconds)), "
-            + "\(fixed(summary.tokensPerSecond / 1000, 1))k tok/s"
-            + (summary.heldOutLoss.map { ", held-out loss \(fixed(Double($0), 4)) nats/char" } ?? "")
-            + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
+        say(
+            "done: \(summary.steps) steps (step \(trainer.step) in all) in \(clock(summary.seconds)), "
+                + "\(fixed(summary.tokensPerSecond / 1000, 1))k tok/s"
+                + (summary.heldOutLoss.map { ", held-out loss \(fixed(Double($0), 4)) nats/char" } ?? "")
+                + (checkpoint.map { "; checkpoint \($0)" } ?? ""))
         if let reducer {
-            say("rank 0: \(fixed(summary.seconds, 1)) s, \(fixed(100 * reducer.secondsInCollectives / max(summary.seconds, 1e-9), 1))% in collectives")
+            say(
+                "rank 0: \(fixed(summary.seconds, 1)) s, "
+                    + "\(fixed(100 * reducer.secondsInCollectives / max(summary.seconds, 1e-9), 1))% in collectives"
+            )
         }
     }
 
@@ -404,7 +476,7 @@ final class ProgressLine {
             shown = true
         } else if every || Date().timeIntervalSince(lastPrinted) >= 10 {
             print(line)
-            fflush(nil)   // every output stream: lines show up as they happen in a log file
+            fflush(nil)  // every output stream: lines show up as they happen in a log file
             lastPrinted = Date()
         }
     }
@@ -424,7 +496,9 @@ final class JSONLineLog {
     init(path: String, append: Bool) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
-        guard fd >= 0 else { throw LSTMError.io(path: path, reason: "--log: cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw LSTMError.io(path: path, reason: "--log: cannot open: \(String(cString: strerror(errno)))")
+        }
         if append { lseek(fd, 0, SEEK_END) }
     }
 

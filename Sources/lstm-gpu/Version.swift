@@ -25,7 +25,10 @@ enum LSTMGPUVersion {
         let root = NSString.path(withComponents: Array(components[..<build]))
         let fm = FileManager.default
         guard fm.fileExists(atPath: root + "/Package.swift"), fm.fileExists(atPath: root + "/.git") else { return nil }
-        guard let git = ["/usr/bin/git", "/usr/local/bin/git", "/opt/homebrew/bin/git"].first(where: { fm.isExecutableFile(atPath: $0) })
+        guard
+            let git = ["/usr/bin/git", "/usr/local/bin/git", "/opt/homebrew/bin/git"].first(where: {
+                fm.isExecutableFile(atPath: $0)
+            })
         else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: git)

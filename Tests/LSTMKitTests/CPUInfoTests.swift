@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import LSTMBenchmark
+import XCTest
+
 @testable import LSTMKit
 
 /// The BLAS library loaded at run time, the OpenBLAS core chosen from CPUID, and what
@@ -14,13 +15,13 @@ final class CPUInfoTests: XCTestCase {
         let avx512: CPUFeatures = [.intel, .avx, .avx2, .fma, .avx512f, .avx512bw, .avx512dq, .avx512vl]
         XCTAssertEqual(CPUInfo.openBLASCore(for: avx512), "SkylakeX")
         XCTAssertEqual(CPUInfo.openBLASCore(for: [.avx512f, .avx512bw, .avx512dq, .avx512vl]), "SkylakeX")
-        XCTAssertEqual(CPUInfo.openBLASCore(for: avx512.union(.amd).subtracting(.intel)), "SkylakeX")   // Zen 4
+        XCTAssertEqual(CPUInfo.openBLASCore(for: avx512.union(.amd).subtracting(.intel)), "SkylakeX")  // Zen 4
         // AVX-512 F alone (Knights Landing) is not enough for SkylakeX's kernels.
         XCTAssertEqual(CPUInfo.openBLASCore(for: [.intel, .avx, .avx2, .fma, .avx512f]), "Haswell")
         XCTAssertEqual(CPUInfo.openBLASCore(for: [.intel, .avx, .avx2, .fma]), "Haswell")
         XCTAssertEqual(CPUInfo.openBLASCore(for: [.avx2, .fma]), "Haswell")
         XCTAssertEqual(CPUInfo.openBLASCore(for: [.amd, .avx, .avx2, .fma]), "Zen")
-        XCTAssertEqual(CPUInfo.openBLASCore(for: [.intel, .avx, .avx2]), "SandyBridge")   // AVX2 without FMA
+        XCTAssertEqual(CPUInfo.openBLASCore(for: [.intel, .avx, .avx2]), "SandyBridge")  // AVX2 without FMA
         XCTAssertEqual(CPUInfo.openBLASCore(for: [.intel, .avx]), "SandyBridge")
         XCTAssertNil(CPUInfo.openBLASCore(for: [.amd, .avx]))
         XCTAssertNil(CPUInfo.openBLASCore(for: [.intel]))
@@ -46,10 +47,12 @@ final class CPUInfoTests: XCTestCase {
 
     /// The lines of `lstm-gpu devices` that describe the CPU path, run with `environment`.
     func devicesCPULines(_ environment: [String: String] = [:]) throws -> [String] {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-                          "lstm-gpu not built at \(lstmGPUExecutable.path)")
-        let result = try runProcess(lstmGPUExecutable.path, ["devices"], environment: environment,
-                                    removing: Self.openBLASVariables)
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
+            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        let result = try runProcess(
+            lstmGPUExecutable.path, ["devices"], environment: environment,
+            removing: Self.openBLASVariables)
         XCTAssertEqual(result.status, 0, result.output)
         let lines = result.output.split(separator: "\n").map(String.init)
         XCTAssertTrue(lines.first?.hasPrefix("[cpu] ") ?? false, result.output)
@@ -76,7 +79,7 @@ final class CPUInfoTests: XCTestCase {
         } else {
             XCTAssertTrue(text.contains("OpenBLAS's own detection"), text)
         }
-        if features.isSuperset(of: CPUFeatures.avx512) {   // as on the AVX-512 Xeon this was written on
+        if features.isSuperset(of: CPUFeatures.avx512) {  // as on the AVX-512 Xeon this was written on
             XCTAssertEqual(reportedCore(lines), "SkylakeX", text)
         }
     }
@@ -92,28 +95,35 @@ final class CPUInfoTests: XCTestCase {
 
     /// The parity fixtures pass on the kernels chosen from CPUID (and `check` says which).
     func testFixturesPassUnderTheChosenCore() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-                          "lstm-gpu not built at \(lstmGPUExecutable.path)")
-        let result = try runProcess(lstmGPUExecutable.path, ["check", fixtureFolder, "--backend", "cpu", "--quiet"],
-                                    removing: Self.openBLASVariables)
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
+            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        let result = try runProcess(
+            lstmGPUExecutable.path, ["check", fixtureFolder, "--backend", "cpu", "--quiet"],
+            removing: Self.openBLASVariables)
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("check: \(try fixturePaths().count) passed, 0 failed"), result.output)
     }
 
     /// No BLAS library: `devices` still lists, and the CPU path is a thrown error (exit 2), not a crash.
     func testMissingBLASIsAnErrorAtFirstUse() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-                          "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
+            "lstm-gpu not built at \(lstmGPUExecutable.path)")
         let missing = ["LSTM_GPU_BLAS": "/nonexistent/libopenblas.so.0"]
-        let devices = try runProcess(lstmGPUExecutable.path, ["devices"], environment: missing, removing: Self.openBLASVariables)
+        let devices = try runProcess(
+            lstmGPUExecutable.path, ["devices"], environment: missing, removing: Self.openBLASVariables)
         XCTAssertEqual(devices.status, 0, devices.output)
-        XCTAssertTrue(devices.output.contains("BLAS none: no usable BLAS library: /nonexistent/libopenblas.so.0"), devices.output)
-        let check = try runProcess(lstmGPUExecutable.path, ["check", fixtureFolder + "/wide.safetensors", "--backend", "cpu"],
-                                   environment: missing, removing: Self.openBLASVariables)
+        XCTAssertTrue(
+            devices.output.contains("BLAS none: no usable BLAS library: /nonexistent/libopenblas.so.0"), devices.output)
+        let check = try runProcess(
+            lstmGPUExecutable.path, ["check", fixtureFolder + "/wide.safetensors", "--backend", "cpu"],
+            environment: missing, removing: Self.openBLASVariables)
         XCTAssertEqual(check.status, 2, check.output)
         XCTAssertTrue(check.output.contains("the CPU path needs OpenBLAS"), check.output)
-        let notBLAS = try runProcess(lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu"],
-                                     environment: ["LSTM_GPU_BLAS": "libc.so.6"], removing: Self.openBLASVariables)
+        let notBLAS = try runProcess(
+            lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu"],
+            environment: ["LSTM_GPU_BLAS": "libc.so.6"], removing: Self.openBLASVariables)
         XCTAssertEqual(notBLAS.status, 2, notBLAS.output)
         XCTAssertTrue(notBLAS.output.contains("libc.so.6 has no cblas_sgemm"), notBLAS.output)
     }
@@ -121,17 +131,20 @@ final class CPUInfoTests: XCTestCase {
     /// `bench` prints the CPU line above its table and records it in each JSON row; rows without
     /// it (written before) still decode.
     func testBenchReportsTheCPU() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-                          "lstm-gpu not built at \(lstmGPUExecutable.path)")
-        let table = try runProcess(lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu"],
-                                   removing: Self.openBLASVariables)
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
+            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        let table = try runProcess(
+            lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu"],
+            removing: Self.openBLASVariables)
         XCTAssertEqual(table.status, 0, table.output)
         let lines = table.output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("bench: row") }
         XCTAssertTrue(lines.first?.hasPrefix("cpu: ") ?? false, table.output)
         XCTAssertTrue(lines.first?.contains("kernels \(CPUInfo.kernelVariant)") ?? false, table.output)
 
-        let json = try runProcess(lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu", "--json"],
-                                  removing: Self.openBLASVariables)
+        let json = try runProcess(
+            lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu", "--json"],
+            removing: Self.openBLASVariables)
         XCTAssertEqual(json.status, 0, json.output)
         let rowLine = try XCTUnwrap(json.output.split(separator: "\n").first { $0.hasPrefix("{") })
         let row = try JSONDecoder().decode(BenchmarkRow.self, from: Data(rowLine.utf8))

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// The CPU path's kernel variants (portable, AVX2, AVX-512; `CPUKernelVariant`): every one
@@ -12,8 +13,9 @@ final class CPUKernelVariantTests: XCTestCase {
 
     func testSupportedVariantsAndNames() {
         let supported = CPUKernelVariant.supported
-        print("CPU kernel variants supported here: \(supported.map(\.name)), best \(CPUKernelVariant.best.name), "
-              + "current \(CPUKernelVariant.current.name)")
+        print(
+            "CPU kernel variants supported here: \(supported.map(\.name)), best \(CPUKernelVariant.best.name), "
+                + "current \(CPUKernelVariant.current.name)")
         XCTAssertEqual(supported.first, .portable)
         XCTAssertEqual(supported.last, CPUKernelVariant.best)
         XCTAssertTrue(supported.contains(CPUKernelVariant.current))
@@ -27,17 +29,24 @@ final class CPUKernelVariantTests: XCTestCase {
     func testEnvironmentValuesResolve() throws {
         XCTAssertEqual(try CPUKernelVariant.resolve(nil).get(), CPUKernelVariant.best)
         XCTAssertEqual(try CPUKernelVariant.resolve("").get(), CPUKernelVariant.best)
-        for variant in CPUKernelVariant.supported { XCTAssertEqual(try CPUKernelVariant.resolve(variant.name).get(), variant) }
+        for variant in CPUKernelVariant.supported {
+            XCTAssertEqual(try CPUKernelVariant.resolve(variant.name).get(), variant)
+        }
         for (value, supported, fragments) in [
             ("bogus", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=bogus", "portable, avx2, avx512"]),
             ("AVX512", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=AVX512"]),
-            ("avx512", [.portable, .avx2], ["LSTM_GPU_CPU_ISA=avx512", "does not support", "it supports portable, avx2"]),
+            (
+                "avx512", [.portable, .avx2],
+                ["LSTM_GPU_CPU_ISA=avx512", "does not support", "it supports portable, avx2"]
+            ),
             ("avx2", [.portable], ["LSTM_GPU_CPU_ISA=avx2", "it supports portable"]),
         ] as [(String, [CPUKernelVariant], [String])] {
             switch CPUKernelVariant.resolve(value, supported: supported) {
             case .success(let variant): XCTFail("\(value) on \(supported) resolved to \(variant)")
             case .failure(let error):
-                for fragment in fragments { XCTAssertTrue(error.description.contains(fragment), "'\(error)' lacks '\(fragment)'") }
+                for fragment in fragments {
+                    XCTAssertTrue(error.description.contains(fragment), "'\(error)' lacks '\(fragment)'")
+                }
             }
         }
     }
@@ -46,15 +55,19 @@ final class CPUKernelVariantTests: XCTestCase {
     /// a value that names no variant, or one this CPU lacks, exits 2 naming the variable.
     func testTheCommandHonoursOrRefusesTheVariable() throws {
         let executable = lstmGPUExecutable
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         let fixture = fixtureFolder + "/odd-sizes.safetensors"
         for variant in CPUKernelVariant.supported {
-            let result = try runProcess(executable.path, ["check", fixture], environment: ["LSTM_GPU_CPU_ISA": variant.name])
+            let result = try runProcess(
+                executable.path, ["check", fixture], environment: ["LSTM_GPU_CPU_ISA": variant.name])
             XCTAssertEqual(result.status, 0, "\(variant.name): \(result.output)")
             XCTAssertTrue(result.output.contains("check: 1 passed, 0 failed"), "\(variant.name): \(result.output)")
         }
         let unsupported = CPUKernelVariant.allCases.filter { !CPUKernelVariant.supported.contains($0) }.map(\.name)
-        if unsupported.isEmpty { print("every CPU kernel variant runs here; the unsupported-variant refusal is tested through resolve") }
+        if unsupported.isEmpty {
+            print("every CPU kernel variant runs here; the unsupported-variant refusal is tested through resolve")
+        }
         for value in ["bogus"] + unsupported {
             let result = try runProcess(executable.path, ["check", fixture], environment: ["LSTM_GPU_CPU_ISA": value])
             XCTAssertEqual(result.status, 2, "\(value): \(result.output)")
@@ -75,14 +88,24 @@ final class CPUKernelVariantTests: XCTestCase {
                 for path in paths {
                     let rows = try Fixture(contentsOf: path).check(backend: .cpu)
                     for row in rows {
-                        if row.name.hasPrefix("grad") { worstGradient = max(worstGradient, row.maxAbsolute) } else { worst = max(worst, row.maxAbsolute) }
+                        if row.name.hasPrefix("grad") {
+                            worstGradient = max(worstGradient, row.maxAbsolute)
+                        } else {
+                            worst = max(worst, row.maxAbsolute)
+                        }
                     }
                     for row in rows where !row.passed {
-                        XCTFail("\(path) [\(variant.name)]: \(row.name) fails: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+                        XCTFail(
+                            "\(path) [\(variant.name)]: \(row.name) fails: \(row.failures) of \(row.count) "
+                                + "elements, max abs \(row.maxAbsolute)"
+                        )
                     }
                 }
             }
-            print("fixtures [cpu/\(variant.name)]: \(paths.count) files, max abs diff outputs \(worst), gradients \(worstGradient)")
+            print(
+                "fixtures [cpu/\(variant.name)]: \(paths.count) files, max abs diff outputs \(worst), gradients "
+                    + "\(worstGradient)"
+            )
         }
     }
 
@@ -92,19 +115,23 @@ final class CPUKernelVariantTests: XCTestCase {
     func testRandomShapesAgreeUnderEveryVariant() throws {
         var generator = SeededGenerator(seed: 2024)
         var cases: [(LSTMConfiguration, steps: Int, batch: Int, lengths: [Int]?)] = [
-            (LSTMConfiguration(inputSize: 7, hiddenSize: 72), 3, 29, nil),                        // 9 blocks, 18 panels
-            (LSTMConfiguration(inputSize: 5, hiddenSize: 40, projectionSize: 13), 4, 13, nil),     // 5 blocks, P partial panel
+            (LSTMConfiguration(inputSize: 7, hiddenSize: 72), 3, 29, nil),  // 9 blocks, 18 panels
+            // 5 blocks, P a partial panel
+            (LSTMConfiguration(inputSize: 5, hiddenSize: 40, projectionSize: 13), 4, 13, nil),
             (LSTMConfiguration(inputSize: 3, hiddenSize: 8), 5, 1, nil),
         ]
         for _ in 0..<7 {
             let h = [5, 8, 12, 16, 24, 37, 48, 56].randomElement(using: &generator)!
             let layers = Int.random(in: 1...2, using: &generator)
             let projection = Bool.random(using: &generator) ? Int.random(in: 1..<max(2, h), using: &generator) : 0
-            let configuration = LSTMConfiguration(inputSize: Int.random(in: 1...20, using: &generator), hiddenSize: h,
-                                                  numLayers: layers, bias: Bool.random(using: &generator),
-                                                  bidirectional: Bool.random(using: &generator), projectionSize: projection)
+            let configuration = LSTMConfiguration(
+                inputSize: Int.random(in: 1...20, using: &generator), hiddenSize: h,
+                numLayers: layers, bias: Bool.random(using: &generator),
+                bidirectional: Bool.random(using: &generator), projectionSize: projection)
             let steps = Int.random(in: 1...6, using: &generator), batch = Int.random(in: 1...30, using: &generator)
-            let lengths = Bool.random(using: &generator) ? (0..<batch).map { _ in Int.random(in: 0...steps, using: &generator) } : nil
+            let lengths =
+                Bool.random(using: &generator)
+                ? (0..<batch).map { _ in Int.random(in: 0...steps, using: &generator) } : nil
             cases.append((configuration, steps, batch, lengths))
         }
         var worst: [CPUKernelVariant: (reference: Float, portable: Float)] = [:]
@@ -118,16 +145,23 @@ final class CPUKernelVariantTests: XCTestCase {
             let input = randomTensor([steps, batch, configuration.inputSize], seed: seed + 50)
             let h0 = randomTensor([ld, batch, configuration.outputSize], seed: seed + 51, scale: 0.5)
             let c0 = randomTensor([ld, batch, configuration.hiddenSize], seed: seed + 52, scale: 0.5)
-            let dy = randomTensor([steps, batch, configuration.numDirections * configuration.outputSize], seed: seed + 53)
-            let reference = referenceForward(configuration, weights: weights, input: input, h0: h0, c0: c0, lengths: lengths)
-            let label = "case \(index): I=\(configuration.inputSize) H=\(configuration.hiddenSize) P=\(configuration.projectionSize) "
-                + "L=\(configuration.numLayers) D=\(configuration.numDirections) T=\(steps) B=\(batch) lengths=\(lengths.map { "\($0)" } ?? "none")"
+            let dy = randomTensor(
+                [steps, batch, configuration.numDirections * configuration.outputSize], seed: seed + 53)
+            let reference = referenceForward(
+                configuration, weights: weights, input: input, h0: h0, c0: c0, lengths: lengths)
+            let label =
+                "case \(index): I=\(configuration.inputSize) H=\(configuration.hiddenSize) "
+                + "P=\(configuration.projectionSize) "
+                + "L=\(configuration.numLayers) D=\(configuration.numDirections) T=\(steps) B=\(batch) "
+                + "lengths=\(lengths.map { "\($0)" } ?? "none")"
             func run() throws -> [String: Tensor] {
                 let lstm = try LSTM(configuration, weights: weights)
                 let result = try lstm.forward(input, h0: h0, c0: c0, lengths: lengths, training: true)
                 let grads = try lstm.backward(result, outputGradient: dy)
-                var all = ["output": result.output, "hn": result.hn, "cn": result.cn,
-                           "grad_input": grads.input, "grad_h0": grads.h0, "grad_c0": grads.c0]
+                var all = [
+                    "output": result.output, "hn": result.hn, "cn": result.cn,
+                    "grad_input": grads.input, "grad_h0": grads.h0, "grad_c0": grads.c0,
+                ]
                 for (name, tensor) in grads.weights { all["grad." + name] = tensor }
                 return all
             }
@@ -136,27 +170,41 @@ final class CPUKernelVariantTests: XCTestCase {
                 let ours = try CPUKernelVariant.withVariant(variant, run)
                 for name in ["output", "hn", "cn"] {
                     let row = compare(name, ours: ours[name]!, reference: reference[name]!, tolerance: .outputs)
-                    worst[variant, default: (0, 0)].reference = max(worst[variant, default: (0, 0)].reference, row.maxAbsolute)
-                    XCTAssertTrue(row.passed, "\(label) [\(variant.name)] \(name) vs float64: \(row.failures) of \(row.count) off, max abs \(row.maxAbsolute)")
+                    worst[variant, default: (0, 0)].reference = max(
+                        worst[variant, default: (0, 0)].reference, row.maxAbsolute)
+                    XCTAssertTrue(
+                        row.passed,
+                        "\(label) [\(variant.name)] \(name) vs float64: \(row.failures) of \(row.count) off, "
+                            + "max abs \(row.maxAbsolute)"
+                    )
                 }
                 for name in portable.keys.sorted() {
                     let tolerance = name.hasPrefix("grad") ? Tolerance.gradients : .outputs
                     let row = compare(name, ours: ours[name]!, reference: portable[name]!, tolerance: tolerance)
-                    worst[variant, default: (0, 0)].portable = max(worst[variant, default: (0, 0)].portable, row.maxAbsolute)
-                    XCTAssertTrue(row.passed, "\(label) [\(variant.name)] \(name) vs portable: \(row.failures) of \(row.count) off, max abs \(row.maxAbsolute)")
+                    worst[variant, default: (0, 0)].portable = max(
+                        worst[variant, default: (0, 0)].portable, row.maxAbsolute)
+                    XCTAssertTrue(
+                        row.passed,
+                        "\(label) [\(variant.name)] \(name) vs portable: \(row.failures) of \(row.count) off, "
+                            + "max abs \(row.maxAbsolute)"
+                    )
                 }
             }
         }
         for variant in CPUKernelVariant.supported {
-            print("random shapes [cpu/\(variant.name)]: \(cases.count) cases, max abs diff vs float64 \(worst[variant]!.reference), "
-                  + "vs portable (gradients included) \(worst[variant]!.portable)")
+            print(
+                "random shapes [cpu/\(variant.name)]: \(cases.count) cases, max abs diff vs float64 "
+                    + "\(worst[variant]!.reference), "
+                    + "vs portable (gradients included) \(worst[variant]!.portable)")
         }
     }
 
     /// torch.nn.LSTM's forward in float64 with plain loops (sequence-major; packed-sequence
     /// lengths: a sequence's steps past its length give zero outputs and leave its state).
-    func referenceForward(_ configuration: LSTMConfiguration, weights: [String: Tensor], input: Tensor, h0: Tensor, c0: Tensor,
-                          lengths: [Int]?) -> [String: Tensor] {
+    func referenceForward(
+        _ configuration: LSTMConfiguration, weights: [String: Tensor], input: Tensor, h0: Tensor, c0: Tensor,
+        lengths: [Int]?
+    ) -> [String: Tensor] {
         let (steps, batch) = (input.shape[0], input.shape[1])
         let (h, hout, directions) = (configuration.hiddenSize, configuration.outputSize, configuration.numDirections)
         let lengths = lengths ?? Array(repeating: steps, count: batch)
@@ -175,7 +223,8 @@ final class CPUKernelVariantTests: XCTestCase {
                     let bih = weights["bias_ih" + suffix]!.scalars, bhh = weights["bias_hh" + suffix]!.scalars
                     for j in 0..<4 * h { bias[j] = Double(bih[j]) + Double(bhh[j]) }
                 }
-                let whr: [Double]? = configuration.projectionSize > 0 ? weights["weight_hr" + suffix]!.scalars.map { Double($0) } : nil
+                let whr: [Double]? =
+                    configuration.projectionSize > 0 ? weights["weight_hr" + suffix]!.scalars.map { Double($0) } : nil
                 let state = (layer * directions + d) * batch
                 for b in 0..<batch {
                     var hidden = (0..<hout).map { Double(h0.scalars[(state + b) * hout + $0]) }
@@ -214,8 +263,10 @@ final class CPUKernelVariantTests: XCTestCase {
             width = directions * hout
         }
         let ld = configuration.numLayers * directions
-        return ["output": try! Tensor(shape: [steps, batch, directions * hout], scalars: x.map(Float.init)),
-                "hn": try! Tensor(shape: [ld, batch, hout], scalars: hn),
-                "cn": try! Tensor(shape: [ld, batch, h], scalars: cn)]
+        return [
+            "output": try! Tensor(shape: [steps, batch, directions * hout], scalars: x.map(Float.init)),
+            "hn": try! Tensor(shape: [ld, batch, hout], scalars: hn),
+            "cn": try! Tensor(shape: [ld, batch, h], scalars: cn),
+        ]
     }
 }

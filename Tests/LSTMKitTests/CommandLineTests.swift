@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import LSTMBenchmark
+import XCTest
+
 @testable import LSTMKit
 
 /// The `lstm-gpu` executable, run as a user runs it.
@@ -12,7 +13,8 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testCheckPassesFailsAndReportsErrors() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         let pass = try run(["check", fixtureFolder + "/bi-proj-lengths.safetensors"])
         XCTAssertEqual(pass.status, 0, pass.output)
         XCTAssertTrue(pass.output.contains("grad.weight_hr_l1_reverse"), pass.output)
@@ -30,10 +32,13 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testBenchJSONRowsAreWellFormed() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         let folder = try temporaryFolder()
-        let result = try run(["bench", "--shape", "8,6,2,3", "--shape", "4,5,3,2,2,1", "--repeat", "2", "--json",
-                              "--backend", "cpu", "--output", folder + "/rows.json"])
+        let result = try run([
+            "bench", "--shape", "8,6,2,3", "--shape", "4,5,3,2,2,1", "--repeat", "2", "--json",
+            "--backend", "cpu", "--output", folder + "/rows.json",
+        ])
         XCTAssertEqual(result.status, 0, result.output)
         let lines = result.output.split(separator: "\n").filter { $0.hasPrefix("{") }
         XCTAssertEqual(lines.count, 2, result.output)
@@ -47,7 +52,8 @@ final class CommandLineTests: XCTestCase {
             XCTAssertLessThanOrEqual(row.forward.medianMs, row.forward.maxMs)
             XCTAssertEqual(row.parityMaxAbs, 0)
         }
-        let saved = try JSONDecoder().decode([BenchmarkRow].self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/rows.json")))
+        let saved = try JSONDecoder().decode(
+            [BenchmarkRow].self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/rows.json")))
         XCTAssertEqual(saved.map(\.directions), [1, 2])
         XCTAssertEqual(saved.map(\.layers), [1, 2])
     }
@@ -55,17 +61,25 @@ final class CommandLineTests: XCTestCase {
     /// A run killed after its checkpoint and resumed with --resume logs the same losses as an
     /// uninterrupted run (bitwise: the CPU path is deterministic).
     func testKilledTrainingResumesExactly() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         let folder = try temporaryFolder()
-        let common = ["train", "--steps", "8", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "12",
-                      "--eval-every", "0", "--dropout", "0", "--layers", "2"]
+        let common = [
+            "train", "--steps", "8", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "12",
+            "--eval-every", "0", "--dropout", "0", "--layers", "2",
+        ]
         let straight = try run(common + ["--log", folder + "/straight.jsonl"])
         XCTAssertEqual(straight.status, 0, straight.output)
-        let killed = try runProcess(executable.path, common + ["--checkpoint", folder + "/run.safetensors", "--checkpoint-every", "3",
-                                                               "--log", folder + "/resumed.jsonl"],
-                                    environment: ["LSTM_GPU_FAULT": "exit", "LSTM_GPU_FAULT_STEP": "5"])
+        let killed = try runProcess(
+            executable.path,
+            common + [
+                "--checkpoint", folder + "/run.safetensors", "--checkpoint-every", "3",
+                "--log", folder + "/resumed.jsonl",
+            ],
+            environment: ["LSTM_GPU_FAULT": "exit", "LSTM_GPU_FAULT_STEP": "5"])
         XCTAssertEqual(killed.status, 9, killed.output)
-        let resumed = try run(common + ["--checkpoint", folder + "/run.safetensors", "--resume", "--log", folder + "/resumed.jsonl"])
+        let resumed = try run(
+            common + ["--checkpoint", folder + "/run.safetensors", "--resume", "--log", folder + "/resumed.jsonl"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("resumed"), resumed.output)
         func losses(_ name: String) throws -> [Int: Double] {
@@ -78,13 +92,15 @@ final class CommandLineTests: XCTestCase {
         }
         let a = try losses("straight.jsonl"), b = try losses("resumed.jsonl")
         XCTAssertEqual(a.count, 8)
-        XCTAssertEqual(Set(b.keys), Set(1...8), "steps 4 and 5 ran twice (before the kill and after the resume); all 8 are logged")
+        XCTAssertEqual(
+            Set(b.keys), Set(1...8), "steps 4 and 5 ran twice (before the kill and after the resume); all 8 are logged")
         for step in 1...8 { XCTAssertEqual(a[step], b[step], "step \(step)") }
     }
 
     /// Bad training configurations are refused with a message that names the option.
     func testTrainRefusesBadConfigurations() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         // Usage errors exit 64 with the subcommand's usage; unusable inputs exit 2 (README "Exit codes").
         let cases: [([String], String, Int32)] = [
             (["train", "--hidden", "8"], "say when to stop", 64),
@@ -96,10 +112,16 @@ final class CommandLineTests: XCTestCase {
             (["train", "--steps", "2", "--schedule", "step:1:nan"], "GAMMA, a finite number > 0, got 'nan'", 64),
             (["train", "--steps", "2", "--optimizer", "lion"], "--optimizer must be sgd, adam or adamw", 64),
             (["train", "--steps", "2", "--resume"], "--resume needs --checkpoint", 64),
-            (["train", "--steps", "2", "--schedule", "linear"], "--schedule must be constant, cosine or step:EVERY:GAMMA", 64),
+            (
+                ["train", "--steps", "2", "--schedule", "linear"],
+                "--schedule must be constant, cosine or step:EVERY:GAMMA", 64
+            ),
             (["train", "--steps", "2", "--data", "/no/such/file.txt"], "/no/such/file.txt: no such file", 2),
             (["train", "--steps", "2", "--data", "/"], "/: is a directory", 2),
-            (["sample", "--checkpoint", "/no/such/checkpoint.safetensors"], "/no/such/checkpoint.safetensors: no such file", 2),
+            (
+                ["sample", "--checkpoint", "/no/such/checkpoint.safetensors"],
+                "/no/such/checkpoint.safetensors: no such file", 2
+            ),
             (["sample", "--checkpoint", "x", "--length", "-5"], "--length must be at least 0, got -5", 64),
             (["bench", "--only", "nosuch"], "Usage: lstm-gpu bench", 64),
             (["bench", "--seconds", "nan"], "--seconds must be a finite number", 64),
@@ -122,7 +144,9 @@ final class CommandLineTests: XCTestCase {
 var lstmGPUExecutable: URL {
     if let path = ProcessInfo.processInfo.environment["LSTM_GPU_EXECUTABLE"] { return URL(fileURLWithPath: path) }
     var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
+    while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents"
+        || folder.lastPathComponent == "MacOS"
+    {
         folder = folder.deletingLastPathComponent()
     }
     return folder.appendingPathComponent("lstm-gpu")

@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import LSTMBenchmark
+import XCTest
+
 @testable import LSTMKit
 
 /// What a new user of the `lstm-gpu` command meets: `--version`, `--help`, `sample --score`.
@@ -12,7 +13,8 @@ final class CommandUsabilityTests: XCTestCase {
     }
 
     func requireExecutable() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
     }
 
     func testVersionNamesTheVersionAndTheCheckoutsCommit() throws {
@@ -24,7 +26,9 @@ final class CommandUsabilityTests: XCTestCase {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/git"),
-           case let head = try runProcess("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"]), head.status == 0 {
+            case let head = try runProcess("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"]),
+            head.status == 0
+        {
             let commit = head.output.trimmingCharacters(in: .whitespacesAndNewlines)
             XCTAssertTrue(result.output.contains("git \(commit)"), "\(result.output) lacks \(commit)")
         }
@@ -44,8 +48,11 @@ final class CommandUsabilityTests: XCTestCase {
         // Quotes, a backslash, a tab and line breaks: characters that JSON must escape.
         let text = String(repeating: "ROMEO:\tO, \"she\" doth teach the torches to burn bright! C:\\path\n", count: 40)
         try text.write(toFile: data, atomically: true, encoding: .utf8)
-        let train = try run(["train", "--data", data, "--steps", "1", "--hidden", "8", "--embedding", "4", "--batch", "2", "--seq-length", "8",
-                             "--eval-every", "0", "--dropout", "0", "--layers", "1", "--threads", "1", "--checkpoint", path])
+        let train = try run([
+            "train", "--data", data, "--steps", "1", "--hidden", "8", "--embedding", "4", "--batch", "2",
+            "--seq-length", "8",
+            "--eval-every", "0", "--dropout", "0", "--layers", "1", "--threads", "1", "--checkpoint", path,
+        ])
         XCTAssertEqual(train.status, 0, train.output)
         return path
     }
@@ -79,7 +86,9 @@ final class CommandUsabilityTests: XCTestCase {
         XCTAssertEqual(vocabulary.count, logits.count)
         let (_, stored) = try Checkpoint.loadModel(checkpoint, backend: CPUBackend(threads: 1))
         XCTAssertEqual(vocabulary, stored.characters.map(String.init))
-        XCTAssertTrue(vocabulary.contains("\n") && vocabulary.contains("\"") && vocabulary.contains("\\") && vocabulary.contains("\t"), "\(vocabulary)")
+        XCTAssertTrue(
+            vocabulary.contains("\n") && vocabulary.contains("\"") && vocabulary.contains("\\")
+                && vocabulary.contains("\t"), "\(vocabulary)")
 
         // Head weights so large that the logits overflow: the cross-entropy is not finite,
         // and the line is still JSON (null, not -nan / inf).
@@ -110,10 +119,15 @@ final class CommandUsabilityTests: XCTestCase {
 final class BenchOutputTests: XCTestCase {
     func testBenchColumnsNeverRunTogetherAndRowsSayTheirThreads() throws {
         let executable = lstmGPUExecutable
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         // A long custom name, a value wider than its column (T), one row: "1 row".
-        let result = try runProcess(executable.path, ["bench", "--backend", "cpu", "--repeat", "1",
-                                                      "--shape", "64,128,8,20,1,0"])
+        let result = try runProcess(
+            executable.path,
+            [
+                "bench", "--backend", "cpu", "--repeat", "1",
+                "--shape", "64,128,8,20,1,0",
+            ])
         XCTAssertEqual(result.status, 0, result.output)
         let lines = result.output.split(separator: "\n").map(String.init)
         XCTAssertTrue(lines.contains { $0.hasPrefix("lstm-gpu bench: 1 row,") }, result.output)
@@ -126,25 +140,35 @@ final class BenchOutputTests: XCTestCase {
                 .filter { !$0.isEmpty }
         }
         let titles = cells(header)
-        XCTAssertEqual(titles, ["name", "backend", "threads", "I", "H", "B", "T", "L", "D", "fwd ms (min-max)", "GFLOP/s",
-                                "train ms (min-max)", "GFLOP/s", "parity"], header)
+        XCTAssertEqual(
+            titles,
+            [
+                "name", "backend", "threads", "I", "H", "B", "T", "L", "D", "fwd ms (min-max)", "GFLOP/s",
+                "train ms (min-max)", "GFLOP/s", "parity",
+            ], header)
         let values = cells(row)
         XCTAssertEqual(values.count, titles.count, "columns ran together:\n\(header)\n\(row)")
-        XCTAssertEqual(Array(values.prefix(9)), ["custom-64-128-b8-t20", "cpu", "1", "64", "128", "8", "20", "1", "1"], row)
+        XCTAssertEqual(
+            Array(values.prefix(9)), ["custom-64-128-b8-t20", "cpu", "1", "64", "128", "8", "20", "1", "1"], row)
     }
 
     func testSmallShapesRunOnOneThreadUnlessThreadsAreGiven() throws {
         let executable = lstmGPUExecutable
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
         func threads(_ extra: [String]) throws -> Int {
-            let result = try runProcess(executable.path, ["bench", "--backend", "cpu", "--repeat", "1", "--json",
-                                                          "--shape", "64,128,8,20"] + extra)
+            let result = try runProcess(
+                executable.path,
+                [
+                    "bench", "--backend", "cpu", "--repeat", "1", "--json",
+                    "--shape", "64,128,8,20",
+                ] + extra)
             XCTAssertEqual(result.status, 0, result.output)
             let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, result.output)
             return try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8)).threads
         }
-        XCTAssertEqual(try threads([]), 1)                   // 1 MFLOP per step: not worth a second thread
-        XCTAssertEqual(try threads(["--threads", "2"]), 2)   // an explicit count is used as given
+        XCTAssertEqual(try threads([]), 1)  // 1 MFLOP per step: not worth a second thread
+        XCTAssertEqual(try threads(["--threads", "2"]), 2)  // an explicit count is used as given
     }
 
     func testThreadChoiceFollowsWorkPerStep() {
@@ -155,6 +179,7 @@ final class BenchOutputTests: XCTestCase {
         // mt-1024: 537 MFLOP per step, worth every core there is (up to the team).
         XCTAssertEqual(backend.threads(hiddenSize: 1024, outputSize: 1024, batch: 64), min(backend.threads, 8))
         // Two small directions each take one thread of their own.
-        XCTAssertEqual(backend.threads(hiddenSize: 64, outputSize: 64, batch: 4, directions: 2), min(backend.threads, 2))
+        XCTAssertEqual(
+            backend.threads(hiddenSize: 64, outputSize: 64, batch: 4, directions: 2), min(backend.threads, 2))
     }
 }

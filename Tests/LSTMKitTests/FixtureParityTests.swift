@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import LSTMKit
 
 /// The CPU path against PyTorch's float64 reference on every committed fixture.
@@ -12,7 +13,8 @@ final class FixtureParityTests: XCTestCase {
             let worst = rows.map(\.maxAbsolute).max() ?? .nan
             print("\(URL(fileURLWithPath: path).lastPathComponent): \(rows.count) tensors, max abs diff \(worst)")
             for row in rows where !row.passed {
-                XCTFail("\(path): \(row.name) fails: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+                XCTFail(
+                    "\(path): \(row.name) fails: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
             }
             // Forward-and-backward fixtures compare every gradient, not just outputs.
             if fixture.hasGradients {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// Mutated fixtures, checkpoints and state dicts through `check`, `sample` and `inspect`
@@ -8,22 +9,29 @@ import XCTest
 /// run must end with exit code 0 (a harmless mutation), 1 or 2, and say what was wrong.
 final class FuzzTests: XCTestCase {
     /// Numbers that break size arithmetic, as JSON text.
-    static let boundaryNumbers = ["0", "-1", "2147483647", "4294967296", "4611686018427387904", "9223372036854775807",
-                                  "18446744073709551616", "1e300", "-1e300", "NaN", "1.5", "\"x\"", "{\"a\":[1]}", "[]", "null"]
+    static let boundaryNumbers = [
+        "0", "-1", "2147483647", "4294967296", "4611686018427387904", "9223372036854775807",
+        "18446744073709551616", "1e300", "-1e300", "NaN", "1.5", "\"x\"", "{\"a\":[1]}", "[]", "null",
+    ]
     /// The same as metadata strings (metadata values must be strings).
-    static let boundaryStrings = ["0", "-1", "2147483647", "4294967296", "4611686018427387904", "9223372036854775807",
-                                  "1e300", "nan", "inf", "-inf", "1.5", "x", "", "true", "[\"a\"]", "{}", "100000000"]
+    static let boundaryStrings = [
+        "0", "-1", "2147483647", "4294967296", "4611686018427387904", "9223372036854775807",
+        "1e300", "nan", "inf", "-inf", "1.5", "x", "", "true", "[\"a\"]", "{}", "100000000",
+    ]
 
     struct Outcome { var cases = 0, clean = 0, accepted = 0, signals = 0, timeouts = 0 }
 
     func testMutatedFilesGiveCleanErrors() throws {
         let executable = lstmGPUExecutable.path
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built at \(executable)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built at \(executable)")
         let folder = try temporaryFolder()
         let checkpoint = folder + "/checkpoint.safetensors", stateDict = folder + "/lstm.safetensors"
         try makeSmallCheckpoint(checkpoint)
-        try LSTM(LSTMConfiguration(inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, projectionSize: 2),
-                 seed: 1).saveWeights(to: stateDict)
+        try LSTM(
+            LSTMConfiguration(inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, projectionSize: 2),
+            seed: 1
+        ).saveWeights(to: stateDict)
         let bases = [fixtureFolder + "/bi-proj-lengths.safetensors", checkpoint, stateDict]
         var generator = SeededGenerator(seed: 20_261_127)
         var outcome = Outcome()
@@ -34,7 +42,9 @@ final class FuzzTests: XCTestCase {
             let base = bases[index % bases.count]
             let mutant = folder + "/mutant-\(index).safetensors"
             let how = try mutate(base, into: mutant, generator: &generator)
-            for arguments in [["check", mutant, "--quiet"], ["sample", "--checkpoint", mutant, "--length", "5"], ["inspect", mutant]] {
+            for arguments in [
+                ["check", mutant, "--quiet"], ["sample", "--checkpoint", mutant, "--length", "5"], ["inspect", mutant],
+            ] {
                 outcome.cases += 1
                 let (status, signal, output) = try runLimited(executable, arguments)
                 let label = "\(arguments[0]) on \(how) (\(mutant))"
@@ -53,9 +63,10 @@ final class FuzzTests: XCTestCase {
                 }
             }
         }
-        print("fuzz: \(outcome.cases) cases (\(mutants) mutants × 3 commands): \(outcome.clean) clean errors, "
-              + "\(outcome.accepted) accepted, \(outcome.signals) signals, \(outcome.timeouts) time-outs, "
-              + "\(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        print(
+            "fuzz: \(outcome.cases) cases (\(mutants) mutants × 3 commands): \(outcome.clean) clean errors, "
+                + "\(outcome.accepted) accepted, \(outcome.signals) signals, \(outcome.timeouts) time-outs, "
+                + "\(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         XCTAssertTrue(failures.isEmpty, failures.prefix(10).joined(separator: "\n"))
         XCTAssertGreaterThan(outcome.clean, outcome.cases / 2, "most mutations must be refused")
     }
@@ -76,14 +87,15 @@ final class FuzzTests: XCTestCase {
         var out: Data
         var how: String
         switch generator.next() % 6 {
-        case 0:   // a number anywhere in the header (shapes, offsets, digits inside metadata strings)
-            let numbers = try NSRegularExpression(pattern: "-?[0-9]+").matches(in: headerText, range: NSRange(headerText.startIndex..., in: headerText))
+        case 0:  // a number anywhere in the header (shapes, offsets, digits inside metadata strings)
+            let numbers = try NSRegularExpression(pattern: "-?[0-9]+").matches(
+                in: headerText, range: NSRange(headerText.startIndex..., in: headerText))
             let match = pick(numbers)
             let replacement = pick(Self.boundaryNumbers)
             let range = Range(match.range, in: headerText)!
             how = "header number '\(headerText[range])' → \(replacement)"
             out = assemble(headerText.replacingCharacters(in: range, with: replacement), body)
-        case 1:   // a metadata value
+        case 1:  // a metadata value
             var header = try JSONSerialization.jsonObject(with: Data(headerText.utf8)) as! [String: Any]
             var metadata = header["__metadata__"] as? [String: Any] ?? [:]
             let key = pick(metadata.keys.sorted() + ["num_layers", "hidden_size", "step"])
@@ -92,16 +104,18 @@ final class FuzzTests: XCTestCase {
             header["__metadata__"] = metadata
             how = "metadata \(key) = '\(value)'"
             out = assemble(String(decoding: try JSONSerialization.data(withJSONObject: header), as: UTF8.self), body)
-        case 2:   // a shape
+        case 2:  // a shape
             var header = try JSONSerialization.jsonObject(with: Data(headerText.utf8)) as! [String: Any]
             let name = pick(header.keys.filter { $0 != "__metadata__" }.sorted())
             var entry = header[name] as! [String: Any]
-            let shape = pick([[4_611_686_018_427_387_904], [0], [1 << 31, 1 << 31], [1, 2, 3, 4, 5, 6, 7, 8], [], [1 << 62, 4]])
+            let shape = pick([
+                [4_611_686_018_427_387_904], [0], [1 << 31, 1 << 31], [1, 2, 3, 4, 5, 6, 7, 8], [], [1 << 62, 4],
+            ])
             entry["shape"] = shape
             header[name] = entry
             how = "shape of \(name) = \(shape)"
             out = assemble(String(decoding: try JSONSerialization.data(withJSONObject: header), as: UTF8.self), body)
-        case 3:   // byte flips anywhere
+        case 3:  // byte flips anywhere
             out = data
             let flips = 1 + Int(generator.next() % 4)
             for _ in 0..<flips {
@@ -109,12 +123,14 @@ final class FuzzTests: XCTestCase {
                 out[at] ^= UInt8(truncatingIfNeeded: 1 + generator.next() % 255)
             }
             how = "\(flips) byte flips"
-        case 4:   // truncation
+        case 4:  // truncation
             let length = Int(generator.next() % UInt64(data.count))
             out = data.prefix(length)
             how = "truncated to \(length) bytes"
         default:  // the header size
-            let size = pick([UInt64(0), 1, UInt64(headerSize - 1), UInt64(headerSize + 1), UInt64(Int32.max), UInt64.max, 1 << 62])
+            let size = pick([
+                UInt64(0), 1, UInt64(headerSize - 1), UInt64(headerSize + 1), UInt64(Int32.max), UInt64.max, 1 << 62,
+            ])
             out = data
             withUnsafeBytes(of: size.littleEndian) { out.replaceSubrange(0..<8, with: $0) }
             how = "header size \(size)"
@@ -124,7 +140,9 @@ final class FuzzTests: XCTestCase {
     }
 
     /// Runs `executable` under a 20 s time limit and a 4 GiB address-space limit.
-    func runLimited(_ executable: String, _ arguments: [String]) throws -> (status: Int32, signal: Int32, output: String) {
+    func runLimited(
+        _ executable: String, _ arguments: [String]
+    ) throws -> (status: Int32, signal: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "ulimit -v 4194304; exec timeout -s KILL 20 \"$0\" \"$@\"", executable] + arguments

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import LSTMKit
 
 /// Finite differences as an oracle independent of PyTorch: for the loss
@@ -14,10 +15,13 @@ final class GradientCheckTests: XCTestCase {
 
     let cases: [Case] = [
         Case(configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4), steps: 3, batch: 2),
-        Case(configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true,
-                                              projectionSize: 2), steps: 4, batch: 3, lengths: [4, 0, 2]),
-        Case(configuration: LSTMConfiguration(inputSize: 2, hiddenSize: 3, numLayers: 2, bias: false, batchFirst: true),
-             steps: 3, batch: 2, lengths: [1, 3]),
+        Case(
+            configuration: LSTMConfiguration(
+                inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true,
+                projectionSize: 2), steps: 4, batch: 3, lengths: [4, 0, 2]),
+        Case(
+            configuration: LSTMConfiguration(inputSize: 2, hiddenSize: 3, numLayers: 2, bias: false, batchFirst: true),
+            steps: 3, batch: 2, lengths: [1, 3]),
         Case(configuration: LSTMConfiguration(inputSize: 4, hiddenSize: 9, bidirectional: true), steps: 2, batch: 1),
     ]
 
@@ -25,11 +29,16 @@ final class GradientCheckTests: XCTestCase {
         for (index, c) in cases.enumerated() {
             let config = c.configuration
             let states = config.numLayers * config.numDirections
-            let inputShape = config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize]
-            let outputShape = config.batchFirst ? [c.batch, c.steps, config.numDirections * config.outputSize]
-                                                : [c.steps, c.batch, config.numDirections * config.outputSize]
+            let inputShape =
+                config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize]
+            let outputShape =
+                config.batchFirst
+                ? [c.batch, c.steps, config.numDirections * config.outputSize]
+                : [c.steps, c.batch, config.numDirections * config.outputSize]
             var weights = LSTM.initialWeights(config, seed: UInt64(index))
-            for (k, key) in weights.keys.sorted().enumerated() { weights[key] = randomTensor(weights[key]!.shape, seed: UInt64(100 + k)) }
+            for (k, key) in weights.keys.sorted().enumerated() {
+                weights[key] = randomTensor(weights[key]!.shape, seed: UInt64(100 + k))
+            }
             let lstm = try LSTM(config, weights: weights)
             var x = randomTensor(inputShape, seed: 11)
             var h0 = randomTensor([states, c.batch, config.outputSize], seed: 12, scale: 0.5)
@@ -53,27 +62,37 @@ final class GradientCheckTests: XCTestCase {
             func check(_ name: String, _ analytic: Float, _ numeric: Double) {
                 let error = abs(Double(analytic) - numeric)
                 worst = max(worst, error)
-                XCTAssertLessThanOrEqual(error, 2e-3 + 1e-2 * abs(numeric),
-                                         "case \(index) \(name): backward \(analytic), finite difference \(numeric)")
+                XCTAssertLessThanOrEqual(
+                    error, 2e-3 + 1e-2 * abs(numeric),
+                    "case \(index) \(name): backward \(analytic), finite difference \(numeric)")
             }
             func central(_ perturb: (Float) throws -> Double, at value: Float) rethrows -> Double {
                 (try perturb(value + eps) - perturb(value - eps)) / Double(2 * eps)
             }
             for i in stride(from: 0, to: x.count, by: max(1, x.count / 7)) {
                 let v = x.scalars[i]
-                let numeric = try central({ x.scalars[i] = $0; return try loss(x, h0, c0) }, at: v)
+                let numeric = try central(
+                    {
+                        x.scalars[i] = $0; return try loss(x, h0, c0)
+                    }, at: v)
                 x.scalars[i] = v
                 check("input[\(i)]", grads.input.scalars[i], numeric)
             }
             for i in stride(from: 0, to: h0.count, by: max(1, h0.count / 5)) {
                 let v = h0.scalars[i]
-                let numeric = try central({ h0.scalars[i] = $0; return try loss(x, h0, c0) }, at: v)
+                let numeric = try central(
+                    {
+                        h0.scalars[i] = $0; return try loss(x, h0, c0)
+                    }, at: v)
                 h0.scalars[i] = v
                 check("h0[\(i)]", grads.h0.scalars[i], numeric)
             }
             for i in stride(from: 0, to: c0.count, by: max(1, c0.count / 5)) {
                 let v = c0.scalars[i]
-                let numeric = try central({ c0.scalars[i] = $0; return try loss(x, h0, c0) }, at: v)
+                let numeric = try central(
+                    {
+                        c0.scalars[i] = $0; return try loss(x, h0, c0)
+                    }, at: v)
                 c0.scalars[i] = v
                 check("c0[\(i)]", grads.c0.scalars[i], numeric)
             }
@@ -82,11 +101,12 @@ final class GradientCheckTests: XCTestCase {
                 let count = w[name]!.count
                 for i in stride(from: 0, to: count, by: max(1, count / 6)) {
                     let v = w[name]!.scalars[i]
-                    let numeric = try central({
-                        w[name]!.scalars[i] = $0
-                        try lstm.setWeights(w)
-                        return try loss(x, h0, c0)
-                    }, at: v)
+                    let numeric = try central(
+                        {
+                            w[name]!.scalars[i] = $0
+                            try lstm.setWeights(w)
+                            return try loss(x, h0, c0)
+                        }, at: v)
                     w[name]!.scalars[i] = v
                     check("\(name)[\(i)]", grads.weights[name]!.scalars[i], numeric)
                 }

@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import LSTMBenchmark
+import XCTest
+
 @testable import LSTMKit
 
 /// Rewrites the JSON header of the safetensors file at `source` with `edit` and writes the
@@ -30,16 +31,19 @@ func rewriteNaN(into path: String, tensor: String) throws {
 
 /// A tiny train checkpoint (CPU, 1×8 LSTM) at `path`, and the trainer that wrote it.
 @discardableResult
-func makeSmallCheckpoint(_ path: String, optimizer: OptimizerKind = .adam()) throws -> LanguageModelTrainer<CPUBackend> {
+func makeSmallCheckpoint(_ path: String, optimizer: OptimizerKind = .adam()) throws -> LanguageModelTrainer<CPUBackend>
+{
     let text = String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 20)
     let vocabulary = Vocabulary(text: text)
-    let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: 4, hiddenSize: 8),
-                                  backend: CPUBackend(threads: 1), seed: 3)
+    let model = try LanguageModel(
+        LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: 4, hiddenSize: 8),
+        backend: CPUBackend(threads: 1), seed: 3)
     var options = TrainingOptions()
     options.batch = 2
     options.sequenceLength = 8
     options.optimizer = optimizer
-    let trainer = try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: vocabulary.encode(text), options: options)
+    let trainer = try LanguageModelTrainer(
+        model: model, vocabulary: vocabulary, ids: vocabulary.encode(text), options: options)
     try trainer.trainStep()
     try trainer.trainStep()
     try trainer.saveCheckpoint(to: path)
@@ -74,14 +78,19 @@ final class HostileInputTests: XCTestCase {
         assertThrows(["numLayers is 100000000, above the limit of 1024"]) {
             try LSTMConfiguration(inputSize: 2, hiddenSize: 2, numLayers: 100_000_000).validate()
         }
-        assertThrows(["hiddenSize must be at least 1, got -3"]) { try LSTMConfiguration(inputSize: 2, hiddenSize: -3).validate() }
-        assertThrows(["hiddenSize is 100000000, above the limit"]) { _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 100_000_000)) }
+        assertThrows(["hiddenSize must be at least 1, got -3"]) {
+            try LSTMConfiguration(inputSize: 2, hiddenSize: -3).validate()
+        }
+        assertThrows(["hiddenSize is 100000000, above the limit"]) {
+            _ = try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 100_000_000))
+        }
         // 4·H·(I + H) floats for H = I = 2²⁴ cannot fit any host here: refused before allocating.
         assertThrows(["out of memory on host", "initialising"]) {
             _ = try LSTM(LSTMConfiguration(inputSize: 1 << 24, hiddenSize: 1 << 24))
         }
         assertThrows(["out of memory on host", "benchmark row"]) {
-            _ = try runBenchmark(BenchmarkShape.parse("100000,100000,1000,1000"), backend: CPUBackend(), seconds: 0, maximumRuns: 1)
+            _ = try runBenchmark(
+                BenchmarkShape.parse("100000,100000,1000,1000"), backend: CPUBackend(), seconds: 0, maximumRuns: 1)
         }
         XCTAssertEqual(SizeLimits.saturatingProduct([1 << 40, 1 << 40]), Int.max, "sizes saturate instead of wrapping")
         XCTAssertEqual(SizeLimits.saturatingSum([Int.max, 1]), Int.max)
@@ -91,10 +100,12 @@ final class HostileInputTests: XCTestCase {
     func testFixtureMetadataIsValidated() throws {
         let folder = try temporaryFolder()
         let bad = folder + "/bad.safetensors"
-        for (key, value, fragment) in [("num_layers", "100000000", "numLayers is 100000000"),
-                                       ("hidden_size", "-1", "hiddenSize must be at least 1"),
-                                       ("proj_size", "x", "metadata 'proj_size' is 'x', not an integer"),
-                                       ("bidirectional", "maybe", "metadata 'bidirectional' is 'maybe'")] {
+        for (key, value, fragment) in [
+            ("num_layers", "100000000", "numLayers is 100000000"),
+            ("hidden_size", "-1", "hiddenSize must be at least 1"),
+            ("proj_size", "x", "metadata 'proj_size' is 'x', not an integer"),
+            ("bidirectional", "maybe", "metadata 'bidirectional' is 'maybe'"),
+        ] {
             try rewriteHeader(fixtureFolder + "/basic.safetensors", to: bad) { header in
                 var metadata = header["__metadata__"] as! [String: Any]
                 metadata[key] = value
@@ -126,32 +137,44 @@ final class HostileInputTests: XCTestCase {
             header["optimizer.head.bias.m"] = entry
         }
         XCTAssertThrowsError(try resume()) { XCTAssertTrue("\($0)".contains("optimizer.head.bias.m"), "\($0)") }
-        try edit { header, _ in   // an optimiser tensor of an unknown key
+        try edit { header, _ in  // an optimiser tensor of an unknown key
             header["optimizer.head.bias.zz"] = header.removeValue(forKey: "optimizer.head.bias.m")
         }
         XCTAssertThrowsError(try resume()) { XCTAssertTrue("\($0)".contains("optimizer.head.bias.zz"), "\($0)") }
-        try edit { header, _ in   // a carried state of the wrong shape
+        try edit { header, _ in  // a carried state of the wrong shape
             var entry = header["train.state.cell"] as! [String: Any]
             entry["shape"] = [1, 4, 4]
             header["train.state.cell"] = entry
         }
         XCTAssertThrowsError(try resume()) { XCTAssertTrue("\($0)".contains("train.state.cell"), "\($0)") }
-        for (key, value, fragment) in [("step", "-1", "'step' is '-1'"), ("chunk", "-5", "'chunk' is '-5'"),
-                                       ("chunk", "99999", "past the"), ("epoch", "x", "'epoch' is 'x'"),
-                                       ("optimizer_step", "", "'optimizer_step' is ''")] {
+        for (key, value, fragment) in [
+            ("step", "-1", "'step' is '-1'"), ("chunk", "-5", "'chunk' is '-5'"),
+            ("chunk", "99999", "past the"), ("epoch", "x", "'epoch' is 'x'"),
+            ("optimizer_step", "", "'optimizer_step' is ''"),
+        ] {
             try edit { _, metadata in metadata[key] = value }
             XCTAssertThrowsError(try resume(), key) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
         }
         // A vocabulary shorter than the model's output.
         try edit { _, metadata in metadata["vocabulary"] = "[\"a\",\"b\"]" }
-        assertThrows(["'vocabulary' has 2 symbols but the model's output has"]) { _ = try Checkpoint.loadModel(bad, backend: CPUBackend()) }
+        assertThrows(["'vocabulary' has 2 symbols but the model's output has"]) {
+            _ = try Checkpoint.loadModel(bad, backend: CPUBackend())
+        }
         try edit { _, metadata in metadata["vocabulary"] = "[\"a\",\"a\"]" }
         assertThrows(["repeats a character"]) { _ = try Checkpoint.loadModel(bad, backend: CPUBackend()) }
-        try edit { _, metadata in metadata["model"] = "{\"vocabularySize\": 30, \"embeddingSize\": 4, \"hiddenSize\": 8, \"layers\": 100000000, \"dropout\": 0}" }
-        assertThrows(["'model' is invalid", "numLayers is 100000000"]) { _ = try Checkpoint.loadModel(bad, backend: CPUBackend()) }
+        try edit { _, metadata in
+            metadata["model"] =
+                "{\"vocabularySize\": 30, \"embeddingSize\": 4, \"hiddenSize\": 8, \"layers\": 100000000, "
+                + "\"dropout\": 0}"
+        }
+        assertThrows(["'model' is invalid", "numLayers is 100000000"]) {
+            _ = try Checkpoint.loadModel(bad, backend: CPUBackend())
+        }
         // A state_dict is not a checkpoint, and says so.
         try LSTM(LSTMConfiguration(inputSize: 2, hiddenSize: 3), seed: 1).saveWeights(to: bad)
-        assertThrows(["not an lstm-gpu train checkpoint", "PyTorch state_dict"]) { _ = try Checkpoint.loadModel(bad, backend: CPUBackend()) }
+        assertThrows(["not an lstm-gpu train checkpoint", "PyTorch state_dict"]) {
+            _ = try Checkpoint.loadModel(bad, backend: CPUBackend())
+        }
     }
 
     func testNonFiniteCheckpointStopsAsDivergence() throws {
@@ -192,13 +215,17 @@ final class HostileInputTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
         chmod(readOnly, 0o500)
         defer { chmod(readOnly, 0o700) }
-        if getuid() != 0 {   // root writes anywhere: the probe cannot fail there
-            assertThrows(["cannot write in"]) { try prepareOutputPath(readOnly + "/x.safetensors", option: "--checkpoint") }
+        if getuid() != 0 {  // root writes anywhere: the probe cannot fail there
+            assertThrows(["cannot write in"]) {
+                try prepareOutputPath(readOnly + "/x.safetensors", option: "--checkpoint")
+            }
         }
 
         let path = folder + "/run.safetensors"
         let lock = try FileLock(for: path, what: "checkpoint")
-        assertThrows(["checkpoint \(path) is in use by process \(getpid())"]) { _ = try FileLock(for: path, what: "checkpoint") }
+        assertThrows(["checkpoint \(path) is in use by process \(getpid())"]) {
+            _ = try FileLock(for: path, what: "checkpoint")
+        }
         withExtendedLifetime(lock) {}
 
         // A temporary file of a writer that died (no such PID) is removed by the next write;
@@ -220,7 +247,7 @@ final class HostileInputTests: XCTestCase {
         assertThrows([folder, "is a directory"]) { _ = try Fixture(contentsOf: folder) }
         let fifo = folder + "/pipe.safetensors"
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
-        assertThrows([fifo, "is not a regular file"]) { _ = try LSTM(contentsOf: fifo) }   // must not block
+        assertThrows([fifo, "is not a regular file"]) { _ = try LSTM(contentsOf: fifo) }  // must not block
         assertThrows(["/dev/zero", "is not a regular file"]) { _ = try SafeTensorsFile(contentsOf: "/dev/zero") }
         assertThrows(["nosuch.safetensors: no such file"]) { _ = try SafeTensorsFile(contentsOf: "nosuch.safetensors") }
         let binary = folder + "/binary.txt", latin1 = folder + "/latin1.txt"
@@ -236,8 +263,9 @@ final class HostileInputTests: XCTestCase {
         let same = compare("t", ours: reference, reference: reference, tolerance: .outputs)
         XCTAssertTrue(same.passed, "NaN where the reference has NaN and equal infinities agree")
         XCTAssertEqual(same.maxAbsolute, 0)
-        let wrong = compare("t", ours: try Tensor(shape: [4], scalars: [.nan, .infinity, .nan, 2.000001]), reference: reference,
-                            tolerance: .outputs)
+        let wrong = compare(
+            "t", ours: try Tensor(shape: [4], scalars: [.nan, .infinity, .nan, 2.000001]), reference: reference,
+            tolerance: .outputs)
         XCTAssertEqual(wrong.failures, 1)
         XCTAssertTrue(wrong.maxAbsolute.isNaN, "a NaN failure must not report a small max abs diff")
     }
@@ -248,10 +276,12 @@ final class HostileInputTests: XCTestCase {
         let group = InProcessReducerGroup(size: 3)
         let errors = UnsafeSendableBox(Array<String?>(repeating: nil, count: 3))
         let done = DispatchGroup()
-        for rank in 0..<3 {   // one thread per replica: each call is a rendezvous of all three
+        for rank in 0..<3 {  // one thread per replica: each call is a rendezvous of all three
             done.enter()
             Thread {
-                let fields = [("--steps", "10"), ("--checkpoint-every", rank == 2 ? "100" : "200"), ("--eval-every", "0")]
+                let fields = [
+                    ("--steps", "10"), ("--checkpoint-every", rank == 2 ? "100" : "200"), ("--eval-every", "0"),
+                ]
                 do { try group.reducer(rank: rank).requireAgreement(on: fields) } catch { errors.set(rank, "\(error)") }
                 done.leave()
             }.start()

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// What `LSTM` promises about its settings: dropout in training forwards, and every setting
@@ -17,9 +18,12 @@ final class ModelSettingsTests: XCTestCase {
         let differs = training.output.maxAbsDifference(evaluation.output)
         print("  dropout 0.5: max |train − eval| = \(differs)")
         XCTAssertGreaterThan(differs, 1e-3, "dropout must change a training forward")
-        XCTAssertEqual(try model.forward(x, training: true, dropoutSeed: 42).output, training.output, "a seed gives the same masks")
-        XCTAssertNotEqual(try model.forward(x, training: true).output, try model.forward(x, training: true).output,
-                          "without a seed every training forward draws new masks")
+        XCTAssertEqual(
+            try model.forward(x, training: true, dropoutSeed: 42).output, training.output, "a seed gives the same masks"
+        )
+        XCTAssertNotEqual(
+            try model.forward(x, training: true).output, try model.forward(x, training: true).output,
+            "without a seed every training forward draws new masks")
 
         // The same computation by hand: layer 0, the mask of layer 0 from the stack's seed rule, layer 1.
         let weights = try model.weights()
@@ -29,19 +33,25 @@ final class ModelSettingsTests: XCTestCase {
             single.inputSize = inputSize
             single.dropout = 0
             var w: [String: Tensor] = [:]
-            for (name, _) in single.parameterSpecs { w[name] = weights[name.replacingOccurrences(of: "_l0", with: "_l\(index)")] }
+            for (name, _) in single.parameterSpecs {
+                w[name] = weights[name.replacingOccurrences(of: "_l0", with: "_l\(index)")]
+            }
             return try LSTM(single, weights: w)
         }
         let y0 = try layer(0, inputSize: 5).forward(x).output
         let backend = CPUBackend()
         let mask = try backend.makeBuffer(count: y0.count)
-        try backend.dropoutMask(count: y0.count, probability: 0.5, seed: dropoutLayerSeed(42, layer: 0),
-                                layout: DropoutLayout(localBatch: 3, globalBatch: 3, offset: 0, width: 12), into: mask)
+        try backend.dropoutMask(
+            count: y0.count, probability: 0.5, seed: dropoutLayerSeed(42, layer: 0),
+            layout: DropoutLayout(localBatch: 3, globalBatch: 3, offset: 0, width: 12), into: mask)
         let maskValues = try backend.read(mask, offset: 0, count: y0.count)
-        XCTAssertTrue(maskValues.allSatisfy { $0 == 0 || $0 == 2 }, "inverted dropout: kept values are scaled by 1/(1 − p)")
+        XCTAssertTrue(
+            maskValues.allSatisfy { $0 == 0 || $0 == 2 }, "inverted dropout: kept values are scaled by 1/(1 − p)")
         let dropped = try Tensor(shape: y0.shape, scalars: zip(y0.scalars, maskValues).map { $0 * $1 })
         let y1 = try layer(1, inputSize: 12).forward(dropped).output
-        assertClose(training.output, y1, "training output vs layer by layer", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+        assertClose(
+            training.output, y1, "training output vs layer by layer",
+            tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
 
         // The backward goes through the same masks: compare with the stack's.
         let dy = randomTensor(training.output.shape, seed: 4)
@@ -49,13 +59,16 @@ final class ModelSettingsTests: XCTestCase {
         let stack = try LSTMStack(configuration: config, backend: CPUBackend(), weights: weights)
         let f = try stack.forward(input: stack.upload(x), steps: 4, batch: 3, saveActivations: true, dropoutSeed: 42)
         let g = try stack.backward(f, outputGradient: stack.upload(dy))
-        assertClose(grads.input, try stack.download(g.input, shape: x.shape), "input gradient vs stack",
-                    tolerance: Tolerance(absolute: 0, relative: 0))
+        assertClose(
+            grads.input, try stack.download(g.input, shape: x.shape), "input gradient vs stack",
+            tolerance: Tolerance(absolute: 0, relative: 0))
 
         if let opencl = try? requireOpenCL() {
             let gpu = try LSTM(config, weights: weights, backend: .opencl, device: "\(opencl.runtime.device.index)")
-            assertClose(try gpu.forward(x, training: true, dropoutSeed: 42).output, training.output, "OpenCL vs CPU with dropout",
-                        tolerance: .outputs)
+            assertClose(
+                try gpu.forward(x, training: true, dropoutSeed: 42).output, training.output,
+                "OpenCL vs CPU with dropout",
+                tolerance: .outputs)
         }
     }
 
@@ -68,8 +81,9 @@ final class ModelSettingsTests: XCTestCase {
             LSTMConfiguration(inputSize: 3, hiddenSize: 4, numLayers: 3, dropout: 0.2),
             LSTMConfiguration(inputSize: 3, hiddenSize: 4, bias: false),
             LSTMConfiguration(inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, projectionSize: 2),
-            LSTMConfiguration(inputSize: 7, hiddenSize: 5, numLayers: 2, bias: false, batchFirst: true, bidirectional: true,
-                              projectionSize: 3, dropout: 0.75),
+            LSTMConfiguration(
+                inputSize: 7, hiddenSize: 5, numLayers: 2, bias: false, batchFirst: true, bidirectional: true,
+                projectionSize: 3, dropout: 0.75),
         ]
         for (index, configuration) in configurations.enumerated() {
             let path = folder + "/model-\(index).safetensors"
@@ -79,19 +93,23 @@ final class ModelSettingsTests: XCTestCase {
             XCTAssertEqual(loaded.configuration, configuration)
             XCTAssertEqual(try loaded.weights(), try model.weights())
             try model.saveWeights(to: path + ".prefixed", prefix: "encoder.lstm.")
-            XCTAssertEqual(try LSTM(contentsOf: path + ".prefixed", prefix: "encoder.lstm.").configuration, configuration)
+            XCTAssertEqual(
+                try LSTM(contentsOf: path + ".prefixed", prefix: "encoder.lstm.").configuration, configuration)
         }
         // A batch-first model read back reads [B, T, I] again (the silent misreading before).
         let batchFirst = try LSTM(configurations[1], seed: 1)
         try batchFirst.saveWeights(to: folder + "/bf.safetensors")
         let x = randomTensor([2, 5, 3], seed: 2)
-        XCTAssertEqual(try LSTM(contentsOf: folder + "/bf.safetensors").forward(x).output, try batchFirst.forward(x).output)
+        XCTAssertEqual(
+            try LSTM(contentsOf: folder + "/bf.safetensors").forward(x).output, try batchFirst.forward(x).output)
         assertThrows(["batchFirst false was asked for", "batch_first = true"]) {
             _ = try LSTM(contentsOf: folder + "/bf.safetensors", batchFirst: false)
         }
         // Metadata that contradicts the tensors is refused, naming the key.
-        for (key, value) in [("hidden_size", "8"), ("num_layers", "1"), ("bidirectional", "true"), ("dropout", "2"),
-                             ("batch_first", "sideways")] {
+        for (key, value) in [
+            ("hidden_size", "8"), ("num_layers", "1"), ("bidirectional", "true"), ("dropout", "2"),
+            ("batch_first", "sideways"),
+        ] {
             try rewriteHeader(folder + "/model-2.safetensors", to: folder + "/bad.safetensors") { header in
                 var metadata = header["__metadata__"] as! [String: Any]
                 metadata[key] = value

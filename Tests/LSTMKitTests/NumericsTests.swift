@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// NaN, ±Inf and saturated gates behave as in PyTorch on every path: the CPU path's kernel
@@ -24,18 +25,31 @@ final class NumericsTests: XCTestCase {
         var weights = randomWeights(configuration, seed: 7)
         weights["weight_hh_l0"]!.scalars[(2 * H + unit) * H + 0] = .nan
         let result = try LSTM(configuration, weights: weights, backend: backend, device: device)
-            .forward(randomTensor([T, B, I], seed: 8), h0: randomTensor([1, B, H], seed: 9, scale: 0.5),
-                     c0: randomTensor([1, B, H], seed: 10, scale: 0.5))
+            .forward(
+                randomTensor([T, B, I], seed: 8), h0: randomTensor([1, B, H], seed: 9, scale: 0.5),
+                c0: randomTensor([1, B, H], seed: 10, scale: 0.5))
         var wrong: [String] = []
-        for t in 0..<T { for b in 0..<B { for j in 0..<H {
-            let value = result.output.scalars[(t * B + b) * H + j]
-            let expectNaN = t >= 1 || j == unit
-            if value.isNaN != expectNaN || (!expectNaN && !value.isFinite) { wrong.append("output[\(t), \(b), \(j)] = \(value)") }
-        } } }
-        for (name, tensor) in [("hn", result.hn), ("cn", result.cn)] {
-            for (k, value) in tensor.scalars.enumerated() where !value.isNaN { wrong.append("\(name)[\(k)] = \(value)") }
+        for t in 0..<T {
+            for b in 0..<B {
+                for j in 0..<H {
+                    let value = result.output.scalars[(t * B + b) * H + j]
+                    let expectNaN = t >= 1 || j == unit
+                    if value.isNaN != expectNaN || (!expectNaN && !value.isFinite) {
+                        wrong.append("output[\(t), \(b), \(j)] = \(value)")
+                    }
+                }
+            }
         }
-        XCTAssertTrue(wrong.isEmpty, "\(label) H=\(H) NaN in W_hh[g, unit \(unit)]: \(wrong.count) elements off the NaN pattern, first \(wrong.prefix(4))")
+        for (name, tensor) in [("hn", result.hn), ("cn", result.cn)] {
+            for (k, value) in tensor.scalars.enumerated() where !value.isNaN {
+                wrong.append("\(name)[\(k)] = \(value)")
+            }
+        }
+        XCTAssertTrue(
+            wrong.isEmpty,
+            "\(label) H=\(H) NaN in W_hh[g, unit \(unit)]: \(wrong.count) elements off the NaN pattern, first "
+                + "\(wrong.prefix(4))"
+        )
     }
 
     /// A NaN in input[1, 0, 0]: sequence 0 is NaN from step 1 on (all units: W_ih is dense),
@@ -45,21 +59,36 @@ final class NumericsTests: XCTestCase {
         let configuration = LSTMConfiguration(inputSize: I, hiddenSize: H)
         var input = randomTensor([T, B, I], seed: 11)
         input.scalars[(1 * B + 0) * I + 0] = .nan
-        let result = try LSTM(configuration, weights: randomWeights(configuration, seed: 12), backend: backend, device: device)
-            .forward(input, h0: randomTensor([1, B, H], seed: 13, scale: 0.5), c0: randomTensor([1, B, H], seed: 14, scale: 0.5))
+        let result = try LSTM(
+            configuration, weights: randomWeights(configuration, seed: 12), backend: backend, device: device
+        )
+        .forward(
+            input, h0: randomTensor([1, B, H], seed: 13, scale: 0.5), c0: randomTensor([1, B, H], seed: 14, scale: 0.5))
         var wrong: [String] = []
-        for t in 0..<T { for b in 0..<B { for j in 0..<H {
-            let value = result.output.scalars[(t * B + b) * H + j]
-            let expectNaN = b == 0 && t >= 1
-            if value.isNaN != expectNaN || (!expectNaN && !value.isFinite) { wrong.append("output[\(t), \(b), \(j)] = \(value)") }
-        } } }
-        for (name, tensor) in [("hn", result.hn), ("cn", result.cn)] {
-            for b in 0..<B { for j in 0..<H {
-                let value = tensor.scalars[b * H + j]
-                if value.isNaN != (b == 0) { wrong.append("\(name)[0, \(b), \(j)] = \(value)") }
-            } }
+        for t in 0..<T {
+            for b in 0..<B {
+                for j in 0..<H {
+                    let value = result.output.scalars[(t * B + b) * H + j]
+                    let expectNaN = b == 0 && t >= 1
+                    if value.isNaN != expectNaN || (!expectNaN && !value.isFinite) {
+                        wrong.append("output[\(t), \(b), \(j)] = \(value)")
+                    }
+                }
+            }
         }
-        XCTAssertTrue(wrong.isEmpty, "\(label) H=\(H) NaN in input[1, 0, 0]: \(wrong.count) elements off the NaN pattern, first \(wrong.prefix(4))")
+        for (name, tensor) in [("hn", result.hn), ("cn", result.cn)] {
+            for b in 0..<B {
+                for j in 0..<H {
+                    let value = tensor.scalars[b * H + j]
+                    if value.isNaN != (b == 0) { wrong.append("\(name)[0, \(b), \(j)] = \(value)") }
+                }
+            }
+        }
+        XCTAssertTrue(
+            wrong.isEmpty,
+            "\(label) H=\(H) NaN in input[1, 0, 0]: \(wrong.count) elements off the NaN pattern, first "
+                + "\(wrong.prefix(4))"
+        )
     }
 
     // MARK: - ±Inf
@@ -86,7 +115,7 @@ final class NumericsTests: XCTestCase {
         for t in 0..<T {
             let x: Float = t == 0 ? .infinity : -.infinity
             for u in 0..<H {
-                let pre = (0..<4).map { sign($0, u) * x }              // ±inf
+                let pre = (0..<4).map { sign($0, u) * x }  // ±inf
                 let i: Float = pre[0] > 0 ? 1 : 0, f: Float = pre[1] > 0 ? 1 : 0
                 let g: Float = pre[2] > 0 ? 1 : -1, o: Float = pre[3] > 0 ? 1 : 0
                 cell[u] = f * cell[u] + i * g
@@ -95,12 +124,18 @@ final class NumericsTests: XCTestCase {
                 let close = expected == 0 ? ours == 0 : abs(ours - expected) <= 1e-6
                 if !close { wrong.append("output[\(t), 0, \(u)] = \(ours), expected \(expected)") }
                 if t == T - 1 {
-                    if result.cn.scalars[u] != cell[u] { wrong.append("cn[0, 0, \(u)] = \(result.cn.scalars[u]), expected exactly \(cell[u])") }
-                    if result.hn.scalars[u] != ours { wrong.append("hn[0, 0, \(u)] = \(result.hn.scalars[u]) is not the last output \(ours)") }
+                    if result.cn.scalars[u] != cell[u] {
+                        wrong.append("cn[0, 0, \(u)] = \(result.cn.scalars[u]), expected exactly \(cell[u])")
+                    }
+                    if result.hn.scalars[u] != ours {
+                        wrong.append("hn[0, 0, \(u)] = \(result.hn.scalars[u]) is not the last output \(ours)")
+                    }
                 }
             }
         }
-        XCTAssertTrue(wrong.isEmpty, "\(label) H=\(H) ±inf inputs: \(wrong.count) values differ from PyTorch's, first \(wrong.prefix(4))")
+        XCTAssertTrue(
+            wrong.isEmpty,
+            "\(label) H=\(H) ±inf inputs: \(wrong.count) values differ from PyTorch's, first \(wrong.prefix(4))")
     }
 
     // MARK: - the paths
@@ -126,17 +161,21 @@ final class NumericsTests: XCTestCase {
 
     func testNaNWeightGivesNaNExactlyWherePyTorchDoesOnCPU() throws {
         try onEveryCPUVariant { backend, device, label in
-            for H in Self.hiddenSizes { for unit in Set([0, H - 1]) {
-                try nanInRecurrentWeight(hidden: H, unit: unit, backend: backend, device: device, label: label)
-            } }
+            for H in Self.hiddenSizes {
+                for unit in Set([0, H - 1]) {
+                    try nanInRecurrentWeight(hidden: H, unit: unit, backend: backend, device: device, label: label)
+                }
+            }
         }
     }
 
     func testNaNWeightGivesNaNExactlyWherePyTorchDoesOnOpenCL() throws {
         try onOpenCL { backend, device, label in
-            for H in Self.hiddenSizes { for unit in Set([0, H - 1]) {
-                try nanInRecurrentWeight(hidden: H, unit: unit, backend: backend, device: device, label: label)
-            } }
+            for H in Self.hiddenSizes {
+                for unit in Set([0, H - 1]) {
+                    try nanInRecurrentWeight(hidden: H, unit: unit, backend: backend, device: device, label: label)
+                }
+            }
         }
     }
 
@@ -176,9 +215,15 @@ final class NumericsTests: XCTestCase {
             try CPUKernelVariant.withVariant(variant) {
                 for path in paths {
                     let rows = try Fixture(contentsOf: path).check(backend: .cpu)
-                    print("\(URL(fileURLWithPath: path).lastPathComponent) [cpu/\(variant.name)]: max abs diff \(rows.map(\.maxAbsolute).max() ?? .nan)")
+                    print(
+                        "\(URL(fileURLWithPath: path).lastPathComponent) [cpu/\(variant.name)]: max abs diff "
+                            + "\(rows.map(\.maxAbsolute).max() ?? .nan)"
+                    )
                     for row in rows where !row.passed {
-                        XCTFail("\(path): \(row.name) fails on the \(variant.name) kernels: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+                        XCTFail(
+                            "\(path): \(row.name) fails on the \(variant.name) kernels: \(row.failures) of "
+                                + "\(row.count) elements, max abs \(row.maxAbsolute)"
+                        )
                     }
                 }
             }

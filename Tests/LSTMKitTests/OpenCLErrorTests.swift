@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// OpenCL failures a user can act on.
@@ -18,11 +19,15 @@ final class OpenCLErrorTests: XCTestCase {
 
     func testProblemsTooLargeForTheDeviceSaySo() throws {
         let backend = try requireOpenCL()
-        assertThrows(["out of memory on", backend.device.name, "needs 4.00 TiB"]) { _ = try backend.makeBuffer(count: 1 << 40) }
-        let lstm = try LSTM(LSTMConfiguration(inputSize: 4, hiddenSize: 8), backend: .opencl, device: "\(backend.device.index)")
+        assertThrows(["out of memory on", backend.device.name, "needs 4.00 TiB"]) {
+            _ = try backend.makeBuffer(count: 1 << 40)
+        }
+        let lstm = try LSTM(
+            LSTMConfiguration(inputSize: 4, hiddenSize: 8), backend: .opencl, device: "\(backend.device.index)")
         // T·B·4H floats of gates alone exceed any device; the check happens before allocating.
-        let stack = try LSTMStack(configuration: lstm.configuration, backend: backend,
-                                  weights: LSTM.initialWeights(lstm.configuration, seed: 1))
+        let stack = try LSTMStack(
+            configuration: lstm.configuration, backend: backend,
+            weights: LSTM.initialWeights(lstm.configuration, seed: 1))
         assertThrows(["out of memory on", "T = 1000000000, B = 4096", "there are"]) {
             _ = try stack.forward(input: try backend.makeBuffer(count: 1), steps: 1_000_000_000, batch: 4096)
         }
@@ -34,7 +39,8 @@ final class OpenCLErrorTests: XCTestCase {
     func testKernelBuildFailuresCarryTheBuildLog() throws {
         let backend = try requireOpenCL()
         assertThrows(["broken.cl", "failed to build", "build log", "undeclared_thing"]) {
-            try backend.buildProgram(named: "broken.cl", source: "__kernel void k(__global float* x) { x[0] = undeclared_thing; }")
+            try backend.buildProgram(
+                named: "broken.cl", source: "__kernel void k(__global float* x) { x[0] = undeclared_thing; }")
         }
     }
 
@@ -43,8 +49,9 @@ final class OpenCLErrorTests: XCTestCase {
         let tooMany = backend.device.maxWorkGroupSize * 2
         assertThrows(["kernel transpose needs a work-group of \(tooMany) items", "allows"]) {
             let src = try backend.makeBuffer(count: 4), dst = try backend.makeBuffer(count: 4)
-            try backend.launch("transpose", in: .tensorOps, global: [tooMany], local: [tooMany],
-                               [.int(2), .int(2), .buffer(src), .buffer(dst)])
+            try backend.launch(
+                "transpose", in: .tensorOps, global: [tooMany], local: [tooMany],
+                [.int(2), .int(2), .buffer(src), .buffer(dst)])
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// Skips the calling test when no OpenCL platform exists, unless LSTM_GPU_REQUIRE_DEVICE=1

@@ -1,6 +1,6 @@
 import Foundation
+import LSTMKit  // the public API only, as a user sees it
 import XCTest
-import LSTMKit   // the public API only, as a user sees it
 
 /// Every public error type gives its own sentence through `localizedDescription`.
 final class PublicErrorTests: XCTestCase {
@@ -17,7 +17,8 @@ final class PublicErrorTests: XCTestCase {
             XCTAssertEqual(error.localizedDescription, "\(error)")
             XCTAssertFalse(error.localizedDescription.contains("could not be completed"), error.localizedDescription)
         }
-        XCTAssertEqual(LSTMError.missingTensor(name: "bias_hh_l1", file: "model.safetensors").localizedDescription,
-                       "model.safetensors: missing tensor 'bias_hh_l1'")
+        XCTAssertEqual(
+            LSTMError.missingTensor(name: "bias_hh_l1", file: "model.safetensors").localizedDescription,
+            "model.safetensors: missing tensor 'bias_hh_l1'")
     }
 }

@@ -31,7 +31,8 @@ final class ReadmeExampleTests: XCTestCase {
 
         let folder = try temporaryFolder()
         let compile = try compileAgainstLSTMKit(snippet, in: folder, executable: "readme-example")
-        XCTAssertEqual(compile.status, 0, "the README example does not compile:\n\(compile.output)\n--- snippet ---\n\(snippet)")
+        XCTAssertEqual(
+            compile.status, 0, "the README example does not compile:\n\(compile.output)\n--- snippet ---\n\(snippet)")
         guard compile.status == 0 else { return }
         let fm = FileManager.default
 
@@ -46,7 +47,9 @@ final class ReadmeExampleTests: XCTestCase {
 
     /// Compiles `source` as a program's main.swift in `folder`, the way a client of the
     /// package is compiled: only LSTMKit's public (and, when imported so, SPI) interface.
-    func compileAgainstLSTMKit(_ source: String, in folder: String, executable: String) throws -> (status: Int32, output: String) {
+    func compileAgainstLSTMKit(
+        _ source: String, in folder: String, executable: String
+    ) throws -> (status: Int32, output: String) {
         // The build folder the test bundle lives in (.build/<triple>/debug), with LSTMKit built.
         let build = lstmGPUExecutable.deletingLastPathComponent()
         let modules = build.appendingPathComponent("Modules")
@@ -54,7 +57,8 @@ final class ReadmeExampleTests: XCTestCase {
         guard fm.fileExists(atPath: modules.appendingPathComponent("LSTMKit.swiftmodule").path) else {
             throw XCTSkip("LSTMKit.swiftmodule not found under \(modules.path)")
         }
-        let swiftc = ["/opt/swift/usr/bin/swiftc", "/usr/bin/swiftc"].first { fm.isExecutableFile(atPath: $0) }
+        let swiftc =
+            ["/opt/swift/usr/bin/swiftc", "/usr/bin/swiftc"].first { fm.isExecutableFile(atPath: $0) }
             ?? ProcessInfo.processInfo.environment["PATH"].flatMap { path in
                 path.split(separator: ":").map { "\($0)/swiftc" }.first { fm.isExecutableFile(atPath: $0) }
             }
@@ -68,21 +72,24 @@ final class ReadmeExampleTests: XCTestCase {
             let dir = build.appendingPathComponent(target + ".build")
             let map = dir.appendingPathComponent("output-file-map.json")
             if let data = fm.contents(atPath: map.path),
-               let entries = try JSONSerialization.jsonObject(with: data) as? [String: [String: String]] {
+                let entries = try JSONSerialization.jsonObject(with: data) as? [String: [String: String]]
+            {
                 return entries.filter { fm.fileExists(atPath: $0.key) }.compactMap { $0.value["object"] }.sorted()
             }
             return try fm.contentsOfDirectory(atPath: dir.path).filter { name in
                 name.hasSuffix(".c.o") && fm.fileExists(atPath: sources + "/" + target + "/" + name.dropLast(2))
             }.sorted().map { dir.path + "/" + $0 }
         }
-        var arguments = [main, "-o", folder + "/" + executable, "-module-name", "Client", "-swift-version", "6",
-                         "-I", modules.path, "-module-cache-path", folder + "/module-cache",
-                         "-Xcc", "-fmodule-map-file=\(build.path)/CLSTMKernels.build/module.modulemap",
-                         "-Xcc", "-I", "-Xcc", sources + "/CLSTMKernels/include",
-                         "-Xcc", "-fmodule-map-file=\(build.path)/CBLASLoader.build/module.modulemap",
-                         "-Xcc", "-I", "-Xcc", sources + "/CBLASLoader/include",
-                         "-Xcc", "-fmodule-map-file=\(sources)/COpenCL/module.modulemap",
-                         "-lm"]
+        var arguments = [
+            main, "-o", folder + "/" + executable, "-module-name", "Client", "-swift-version", "6",
+            "-I", modules.path, "-module-cache-path", folder + "/module-cache",
+            "-Xcc", "-fmodule-map-file=\(build.path)/CLSTMKernels.build/module.modulemap",
+            "-Xcc", "-I", "-Xcc", sources + "/CLSTMKernels/include",
+            "-Xcc", "-fmodule-map-file=\(build.path)/CBLASLoader.build/module.modulemap",
+            "-Xcc", "-I", "-Xcc", sources + "/CBLASLoader/include",
+            "-Xcc", "-fmodule-map-file=\(sources)/COpenCL/module.modulemap",
+            "-lm",
+        ]
         // The system libraries' link flags, as the package's pkgConfig entries give them.
         let pkgConfig = ["/usr/bin/pkg-config", "/usr/local/bin/pkg-config"].first { fm.isExecutableFile(atPath: $0) }
         // (OpenBLAS is not linked: LSTMKit loads it at run time.)
@@ -106,7 +113,8 @@ final class ReadmeExampleTests: XCTestCase {
         let plain = try compileAgainstLSTMKit("import LSTMKit\n" + use, in: try temporaryFolder(), executable: "plain")
         XCTAssertNotEqual(plain.status, 0, "DirectionShape is public without the SPI import")
         XCTAssertTrue(plain.output.contains("DirectionShape"), plain.output)
-        let spi = try compileAgainstLSTMKit("@_spi(Backend) import LSTMKit\n" + use, in: try temporaryFolder(), executable: "spi")
+        let spi = try compileAgainstLSTMKit(
+            "@_spi(Backend) import LSTMKit\n" + use, in: try temporaryFolder(), executable: "spi")
         XCTAssertEqual(spi.status, 0, spi.output)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// The `Reference` model (the plain-loop oracle) against PyTorch and against finite
@@ -20,7 +21,10 @@ final class ReferenceTests: XCTestCase {
             worst = max(worst, diff)
             print("\(URL(fileURLWithPath: path).lastPathComponent) [reference]: max abs diff \(diff)")
             for row in rows where !row.passed {
-                XCTFail("\(path): \(row.name) fails on the reference: \(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+                XCTFail(
+                    "\(path): \(row.name) fails on the reference: \(row.failures) of \(row.count) elements, max "
+                        + "abs \(row.maxAbsolute)"
+                )
             }
         }
         print("reference vs PyTorch over \(paths.count) fixtures: max abs diff \(worst)")
@@ -58,37 +62,63 @@ final class ReferenceTests: XCTestCase {
         }
         var cases: [Case] = []
         var variant = 0
-        for layers in 1...3 { for bidirectional in [false, true] { for projects in [false, true] {
-            for _ in 0..<3 {
-                let (batchFirst, bias, useLengths, givenState) = (variant % 2 == 1, variant % 3 != 2, variant % 3 != 0, variant % 4 != 3)
-                variant += 1
-                let hidden = draw(2...19), steps = draw(2...6), batch = draw(2...5)
-                let config = LSTMConfiguration(inputSize: draw(1...13), hiddenSize: hidden, numLayers: layers, bias: bias,
-                                               batchFirst: batchFirst, bidirectional: bidirectional,
-                                               projectionSize: projects ? draw(1...(hidden - 1)) : 0)
-                cases.append(Case(configuration: config, steps: steps, batch: batch,
-                                  lengths: useLengths ? lengths(steps: steps, batch: batch) : nil, givenState: givenState))
+        for layers in 1...3 {
+            for bidirectional in [false, true] {
+                for projects in [false, true] {
+                    for _ in 0..<3 {
+                        let (batchFirst, bias, useLengths, givenState) = (
+                            variant % 2 == 1, variant % 3 != 2, variant % 3 != 0, variant % 4 != 3
+                        )
+                        variant += 1
+                        let hidden = draw(2...19), steps = draw(2...6), batch = draw(2...5)
+                        let config = LSTMConfiguration(
+                            inputSize: draw(1...13), hiddenSize: hidden, numLayers: layers, bias: bias,
+                            batchFirst: batchFirst, bidirectional: bidirectional,
+                            projectionSize: projects ? draw(1...(hidden - 1)) : 0)
+                        cases.append(
+                            Case(
+                                configuration: config, steps: steps, batch: batch,
+                                lengths: useLengths ? lengths(steps: steps, batch: batch) : nil, givenState: givenState)
+                        )
+                    }
+                }
             }
-        } } }
+        }
         cases += [
-            Case(configuration: .init(inputSize: 5, hiddenSize: 6), steps: 1, batch: 3, lengths: [1, 0, 1], givenState: true),
-            Case(configuration: .init(inputSize: 7, hiddenSize: 9, numLayers: 2, bidirectional: true), steps: 1, batch: 1,
-                 lengths: nil, givenState: true),
-            Case(configuration: .init(inputSize: 4, hiddenSize: 5, bidirectional: true, projectionSize: 3), steps: 4, batch: 1,
-                 lengths: [0], givenState: true),
-            Case(configuration: .init(inputSize: 6, hiddenSize: 8, batchFirst: true), steps: 5, batch: 1, lengths: [3],
-                 givenState: false),
-            Case(configuration: .init(inputSize: 11, hiddenSize: 40), steps: 5, batch: 4, lengths: nil, givenState: true),
-            Case(configuration: .init(inputSize: 9, hiddenSize: 40, numLayers: 2, bidirectional: true), steps: 4, batch: 3,
-                 lengths: [2, 4, 0], givenState: true),
-            Case(configuration: .init(inputSize: 10, hiddenSize: 45, bias: false, projectionSize: 17), steps: 4, batch: 5,
-                 lengths: [4, 1, 3, 0, 2], givenState: true),
-            Case(configuration: .init(inputSize: 23, hiddenSize: 45, batchFirst: true, bidirectional: true), steps: 3,
-                 batch: 13, lengths: (0..<13).map { $0 % 4 }, givenState: true),
-            Case(configuration: .init(inputSize: 6, hiddenSize: 10, numLayers: 3, bidirectional: true, projectionSize: 4,
-                                      dropout: 0.4), steps: 4, batch: 3, lengths: [4, 0, 2], givenState: true),
-            Case(configuration: .init(inputSize: 5, hiddenSize: 12, numLayers: 2, batchFirst: true, dropout: 0.25),
-                 steps: 5, batch: 4, lengths: nil, givenState: false),
+            Case(
+                configuration: .init(inputSize: 5, hiddenSize: 6), steps: 1, batch: 3, lengths: [1, 0, 1],
+                givenState: true),
+            Case(
+                configuration: .init(inputSize: 7, hiddenSize: 9, numLayers: 2, bidirectional: true), steps: 1,
+                batch: 1,
+                lengths: nil, givenState: true),
+            Case(
+                configuration: .init(inputSize: 4, hiddenSize: 5, bidirectional: true, projectionSize: 3), steps: 4,
+                batch: 1,
+                lengths: [0], givenState: true),
+            Case(
+                configuration: .init(inputSize: 6, hiddenSize: 8, batchFirst: true), steps: 5, batch: 1, lengths: [3],
+                givenState: false),
+            Case(
+                configuration: .init(inputSize: 11, hiddenSize: 40), steps: 5, batch: 4, lengths: nil, givenState: true),
+            Case(
+                configuration: .init(inputSize: 9, hiddenSize: 40, numLayers: 2, bidirectional: true), steps: 4,
+                batch: 3,
+                lengths: [2, 4, 0], givenState: true),
+            Case(
+                configuration: .init(inputSize: 10, hiddenSize: 45, bias: false, projectionSize: 17), steps: 4,
+                batch: 5,
+                lengths: [4, 1, 3, 0, 2], givenState: true),
+            Case(
+                configuration: .init(inputSize: 23, hiddenSize: 45, batchFirst: true, bidirectional: true), steps: 3,
+                batch: 13, lengths: (0..<13).map { $0 % 4 }, givenState: true),
+            Case(
+                configuration: .init(
+                    inputSize: 6, hiddenSize: 10, numLayers: 3, bidirectional: true, projectionSize: 4,
+                    dropout: 0.4), steps: 4, batch: 3, lengths: [4, 0, 2], givenState: true),
+            Case(
+                configuration: .init(inputSize: 5, hiddenSize: 12, numLayers: 2, batchFirst: true, dropout: 0.25),
+                steps: 5, batch: 4, lengths: nil, givenState: false),
         ]
         return cases
     }
@@ -101,13 +131,16 @@ final class ReferenceTests: XCTestCase {
 
     func run(_ c: Case, index: Int, backend: BackendKind, device: String? = nil) throws -> Run {
         let config = c.configuration
-        let lstm = try LSTM(config, weights: LSTM.initialWeights(config, seed: UInt64(index)), backend: backend, device: device)
+        let lstm = try LSTM(
+            config, weights: LSTM.initialWeights(config, seed: UInt64(index)), backend: backend, device: device)
         let states = config.numLayers * config.numDirections
-        let x = randomTensor(config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize],
-                             seed: UInt64(1000 + index))
+        let x = randomTensor(
+            config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize],
+            seed: UInt64(1000 + index))
         let h0 = c.givenState ? randomTensor([states, c.batch, config.outputSize], seed: UInt64(2000 + index)) : nil
         let c0 = c.givenState ? randomTensor([states, c.batch, config.hiddenSize], seed: UInt64(3000 + index)) : nil
-        let result = try lstm.forward(x, h0: h0, c0: c0, lengths: c.lengths, training: true, dropoutSeed: UInt64(7000 + index))
+        let result = try lstm.forward(
+            x, h0: h0, c0: c0, lengths: c.lengths, training: true, dropoutSeed: UInt64(7000 + index))
         let dy = randomTensor(result.output.shape, seed: UInt64(4000 + index))
         let dhn = index % 4 == 1 ? nil : randomTensor(result.hn.shape, seed: UInt64(5000 + index))
         let dcn = index % 3 == 0 ? nil : randomTensor(result.cn.shape, seed: UInt64(6000 + index))
@@ -117,15 +150,19 @@ final class ReferenceTests: XCTestCase {
 
     /// Compares every output and gradient of `fast` with the reference's; returns the worst
     /// max abs diff of the outputs and of the gradients.
-    func compareWithReference(_ fast: Run, _ reference: Run, label: String, case c: Case, index: Int) -> (Float, Float) {
+    func compareWithReference(_ fast: Run, _ reference: Run, label: String, case c: Case, index: Int) -> (Float, Float)
+    {
         var pairs: [(String, Tensor, Tensor, Tolerance)] = [
-            ("output", fast.output.output, reference.output.output, .outputs), ("hn", fast.output.hn, reference.output.hn, .outputs),
+            ("output", fast.output.output, reference.output.output, .outputs),
+            ("hn", fast.output.hn, reference.output.hn, .outputs),
             ("cn", fast.output.cn, reference.output.cn, .outputs),
             ("grad_input", fast.gradients.input, reference.gradients.input, .gradients),
             ("grad_h0", fast.gradients.h0, reference.gradients.h0, .gradients),
             ("grad_c0", fast.gradients.c0, reference.gradients.c0, .gradients),
         ]
-        XCTAssertEqual(Set(fast.gradients.weights.keys), Set(reference.gradients.weights.keys), "\(label) case \(index): weight names")
+        XCTAssertEqual(
+            Set(fast.gradients.weights.keys), Set(reference.gradients.weights.keys),
+            "\(label) case \(index): weight names")
         for name in reference.gradients.weights.keys.sorted() {
             guard let mine = fast.gradients.weights[name] else { continue }
             pairs.append(("grad." + name, mine, reference.gradients.weights[name]!, .gradients))
@@ -133,10 +170,15 @@ final class ReferenceTests: XCTestCase {
         var worstOutput: Float = 0, worstGradient: Float = 0
         for (name, ours, expected, tolerance) in pairs {
             let row = compare(name, ours: ours, reference: expected, tolerance: tolerance)
-            if name.hasPrefix("grad") { worstGradient = max(worstGradient, row.maxAbsolute) }
-            else { worstOutput = max(worstOutput, row.maxAbsolute) }
-            XCTAssertTrue(row.passed, "\(label) case \(index) (\(c)): \(name) differs from the reference: "
-                          + "\(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
+            if name.hasPrefix("grad") {
+                worstGradient = max(worstGradient, row.maxAbsolute)
+            } else {
+                worstOutput = max(worstOutput, row.maxAbsolute)
+            }
+            XCTAssertTrue(
+                row.passed,
+                "\(label) case \(index) (\(c)): \(name) differs from the reference: "
+                    + "\(row.failures) of \(row.count) elements, max abs \(row.maxAbsolute)")
         }
         return (worstOutput, worstGradient)
     }
@@ -151,12 +193,15 @@ final class ReferenceTests: XCTestCase {
             start = Date()
             var worstOutput: Float = 0, worstGradient: Float = 0
             for (index, c) in cases.enumerated() {
-                let (output, gradient) = compareWithReference(try body(index, c), references[index], label: label, case: c, index: index)
+                let (output, gradient) = compareWithReference(
+                    try body(index, c), references[index], label: label, case: c, index: index)
                 worstOutput = max(worstOutput, output)
                 worstGradient = max(worstGradient, gradient)
             }
-            print("\(label) vs reference over \(cases.count) configurations: max abs diff outputs \(worstOutput), gradients \(worstGradient)"
-                  + " (\(fixed(Date().timeIntervalSince(start))) s)")
+            print(
+                "\(label) vs reference over \(cases.count) configurations: max abs diff outputs \(worstOutput), "
+                    + "gradients \(worstGradient)"
+                    + " (\(fixed(Date().timeIntervalSince(start))) s)")
         }
         // Every kernel variant this CPU supports, each compared with the reference.
         let chosen = CPUKernelVariant.current
@@ -168,7 +213,8 @@ final class ReferenceTests: XCTestCase {
         }
         XCTAssertEqual(CPUKernelVariant.current, chosen, "the chosen variant was not restored")
         let backend = try requireOpenCL()
-        try check("opencl") { index, c in try run(c, index: index, backend: .opencl, device: "\(backend.device.index)") }
+        try check("opencl") { index, c in try run(c, index: index, backend: .opencl, device: "\(backend.device.index)")
+        }
     }
 
     func fixed(_ seconds: TimeInterval) -> String { String(format: "%.1f", seconds) }
@@ -181,12 +227,15 @@ final class ReferenceTests: XCTestCase {
     /// dropout with a fixed seed so the masks stay put). The reference computes in Double, so
     /// only the float32 rounding of the stored results limits the agreement.
     func testReferenceBackwardMatchesFiniteDifferences() throws {
-        let config = LSTMConfiguration(inputSize: 3, hiddenSize: 4, numLayers: 2, batchFirst: true, bidirectional: true,
-                                       projectionSize: 2, dropout: 0.3)
+        let config = LSTMConfiguration(
+            inputSize: 3, hiddenSize: 4, numLayers: 2, batchFirst: true, bidirectional: true,
+            projectionSize: 2, dropout: 0.3)
         let (T, B) = (3, 3), lengths = [2, 3, 0], seed: UInt64 = 5
         let states = config.numLayers * config.numDirections
         var weights = LSTM.initialWeights(config, seed: 1)
-        for (k, key) in weights.keys.sorted().enumerated() { weights[key] = randomTensor(weights[key]!.shape, seed: UInt64(100 + k)) }
+        for (k, key) in weights.keys.sorted().enumerated() {
+            weights[key] = randomTensor(weights[key]!.shape, seed: UInt64(100 + k))
+        }
         let lstm = try LSTM(config, weights: weights, backend: .reference)
         let x = randomTensor([B, T, config.inputSize], seed: 11)
         let h0 = randomTensor([states, B, config.outputSize], seed: 12, scale: 0.5)
@@ -218,7 +267,9 @@ final class ReferenceTests: XCTestCase {
                 let error = abs(Double(analytic.scalars[i]) - numeric)
                 worst = max(worst, error)
                 checked += 1
-                XCTAssertLessThanOrEqual(error, 2e-4 + 2e-3 * abs(numeric), "\(name)[\(i)]: backward \(analytic.scalars[i]), finite difference \(numeric)")
+                XCTAssertLessThanOrEqual(
+                    error, 2e-4 + 2e-3 * abs(numeric),
+                    "\(name)[\(i)]: backward \(analytic.scalars[i]), finite difference \(numeric)")
             }
         }
         try check("input", x, grads.input) { try loss($0, h0, c0) }
@@ -257,23 +308,31 @@ final class ReferenceTests: XCTestCase {
             assertThrows(["weight_hh_l1"]) { try lstm.setWeights(weights.filter { $0.key != "weight_hh_l1" }) }
             assertThrows(["bias_xx"]) { try lstm.setWeights(weights.merging(["bias_xx": Tensor(zeros: [1])]) { $1 }) }
         }
-        assertThrows(["another backend"]) { _ = try reference.backward(try cpu.forward(x, training: true), outputGradient: nil) }
-        assertThrows(["another backend"]) { _ = try cpu.backward(try reference.forward(x, training: true), outputGradient: nil) }
+        assertThrows(["another backend"]) {
+            _ = try reference.backward(try cpu.forward(x, training: true), outputGradient: nil)
+        }
+        assertThrows(["another backend"]) {
+            _ = try cpu.backward(try reference.forward(x, training: true), outputGradient: nil)
+        }
         let other = try LSTM(config, weights: weights, backend: .reference)
-        assertThrows(["different LSTM"]) { _ = try other.backward(try reference.forward(x, training: true), outputGradient: nil) }
+        assertThrows(["different LSTM"]) {
+            _ = try other.backward(try reference.forward(x, training: true), outputGradient: nil)
+        }
         // The weights go in and come out unchanged; a loaded state_dict runs on the reference.
         XCTAssertEqual(try reference.weights(), weights)
         let path = try temporaryFolder() + "/w.safetensors"
         try cpu.saveWeights(to: path)
         let loaded = try LSTM(contentsOf: path, backend: .reference)
-        assertClose(try loaded.forward(x).output, try cpu.forward(x).output, "loaded reference vs cpu", tolerance: .outputs)
+        assertClose(
+            try loaded.forward(x).output, try cpu.forward(x).output, "loaded reference vs cpu", tolerance: .outputs)
     }
 
     /// `lstm-gpu check --backend reference` runs the committed fixtures; the commands built on
     /// the ModelOps backends refuse the reference as a usage error.
     func testCommandLineRunsCheckOnTheReferenceAndRefusesItElsewhere() throws {
         let executable = lstmGPUExecutable.path
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built at \(executable)")
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built at \(executable)")
         let check = try runProcess(executable, ["check", fixtureFolder, "--backend", "reference", "--quiet"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("check: \(try fixturePaths().count) passed, 0 failed"), check.output)
@@ -281,7 +340,9 @@ final class ReferenceTests: XCTestCase {
         for arguments in [["train", "--steps", "1"], ["sample", "--checkpoint", "x"], ["bench", "--repeat", "1"]] {
             let result = try runProcess(executable, arguments + ["--backend", "reference"])
             XCTAssertEqual(result.status, 64, "\(arguments): \(result.output)")
-            XCTAssertTrue(result.output.contains("--backend reference is only for 'lstm-gpu check'"), "\(arguments): \(result.output)")
+            XCTAssertTrue(
+                result.output.contains("--backend reference is only for 'lstm-gpu check'"),
+                "\(arguments): \(result.output)")
         }
     }
 }

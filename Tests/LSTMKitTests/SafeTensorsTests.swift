@@ -1,12 +1,14 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 final class SafeTensorsTests: XCTestCase {
     func testRoundTripKeepsValuesMetadataAndOrder() throws {
         let a = randomTensor([3, 4], seed: 1), b = randomTensor([5], seed: 2)
-        let data = SafeTensorsFile.encode([("b", .float32(b)), ("a", .float32(a)), ("n", .int64(shape: [2], values: [7, -3]))],
-                                          metadata: ["format": "x", "quote\"d": "line\nbreak"])
+        let data = SafeTensorsFile.encode(
+            [("b", .float32(b)), ("a", .float32(a)), ("n", .int64(shape: [2], values: [7, -3]))],
+            metadata: ["format": "x", "quote\"d": "line\nbreak"])
         let headerSize = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         XCTAssertEqual((8 + headerSize) % 8, 0, "header padded so the data section is 8-byte aligned")
         let file = try SafeTensorsFile(data: data)
@@ -19,7 +21,8 @@ final class SafeTensorsTests: XCTestCase {
 
     func testModelWeightsRoundTripUnderTorchNames() throws {
         let folder = try temporaryFolder()
-        let config = LSTMConfiguration(inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true, projectionSize: 2)
+        let config = LSTMConfiguration(
+            inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true, projectionSize: 2)
         let lstm = try LSTM(config, seed: 5)
         let path = folder + "/model.safetensors"
         try lstm.saveWeights(to: path)
@@ -42,8 +45,9 @@ final class SafeTensorsTests: XCTestCase {
         let lstm = try LSTM(config, seed: 6)
         let path = folder + "/model.safetensors"
         let weights = try lstm.weights()
-        try SafeTensorsFile.write(config.parameterSpecs.map { ("lstm." + $0.name, .float32(weights[$0.name]!)) }
-            + [("head.weight", .float32(Tensor(zeros: [4, 3])))], to: path)
+        try SafeTensorsFile.write(
+            config.parameterSpecs.map { ("lstm." + $0.name, .float32(weights[$0.name]!)) }
+                + [("head.weight", .float32(Tensor(zeros: [4, 3])))], to: path)
         let other = try LSTM(config, seed: 7)
         try other.loadWeights(from: path, prefix: "lstm.")
         XCTAssertEqual(try other.weights(), weights)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// Properties of torch.nn.LSTM's semantics that hold whatever the weights.
@@ -36,21 +37,27 @@ final class SemanticsTests: XCTestCase {
         var x = randomTensor([5, 3, 5], seed: 7)
         let lengths = [2, 5, 0]
         let a = try lstm.forward(x, lengths: lengths, training: true)
-        for t in 0..<5 { for b in 0..<3 where t >= lengths[b] { for i in 0..<5 { x.scalars[(t * 3 + b) * 5 + i] = 100 } } }
+        for t in 0..<5 {
+            for b in 0..<3 where t >= lengths[b] { for i in 0..<5 { x.scalars[(t * 3 + b) * 5 + i] = 100 } }
+        }
         var dy = randomTensor(a.output.shape, seed: 8)
         let ga = try lstm.backward(a, outputGradient: dy)
         let b = try lstm.forward(x, lengths: lengths, training: true)
-        for t in 0..<5 { for s in 0..<3 where t >= lengths[s] { for j in 0..<6 { dy.scalars[(t * 3 + s) * 6 + j] = -50 } } }
+        for t in 0..<5 {
+            for s in 0..<3 where t >= lengths[s] { for j in 0..<6 { dy.scalars[(t * 3 + s) * 6 + j] = -50 } }
+        }
         let gb = try lstm.backward(b, outputGradient: dy)
         XCTAssertEqual(a.output, b.output)
         XCTAssertEqual(a.hn, b.hn)
         XCTAssertEqual(ga.weights, gb.weights)
         XCTAssertEqual(ga.h0, gb.h0)
         // Padded outputs and input gradients are exactly zero; a length-0 sequence keeps h0.
-        for t in 0..<5 { for s in 0..<3 where t >= lengths[s] {
-            XCTAssertTrue(a.output.scalars[((t * 3 + s) * 6)..<((t * 3 + s) * 6 + 6)].allSatisfy { $0 == 0 })
-            XCTAssertTrue(ga.input.scalars[((t * 3 + s) * 5)..<((t * 3 + s) * 5 + 5)].allSatisfy { $0 == 0 })
-        } }
+        for t in 0..<5 {
+            for s in 0..<3 where t >= lengths[s] {
+                XCTAssertTrue(a.output.scalars[((t * 3 + s) * 6)..<((t * 3 + s) * 6 + 6)].allSatisfy { $0 == 0 })
+                XCTAssertTrue(ga.input.scalars[((t * 3 + s) * 5)..<((t * 3 + s) * 5 + 5)].allSatisfy { $0 == 0 })
+            }
+        }
         XCTAssertTrue((0..<4).allSatisfy { l in (0..<3).allSatisfy { a.hn.scalars[(l * 3 + 2) * 3 + $0] == 0 } })
     }
 
@@ -61,8 +68,14 @@ final class SemanticsTests: XCTestCase {
         let dhn = randomTensor(r.hn.shape, seed: 13), dcn = randomTensor(r.cn.shape, seed: 14)
         let g = try lstm.backward(r, outputGradient: nil, hnGradient: dhn, cnGradient: dcn)
         for state in 0..<4 {
-            for j in 0..<3 { let k = (state * 2) * 3 + j; XCTAssertEqual(r.hn.scalars[k], h0.scalars[k]); XCTAssertEqual(g.h0.scalars[k], dhn.scalars[k]) }
-            for j in 0..<7 { let k = (state * 2) * 7 + j; XCTAssertEqual(r.cn.scalars[k], c0.scalars[k]); XCTAssertEqual(g.c0.scalars[k], dcn.scalars[k]) }
+            for j in 0..<3 {
+                let k = (state * 2) * 3 + j; XCTAssertEqual(r.hn.scalars[k], h0.scalars[k]);
+                XCTAssertEqual(g.h0.scalars[k], dhn.scalars[k])
+            }
+            for j in 0..<7 {
+                let k = (state * 2) * 7 + j; XCTAssertEqual(r.cn.scalars[k], c0.scalars[k]);
+                XCTAssertEqual(g.c0.scalars[k], dcn.scalars[k])
+            }
         }
     }
 
@@ -77,7 +90,8 @@ final class SemanticsTests: XCTestCase {
 
     func testDefaultInitialisationIsSeededAndBounded() throws {
         let c = LSTMConfiguration(inputSize: 10, hiddenSize: 16)
-        let a = LSTM.initialWeights(c, seed: 42), b = LSTM.initialWeights(c, seed: 42), other = LSTM.initialWeights(c, seed: 43)
+        let a = LSTM.initialWeights(c, seed: 42), b = LSTM.initialWeights(c, seed: 42),
+            other = LSTM.initialWeights(c, seed: 43)
         XCTAssertEqual(a, b)
         XCTAssertNotEqual(a, other)
         let bound: Float = 0.25
@@ -91,12 +105,16 @@ final class SemanticsTests: XCTestCase {
     func testParameterNamesAndShapesAreTorchs() {
         let c = LSTMConfiguration(inputSize: 3, hiddenSize: 8, numLayers: 2, bidirectional: true, projectionSize: 2)
         let specs = c.parameterSpecs
-        XCTAssertEqual(specs.map(\.name), [
-            "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0",
-            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse", "weight_hr_l0_reverse",
-            "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1", "weight_hr_l1",
-            "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse", "weight_hr_l1_reverse",
-        ])
+        XCTAssertEqual(
+            specs.map(\.name),
+            [
+                "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0",
+                "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
+                "weight_hr_l0_reverse",
+                "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1", "weight_hr_l1",
+                "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse",
+                "weight_hr_l1_reverse",
+            ])
         XCTAssertEqual(specs[0].shape, [32, 3])
         XCTAssertEqual(specs[1].shape, [32, 2])
         XCTAssertEqual(specs[4].shape, [2, 8])
@@ -119,19 +137,32 @@ final class CPUThreadingTests: XCTestCase {
             let dy = randomTensor([6, 5, config.numDirections * config.outputSize], seed: 2)
             var results: [(Tensor, [String: Tensor], Tensor)] = []
             for threads in [1, 2, 3, 5] {
-                let stack = try LSTMStack(configuration: config, backend: CPUBackend(threads: threads), weights: weights)
-                let f = try stack.forward(input: stack.upload(x), steps: 6, batch: 5, lengths: [6, 0, 3, 1, 5], saveActivations: true)
+                let stack = try LSTMStack(
+                    configuration: config, backend: CPUBackend(threads: threads), weights: weights)
+                let f = try stack.forward(
+                    input: stack.upload(x), steps: 6, batch: 5, lengths: [6, 0, 3, 1, 5], saveActivations: true)
                 let g = try stack.backward(f, outputGradient: stack.upload(dy))
                 var grads: [String: Tensor] = [:]
-                for (name, shape) in config.parameterSpecs { grads[name] = try stack.download(g.weights[name]!, shape: shape) }
-                results.append((try stack.download(f.output, shape: [6, 5, dy.shape[2]]), grads,
-                                try stack.download(g.input, shape: x.shape)))
+                for (name, shape) in config.parameterSpecs {
+                    grads[name] = try stack.download(g.weights[name]!, shape: shape)
+                }
+                results.append(
+                    (
+                        try stack.download(f.output, shape: [6, 5, dy.shape[2]]), grads,
+                        try stack.download(g.input, shape: x.shape)
+                    ))
             }
             for (output, grads, input) in results.dropFirst() {
-                assertClose(output, results[0].0, "config \(index) output", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
-                assertClose(input, results[0].2, "config \(index) input gradient", tolerance: Tolerance(absolute: 1e-5, relative: 1e-4))
+                assertClose(
+                    output, results[0].0, "config \(index) output", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5)
+                )
+                assertClose(
+                    input, results[0].2, "config \(index) input gradient",
+                    tolerance: Tolerance(absolute: 1e-5, relative: 1e-4))
                 for (name, tensor) in grads {
-                    assertClose(tensor, results[0].1[name]!, "config \(index) \(name)", tolerance: Tolerance(absolute: 1e-5, relative: 1e-4))
+                    assertClose(
+                        tensor, results[0].1[name]!, "config \(index) \(name)",
+                        tolerance: Tolerance(absolute: 1e-5, relative: 1e-4))
                 }
             }
         }

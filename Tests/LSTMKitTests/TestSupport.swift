@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// The committed parity fixtures, found next to this file.
@@ -23,7 +24,8 @@ func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
 }
 
 /// Asserts that `body` throws an `LSTMError` whose description contains every one of `fragments`.
-func assertThrows(_ fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+func assertThrows(_ fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void)
+{
     do {
         try body()
         XCTFail("expected an error mentioning \(fragments)", file: file, line: line)
@@ -37,10 +39,13 @@ func assertThrows(_ fragments: [String], file: StaticString = #filePath, line: U
 }
 
 /// Prints and asserts the element-wise comparison, llm.c style.
-func assertClose(_ ours: Tensor, _ reference: Tensor, _ name: String, tolerance: Tolerance,
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ ours: Tensor, _ reference: Tensor, _ name: String, tolerance: Tolerance,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     let row = compare(name, ours: ours, reference: reference, tolerance: tolerance)
     print("  \(name): max abs diff \(row.maxAbsolute)\(row.passed ? "" : " FAIL (\(row.failures) elements)")")
-    XCTAssertTrue(row.passed, "\(name): \(row.failures) of \(row.count) elements differ, max abs \(row.maxAbsolute)",
-                  file: file, line: line)
+    XCTAssertTrue(
+        row.passed, "\(name): \(row.failures) of \(row.count) elements differ, max abs \(row.maxAbsolute)",
+        file: file, line: line)
 }

@@ -1,11 +1,14 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// `lstm-gpu train` as a user runs it: resuming, divergence, output paths, time limits.
 final class TrainCommandTests: XCTestCase {
-    let small = ["--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "10", "--eval-every", "0",
-                 "--threads", "1"]
+    let small = [
+        "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "10", "--eval-every", "0",
+        "--threads", "1",
+    ]
 
     func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path), "lstm-gpu not built")
@@ -17,21 +20,27 @@ final class TrainCommandTests: XCTestCase {
     func testResumeTakesSettingsFromTheCheckpoint() throws {
         let folder = try temporaryFolder()
         let checkpoint = folder + "/run.safetensors"
-        let first = try run(["train", "--steps", "2", "--checkpoint", checkpoint, "--optimizer", "sgd", "--lr", "0.05"] + small)
+        let first = try run(
+            ["train", "--steps", "2", "--checkpoint", checkpoint, "--optimizer", "sgd", "--lr", "0.05"] + small)
         XCTAssertEqual(first.status, 0, first.output)
-        let resumed = try run(["train", "--resume", "--checkpoint", checkpoint, "--steps", "3", "--threads", "1", "--eval-every", "0"])
+        let resumed = try run([
+            "train", "--resume", "--checkpoint", checkpoint, "--steps", "3", "--threads", "1", "--eval-every", "0",
+        ])
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("resumed \(checkpoint) at step 2"), resumed.output)
         XCTAssertTrue(resumed.output.contains("model 1×16 LSTM, embedding 8"), resumed.output)
         XCTAssertTrue(resumed.output.contains("batch 4 × 10, sgd lr 0.05"), resumed.output)
         XCTAssertTrue(resumed.output.contains("done: 1 steps (step 3 in all)"), resumed.output)
-        for (option, value, recorded) in [("--hidden", "64", "16"), ("--batch", "8", "4"), ("--optimizer", "adam", "sgd"),
-                                          ("--seq-length", "12", "10")] {
+        for (option, value, recorded) in [
+            ("--hidden", "64", "16"), ("--batch", "8", "4"), ("--optimizer", "adam", "sgd"),
+            ("--seq-length", "12", "10"),
+        ] {
             let refused = try run(["train", "--resume", "--checkpoint", checkpoint, "--steps", "4", option, value])
             XCTAssertEqual(refused.status, 64, refused.output)
             XCTAssertTrue(refused.output.contains("\(option) \(value) contradicts the checkpoint's"), refused.output)
             XCTAssertTrue(refused.output.contains(recorded), refused.output)
-            XCTAssertFalse(refused.output.contains("LanguageModelConfiguration("), "no internal structs: \(refused.output)")
+            XCTAssertFalse(
+                refused.output.contains("LanguageModelConfiguration("), "no internal structs: \(refused.output)")
         }
     }
 
@@ -43,7 +52,9 @@ final class TrainCommandTests: XCTestCase {
         try rewriteNaN(into: checkpoint, tensor: "lstm.weight_hh_l0")
         let result = try run(["train", "--resume", "--checkpoint", checkpoint, "--steps", "4", "--threads", "1"])
         XCTAssertEqual(result.status, 3, result.output)
-        XCTAssertTrue(result.output.contains("checkpoint of step 2 holds NaN or infinite values in 'lstm.weight_hh_l0'"), result.output)
+        XCTAssertTrue(
+            result.output.contains("checkpoint of step 2 holds NaN or infinite values in 'lstm.weight_hh_l0'"),
+            result.output)
     }
 
     /// Output paths are checked before training, and a second run on a checkpoint in use is refused.
@@ -89,11 +100,15 @@ final class TrainCommandTests: XCTestCase {
     /// More threads than cores are capped, with a note saying why (they made two steps take minutes).
     func testThreadsAreCappedAtTheCores() throws {
         let started = Date()
-        let result = try run(["train", "--steps", "2", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "10",
-                              "--eval-every", "0", "--eval-chars", "200", "--threads", "10000"])
+        let result = try run([
+            "train", "--steps", "2", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "10",
+            "--eval-every", "0", "--eval-chars", "200", "--threads", "10000",
+        ])
         XCTAssertEqual(result.status, 0, result.output)
-        XCTAssertTrue(result.output.contains("--threads 10000 is more than the \(ProcessInfo.processInfo.activeProcessorCount) cores"),
-                      result.output)
+        XCTAssertTrue(
+            result.output.contains(
+                "--threads 10000 is more than the \(ProcessInfo.processInfo.activeProcessorCount) cores"),
+            result.output)
         XCTAssertLessThan(Date().timeIntervalSince(started), 60)
     }
 }

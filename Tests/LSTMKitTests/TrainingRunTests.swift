@@ -1,12 +1,13 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// The library's training loop: cadence, stop conditions, divergence.
 final class TrainingRunTests: XCTestCase {
     func testCadenceOfStepsEvaluationsAndCheckpoints() throws {
         let folder = try temporaryFolder()
-        let trainer = try makeSmallCheckpoint(folder + "/start.safetensors")   // 2 steps taken
+        let trainer = try makeSmallCheckpoint(folder + "/start.safetensors")  // 2 steps taken
         var schedule = TrainingSchedule(totalSteps: 7)
         schedule.evaluateEvery = 2
         schedule.evaluationCharacters = 100
@@ -41,19 +42,22 @@ final class TrainingRunTests: XCTestCase {
         schedule.checkpoint = folder + "/run.safetensors"
         schedule.checkpointEvery = 1
         var poisoned = false
-        XCTAssertThrowsError(try TrainingRun(trainer: trainer, schedule: schedule).run { event in
-            if case let .checkpointWritten(step, _) = event, step == 4, !poisoned {
-                var weights = try trainer.model.parameterTensors()
-                weights["head.weight"]!.scalars[0] = .infinity
-                try trainer.model.load(weights, source: "test")
-                poisoned = true
+        XCTAssertThrowsError(
+            try TrainingRun(trainer: trainer, schedule: schedule).run { event in
+                if case let .checkpointWritten(step, _) = event, step == 4, !poisoned {
+                    var weights = try trainer.model.parameterTensors()
+                    weights["head.weight"]!.scalars[0] = .infinity
+                    try trainer.model.load(weights, source: "test")
+                    poisoned = true
+                }
             }
-        }) { error in
+        ) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains("step 5"), message)
             XCTAssertTrue(message.contains("last good checkpoint: \(folder)/run.safetensors (step 4)"), message)
         }
-        XCTAssertEqual(try CheckpointFile(contentsOf: folder + "/run.safetensors").counters.step, 4, "the good checkpoint stays")
+        XCTAssertEqual(
+            try CheckpointFile(contentsOf: folder + "/run.safetensors").counters.step, 4, "the good checkpoint stays")
     }
 
     func testTimeLimitIncludesTheEvaluation() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LSTMKit
 
 /// Optimisers against PyTorch's, training on both backends, checkpoints and resume.
@@ -13,11 +14,21 @@ final class OptimizerTests: XCTestCase {
             let name = entry[0] as! String, args = entry[1] as! [String: Any]
             func number(_ key: String, _ fallback: Float) -> Float { (args[key] as? NSNumber)?.floatValue ?? fallback }
             let betas = (args["betas"] as? [NSNumber])?.map(\.floatValue) ?? [0.9, 0.999]
-            let kind: OptimizerKind = switch name.split(separator: "-")[0] {
-            case "sgd": .sgd(momentum: number("momentum", 0), nesterov: args["nesterov"] as? Bool ?? false, weightDecay: number("weight_decay", 0))
-            case "adamw": .adamW(beta1: betas[0], beta2: betas[1], epsilon: number("eps", 1e-8), weightDecay: number("weight_decay", 0.01))
-            default: .adam(beta1: betas[0], beta2: betas[1], epsilon: number("eps", 1e-8), weightDecay: number("weight_decay", 0))
-            }
+            let kind: OptimizerKind =
+                switch name.split(separator: "-")[0] {
+                case "sgd":
+                    .sgd(
+                        momentum: number("momentum", 0), nesterov: args["nesterov"] as? Bool ?? false,
+                        weightDecay: number("weight_decay", 0))
+                case "adamw":
+                    .adamW(
+                        beta1: betas[0], beta2: betas[1], epsilon: number("eps", 1e-8),
+                        weightDecay: number("weight_decay", 0.01))
+                default:
+                    .adam(
+                        beta1: betas[0], beta2: betas[1], epsilon: number("eps", 1e-8),
+                        weightDecay: number("weight_decay", 0))
+                }
             let optimizer = Optimizer(backend: backend, kind: kind)
             let value = try backend.makeBuffer(count: p0.count)
             try backend.write(p0.scalars, to: value, offset: 0)
@@ -28,8 +39,9 @@ final class OptimizerTests: XCTestCase {
                 parameter.gradient = gradient
                 try optimizer.update([parameter], learningRate: number("lr", 0.1))
                 let ours = try Tensor(shape: p0.shape, scalars: backend.read(value, offset: 0, count: p0.count))
-                assertClose(ours, try file.floatTensor("\(name).step\(step)"), "\(label) \(name) step \(step + 1)",
-                            tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+                assertClose(
+                    ours, try file.floatTensor("\(name).step\(step)"), "\(label) \(name) step \(step + 1)",
+                    tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
             }
         }
         // Clipping by global norm over two tensors.
@@ -42,10 +54,14 @@ final class OptimizerTests: XCTestCase {
             try backend.write(a.scalars, to: pa.gradient!, offset: 0)
             try backend.write(b.scalars, to: pb.gradient!, offset: 0)
             try Optimizer(backend: backend, kind: .sgd()).clipGradients([pa, pb], maxNorm: Float(limit))
-            assertClose(try Tensor(shape: a.shape, scalars: backend.read(pa.gradient!, offset: 0, count: a.count)),
-                        try file.floatTensor("clip\(limit).a"), "\(label) clip \(limit) a", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
-            assertClose(try Tensor(shape: b.shape, scalars: backend.read(pb.gradient!, offset: 0, count: b.count)),
-                        try file.floatTensor("clip\(limit).b"), "\(label) clip \(limit) b", tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+            assertClose(
+                try Tensor(shape: a.shape, scalars: backend.read(pa.gradient!, offset: 0, count: a.count)),
+                try file.floatTensor("clip\(limit).a"), "\(label) clip \(limit) a",
+                tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
+            assertClose(
+                try Tensor(shape: b.shape, scalars: backend.read(pb.gradient!, offset: 0, count: b.count)),
+                try file.floatTensor("clip\(limit).b"), "\(label) clip \(limit) b",
+                tolerance: Tolerance(absolute: 1e-6, relative: 1e-5))
         }
     }
 
@@ -64,20 +80,26 @@ final class OptimizerTests: XCTestCase {
 }
 
 final class LanguageModelTrainingTests: XCTestCase {
-    let text = String(repeating: "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", count: 12)
+    let text = String(
+        repeating: "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", count: 12)
 
-    func makeTrainer<Backend: ModelOps>(_ backend: Backend, dropout: Float = 0.2, layers: Int = 2,
-                                        batch: Int = 4, projection: Int = 0) throws -> LanguageModelTrainer<Backend> {
+    func makeTrainer<Backend: ModelOps>(
+        _ backend: Backend, dropout: Float = 0.2, layers: Int = 2,
+        batch: Int = 4, projection: Int = 0
+    ) throws -> LanguageModelTrainer<Backend> {
         let vocabulary = Vocabulary(text: text)
-        let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: 8, hiddenSize: 24,
-                                                                 layers: layers, dropout: dropout, projectionSize: projection),
-                                      backend: backend, seed: 7)
+        let model = try LanguageModel(
+            LanguageModelConfiguration(
+                vocabularySize: vocabulary.count, embeddingSize: 8, hiddenSize: 24,
+                layers: layers, dropout: dropout, projectionSize: projection),
+            backend: backend, seed: 7)
         var options = TrainingOptions()
         options.batch = batch
         options.sequenceLength = 12
         options.learningRate = 1e-2
         options.clipNorm = 1
-        return try LanguageModelTrainer(model: model, vocabulary: vocabulary, ids: try vocabulary.encode(text), options: options)
+        return try LanguageModelTrainer(
+            model: model, vocabulary: vocabulary, ids: try vocabulary.encode(text), options: options)
     }
 
     func testLossFallsOnTheCPU() throws {
@@ -162,10 +184,12 @@ final class LanguageModelTrainingTests: XCTestCase {
         let trainer = try makeTrainer(CPUBackend())
         try trainer.trainStep()
         try trainer.saveCheckpoint(to: folder + "/run.safetensors")
-        XCTAssertThrowsError(try makeTrainer(CPUBackend(), batch: 3).resume(from: folder + "/run.safetensors")) { error in
+        XCTAssertThrowsError(try makeTrainer(CPUBackend(), batch: 3).resume(from: folder + "/run.safetensors")) {
+            error in
             XCTAssertTrue("\(error)".contains("batch 4"), "\(error)")
         }
-        XCTAssertThrowsError(try makeTrainer(CPUBackend(), layers: 1).resume(from: folder + "/run.safetensors")) { error in
+        XCTAssertThrowsError(try makeTrainer(CPUBackend(), layers: 1).resume(from: folder + "/run.safetensors")) {
+            error in
             XCTAssertTrue("\(error)".contains("holds a model"), "\(error)")
         }
     }
@@ -194,8 +218,10 @@ final class LanguageModelTrainingTests: XCTestCase {
         let gpu = try requireOpenCL()
         let cpu = CPUBackend()
         let a = try cpu.makeBuffer(count: 1000), b = try gpu.makeBuffer(count: 1000)
-        try cpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, layout: .whole(batch: 10, width: 20), into: a)
-        try gpu.dropoutMask(count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, layout: .whole(batch: 10, width: 20), into: b)
+        try cpu.dropoutMask(
+            count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, layout: .whole(batch: 10, width: 20), into: a)
+        try gpu.dropoutMask(
+            count: 1000, probability: 0.3, seed: 0x1234_5678_9ABC, layout: .whole(batch: 10, width: 20), into: b)
         let ma = try cpu.read(a, offset: 0, count: 1000), mb = try gpu.read(b, offset: 0, count: 1000)
         XCTAssertEqual(ma, mb)
         let kept = ma.filter { $0 > 0 }.count
@@ -214,15 +240,19 @@ final class LanguageModelGradientTests: XCTestCase {
 
     func checkFiniteDifferences(projection: Int) throws {
         let backend = CPUBackend()
-        let model = try LanguageModel(LanguageModelConfiguration(vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layers: 2,
-                                                                 projectionSize: projection),
-                                      backend: backend, seed: 3)
-        let inputs = [1, 4, 6, 0, 2, 2, 5, 3], targets = [4, 6, -1, 2, 2, 5, 3, 1]   // T = 4, B = 2
-        let (_, _) = try model.forwardBackward(inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
-                                               steps: 4, batch: 2, state: nil, dropoutSeed: nil)
+        let model = try LanguageModel(
+            LanguageModelConfiguration(
+                vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layers: 2,
+                projectionSize: projection),
+            backend: backend, seed: 3)
+        let inputs = [1, 4, 6, 0, 2, 2, 5, 3], targets = [4, 6, -1, 2, 2, 5, 3, 1]  // T = 4, B = 2
+        let (_, _) = try model.forwardBackward(
+            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
+            steps: 4, batch: 2, state: nil, dropoutSeed: nil)
         func loss() throws -> Double {
-            let (buffer, _) = try model.loss(inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
-                                             steps: 4, batch: 2, state: nil)
+            let (buffer, _) = try model.loss(
+                inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
+                steps: 4, batch: 2, state: nil)
             return Double(try backend.read(buffer, offset: 0, count: 1)[0])
         }
         var worst = 0.0
@@ -251,10 +281,12 @@ final class LossTests: XCTestCase {
         // Cross-entropy: 3 rows of 4 classes, one with huge logits, one ignored (-1).
         let logits: [Float] = [1, 2, 3, 4, 1e4, -1e4, 0, 5e3, 0.5, 0.5, 0.5, 0.5]
         let targets = [3, 0, -1]
-        let x = try backend.makeBuffer(count: 12), g = try backend.makeBuffer(count: 12), loss = try backend.makeBuffer(count: 1)
+        let x = try backend.makeBuffer(count: 12), g = try backend.makeBuffer(count: 12),
+            loss = try backend.makeBuffer(count: 1)
         try backend.write(logits, to: x, offset: 0)
-        try backend.softmaxCrossEntropy(logits: x, rows: 3, classes: 4, targets: backend.makeIndices(targets), ignoreIndex: -1,
-                                        gradient: g, loss: loss, lossSlot: 0)
+        try backend.softmaxCrossEntropy(
+            logits: x, rows: 3, classes: 4, targets: backend.makeIndices(targets), ignoreIndex: -1,
+            gradient: g, loss: loss, lossSlot: 0)
         // Reference in Double: mean over the 2 counted rows.
         func row(_ r: [Double], _ t: Int) -> (Double, [Double]) {
             let m = r.max()!, e = r.map { Foundation.exp($0 - m) }, s = e.reduce(0, +)
@@ -265,17 +297,20 @@ final class LossTests: XCTestCase {
         let ours = try backend.read(loss, offset: 0, count: 1)[0], gradient = try backend.read(g, offset: 0, count: 12)
         XCTAssertTrue(ours.isFinite, label)
         XCTAssertEqual(Double(ours), expectedLoss, accuracy: 1e-5, label)
-        for (i, v) in (g0 + g1).enumerated() { XCTAssertEqual(Double(gradient[i]), v / 2, accuracy: 1e-6, "\(label) gradient \(i)") }
+        for (i, v) in (g0 + g1).enumerated() {
+            XCTAssertEqual(Double(gradient[i]), v / 2, accuracy: 1e-6, "\(label) gradient \(i)")
+        }
         XCTAssertEqual(Array(gradient[8...]), [0, 0, 0, 0], "\(label): the ignored row has no gradient")
 
         // MSE over 5 values.
-        let p = try backend.makeBuffer(count: 5), t = try backend.makeBuffer(count: 5), d = try backend.makeBuffer(count: 5)
+        let p = try backend.makeBuffer(count: 5), t = try backend.makeBuffer(count: 5),
+            d = try backend.makeBuffer(count: 5)
         try backend.write([1, 2, 3, 4, 5], to: p, offset: 0)
         try backend.write([1, 0, 3, 8, 2], to: t, offset: 0)
         try backend.meanSquaredError(prediction: p, target: t, count: 5, gradient: d, loss: loss, lossSlot: 0)
         XCTAssertEqual(try backend.read(loss, offset: 0, count: 1)[0], (0 + 4 + 0 + 16 + 9) / 5, accuracy: 1e-6, label)
         for (i, v) in try backend.read(d, offset: 0, count: 5).enumerated() {
-            XCTAssertEqual(v, [0, 0.8, 0, -1.6, 1.2][i], accuracy: 1e-6, "\(label) MSE gradient \(i)")   // 2(p − t)/n
+            XCTAssertEqual(v, [0, 0.8, 0, -1.6, 1.2][i], accuracy: 1e-6, "\(label) MSE gradient \(i)")  // 2(p − t)/n
         }
     }
 
@@ -287,11 +322,16 @@ final class LossTests: XCTestCase {
         let backend = CPUBackend()
         let whole = try backend.makeBuffer(count: 3 * 6 * 4), part = try backend.makeBuffer(count: 3 * 2 * 4)
         try backend.dropoutMask(count: 72, probability: 0.5, seed: 9, layout: .whole(batch: 6, width: 4), into: whole)
-        try backend.dropoutMask(count: 24, probability: 0.5, seed: 9,
-                                layout: DropoutLayout(localBatch: 2, globalBatch: 6, offset: 3, width: 4), into: part)
+        try backend.dropoutMask(
+            count: 24, probability: 0.5, seed: 9,
+            layout: DropoutLayout(localBatch: 2, globalBatch: 6, offset: 3, width: 4), into: part)
         let w = try backend.read(whole, offset: 0, count: 72), p = try backend.read(part, offset: 0, count: 24)
-        for t in 0..<3 { for b in 0..<2 { for j in 0..<4 {
-            XCTAssertEqual(p[(t * 2 + b) * 4 + j], w[(t * 6 + 3 + b) * 4 + j])
-        } } }
+        for t in 0..<3 {
+            for b in 0..<2 {
+                for j in 0..<4 {
+                    XCTAssertEqual(p[(t * 2 + b) * 4 + j], w[(t * 6 + 3 + b) * 4 + j])
+                }
+            }
+        }
     }
 }

@@ -38,9 +38,9 @@ enum BLASLibrary {
         if let userValue, !userValue.isEmpty {
             chosenBy = "environment"
         } else if lstm_blas_already_loaded(only) != 0 {
-            chosenBy = "preloaded"   // in the process before LSTMKit: its constructor has run
+            chosenBy = "preloaded"  // in the process before LSTMKit: its constructor has run
         } else if let core = CPUInfo.openBLASCore(for: .current) {
-            setenv(variable, core, 1)   // unset or empty: nothing the user chose is overwritten
+            setenv(variable, core, 1)  // unset or empty: nothing the user chose is overwritten
             requested = core
             chosenBy = "cpuid"
         } else {
@@ -60,9 +60,11 @@ enum BLASLibrary {
 
 /// Row-major sgemm: C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C.
 @inline(__always)
-func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+func sgemm(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
     guard m > 0, n > 0 else { return }
     guard k > 0 else {
         for r in 0..<m { for col in 0..<n { c[r * ldc + col] = beta == 0 ? 0 : beta * c[r * ldc + col] } }
@@ -71,15 +73,16 @@ func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k
     let rowMajor = Int32(LSTM_BLAS_ROW_MAJOR), noTrans = Int32(LSTM_BLAS_NO_TRANS), trans = Int32(LSTM_BLAS_TRANS)
     if m == 1, !transposeA {
         // One row: a matrix-vector product (OpenBLAS's sgemm is slow for M = 1).
-        if transposeB {   // c[n] = B[n, k] · a[k]
+        if transposeB {  // c[n] = B[n, k] · a[k]
             lstm_blas_sgemv(rowMajor, noTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, 1, beta, c, 1)
-        } else {          // c[n] = B[k, n]ᵀ · a[k]
+        } else {  // c[n] = B[k, n]ᵀ · a[k]
             lstm_blas_sgemv(rowMajor, trans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
         }
         return
     }
-    lstm_blas_sgemm(rowMajor, transposeA ? trans : noTrans, transposeB ? trans : noTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    lstm_blas_sgemm(
+        rowMajor, transposeA ? trans : noTrans, transposeB ? trans : noTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// The CPU path's parallelism. The CPU path splits its work over its own team of threads

@@ -42,7 +42,7 @@ public final class CPUBackend: LSTMBackend {
 
     public func makeBuffer(count: Int) throws -> CPUBuffer {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) floats") }
-        try BLASLibrary.require()   // every computation starts with buffers: a missing BLAS is reported here
+        try BLASLibrary.require()  // every computation starts with buffers: a missing BLAS is reported here
         return CPUBuffer(count: count)
     }
 
@@ -54,7 +54,8 @@ public final class CPUBackend: LSTMBackend {
 
     public func write(_ values: [Float], to buffer: CPUBuffer, offset: Int) throws {
         guard offset >= 0, offset + values.count <= buffer.count else {
-            throw LSTMError.invalidArgument("write of \(values.count) floats at \(offset) into a buffer of \(buffer.count)")
+            throw LSTMError.invalidArgument(
+                "write of \(values.count) floats at \(offset) into a buffer of \(buffer.count)")
         }
         values.withUnsafeBufferPointer { (buffer.pointer + offset).update(from: $0.baseAddress!, count: values.count) }
         buffer.markModified()
@@ -96,7 +97,9 @@ func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ ra
 }
 
 /// out[c] = Σ_r m[r, c] for c in `columns` of an [R, W] matrix.
-func sumColumns(_ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+func sumColumns(
+    _ m: UnsafePointer<Float>, rows: Int, width: Int, columns: Range<Int>, into out: UnsafeMutablePointer<Float>
+) {
     let o = out + columns.lowerBound
     o.update(repeating: 0, count: columns.count)
     for r in 0..<rows {

@@ -17,8 +17,11 @@ extension CPUBackend {
 
     /// Prepares one direction's backward; returns the per-thread recurrence (with the weight
     /// gradients), the per-thread input-gradient product, and the final un-regrouping.
-    func backwardBody(_ job: DirectionBackward<CPUBackend>)
-        -> (recurrence: (Crew) -> Void, inputGradient: (Crew) -> Void, finish: () -> Void) {
+    func backwardBody(
+        _ job: DirectionBackward<CPUBackend>
+    )
+        -> (recurrence: (Crew) -> Void, inputGradient: (Crew) -> Void, finish: () -> Void)
+    {
         let s = job.shape
         let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
         let (gateWidth, rows) = (s.gateWidth, s.rows)
@@ -26,14 +29,14 @@ extension CPUBackend {
         let saved = job.activations, w = job.weights
         let inputWeights = regrouped(w.inputWeights, layout: layout, width: inputSize).pointer
         let recurrentWeights = packedRegroupedTransposed(w.recurrentWeights, layout: layout, width: hout).pointer
-        let gateGradients = job.gateGradients                             // dG, GateLayout columns
-        let hiddenGradient = CPUBuffer(count: batch * hout)               // carried dL/dh
-        let cellGradient = CPUBuffer(count: batch * h)                    // carried dL/dc
-        let previousHidden = CPUBuffer(count: batch * hout)               // dG(t)·W_hh before masking
-        let unprojectedGradient = CPUBuffer(count: batch * h)             // dL/d(o·tanh c)
-        let projectedGradients = s.projects ? CPUBuffer(count: rows * hout) : nil   // dL/dh(t) per step, for dW_hr
-        let inputGradient = CPUBuffer(count: gateWidth * inputSize)       // dW_ih, GateLayout rows
-        let recurrentGradient = CPUBuffer(count: gateWidth * hout)        // dW_hh, GateLayout rows
+        let gateGradients = job.gateGradients  // dG, GateLayout columns
+        let hiddenGradient = CPUBuffer(count: batch * hout)  // carried dL/dh
+        let cellGradient = CPUBuffer(count: batch * h)  // carried dL/dc
+        let previousHidden = CPUBuffer(count: batch * hout)  // dG(t)·W_hh before masking
+        let unprojectedGradient = CPUBuffer(count: batch * h)  // dL/d(o·tanh c)
+        let projectedGradients = s.projects ? CPUBuffer(count: rows * hout) : nil  // dL/dh(t) per step, for dW_hr
+        let inputGradient = CPUBuffer(count: gateWidth * inputSize)  // dW_ih, GateLayout rows
+        let recurrentGradient = CPUBuffer(count: gateWidth * hout)  // dW_hh, GateLayout rows
         let biasGradient = CPUBuffer(count: gateWidth)
         copyRows(job.finalHiddenGradient, into: hiddenGradient.pointer, rows: batch, width: hout)
         copyRows(job.finalCellGradient, into: cellGradient.pointer, rows: batch, width: h)
@@ -55,7 +58,8 @@ extension CPUBackend {
                     if t < lengths[b] {
                         dst.update(from: dh + b * hout + outputs.lowerBound, count: outputs.count)
                         if let dy {
-                            let src = dy.buffer.pointer + dy.offset + (t * batch + b) * dy.rowStride + outputs.lowerBound
+                            let src =
+                                dy.buffer.pointer + dy.offset + (t * batch + b) * dy.rowStride + outputs.lowerBound
                             for j in 0..<outputs.count { dst[j] += src[j] }
                         }
                     } else {
@@ -63,67 +67,87 @@ extension CPUBackend {
                     }
                 }
                 if s.projects, let projection {
-                    crew.sync()                 // all of dL/dh(t) is ready
-                    sgemm(m: batch, n: units.count, k: hout, a: stepHidden, lda: hout, b: projection + units.lowerBound,
-                          ldb: h, beta: 0, c: dr + units.lowerBound, ldc: h)
+                    crew.sync()  // all of dL/dh(t) is ready
+                    sgemm(
+                        m: batch, n: units.count, k: hout, a: stepHidden, lda: hout, b: projection + units.lowerBound,
+                        ldb: h, beta: 0, c: dr + units.lowerBound, ldc: h)
                 }
                 let dG = gateGradients.pointer + t * batch * gateWidth
                 for b in 0..<batch where t < lengths[b] {
                     let row = t * batch + b
                     if let first = fullBlocks.first {
                         let u = first * GateLayout.block, column = layout.column(ofBlock: first)
-                        lstm_cell_backward_blocks(saved.gates.pointer + row * gateWidth + column, saved.cell.pointer + row * h + u,
-                                                  saved.previousCell.pointer + row * h + u, dr + b * h + u, dc + b * h + u,
-                                                  dG + b * gateWidth + column, Int32(fullBlocks.count))
+                        lstm_cell_backward_blocks(
+                            saved.gates.pointer + row * gateWidth + column, saved.cell.pointer + row * h + u,
+                            saved.previousCell.pointer + row * h + u, dr + b * h + u, dc + b * h + u,
+                            dG + b * gateWidth + column, Int32(fullBlocks.count))
                     }
                     for block in blocks where layout.width(ofBlock: block) < GateLayout.block {
                         let u = block * GateLayout.block, column = layout.column(ofBlock: block)
-                        lstm_cell_backward_partial(saved.gates.pointer + row * gateWidth + column, saved.cell.pointer + row * h + u,
-                                                   saved.previousCell.pointer + row * h + u, dr + b * h + u, dc + b * h + u,
-                                                   dG + b * gateWidth + column, Int32(layout.width(ofBlock: block)))
+                        lstm_cell_backward_partial(
+                            saved.gates.pointer + row * gateWidth + column, saved.cell.pointer + row * h + u,
+                            saved.previousCell.pointer + row * h + u, dr + b * h + u, dc + b * h + u,
+                            dG + b * gateWidth + column, Int32(layout.width(ofBlock: block)))
                     }
                 }
-                crew.sync()                     // all of dG(t) is ready
+                crew.sync()  // all of dG(t) is ready
                 // dL/dh(prev) = dG(t) · W_hh for this member's h columns; padded sequences carry theirs.
-                for b in 0..<batch { (previousHidden.pointer + b * hout + outputs.lowerBound).update(repeating: 0, count: outputs.count) }
-                lstm_gemm_packed(Int32(batch), Int32(outputs.count), Int32(gateWidth), dG, Int32(gateWidth),
-                                 recurrentWeights + outputs.lowerBound * gateWidth, previousHidden.pointer + outputs.lowerBound, Int32(hout))
-                for b in 0..<batch where t < lengths[b] { copy(previousHidden.pointer + b * hout, to: dh + b * hout, outputs) }
+                for b in 0..<batch {
+                    (previousHidden.pointer + b * hout + outputs.lowerBound).update(repeating: 0, count: outputs.count)
+                }
+                lstm_gemm_packed(
+                    Int32(batch), Int32(outputs.count), Int32(gateWidth), dG, Int32(gateWidth),
+                    recurrentWeights + outputs.lowerBound * gateWidth, previousHidden.pointer + outputs.lowerBound,
+                    Int32(hout))
+                for b in 0..<batch where t < lengths[b] {
+                    copy(previousHidden.pointer + b * hout, to: dh + b * hout, outputs)
+                }
             }
             for b in 0..<batch {
                 let gh = job.initialHiddenGradient, gc = job.initialCellGradient
                 copy(dh + b * hout, to: gh.buffer.pointer + gh.offset + b * gh.rowStride, outputs)
                 copy(dc + b * h, to: gc.buffer.pointer + gc.offset + b * gc.rowStride, units)
             }
-            crew.sync()                         // dG complete for every step
+            crew.sync()  // dG complete for every step
             // Weight gradients: this member's gate rows, one sgemm each over all T·B rows.
-            sgemm(transposeA: true, m: columns.count, n: inputSize, k: rows, a: gateGradients.pointer + columns.lowerBound,
-                  lda: gateWidth, b: job.input.buffer.pointer + job.input.offset, ldb: job.input.rowStride,
-                  beta: 0, c: inputGradient.pointer + columns.lowerBound * inputSize, ldc: inputSize)
-            sgemm(transposeA: true, m: columns.count, n: hout, k: rows, a: gateGradients.pointer + columns.lowerBound,
-                  lda: gateWidth, b: saved.previousHidden.pointer, ldb: hout,
-                  beta: 0, c: recurrentGradient.pointer + columns.lowerBound * hout, ldc: hout)
+            sgemm(
+                transposeA: true, m: columns.count, n: inputSize, k: rows,
+                a: gateGradients.pointer + columns.lowerBound,
+                lda: gateWidth, b: job.input.buffer.pointer + job.input.offset, ldb: job.input.rowStride,
+                beta: 0, c: inputGradient.pointer + columns.lowerBound * inputSize, ldc: inputSize)
+            sgemm(
+                transposeA: true, m: columns.count, n: hout, k: rows, a: gateGradients.pointer + columns.lowerBound,
+                lda: gateWidth, b: saved.previousHidden.pointer, ldb: hout,
+                beta: 0, c: recurrentGradient.pointer + columns.lowerBound * hout, ldc: hout)
             if job.weightGradients.bias != nil {
-                sumColumns(gateGradients.pointer, rows: rows, width: gateWidth, columns: columns, into: biasGradient.pointer)
+                sumColumns(
+                    gateGradients.pointer, rows: rows, width: gateWidth, columns: columns, into: biasGradient.pointer)
             }
-            if let dwhr = job.weightGradients.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
-                sgemm(transposeA: true, m: outputs.count, n: h, k: rows, a: projected.pointer + outputs.lowerBound, lda: hout,
-                      b: r.pointer, ldb: h, beta: 0, c: dwhr.pointer + outputs.lowerBound * h, ldc: h)
+            if let dwhr = job.weightGradients.projectionWeights, let projected = projectedGradients,
+                let r = saved.unprojected
+            {
+                sgemm(
+                    transposeA: true, m: outputs.count, n: h, k: rows, a: projected.pointer + outputs.lowerBound,
+                    lda: hout,
+                    b: r.pointer, ldb: h, beta: 0, c: dwhr.pointer + outputs.lowerBound * h, ldc: h)
             }
         }
         let inputGradientProduct: (Crew) -> Void = { crew in
             guard let dx = job.inputGradient else { return }
             let share = crew.share(rows)
-            sgemm(m: share.count, n: inputSize, k: gateWidth, a: gateGradients.pointer + share.lowerBound * gateWidth,
-                  lda: gateWidth, b: inputWeights, ldb: inputSize, beta: job.accumulateInputGradient ? 1 : 0,
-                  c: dx.buffer.pointer + dx.offset + share.lowerBound * dx.rowStride, ldc: dx.rowStride)
+            sgemm(
+                m: share.count, n: inputSize, k: gateWidth, a: gateGradients.pointer + share.lowerBound * gateWidth,
+                lda: gateWidth, b: inputWeights, ldb: inputSize, beta: job.accumulateInputGradient ? 1 : 0,
+                c: dx.buffer.pointer + dx.offset + share.lowerBound * dx.rowStride, ldc: dx.rowStride)
         }
         let finish = {
             let g = job.weightGradients
             layout.restoreRows(inputGradient.pointer, into: g.inputWeights.pointer, width: inputSize)
             layout.restoreRows(recurrentGradient.pointer, into: g.recurrentWeights.pointer, width: hout)
             if let bias = g.bias { layout.restoreRows(biasGradient.pointer, into: bias.pointer, width: 1) }
-            var touched = [g.inputWeights, g.recurrentWeights, job.initialHiddenGradient.buffer, job.initialCellGradient.buffer]
+            var touched = [
+                g.inputWeights, g.recurrentWeights, job.initialHiddenGradient.buffer, job.initialCellGradient.buffer,
+            ]
             touched += [g.bias, g.projectionWeights, job.inputGradient?.buffer].compactMap { $0 }
             for buffer in touched { buffer.markModified() }
         }

@@ -7,9 +7,11 @@ extension CPUBackend {
     /// Several independent directions at once (each on its own group of threads when there
     /// are enough).
     @_spi(Backend) public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
-        try CPUKernelVariant.selected()        // LSTM_GPU_CPU_ISA, when set, must be usable
+        try CPUKernelVariant.selected()  // LSTM_GPU_CPU_ISA, when set, must be usable
         runIndependent(jobs.map(forwardBody), on: team(for: jobs.map(\.shape)))
-        for job in jobs { for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() } }
+        for job in jobs {
+            for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() }
+        }
     }
 
     /// Prepares one direction's forward (weights regrouped and packed, state allocated) and
@@ -25,12 +27,16 @@ extension CPUBackend {
         let bias = CPUBuffer(count: gateWidth)
         if w.inputBias != nil || w.recurrentBias != nil {
             let sum = CPUBuffer(count: gateWidth)
-            for j in 0..<gateWidth { sum.pointer[j] = (w.inputBias?.pointer[j] ?? 0) + (w.recurrentBias?.pointer[j] ?? 0) }
+            for j in 0..<gateWidth {
+                sum.pointer[j] = (w.inputBias?.pointer[j] ?? 0) + (w.recurrentBias?.pointer[j] ?? 0)
+            }
             layout.regroupRows(sum.pointer, into: bias.pointer, width: 1)
         }
         let gates = job.activations?.gates ?? CPUBuffer(count: rows * gateWidth, zeroed: false)
-        let states = (CPUBuffer(count: batch * hout), CPUBuffer(count: batch * hout),
-                      CPUBuffer(count: batch * h), CPUBuffer(count: batch * h))
+        let states = (
+            CPUBuffer(count: batch * hout), CPUBuffer(count: batch * hout),
+            CPUBuffer(count: batch * h), CPUBuffer(count: batch * h)
+        )
         let unprojected = s.projects ? CPUBuffer(count: batch * h) : nil
         copyRows(job.initialHidden, into: states.0.pointer, rows: batch, width: hout)
         copyRows(job.initialCell, into: states.2.pointer, rows: batch, width: h)
@@ -41,15 +47,21 @@ extension CPUBackend {
         return { crew in
             let blocks = self.blocks(layout, crew)
             let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.panelShare(hout, crew) : units   // the h columns this thread writes
+            let outputs = s.projects ? self.panelShare(hout, crew) : units  // the h columns this thread writes
             let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             // Biases, then += X · W_ihᵀ for this member's gate columns of all T·B rows.
-            for r in 0..<rows { (gates.pointer + r * gateWidth + columns.lowerBound).update(from: bias.pointer + columns.lowerBound, count: columns.count) }
-            sgemm(transposeB: true, m: rows, n: columns.count, k: inputSize,
-                  a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
-                  b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
-                  beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
-            var (hidden, nextHidden, cell, nextCell) = (states.0.pointer, states.1.pointer, states.2.pointer, states.3.pointer)
+            for r in 0..<rows {
+                (gates.pointer + r * gateWidth + columns.lowerBound).update(
+                    from: bias.pointer + columns.lowerBound, count: columns.count)
+            }
+            sgemm(
+                transposeB: true, m: rows, n: columns.count, k: inputSize,
+                a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
+                b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
+                beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
+            var (hidden, nextHidden, cell, nextCell) = (
+                states.0.pointer, states.1.pointer, states.2.pointer, states.3.pointer
+            )
             for k in 0..<steps {
                 let t = s.forwardStep(k, reverse: job.reverse)
                 let g = gates.pointer + t * batch * gateWidth
@@ -59,39 +71,50 @@ extension CPUBackend {
                         copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, units)
                     }
                 }
-                lstm_gemm_packed(Int32(batch), Int32(columns.count), Int32(hout), hidden, Int32(hout),
-                                 recurrentWeights + columns.lowerBound * hout, g + columns.lowerBound, Int32(gateWidth))
-                let r = unprojected?.pointer ?? nextHidden     // o·tanh(c), [B, H]
+                lstm_gemm_packed(
+                    Int32(batch), Int32(columns.count), Int32(hout), hidden, Int32(hout),
+                    recurrentWeights + columns.lowerBound * hout, g + columns.lowerBound, Int32(gateWidth))
+                let r = unprojected?.pointer ?? nextHidden  // o·tanh(c), [B, H]
                 for b in 0..<batch {
                     let row = t * batch + b
                     if t < lengths[b] {
                         if let first = fullBlocks.first {
                             let u = first * GateLayout.block
-                            lstm_cell_forward_blocks(g + b * gateWidth + layout.column(ofBlock: first), cell + b * h + u,
-                                                     nextCell + b * h + u, r + b * h + u, Int32(fullBlocks.count))
+                            lstm_cell_forward_blocks(
+                                g + b * gateWidth + layout.column(ofBlock: first), cell + b * h + u,
+                                nextCell + b * h + u, r + b * h + u, Int32(fullBlocks.count))
                         }
                         for block in blocks where layout.width(ofBlock: block) < GateLayout.block {
                             let u = block * GateLayout.block
-                            lstm_cell_forward_partial(g + b * gateWidth + layout.column(ofBlock: block), cell + b * h + u,
-                                                      nextCell + b * h + u, r + b * h + u, Int32(layout.width(ofBlock: block)))
+                            lstm_cell_forward_partial(
+                                g + b * gateWidth + layout.column(ofBlock: block), cell + b * h + u,
+                                nextCell + b * h + u, r + b * h + u, Int32(layout.width(ofBlock: block)))
                         }
                         if let saved { copy(nextCell + b * h, to: saved.cell.pointer + row * h, units) }
-                        if !s.projects { copy(nextHidden + b * hout, to: out.buffer.pointer + out.offset + row * out.rowStride, units) }
+                        if !s.projects {
+                            copy(
+                                nextHidden + b * hout, to: out.buffer.pointer + out.offset + row * out.rowStride, units)
+                        }
                     } else {
                         copy(cell + b * h, to: nextCell + b * h, units)
                         if s.projects {
                             (r + b * h + units.lowerBound).update(repeating: 0, count: units.count)
                         } else {
                             copy(hidden + b * hout, to: nextHidden + b * hout, units)
-                            (out.buffer.pointer + out.offset + row * out.rowStride + units.lowerBound).update(repeating: 0, count: units.count)
+                            (out.buffer.pointer + out.offset + row * out.rowStride + units.lowerBound).update(
+                                repeating: 0, count: units.count)
                         }
                     }
-                    if let saved, let savedR = saved.unprojected { copy(r + b * h, to: savedR.pointer + row * h, units) }
+                    if let saved, let savedR = saved.unprojected {
+                        copy(r + b * h, to: savedR.pointer + row * h, units)
+                    }
                 }
                 if s.projects, let projection {
-                    crew.sync()             // every unit of r(t) is ready
-                    sgemm(transposeB: true, m: batch, n: outputs.count, k: h, a: r, lda: h,
-                          b: projection + outputs.lowerBound * h, ldb: h, beta: 0, c: nextHidden + outputs.lowerBound, ldc: hout)
+                    crew.sync()  // every unit of r(t) is ready
+                    sgemm(
+                        transposeB: true, m: batch, n: outputs.count, k: h, a: r, lda: h,
+                        b: projection + outputs.lowerBound * h, ldb: h, beta: 0, c: nextHidden + outputs.lowerBound,
+                        ldc: hout)
                     for b in 0..<batch {
                         let dst = out.buffer.pointer + out.offset + (t * batch + b) * out.rowStride
                         if t < lengths[b] {
@@ -102,7 +125,7 @@ extension CPUBackend {
                         }
                     }
                 }
-                crew.sync()                 // h(t) is complete before step t+1 reads it
+                crew.sync()  // h(t) is complete before step t+1 reads it
                 swap(&hidden, &nextHidden)
                 swap(&cell, &nextCell)
             }

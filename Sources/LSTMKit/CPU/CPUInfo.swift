@@ -77,11 +77,13 @@ public struct CPUInfo: Sendable, Codable, Equatable {
         func string(_ pointer: UnsafePointer<CChar>?) -> String? {
             pointer.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) }
         }
-        return CPUInfo(model: modelName, features: CPUFeatures.current.description, threads: CPUThreads.current, maximumThreads: CPUThreads.maximum,
-                       blasLibrary: string(lstm_blas_path()), blasVersion: string(lstm_blas_config()),
-                       blasCore: string(lstm_blas_corename()),
-                       blasCoreChosenBy: blas.error == nil ? blas.chosenBy : "none",
-                       blasRequestedCore: blas.requestedCore, blasError: blas.error, kernels: kernelVariant)
+        return CPUInfo(
+            model: modelName, features: CPUFeatures.current.description, threads: CPUThreads.current,
+            maximumThreads: CPUThreads.maximum,
+            blasLibrary: string(lstm_blas_path()), blasVersion: string(lstm_blas_config()),
+            blasCore: string(lstm_blas_corename()),
+            blasCoreChosenBy: blas.error == nil ? blas.chosenBy : "none",
+            blasRequestedCore: blas.requestedCore, blasError: blas.error, kernels: kernelVariant)
     }
 
     /// The variant of LSTMKit's own CPU kernels (Sources/CLSTMKernels) that runs: "avx2" or "portable".
@@ -103,7 +105,8 @@ public struct CPUInfo: Sendable, Codable, Equatable {
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             for line in text.split(separator: "\n") where line.hasPrefix("model name") {
                 if let colon = line.firstIndex(of: ":") {
-                    let name = line[line.index(after: colon)...].split(whereSeparator: \.isWhitespace).joined(separator: " ")
+                    let name = line[line.index(after: colon)...].split(whereSeparator: \.isWhitespace).joined(
+                        separator: " ")
                     if !name.isEmpty { return name }
                 }
             }
@@ -137,15 +140,22 @@ public struct CPUInfo: Sendable, Codable, Equatable {
     /// One line: processor, threads, BLAS and its core, kernels.
     public var summary: String {
         var core = ""
-        if let blasCore { core = ", core \(blasCore)" + (blasCoreChosenBy == "cpuid" ? " (from CPUID)"
-                                                         : blasCoreChosenBy == "environment" ? " (OPENBLAS_CORETYPE)" : "") }
+        if let blasCore {
+            core =
+                ", core \(blasCore)"
+                + (blasCoreChosenBy == "cpuid"
+                    ? " (from CPUID)"
+                    : blasCoreChosenBy == "environment" ? " (OPENBLAS_CORETYPE)" : "")
+        }
         return "cpu: \(model); threads \(threads) of \(maximumThreads); BLAS \(blasSummary)\(core); kernels \(kernels)"
     }
 
     /// The lines `lstm-gpu devices` prints for the CPU.
     public var details: [String] {
-        var lines = ["[cpu] \(model)  (--backend cpu)",
-                     "    threads \(threads) of \(maximumThreads) cores; LSTMKit kernels \(kernels)"]
+        var lines = [
+            "[cpu] \(model)  (--backend cpu)",
+            "    threads \(threads) of \(maximumThreads) cores; LSTMKit kernels \(kernels)",
+        ]
         if let blasLibrary {
             lines.append("    BLAS \(blasLibrary)" + (blasVersion.map { ": \($0)" } ?? ""))
             if let blasCore {

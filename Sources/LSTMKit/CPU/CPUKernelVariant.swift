@@ -44,7 +44,9 @@ public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertib
     }
 
     /// The best variant this CPU can run.
-    public static var best: CPUKernelVariant { CPUKernelVariant(rawValue: Int(lstm_kernels_best_variant())) ?? .portable }
+    public static var best: CPUKernelVariant {
+        CPUKernelVariant(rawValue: Int(lstm_kernels_best_variant())) ?? .portable
+    }
 
     /// The variant the kernels run now: `LSTM_GPU_CPU_ISA`'s when it is set and usable,
     /// otherwise the best one (when the variable is unusable `selected()` throws instead).
@@ -72,16 +74,24 @@ public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertib
 
     /// The variant a value of `LSTM_GPU_CPU_ISA` (nil: unset) selects on this CPU.
     /// `supported` stands in for CPUID in tests.
-    static func resolve(_ value: String?, supported: [CPUKernelVariant] = supported) -> Result<CPUKernelVariant, LSTMError> {
+    static func resolve(
+        _ value: String?, supported: [CPUKernelVariant] = supported
+    ) -> Result<CPUKernelVariant, LSTMError> {
         guard let value, !value.isEmpty else { return .success(supported.last ?? .portable) }
         let names = supported.map(\.name).joined(separator: ", ")
         guard let variant = CPUKernelVariant(name: value) else {
-            return .failure(.invalidArgument("\(environmentVariable)=\(value) is not a CPU kernel variant: use one of "
-                + "\(allCases.map(\.name).joined(separator: ", ")), or unset it for the best this CPU supports (\(names))"))
+            return .failure(
+                .invalidArgument(
+                    "\(environmentVariable)=\(value) is not a CPU kernel variant: use one of "
+                        + "\(allCases.map(\.name).joined(separator: ", ")), or unset it for the best this CPU "
+                        + "supports (\(names))"
+                ))
         }
         guard supported.contains(variant) else {
-            return .failure(.invalidArgument("\(environmentVariable)=\(value): this CPU does not support the \(value) "
-                + "kernels; it supports \(names)"))
+            return .failure(
+                .invalidArgument(
+                    "\(environmentVariable)=\(value): this CPU does not support the \(value) "
+                        + "kernels; it supports \(names)"))
         }
         return .success(variant)
     }
@@ -93,7 +103,8 @@ public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertib
         _ = configuration
         let previous = lstm_kernels_variant()
         guard lstm_kernels_set_variant(Int32(variant.rawValue)) == 0 else {
-            throw LSTMError.invalidArgument("CPU kernel variant \(variant.name) is not supported here (\(supported.map(\.name)))")
+            throw LSTMError.invalidArgument(
+                "CPU kernel variant \(variant.name) is not supported here (\(supported.map(\.name)))")
         }
         defer { lstm_kernels_set_variant(previous) }
         return try body()

@@ -5,21 +5,25 @@ extension CPUBackend: ModelOps {
 
     public func makeIndices(_ values: [Int]) throws -> [Int32] { values.map { Int32(truncatingIfNeeded: $0) } }
 
-    @_spi(Backend) public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                     a: MatrixView<CPUBuffer>, b: MatrixView<CPUBuffer>, beta: Float, c: MatrixView<CPUBuffer>) throws {
+    @_spi(Backend) public func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: MatrixView<CPUBuffer>, b: MatrixView<CPUBuffer>, beta: Float, c: MatrixView<CPUBuffer>
+    ) throws {
         // Large products are split by rows of C over the team (OpenBLAS is single-threaded here).
         let flops = m * n * k
         if flops < 1 << 20 || team.size == 1 || m < 2 * team.size {
-            sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                  a: a.buffer.pointer + a.offset, lda: a.rowStride, b: b.buffer.pointer + b.offset, ldb: b.rowStride,
-                  beta: beta, c: c.buffer.pointer + c.offset, ldc: c.rowStride)
+            sgemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                a: a.buffer.pointer + a.offset, lda: a.rowStride, b: b.buffer.pointer + b.offset, ldb: b.rowStride,
+                beta: beta, c: c.buffer.pointer + c.offset, ldc: c.rowStride)
         } else {
             team.run { _, crew in
                 let rows = crew.share(m)
                 let aStart = transposeA ? a.offset + rows.lowerBound : a.offset + rows.lowerBound * a.rowStride
-                sgemm(transposeA: transposeA, transposeB: transposeB, m: rows.count, n: n, k: k, alpha: alpha,
-                      a: a.buffer.pointer + aStart, lda: a.rowStride, b: b.buffer.pointer + b.offset, ldb: b.rowStride,
-                      beta: beta, c: c.buffer.pointer + c.offset + rows.lowerBound * c.rowStride, ldc: c.rowStride)
+                sgemm(
+                    transposeA: transposeA, transposeB: transposeB, m: rows.count, n: n, k: k, alpha: alpha,
+                    a: a.buffer.pointer + aStart, lda: a.rowStride, b: b.buffer.pointer + b.offset, ldb: b.rowStride,
+                    beta: beta, c: c.buffer.pointer + c.offset + rows.lowerBound * c.rowStride, ldc: c.rowStride)
             }
         }
         c.buffer.markModified()
@@ -32,7 +36,9 @@ extension CPUBackend: ModelOps {
         out.markModified()
     }
 
-    public func scatterAddRows(_ src: CPUBuffer, width: Int, indices: [Int32], count: Int, rows: Int, into table: CPUBuffer) throws {
+    public func scatterAddRows(
+        _ src: CPUBuffer, width: Int, indices: [Int32], count: Int, rows: Int, into table: CPUBuffer
+    ) throws {
         for i in 0..<count {
             let dst = table.pointer + Int(indices[i]) * width, s = src.pointer + i * width
             for j in 0..<width { dst[j] += s[j] }
@@ -53,8 +59,10 @@ extension CPUBackend: ModelOps {
         out.markModified()
     }
 
-    public func softmaxCrossEntropy(logits: CPUBuffer, rows: Int, classes: Int, targets: [Int32], ignoreIndex: Int,
-                                    gradient: CPUBuffer, loss: CPUBuffer, lossSlot: Int) throws {
+    public func softmaxCrossEntropy(
+        logits: CPUBuffer, rows: Int, classes: Int, targets: [Int32], ignoreIndex: Int,
+        gradient: CPUBuffer, loss: CPUBuffer, lossSlot: Int
+    ) throws {
         let counted = targets.prefix(rows).filter { Int($0) != ignoreIndex }.count
         let scale = counted > 0 ? 1 / Float(counted) : 0
         var total: Double = 0
@@ -74,8 +82,10 @@ extension CPUBackend: ModelOps {
         gradient.markModified(); loss.markModified()
     }
 
-    public func meanSquaredError(prediction: CPUBuffer, target: CPUBuffer, count: Int, gradient: CPUBuffer,
-                                 loss: CPUBuffer, lossSlot: Int) throws {
+    public func meanSquaredError(
+        prediction: CPUBuffer, target: CPUBuffer, count: Int, gradient: CPUBuffer,
+        loss: CPUBuffer, lossSlot: Int
+    ) throws {
         var total: Double = 0
         let scale = 2 / Float(max(count, 1))
         for i in 0..<count {
@@ -87,7 +97,9 @@ extension CPUBackend: ModelOps {
         gradient.markModified(); loss.markModified()
     }
 
-    public func dropoutMask(count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: CPUBuffer) throws {
+    public func dropoutMask(
+        count: Int, probability: Float, seed: UInt64, layout: DropoutLayout, into mask: CPUBuffer
+    ) throws {
         for i in 0..<count {
             mask.pointer[i] = dropoutMaskValue(index: i, probability: probability, seed: seed, layout: layout)
         }
@@ -115,8 +127,10 @@ extension CPUBackend: ModelOps {
         x.markModified()
     }
 
-    public func sgdStep(parameter: CPUBuffer, gradient: CPUBuffer, momentumBuffer: CPUBuffer?, count: Int,
-                        learningRate: Float, momentum: Float, nesterov: Bool, weightDecay: Float) throws {
+    public func sgdStep(
+        parameter: CPUBuffer, gradient: CPUBuffer, momentumBuffer: CPUBuffer?, count: Int,
+        learningRate: Float, momentum: Float, nesterov: Bool, weightDecay: Float
+    ) throws {
         let p = parameter.pointer, g = gradient.pointer
         for i in 0..<count {
             var d = g[i] + weightDecay * p[i]
@@ -129,9 +143,11 @@ extension CPUBackend: ModelOps {
         parameter.markModified(); momentumBuffer?.markModified()
     }
 
-    public func adamStep(parameter: CPUBuffer, gradient: CPUBuffer, firstMoment: CPUBuffer, secondMoment: CPUBuffer,
-                         count: Int, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
-                         decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float) throws {
+    public func adamStep(
+        parameter: CPUBuffer, gradient: CPUBuffer, firstMoment: CPUBuffer, secondMoment: CPUBuffer,
+        count: Int, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
+        decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float
+    ) throws {
         let p = parameter.pointer, g = gradient.pointer, m = firstMoment.pointer, v = secondMoment.pointer
         let stepSize = learningRate / biasCorrection1, root = biasCorrection2.squareRoot()
         for i in 0..<count {

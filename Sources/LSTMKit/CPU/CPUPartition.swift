@@ -8,17 +8,22 @@ extension CPUBackend {
     public func threads(hiddenSize: Int, outputSize: Int, batch: Int, directions: Int = 1) -> Int {
         guard adaptsThreads else { return team.size }
         let jobs = max(1, directions)
-        let perJob = CPUThreads.threads(hiddenSize: hiddenSize, outputSize: outputSize, batch: batch,
-                                        limit: max(1, team.size / jobs))
+        let perJob = CPUThreads.threads(
+            hiddenSize: hiddenSize, outputSize: outputSize, batch: batch,
+            limit: max(1, team.size / jobs))
         return min(team.size, perJob * jobs)
     }
 
     /// The team for these independent directions (all of `team` unless they are small).
     func team(for shapes: [DirectionShape]) -> WorkerTeam {
-        guard adaptsThreads, let widest = shapes.max(by: { $0.batch * $0.hiddenSize * $0.outputSize < $1.batch * $1.hiddenSize * $1.outputSize })
+        guard adaptsThreads,
+            let widest = shapes.max(by: {
+                $0.batch * $0.hiddenSize * $0.outputSize < $1.batch * $1.hiddenSize * $1.outputSize
+            })
         else { return team }
-        let size = threads(hiddenSize: widest.hiddenSize, outputSize: widest.outputSize, batch: widest.batch,
-                           directions: shapes.count)
+        let size = threads(
+            hiddenSize: widest.hiddenSize, outputSize: widest.outputSize, batch: widest.batch,
+            directions: shapes.count)
         return size == team.size ? team : WorkerTeam.shared(size: size)
     }
 

@@ -6,7 +6,9 @@ import CLSTMKernels
 /// repeated forwards pack nothing.
 extension CPUBackend {
     /// A copy derived from `weights` by `make`, cached on the buffer until its contents change.
-    func derived(_ weights: CPUBuffer, _ kind: String, count: Int, _ make: (UnsafeMutablePointer<Float>) -> Void) -> CPUBuffer {
+    func derived(
+        _ weights: CPUBuffer, _ kind: String, count: Int, _ make: (UnsafeMutablePointer<Float>) -> Void
+    ) -> CPUBuffer {
         if let cached = weights.derived[kind], cached.version == weights.version { return cached.buffer }
         let buffer = CPUBuffer(count: count)
         make(buffer.pointer)
@@ -38,7 +40,9 @@ extension CPUBackend {
         let source = regrouped(weights, layout: layout, width: width)
         return derived(weights, "packed-transposed", count: lstm_packed_size(Int32(width), Int32(rows))) { packed in
             let transposed = CPUBuffer(count: rows * width)
-            for r in 0..<rows { for c in 0..<width { transposed.pointer[c * rows + r] = source.pointer[r * width + c] } }
+            for r in 0..<rows {
+                for c in 0..<width { transposed.pointer[c * rows + r] = source.pointer[r * width + c] }
+            }
             lstm_pack_rows(transposed.pointer, Int32(width), Int32(rows), Int32(rows), packed)
         }
     }

@@ -28,8 +28,11 @@ struct GateLayout: Equatable {
 
     /// Gate columns of the units of blocks `blocks`.
     func columns(ofBlocks blocks: Range<Int>) -> Range<Int> {
-        blocks.isEmpty ? 0..<0 : column(ofBlock: blocks.lowerBound)..<(blocks.upperBound == blockCount
-            ? 4 * hiddenSize : column(ofBlock: blocks.upperBound))
+        blocks.isEmpty
+            ? 0..<0
+            : column(
+                ofBlock: blocks.lowerBound)..<(blocks.upperBound == blockCount
+                ? 4 * hiddenSize : column(ofBlock: blocks.upperBound))
     }
 
     /// Units of blocks `blocks`.
@@ -41,7 +44,8 @@ struct GateLayout: Equatable {
     func regroupRows(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, width: Int) {
         for gate in 0..<4 {
             for j in 0..<hiddenSize {
-                (dst + column(gate: gate, unit: j) * width).update(from: src + (gate * hiddenSize + j) * width, count: width)
+                (dst + column(gate: gate, unit: j) * width).update(
+                    from: src + (gate * hiddenSize + j) * width, count: width)
             }
         }
     }
@@ -50,7 +54,8 @@ struct GateLayout: Equatable {
     func restoreRows(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, width: Int) {
         for gate in 0..<4 {
             for j in 0..<hiddenSize {
-                (dst + (gate * hiddenSize + j) * width).update(from: src + column(gate: gate, unit: j) * width, count: width)
+                (dst + (gate * hiddenSize + j) * width).update(
+                    from: src + column(gate: gate, unit: j) * width, count: width)
             }
         }
     }

@@ -21,8 +21,10 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// (PyTorch's `dropout`).
     public var dropout: Float = 0
 
-    public init(inputSize: Int, hiddenSize: Int, numLayers: Int = 1, bias: Bool = true,
-                batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0, dropout: Float = 0) {
+    public init(
+        inputSize: Int, hiddenSize: Int, numLayers: Int = 1, bias: Bool = true,
+        batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0, dropout: Float = 0
+    ) {
         self.dropout = dropout
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
@@ -50,7 +52,8 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
             throw LSTMError.invalidConfiguration("dropout must be in [0, 1), got \(dropout)")
         }
         guard projectionSize < hiddenSize else {
-            throw LSTMError.invalidConfiguration("projectionSize (\(projectionSize)) must be smaller than hiddenSize (\(hiddenSize))")
+            throw LSTMError.invalidConfiguration(
+                "projectionSize (\(projectionSize)) must be smaller than hiddenSize (\(hiddenSize))")
         }
     }
 
@@ -81,9 +84,12 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// with `training` the saved activations of every layer and direction.
     public func workingSetFloats(steps: Int, batch: Int, training: Bool) -> Int {
         let rows = Double(steps) * Double(batch)
-        let perDirection = training ? Double(4 * hiddenSize + 2 * hiddenSize + outputSize + (projectionSize > 0 ? hiddenSize : 0))
-                                    : Double(4 * hiddenSize)
-        let total = rows * Double(numLayers) * Double(numDirections) * (perDirection + Double(outputSize))
+        let perDirection =
+            training
+            ? Double(4 * hiddenSize + 2 * hiddenSize + outputSize + (projectionSize > 0 ? hiddenSize : 0))
+            : Double(4 * hiddenSize)
+        let total =
+            rows * Double(numLayers) * Double(numDirections) * (perDirection + Double(outputSize))
             + rows * Double(inputSize)
         return total >= Double(Int.max / 8) ? Int.max / 8 : Int(total)
     }
@@ -91,9 +97,11 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// The settings as safetensors metadata (PyTorch's argument names, string values):
     /// what `LSTM.saveWeights` records and `LSTM(contentsOf:)` restores.
     public var metadata: [String: String] {
-        ["input_size": "\(inputSize)", "hidden_size": "\(hiddenSize)", "num_layers": "\(numLayers)",
-         "proj_size": "\(projectionSize)", "bidirectional": "\(bidirectional)", "batch_first": "\(batchFirst)",
-         "bias": "\(bias)", "dropout": "\(dropout)"]
+        [
+            "input_size": "\(inputSize)", "hidden_size": "\(hiddenSize)", "num_layers": "\(numLayers)",
+            "proj_size": "\(projectionSize)", "bidirectional": "\(bidirectional)", "batch_first": "\(batchFirst)",
+            "bias": "\(bias)", "dropout": "\(dropout)",
+        ]
     }
 
     /// Infers the configuration from a `state_dict`'s tensors (names and shapes).
@@ -106,11 +114,16 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// `metadata` records (see `metadata`): sizes must agree with the tensors, `batch_first`
     /// and `dropout` are taken from it. A given `batchFirst` that contradicts the metadata is
     /// refused; nil takes the metadata's (false without one). `source` names the file in errors.
-    static func inferred(from shapes: [String: [Int]], metadata: [String: String], batchFirst: Bool?,
-                         source: String) throws -> LSTMConfiguration {
+    static func inferred(
+        from shapes: [String: [Int]], metadata: [String: String], batchFirst: Bool?,
+        source: String
+    ) throws -> LSTMConfiguration {
         guard let wih = shapes["weight_ih_l0"], wih.count == 2,
-              let whh = shapes["weight_hh_l0"], whh.count == 2, whh[0] % 4 == 0
-        else { throw LSTMError.invalidConfiguration("cannot infer an LSTM from \(source): weight_ih_l0/weight_hh_l0 missing or not 2-D") }
+            let whh = shapes["weight_hh_l0"], whh.count == 2, whh[0] % 4 == 0
+        else {
+            throw LSTMError.invalidConfiguration(
+                "cannot infer an LSTM from \(source): weight_ih_l0/weight_hh_l0 missing or not 2-D")
+        }
         var layers = 0
         while layers <= SizeLimits.maxLayers, shapes["weight_ih_l\(layers)"] != nil { layers += 1 }
         let hidden = whh[0] / 4
@@ -122,10 +135,13 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
 
         func recorded(_ key: String) -> String? { metadata[key] }
         func refuse(_ key: String, _ value: String, _ inferred: String) -> LSTMError {
-            .invalidConfiguration("\(source): metadata \(key) = \(value) contradicts the tensors, which give \(inferred)")
+            .invalidConfiguration(
+                "\(source): metadata \(key) = \(value) contradicts the tensors, which give \(inferred)")
         }
-        for (key, value) in [("input_size", config.inputSize), ("hidden_size", config.hiddenSize),
-                             ("num_layers", config.numLayers), ("proj_size", config.projectionSize)] {
+        for (key, value) in [
+            ("input_size", config.inputSize), ("hidden_size", config.hiddenSize),
+            ("num_layers", config.numLayers), ("proj_size", config.projectionSize),
+        ] {
             guard let text = recorded(key) else { continue }
             guard let number = Int(text), number == value else { throw refuse(key, text, "\(value)") }
         }
@@ -138,7 +154,8 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
                 throw LSTMError.invalidConfiguration("\(source): metadata batch_first = '\(text)' is not true or false")
             }
             if let batchFirst, batchFirst != flag {
-                throw LSTMError.invalidConfiguration("\(source): batchFirst \(batchFirst) was asked for, but the file records batch_first = \(flag)")
+                throw LSTMError.invalidConfiguration(
+                    "\(source): batchFirst \(batchFirst) was asked for, but the file records batch_first = \(flag)")
             }
             config.batchFirst = flag
         } else {
@@ -146,7 +163,8 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         }
         if let text = recorded("dropout") {
             guard let p = Float(text), p >= 0, p < 1 else {
-                throw LSTMError.invalidConfiguration("\(source): metadata dropout = '\(text)' is not a probability in [0, 1)")
+                throw LSTMError.invalidConfiguration(
+                    "\(source): metadata dropout = '\(text)' is not a probability in [0, 1)")
             }
             config.dropout = p
         }

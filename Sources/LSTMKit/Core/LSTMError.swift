@@ -58,7 +58,9 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
             return "out of memory on \(device): needs \(formatBytes(needed)), there are \(formatBytes(available))"
         case let .inUse(message): return message
         case let .missingLibrary(message):
-            return "\(message); the CPU path needs OpenBLAS (Debian/Ubuntu: apt install libopenblas0) or another CBLAS library"
+            return
+                "\(message); the CPU path needs OpenBLAS (Debian/Ubuntu: apt install libopenblas0) or another "
+                + "CBLAS library"
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,7 +18,9 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     removeStaleTemporaries(of: url)
     let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-    guard fd >= 0 else { throw LSTMError.io(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else {
+        throw LSTMError.io(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))")
+    }
     var failure: String?
     data.withUnsafeBytes { raw in
         if let message = writeAll(fd, raw) { failure = "write failed: \(message)" }
@@ -96,13 +99,17 @@ public final class FileLock {
         let lockPath = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".lock"
         fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
         guard fd >= 0 else {
-            throw LSTMError.io(path: path, reason: "cannot create the lock file \(lockPath): \(String(cString: strerror(errno)))")
+            throw LSTMError.io(
+                path: path, reason: "cannot create the lock file \(lockPath): \(String(cString: strerror(errno)))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = pread(fd, &buffer, buffer.count, 0)
             close(fd)
-            let owner = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            let owner =
+                n > 0
+                ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                : "?"
             throw LSTMError.inUse("\(what) \(path) is in use by process \(owner) (lock file \(lockPath))")
         }
         ftruncate(fd, 0)

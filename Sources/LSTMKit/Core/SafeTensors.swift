@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -71,7 +72,7 @@ public struct SafeTensorsFile {
         dataStart = 8 + Int(headerSize)
         let headerBytes = bytes.subdata(in: 8..<dataStart)
         guard headerBytes.first == UInt8(ascii: "{"),
-              let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any]
+            let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any]
         else { throw corrupt("header is not a JSON object") }
 
         var metadata: [String: String] = [:]
@@ -87,14 +88,18 @@ public struct SafeTensorsFile {
             }
             guard let info = value as? [String: Any] else { throw corrupt("entry '\(name)' is not an object") }
             guard let dtypeName = info["dtype"] as? String else { throw corrupt("entry '\(name)' has no dtype") }
-            guard let dtype = DType(rawValue: dtypeName) else { throw corrupt("entry '\(name)' has unknown dtype \(dtypeName)") }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw corrupt("entry '\(name)' has unknown dtype \(dtypeName)")
+            }
             guard let shapeValues = info["shape"] as? [Any] else { throw corrupt("entry '\(name)' has no shape") }
             let shape = try shapeValues.map { v -> Int in
-                guard let n = exactCount(v) else { throw corrupt("entry '\(name)' has an invalid shape \(shapeValues)") }
+                guard let n = exactCount(v) else {
+                    throw corrupt("entry '\(name)' has an invalid shape \(shapeValues)")
+                }
                 return n
             }
             guard let offsets = info["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = exactCount(offsets[0]), let end = exactCount(offsets[1]), begin <= end
+                let begin = exactCount(offsets[0]), let end = exactCount(offsets[1]), begin <= end
             else { throw corrupt("entry '\(name)' has invalid data_offsets") }
             var bytes = dtype.size
             for n in shape {
@@ -103,25 +108,32 @@ public struct SafeTensorsFile {
                 bytes = product
             }
             guard end - begin == bytes else {
-                throw corrupt("entry '\(name)': \(dtypeName)\(shape) needs \(bytes) bytes but data_offsets span \(end - begin)")
+                throw corrupt(
+                    "entry '\(name)': \(dtypeName)\(shape) needs \(bytes) bytes but data_offsets span \(end - begin)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
         }
         // The data section must be covered exactly: sorted ranges, no overlap, no hole.
         let dataSize = data.count - dataStart
         var cursor = 0
-        for (name, entry) in entries.sorted(by: { ($0.value.range.lowerBound, $0.value.range.upperBound) < ($1.value.range.lowerBound, $1.value.range.upperBound) }) {
+        for (name, entry) in entries.sorted(by: {
+            ($0.value.range.lowerBound, $0.value.range.upperBound) < (
+                $1.value.range.lowerBound, $1.value.range.upperBound
+            )
+        }) {
             guard entry.range.lowerBound == cursor else {
-                throw corrupt(entry.range.lowerBound < cursor
-                    ? "tensor '\(name)' overlaps the previous tensor"
-                    : "gap in the data section before tensor '\(name)'")
+                throw corrupt(
+                    entry.range.lowerBound < cursor
+                        ? "tensor '\(name)' overlaps the previous tensor"
+                        : "gap in the data section before tensor '\(name)'")
             }
             cursor = entry.range.upperBound
         }
         guard cursor == dataSize else {
-            throw corrupt(cursor > dataSize
-                ? "tensor data runs past the end of the file (needs \(cursor) bytes, has \(dataSize)): truncated?"
-                : "\(dataSize - cursor) trailing bytes after the last tensor")
+            throw corrupt(
+                cursor > dataSize
+                    ? "tensor data runs past the end of the file (needs \(cursor) bytes, has \(dataSize)): truncated?"
+                    : "\(dataSize - cursor) trailing bytes after the last tensor")
         }
         self.metadata = metadata
         self.entries = entries
@@ -145,8 +157,14 @@ public struct SafeTensorsFile {
             values.withUnsafeMutableBufferPointer { dst in
                 for i in 0..<count {
                     switch entry.dtype {
-                    case .f32: dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    case .f64: dst[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                    case .f32:
+                        dst[i] = Float(
+                            bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    case .f64:
+                        dst[i] = Float(
+                            Double(
+                                bitPattern: UInt64(
+                                    littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
                     case .bf16:
                         let bits = UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                         dst[i] = Float(bitPattern: UInt32(bits) << 16)
@@ -175,7 +193,8 @@ public struct SafeTensorsFile {
                 case .i16: return Int(Int16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
                 case .i8: return Int(src.load(fromByteOffset: i, as: Int8.self))
                 case .u8: return Int(src.load(fromByteOffset: i, as: UInt8.self))
-                default: throw LSTMError.wrongDType(name: name, expected: "an integer type (I64)", got: entry.dtype.rawValue)
+                default:
+                    throw LSTMError.wrongDType(name: name, expected: "an integer type (I64)", got: entry.dtype.rawValue)
                 }
             }
         }
@@ -211,7 +230,8 @@ private func exactCount(_ value: Any) -> Int? {
 func readRegularFile(_ path: String) throws -> Data {
     var info = stat()
     guard stat(path, &info) == 0 else {
-        throw LSTMError.io(path: path, reason: errno == ENOENT ? "no such file" : "cannot read: \(String(cString: strerror(errno)))")
+        throw LSTMError.io(
+            path: path, reason: errno == ENOENT ? "no such file" : "cannot read: \(String(cString: strerror(errno)))")
     }
     switch info.st_mode & S_IFMT {
     case S_IFREG: break
@@ -235,7 +255,9 @@ public enum SafeTensorsValue {
 
 extension SafeTensorsFile {
     /// Serialises `tensors` (in the given order) and `metadata` to a safetensors image.
-    public static func encode(_ tensors: [(name: String, value: SafeTensorsValue)], metadata: [String: String] = [:]) -> Data {
+    public static func encode(
+        _ tensors: [(name: String, value: SafeTensorsValue)], metadata: [String: String] = [:]
+    ) -> Data {
         var header = "{"
         var parts: [String] = []
         if !metadata.isEmpty {
@@ -244,12 +266,15 @@ extension SafeTensorsFile {
         }
         var offset = 0
         for (name, value) in tensors {
-            let (dtype, shape, size): (String, [Int], Int) = switch value {
-            case let .float32(t): ("F32", t.shape, t.count * 4)
-            case let .int64(shape, values): ("I64", shape, values.count * 8)
-            }
+            let (dtype, shape, size): (String, [Int], Int) =
+                switch value {
+                case let .float32(t): ("F32", t.shape, t.count * 4)
+                case let .int64(shape, values): ("I64", shape, values.count * 8)
+                }
             let dims = shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(dims)],\"data_offsets\":[\(offset),\(offset + size)]}")
+            parts.append(
+                "\(jsonString(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(dims)],\"data_offsets\":[\(offset),\(offset + size)]}"
+            )
             offset += size
         }
         header += parts.joined(separator: ",") + "}"
@@ -271,8 +296,10 @@ extension SafeTensorsFile {
 
     /// Writes `tensors` to `path` atomically: a temporary file in the same folder,
     /// fsync, then rename over `path`. On any failure `path` is untouched.
-    public static func write(_ tensors: [(name: String, value: SafeTensorsValue)], metadata: [String: String] = [:],
-                             to path: String) throws {
+    public static func write(
+        _ tensors: [(name: String, value: SafeTensorsValue)], metadata: [String: String] = [:],
+        to path: String
+    ) throws {
         try writeAtomically(encode(tensors, metadata: metadata), to: path)
     }
 
@@ -287,8 +314,12 @@ extension SafeTensorsFile {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-                } else { out.unicodeScalars.append(scalar) }
+                    out +=
+                        "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                        + String(scalar.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out + "\""

@@ -18,7 +18,9 @@ public enum SizeLimits {
         for factor in factors {
             guard factor >= 0 else { throw LSTMError.invalidArgument("\(what): negative size \(factor) in \(factors)") }
             let (value, overflow) = total.multipliedReportingOverflow(by: factor)
-            guard !overflow else { throw LSTMError.invalidArgument("\(what): the size \(factors) overflows 64-bit arithmetic") }
+            guard !overflow else {
+                throw LSTMError.invalidArgument("\(what): the size \(factors) overflows 64-bit arithmetic")
+            }
             total = value
         }
         return total

@@ -30,7 +30,8 @@ public final class OpenCLBackend: LSTMBackend {
 
     public init(info: OpenCLDeviceInfo) throws {
         runtime = try OpenCLRuntime(device: info)
-        let program = try runtime.program(named: "gemm.cl", source: KernelSource.gemm.text, options: OpenCLTiles.buildOptions)
+        let program = try runtime.program(
+            named: "gemm.cl", source: KernelSource.gemm.text, options: OpenCLTiles.buildOptions)
         let gemm = try runtime.kernel("gemm_tiled", programKey: KernelSource.gemm.rawValue) { program }
         let groupItems = OpenCLTiles.gemmGroupSide * OpenCLTiles.gemmGroupSide
         useTiledGEMM = gemm.maxWorkGroup >= groupItems && info.maxWorkGroupSize >= groupItems
@@ -61,10 +62,13 @@ public final class OpenCLBackend: LSTMBackend {
 
     /// Enqueues kernel `name` of `source` (built and looked up once, then cached by the runtime
     /// with its work-group limit, so a launch in the step loop costs one lookup and no query).
-    func launch(_ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil,
-                _ arguments: [KernelArgument]) throws {
+    func launch(
+        _ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil,
+        _ arguments: [KernelArgument]
+    ) throws {
         let entry = try runtime.kernel(name, programKey: source.rawValue) { try program(source) }
-        try runtime.launch(entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, arguments)
+        try runtime.launch(
+            entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, arguments)
     }
 
     // MARK: LSTMBackend basics
@@ -99,8 +103,10 @@ public final class OpenCLBackend: LSTMBackend {
     // MARK: building blocks
 
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views (row-major, offsets and leading dimensions).
-    @_spi(Backend) public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-              a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>) throws {
+    @_spi(Backend) public func gemm(
+        transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>
+    ) throws {
         guard m > 0, n > 0 else { return }
         let arguments: [KernelArgument] = [
             .int(m), .int(n), .int(k), .float(alpha),
@@ -110,8 +116,9 @@ public final class OpenCLBackend: LSTMBackend {
         ]
         if useTiledGEMM {
             let (tile, side) = (OpenCLTiles.gemmTile, OpenCLTiles.gemmGroupSide)
-            try launch("gemm_tiled", in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
-                       local: [side, side], arguments)
+            try launch(
+                "gemm_tiled", in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
+                local: [side, side], arguments)
         } else {
             try launch("gemm_plain", in: .gemm, global: [n, m], arguments)
         }
@@ -132,12 +139,13 @@ public final class OpenCLBackend: LSTMBackend {
         let w = job.weights
         let gates = try job.activations?.gates ?? makeBuffer(count: s.rows * gateWidth)
         try fillBias(gates, rows: s.rows, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
-        try gemm(transposeB: true, m: s.rows, n: gateWidth, k: s.inputSize, a: job.input,
-                 b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
-        let recurrentT = try derived(w.recurrentWeights, "transposed") {                    // [Hout, 4H]
+        try gemm(
+            transposeB: true, m: s.rows, n: gateWidth, k: s.inputSize, a: job.input,
+            b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
+        let recurrentT = try derived(w.recurrentWeights, "transposed") {  // [Hout, 4H]
             try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)
         }
-        let projectionT = try w.projectionWeights.map { whr in                                // [H, P]
+        let projectionT = try w.projectionWeights.map { whr in  // [H, P]
             try derived(whr, "transposed") { try transposed(whr, rows: hout, columns: h) }
         }
 
@@ -149,12 +157,14 @@ public final class OpenCLBackend: LSTMBackend {
         let out = job.output
         for k in 0..<steps {
             let t = s.forwardStep(k, reverse: job.reverse)
-            try forwardStep(shape: s, step: t, recurrentTransposed: recurrentT, gates: gates, hidden: hidden, cell: cell,
-                            nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
-                            saved: saved)
+            try forwardStep(
+                shape: s, step: t, recurrentTransposed: recurrentT, gates: gates, hidden: hidden, cell: cell,
+                nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
+                saved: saved)
             if let unprojected, let projectionT {
-                try projectionStep(shape: s, step: t, projectionTransposed: projectionT, unprojected: unprojected, hidden: hidden,
-                                   nextHidden: nextHidden, output: out, lengths: job.lengths)
+                try projectionStep(
+                    shape: s, step: t, projectionTransposed: projectionT, unprojected: unprojected, hidden: hidden,
+                    nextHidden: nextHidden, output: out, lengths: job.lengths)
             }
             swap(&hidden, &nextHidden)
             swap(&cell, &nextCell)
@@ -167,7 +177,9 @@ public final class OpenCLBackend: LSTMBackend {
 
     @_spi(Backend) public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
         let s = job.shape
-        let (steps, batch, h, hout, gateWidth, rows) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows)
+        let (steps, batch, h, hout, gateWidth, rows) = (
+            s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows
+        )
         let saved = job.activations, w = job.weights
         let gateGradients = job.gateGradients
         let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
@@ -177,35 +189,44 @@ public final class OpenCLBackend: LSTMBackend {
         for k in 0..<steps {
             let t = s.backwardStep(k, reverse: job.reverse)
             if let unprojectedGradient, let projectedGradients, let whr = w.projectionWeights {
-                try projectionBackwardStep(shape: s, step: t, projectionWeights: whr, hiddenGradient: hiddenGradient,
-                                           outputGradient: job.outputGradient, projectedGradients: projectedGradients,
-                                           unprojectedGradient: unprojectedGradient, lengths: job.lengths)
+                try projectionBackwardStep(
+                    shape: s, step: t, projectionWeights: whr, hiddenGradient: hiddenGradient,
+                    outputGradient: job.outputGradient, projectedGradients: projectedGradients,
+                    unprojectedGradient: unprojectedGradient, lengths: job.lengths)
             }
-            try cellBackwardStep(shape: s, step: t, saved: saved, unprojectedGradient: unprojectedGradient,
-                                 hiddenGradient: hiddenGradient, outputGradient: job.outputGradient, cellGradient: cellGradient,
-                                 gateGradients: gateGradients, lengths: job.lengths)
-            try hiddenBackwardStep(shape: s, step: t, recurrentWeights: w.recurrentWeights, gateGradients: gateGradients,
-                                   hiddenGradient: hiddenGradient, lengths: job.lengths)
+            try cellBackwardStep(
+                shape: s, step: t, saved: saved, unprojectedGradient: unprojectedGradient,
+                hiddenGradient: hiddenGradient, outputGradient: job.outputGradient, cellGradient: cellGradient,
+                gateGradients: gateGradients, lengths: job.lengths)
+            try hiddenBackwardStep(
+                shape: s, step: t, recurrentWeights: w.recurrentWeights, gateGradients: gateGradients,
+                hiddenGradient: hiddenGradient, lengths: job.lengths)
         }
-        try copyRows(from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)
+        try copyRows(
+            from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)
         try copyRows(from: MatrixView(cellGradient, rowStride: h), to: job.initialCellGradient, rows: batch, width: h)
 
         let g = job.weightGradients
         let dG = MatrixView(gateGradients, rowStride: gateWidth)
-        try gemm(transposeA: true, m: gateWidth, n: s.inputSize, k: rows, a: dG, b: job.input, beta: 0,
-                 c: MatrixView(g.inputWeights, rowStride: s.inputSize))
-        try gemm(transposeA: true, m: gateWidth, n: hout, k: rows, a: dG, b: MatrixView(saved.previousHidden, rowStride: hout),
-                 beta: 0, c: MatrixView(g.recurrentWeights, rowStride: hout))
+        try gemm(
+            transposeA: true, m: gateWidth, n: s.inputSize, k: rows, a: dG, b: job.input, beta: 0,
+            c: MatrixView(g.inputWeights, rowStride: s.inputSize))
+        try gemm(
+            transposeA: true, m: gateWidth, n: hout, k: rows, a: dG,
+            b: MatrixView(saved.previousHidden, rowStride: hout),
+            beta: 0, c: MatrixView(g.recurrentWeights, rowStride: hout))
         if let bias = g.bias {
             try launchColumnSums(gateGradients, rows: rows, width: gateWidth, into: bias)
         }
         if let dwhr = g.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
-            try gemm(transposeA: true, m: hout, n: h, k: rows, a: MatrixView(projected, rowStride: hout),
-                     b: MatrixView(r, rowStride: h), beta: 0, c: MatrixView(dwhr, rowStride: h))
+            try gemm(
+                transposeA: true, m: hout, n: h, k: rows, a: MatrixView(projected, rowStride: hout),
+                b: MatrixView(r, rowStride: h), beta: 0, c: MatrixView(dwhr, rowStride: h))
         }
         if let dx = job.inputGradient {
-            try gemm(m: rows, n: s.inputSize, k: gateWidth, a: dG, b: MatrixView(w.inputWeights, rowStride: s.inputSize),
-                     beta: job.accumulateInputGradient ? 1 : 0, c: dx)
+            try gemm(
+                m: rows, n: s.inputSize, k: gateWidth, a: dG, b: MatrixView(w.inputWeights, rowStride: s.inputSize),
+                beta: job.accumulateInputGradient ? 1 : 0, c: dx)
         }
     }
 }

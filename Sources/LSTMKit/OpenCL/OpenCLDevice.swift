@@ -26,7 +26,8 @@ public struct OpenCLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
     public var description: String {
         "[\(index)] \(name) (\(vendor), \(type), \(version), driver \(driverVersion)) on \(platform): "
             + "\(computeUnits) compute units, \(formatBytes(globalMemory)) global memory (max allocation "
-            + "\(formatBytes(maxAllocation))), \(formatBytes(localMemory)) local memory, max work-group \(maxWorkGroupSize), "
+            + "\(formatBytes(maxAllocation))), \(formatBytes(localMemory)) local memory, max work-group "
+            + "\(maxWorkGroupSize), "
             + "fp16 \(fp16 ? "yes" : "no"), fp64 \(fp64 ? "yes" : "no")"
     }
 }
@@ -49,7 +50,8 @@ public enum OpenCLDevices {
             if found == CL_DEVICE_NOT_FOUND || count == 0 { continue }
             try clCheck(found, "clGetDeviceIDs")
             var ids = [cl_device_id?](repeating: nil, count: Int(count))
-            try clCheck(clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), count, &ids, nil), "clGetDeviceIDs")
+            try clCheck(
+                clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), count, &ids, nil), "clGetDeviceIDs")
             let platformName = try platformString(platform, cl_platform_info(CL_PLATFORM_NAME))
             for case let id? in ids {
                 devices.append(try info(id, platform: platform, platformName: platformName, index: devices.count))
@@ -63,7 +65,8 @@ public enum OpenCLDevices {
     public static func select(_ spec: String? = nil) throws -> OpenCLDeviceInfo {
         let devices = try all()
         guard !devices.isEmpty else {
-            throw LSTMError.noDevice("no OpenCL platform or device found (install an OpenCL driver, e.g. pocl-opencl-icd)")
+            throw LSTMError.noDevice(
+                "no OpenCL platform or device found (install an OpenCL driver, e.g. pocl-opencl-icd)")
         }
         let wanted = spec ?? ProcessInfo.processInfo.environment["LSTM_GPU_DEVICE"]
         let listing = devices.map { "[\($0.index)] \($0.name)" }.joined(separator: ", ")
@@ -80,11 +83,16 @@ public enum OpenCLDevices {
         return match
     }
 
-    static func info(_ id: cl_device_id, platform: cl_platform_id, platformName: String, index: Int) throws -> OpenCLDeviceInfo {
+    static func info(
+        _ id: cl_device_id, platform: cl_platform_id, platformName: String, index: Int
+    ) throws -> OpenCLDeviceInfo {
         let typeBits: cl_device_type = try deviceValue(id, CL_DEVICE_TYPE)
-        let type = typeBits & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 ? "GPU"
-            : typeBits & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 ? "CPU"
-            : typeBits & cl_device_type(CL_DEVICE_TYPE_ACCELERATOR) != 0 ? "accelerator" : "other"
+        let type =
+            typeBits & cl_device_type(CL_DEVICE_TYPE_GPU) != 0
+            ? "GPU"
+            : typeBits & cl_device_type(CL_DEVICE_TYPE_CPU) != 0
+                ? "CPU"
+                : typeBits & cl_device_type(CL_DEVICE_TYPE_ACCELERATOR) != 0 ? "accelerator" : "other"
         let extensions = try deviceString(id, CL_DEVICE_EXTENSIONS)
         let units: cl_uint = try deviceValue(id, CL_DEVICE_MAX_COMPUTE_UNITS)
         let global: cl_ulong = try deviceValue(id, CL_DEVICE_GLOBAL_MEM_SIZE)
@@ -103,7 +111,8 @@ public enum OpenCLDevices {
     static func deviceValue<T>(_ id: cl_device_id, _ param: Int32) throws -> T {
         let pointer = UnsafeMutablePointer<T>.allocate(capacity: 1)
         defer { pointer.deallocate() }
-        try clCheck(clGetDeviceInfo(id, cl_device_info(param), MemoryLayout<T>.size, pointer, nil), "clGetDeviceInfo(\(param))")
+        try clCheck(
+            clGetDeviceInfo(id, cl_device_info(param), MemoryLayout<T>.size, pointer, nil), "clGetDeviceInfo(\(param))")
         return pointer.pointee
     }
 

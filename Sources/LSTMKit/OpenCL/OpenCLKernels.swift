@@ -5,105 +5,149 @@ import COpenCL
 /// Shapes use the kernels' letters: B batch, H hidden, Hout (P when projecting), t the step.
 extension OpenCLBackend {
     /// `fill_bias`: gates [R, W] ← b_ih + b_hh per row (0 without bias).
-    func fillBias(_ gates: OpenCLBuffer, rows: Int, width: Int, inputBias: OpenCLBuffer?, recurrentBias: OpenCLBuffer?) throws {
-        try launch("fill_bias", in: .tensorOps, global: [width, rows], [
-            .int(rows), .int(width), .buffer(gates), .int(inputBias == nil ? 0 : 1),
-            .buffer(inputBias ?? runtime.placeholder), .buffer(recurrentBias ?? runtime.placeholder),
-        ])
+    func fillBias(
+        _ gates: OpenCLBuffer, rows: Int, width: Int, inputBias: OpenCLBuffer?, recurrentBias: OpenCLBuffer?
+    ) throws {
+        try launch(
+            "fill_bias", in: .tensorOps, global: [width, rows],
+            [
+                .int(rows), .int(width), .buffer(gates), .int(inputBias == nil ? 0 : 1),
+                .buffer(inputBias ?? runtime.placeholder), .buffer(recurrentBias ?? runtime.placeholder),
+            ])
     }
 
     /// `transpose`: a new [columns, rows] buffer holding srcᵀ for src [rows, columns].
     func transposed(_ src: OpenCLBuffer, rows: Int, columns: Int) throws -> OpenCLBuffer {
         let dst = try makeBuffer(count: rows * columns)
-        try launch("transpose", in: .tensorOps, global: [columns, rows], [.int(rows), .int(columns), .buffer(src), .buffer(dst)])
+        try launch(
+            "transpose", in: .tensorOps, global: [columns, rows],
+            [.int(rows), .int(columns), .buffer(src), .buffer(dst)])
         return dst
     }
 
     /// `swap_outer`: dst[j, i, :] = src[i, j, :] for src [A, C, inner].
     public func swapOuterDimensions(_ src: OpenCLBuffer, into dst: OpenCLBuffer, a: Int, c: Int, inner: Int) throws {
-        try launch("swap_outer", in: .tensorOps, global: [inner, c, a], [.int(a), .int(c), .int(inner), .buffer(src), .buffer(dst)])
+        try launch(
+            "swap_outer", in: .tensorOps, global: [inner, c, a],
+            [.int(a), .int(c), .int(inner), .buffer(src), .buffer(dst)])
     }
 
     /// `copy_rows`: [rows, width] from one view to another.
     func copyRows(from src: MatrixView<OpenCLBuffer>, to dst: MatrixView<OpenCLBuffer>, rows: Int, width: Int) throws {
-        try launch("copy_rows", in: .tensorOps, global: [width, rows], [
-            .int(rows), .int(width), .buffer(src.buffer), .int(src.offset), .int(src.rowStride),
-            .buffer(dst.buffer), .int(dst.offset), .int(dst.rowStride),
-        ])
+        try launch(
+            "copy_rows", in: .tensorOps, global: [width, rows],
+            [
+                .int(rows), .int(width), .buffer(src.buffer), .int(src.offset), .int(src.rowStride),
+                .buffer(dst.buffer), .int(dst.offset), .int(dst.rowStride),
+            ])
     }
 
     /// `column_sums`: out[c] = Σ_r m[r, c] for m [rows, width].
     func launchColumnSums(_ matrix: OpenCLBuffer, rows: Int, width: Int, into out: OpenCLBuffer) throws {
-        try launch("column_sums", in: .tensorOps, global: [width], [.int(rows), .int(width), .buffer(matrix), .buffer(out)])
+        try launch(
+            "column_sums", in: .tensorOps, global: [width], [.int(rows), .int(width), .buffer(matrix), .buffer(out)])
     }
 
     /// `lstm_forward_step`: step t of one direction. Reads gates(t) (the input projection and
     /// biases), h/c before the step; writes h/c after it (`nextHidden` receives r = o·tanh(c)
     /// when projecting), the output row and, when `saved` is given, the activations.
-    func forwardStep(shape s: DirectionShape, step t: Int, recurrentTransposed: OpenCLBuffer, gates: OpenCLBuffer,
-                     hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer, nextCell: OpenCLBuffer,
-                     output: MatrixView<OpenCLBuffer>, lengths: OpenCLBuffer,
-                     saved: DirectionActivations<OpenCLBuffer>?) throws {
+    func forwardStep(
+        shape s: DirectionShape, step t: Int, recurrentTransposed: OpenCLBuffer, gates: OpenCLBuffer,
+        hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer, nextCell: OpenCLBuffer,
+        output: MatrixView<OpenCLBuffer>, lengths: OpenCLBuffer,
+        saved: DirectionActivations<OpenCLBuffer>?
+    ) throws {
         let placeholder = runtime.placeholder
-        try launch("lstm_forward_step", in: .lstmForward,
-                   global: [s.hiddenSize, (s.batch + OpenCLTiles.stepBatchTile - 1) / OpenCLTiles.stepBatchTile],
-                   local: [OpenCLTiles.stepUnits, 1], [
-            .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentTransposed), .buffer(gates),
-            .buffer(hidden), .buffer(cell), .buffer(nextHidden), .buffer(nextCell),
-            .buffer(output.buffer), .int(output.offset), .int(output.rowStride), .buffer(lengths),
-            .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder), .buffer(saved?.previousHidden ?? placeholder),
-            .buffer(saved?.previousCell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
-            .int(s.projects ? 1 : 0),
-        ])
+        try launch(
+            "lstm_forward_step", in: .lstmForward,
+            global: [s.hiddenSize, (s.batch + OpenCLTiles.stepBatchTile - 1) / OpenCLTiles.stepBatchTile],
+            local: [OpenCLTiles.stepUnits, 1],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentTransposed),
+                .buffer(gates),
+                .buffer(hidden), .buffer(cell), .buffer(nextHidden), .buffer(nextCell),
+                .buffer(output.buffer), .int(output.offset), .int(output.rowStride), .buffer(lengths),
+                .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder),
+                .buffer(saved?.previousHidden ?? placeholder),
+                .buffer(saved?.previousCell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
+                .int(s.projects ? 1 : 0),
+            ])
     }
 
     /// `lstm_projection_step`: h_next [B, P] = r [B, H]·W_hrᵀ for running rows (h_prev carried
     /// for padded ones), and the output row.
-    func projectionStep(shape s: DirectionShape, step t: Int, projectionTransposed: OpenCLBuffer, unprojected: OpenCLBuffer,
-                        hidden: OpenCLBuffer, nextHidden: OpenCLBuffer, output: MatrixView<OpenCLBuffer>,
-                        lengths: OpenCLBuffer) throws {
-        try launch("lstm_projection_step", in: .lstmForward, global: [s.outputSize, s.batch], [
-            .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(projectionTransposed), .buffer(unprojected),
-            .buffer(hidden), .buffer(nextHidden), .buffer(output.buffer), .int(output.offset), .int(output.rowStride),
-            .buffer(lengths),
-        ])
+    func projectionStep(
+        shape s: DirectionShape, step t: Int, projectionTransposed: OpenCLBuffer, unprojected: OpenCLBuffer,
+        hidden: OpenCLBuffer, nextHidden: OpenCLBuffer, output: MatrixView<OpenCLBuffer>,
+        lengths: OpenCLBuffer
+    ) throws {
+        try launch(
+            "lstm_projection_step", in: .lstmForward, global: [s.outputSize, s.batch],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(projectionTransposed),
+                .buffer(unprojected),
+                .buffer(hidden), .buffer(nextHidden), .buffer(output.buffer), .int(output.offset),
+                .int(output.rowStride),
+                .buffer(lengths),
+            ])
     }
 
     /// The upstream output gradient as the backward kernels take it (buffer, offset, stride, present).
     private func outputGradientArguments(_ dy: MatrixView<OpenCLBuffer>?) -> [KernelArgument] {
-        [.buffer(dy?.buffer ?? runtime.placeholder), .int(dy?.offset ?? 0), .int(dy?.rowStride ?? 0), .int(dy == nil ? 0 : 1)]
+        [
+            .buffer(dy?.buffer ?? runtime.placeholder), .int(dy?.offset ?? 0), .int(dy?.rowStride ?? 0),
+            .int(dy == nil ? 0 : 1),
+        ]
     }
 
     /// `lstm_projection_backward_step`: dht = dh + dy(t) kept in `projectedGradients` [T, B, P];
     /// dr [B, H] = dht·W_hr.
-    func projectionBackwardStep(shape s: DirectionShape, step t: Int, projectionWeights: OpenCLBuffer,
-                                hiddenGradient: OpenCLBuffer, outputGradient: MatrixView<OpenCLBuffer>?,
-                                projectedGradients: OpenCLBuffer, unprojectedGradient: OpenCLBuffer,
-                                lengths: OpenCLBuffer) throws {
-        try launch("lstm_projection_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch],
-                   [.int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(projectionWeights),
-                    .buffer(hiddenGradient)] + outputGradientArguments(outputGradient)
-                   + [.buffer(projectedGradients), .buffer(unprojectedGradient), .buffer(lengths)])
+    func projectionBackwardStep(
+        shape s: DirectionShape, step t: Int, projectionWeights: OpenCLBuffer,
+        hiddenGradient: OpenCLBuffer, outputGradient: MatrixView<OpenCLBuffer>?,
+        projectedGradients: OpenCLBuffer, unprojectedGradient: OpenCLBuffer,
+        lengths: OpenCLBuffer
+    ) throws {
+        try launch(
+            "lstm_projection_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(projectionWeights),
+                .buffer(hiddenGradient),
+            ] + outputGradientArguments(outputGradient)
+                + [.buffer(projectedGradients), .buffer(unprojectedGradient), .buffer(lengths)])
     }
 
     /// `lstm_cell_backward_step`: dG(t) [B, 4H] from dr (projecting) or dh + dy(t), and dc ← dc·f.
-    func cellBackwardStep(shape s: DirectionShape, step t: Int, saved: DirectionActivations<OpenCLBuffer>,
-                          unprojectedGradient: OpenCLBuffer?, hiddenGradient: OpenCLBuffer,
-                          outputGradient: MatrixView<OpenCLBuffer>?, cellGradient: OpenCLBuffer, gateGradients: OpenCLBuffer,
-                          lengths: OpenCLBuffer) throws {
-        try launch("lstm_cell_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch],
-                   [.int(s.batch), .int(s.hiddenSize), .int(t), .buffer(saved.gates), .buffer(saved.cell),
-                    .buffer(saved.previousCell), .int(s.projects ? 1 : 0), .buffer(unprojectedGradient ?? runtime.placeholder),
-                    .buffer(hiddenGradient)]
-                   + outputGradientArguments(outputGradient) + [.buffer(cellGradient), .buffer(gateGradients), .buffer(lengths)])
+    func cellBackwardStep(
+        shape s: DirectionShape, step t: Int, saved: DirectionActivations<OpenCLBuffer>,
+        unprojectedGradient: OpenCLBuffer?, hiddenGradient: OpenCLBuffer,
+        outputGradient: MatrixView<OpenCLBuffer>?, cellGradient: OpenCLBuffer, gateGradients: OpenCLBuffer,
+        lengths: OpenCLBuffer
+    ) throws {
+        try launch(
+            "lstm_cell_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(t), .buffer(saved.gates), .buffer(saved.cell),
+                .buffer(saved.previousCell), .int(s.projects ? 1 : 0),
+                .buffer(unprojectedGradient ?? runtime.placeholder),
+                .buffer(hiddenGradient),
+            ]
+                + outputGradientArguments(outputGradient) + [
+                    .buffer(cellGradient), .buffer(gateGradients), .buffer(lengths),
+                ])
     }
 
     /// `lstm_hidden_backward_step`: dh [B, Hout] = dG(t)·W_hh for running rows.
-    func hiddenBackwardStep(shape s: DirectionShape, step t: Int, recurrentWeights: OpenCLBuffer, gateGradients: OpenCLBuffer,
-                            hiddenGradient: OpenCLBuffer, lengths: OpenCLBuffer) throws {
-        try launch("lstm_hidden_backward_step", in: .lstmBackward, global: [s.outputSize, s.batch], [
-            .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentWeights), .buffer(gateGradients),
-            .buffer(hiddenGradient), .buffer(lengths),
-        ])
+    func hiddenBackwardStep(
+        shape s: DirectionShape, step t: Int, recurrentWeights: OpenCLBuffer, gateGradients: OpenCLBuffer,
+        hiddenGradient: OpenCLBuffer, lengths: OpenCLBuffer
+    ) throws {
+        try launch(
+            "lstm_hidden_backward_step", in: .lstmBackward, global: [s.outputSize, s.batch],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentWeights),
+                .buffer(gateGradients),
+                .buffer(hiddenGradient), .buffer(lengths),
+            ])
     }
 }

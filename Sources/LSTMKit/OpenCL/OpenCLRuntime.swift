@@ -52,7 +52,9 @@ final class OpenCLRuntime {
             clReleaseContext(context)
             throw LSTMError.openCL(call: "clCreateCommandQueue", status: openCLStatusName(status))
         }
-        guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), 4, nil, &status), status == CL_SUCCESS else {
+        guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), 4, nil, &status),
+            status == CL_SUCCESS
+        else {
             clReleaseCommandQueue(queue)
             clReleaseContext(context)
             throw LSTMError.openCL(call: "clCreateBuffer(placeholder)", status: openCLStatusName(status))
@@ -78,13 +80,17 @@ final class OpenCLRuntime {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) elements") }
         let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: 4)
         guard !overflow, bytes <= device.maxAllocation, bytes <= device.globalMemory else {
-            throw LSTMError.outOfMemory(device: device.name, needed: overflow ? Int.max : bytes,
-                                        available: min(device.maxAllocation, device.globalMemory))
+            throw LSTMError.outOfMemory(
+                device: device.name, needed: overflow ? Int.max : bytes,
+                available: min(device.maxAllocation, device.globalMemory))
         }
         var status: cl_int = 0
         guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
-              status == CL_SUCCESS else {
-            if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES || status == CL_INVALID_BUFFER_SIZE {
+            status == CL_SUCCESS
+        else {
+            if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES
+                || status == CL_INVALID_BUFFER_SIZE
+            {
                 throw LSTMError.outOfMemory(device: device.name, needed: bytes, available: device.globalMemory)
             }
             throw LSTMError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: openCLStatusName(status))
@@ -97,12 +103,15 @@ final class OpenCLRuntime {
 
     func write<T>(_ values: [T], to buffer: OpenCLBuffer, offset: Int) throws {
         guard MemoryLayout<T>.size == 4, offset >= 0, offset + values.count <= buffer.count else {
-            throw LSTMError.invalidArgument("write of \(values.count) elements at \(offset) into a buffer of \(buffer.count)")
+            throw LSTMError.invalidArgument(
+                "write of \(values.count) elements at \(offset) into a buffer of \(buffer.count)")
         }
         guard !values.isEmpty else { return }
         try values.withUnsafeBytes { raw in
-            try clCheck(clEnqueueWriteBuffer(queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
-                                             0, nil, nil), "clEnqueueWriteBuffer")
+            try clCheck(
+                clEnqueueWriteBuffer(
+                    queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
+                    0, nil, nil), "clEnqueueWriteBuffer")
         }
     }
 
@@ -113,8 +122,10 @@ final class OpenCLRuntime {
         var values = [Float](repeating: 0, count: count)
         guard count > 0 else { return values }
         try values.withUnsafeMutableBytes { raw in
-            try clCheck(clEnqueueReadBuffer(queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
-                                            0, nil, nil), "clEnqueueReadBuffer")
+            try clCheck(
+                clEnqueueReadBuffer(
+                    queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
+                    0, nil, nil), "clEnqueueReadBuffer")
         }
         return values
     }
@@ -154,9 +165,12 @@ final class OpenCLRuntime {
         if built != CL_SUCCESS {
             let log = buildLog(program)
             clReleaseProgram(program)
-            if built == CL_BUILD_PROGRAM_FAILURE || built == CL_INVALID_BUILD_OPTIONS || built == CL_COMPILE_PROGRAM_FAILURE {
-                throw LSTMError.kernelBuild(program: name, device: device.name,
-                                            log: log.isEmpty ? "(empty build log; status \(openCLStatusName(built)))" : log)
+            if built == CL_BUILD_PROGRAM_FAILURE || built == CL_INVALID_BUILD_OPTIONS
+                || built == CL_COMPILE_PROGRAM_FAILURE
+            {
+                throw LSTMError.kernelBuild(
+                    program: name, device: device.name,
+                    log: log.isEmpty ? "(empty build log; status \(openCLStatusName(built)))" : log)
             }
             throw LSTMError.openCL(call: "clBuildProgram(\(name))", status: openCLStatusName(built))
         }
@@ -184,8 +198,11 @@ final class OpenCLRuntime {
 
     private func buildLog(_ program: cl_program) -> String {
         var size = 0
-        guard clGetProgramBuildInfo(program, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
-              size > 0 else { return "" }
+        guard
+            clGetProgramBuildInfo(program, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
+                == CL_SUCCESS,
+            size > 0
+        else { return "" }
         var bytes = [CChar](repeating: 0, count: size + 1)
         clGetProgramBuildInfo(program, device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
         return decodeCString(bytes).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -193,21 +210,26 @@ final class OpenCLRuntime {
 
     private func binary(of program: cl_program) throws -> [UInt8] {
         var size = 0
-        try clCheck(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil),
-                    "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)")
+        try clCheck(
+            clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil),
+            "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)")
         guard size > 0 else { return [] }
         var bytes = [UInt8](repeating: 0, count: size)
         try bytes.withUnsafeMutableBufferPointer { buffer in
             var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-            try clCheck(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size,
-                                         &pointer, nil), "clGetProgramInfo(CL_PROGRAM_BINARIES)")
+            try clCheck(
+                clGetProgramInfo(
+                    program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size,
+                    &pointer, nil), "clGetProgramInfo(CL_PROGRAM_BINARIES)")
         }
         return bytes
     }
 
     /// The kernel `name` of the program `programKey` (built by `program` on first use) with its
     /// work-group limit: created and queried once, then reused.
-    func kernel(_ name: String, programKey: String, program: () throws -> cl_program) throws -> (kernel: cl_kernel, maxWorkGroup: Int) {
+    func kernel(
+        _ name: String, programKey: String, program: () throws -> cl_program
+    ) throws -> (kernel: cl_kernel, maxWorkGroup: Int) {
         let key = programKey + "/" + name
         if let entry = kernels[key] { return entry }
         var status: cl_int = 0
@@ -215,16 +237,20 @@ final class OpenCLRuntime {
             throw LSTMError.openCL(call: "clCreateKernel(\(name))", status: openCLStatusName(status))
         }
         var size = 0
-        try clCheck(clGetKernelWorkGroupInfo(kernel, device.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
-                                             MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo(\(name))")
+        try clCheck(
+            clGetKernelWorkGroupInfo(
+                kernel, device.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                MemoryLayout<Int>.size, &size, nil), "clGetKernelWorkGroupInfo(\(name))")
         kernels[key] = (kernel, size)
         return (kernel, size)
     }
 
     /// Enqueues `kernel` over `global` items (rounded up to multiples of `local` when given),
     /// without waiting. `maxWorkGroup` is the kernel's limit (`maxWorkGroupSize`), queried once by the caller.
-    func launch(_ kernel: cl_kernel, name: String, maxWorkGroup: Int, global: [Int], local: [Int]? = nil,
-                _ arguments: [KernelArgument]) throws {
+    func launch(
+        _ kernel: cl_kernel, name: String, maxWorkGroup: Int, global: [Int], local: [Int]? = nil,
+        _ arguments: [KernelArgument]
+    ) throws {
         for (index, argument) in arguments.enumerated() {
             let status: cl_int
             switch argument {
@@ -250,8 +276,9 @@ final class OpenCLRuntime {
             let items = local.reduce(1, *)
             let allowed = maxWorkGroup
             guard items <= allowed, items <= device.maxWorkGroupSize else {
-                throw LSTMError.invalidArgument("kernel \(name) needs a work-group of \(items) items; \(device.name) allows "
-                    + "\(min(allowed, device.maxWorkGroupSize)) for it")
+                throw LSTMError.invalidArgument(
+                    "kernel \(name) needs a work-group of \(items) items; \(device.name) allows "
+                        + "\(min(allowed, device.maxWorkGroupSize)) for it")
             }
             globalSize = zip(global, local).map { ($0 + $1 - 1) / $1 * $1 }
             localSize = local
@@ -259,11 +286,14 @@ final class OpenCLRuntime {
         let status: cl_int = globalSize.withUnsafeBufferPointer { g in
             if let localSize {
                 return localSize.withUnsafeBufferPointer { l in
-                    clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, nil)
+                    clEnqueueNDRangeKernel(
+                        queue, kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, nil)
                 }
             }
             return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, nil)
         }
-        try clCheck(status, "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
+        try clCheck(
+            status,
+            "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
     }
 }

@@ -12,6 +12,7 @@ enum OpenCLTiles {
     /// reduce_sum: items of its single work-group.
     static let reduceGroup = 256
 
-    static let buildOptions = "-cl-std=CL1.2 -DGEMM_TILE=\(gemmTile) -DGEMM_WPT=\(gemmItemTile) -DGEMM_K=\(gemmK)"
+    static let buildOptions =
+        "-cl-std=CL1.2 -DGEMM_TILE=\(gemmTile) -DGEMM_WPT=\(gemmItemTile) -DGEMM_K=\(gemmK)"
         + " -DLSTM_UNITS=\(stepUnits) -DLSTM_BT=\(stepBatchTile) -DLSTM_KT=\(stepKTile) -DREDUCE_GROUP=\(reduceGroup)"
 }

@@ -16,12 +16,18 @@ struct ProgramBinaryCache {
         case "off", "0", "none": folder = nil
         case let path? where !path.isEmpty: folder = path
         default:
-            if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { folder = xdg + "/lstm-gpu/kernels" }
-            else if let home = environment["HOME"], !home.isEmpty { folder = home + "/.cache/lstm-gpu/kernels" }
-            else { folder = nil }
+            if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+                folder = xdg + "/lstm-gpu/kernels"
+            } else if let home = environment["HOME"], !home.isEmpty {
+                folder = home + "/.cache/lstm-gpu/kernels"
+            } else {
+                folder = nil
+            }
         }
-        let identity = [device.name, device.vendor, device.version, device.driverVersion, device.platform, options, source]
-            .joined(separator: "\u{1}")
+        let identity = [
+            device.name, device.vendor, device.version, device.driverVersion, device.platform, options, source,
+        ]
+        .joined(separator: "\u{1}")
         file = folder.map { $0 + "/" + ProgramBinaryCache.hash(identity) + ".bin" }
     }
 

@@ -24,15 +24,18 @@ public struct Fixture {
         let file = try SafeTensorsFile(contentsOf: path)
         self.path = path
         guard file.metadata["format"] == Fixture.format else {
-            throw LSTMError.unknownFormat(path: path, expected: "an \(Fixture.format) parity fixture",
-                                          found: describeFormat(file))
+            throw LSTMError.unknownFormat(
+                path: path, expected: "an \(Fixture.format) parity fixture",
+                found: describeFormat(file))
         }
         func integer(_ key: String, default value: Int? = nil) throws -> Int {
             guard let s = file.metadata[key] else {
                 if let value { return value }
                 throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is missing")
             }
-            guard let v = Int(s) else { throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(s)', not an integer") }
+            guard let v = Int(s) else {
+                throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(s)', not an integer")
+            }
             return v
         }
         func flag(_ key: String) throws -> Bool {
@@ -51,19 +54,26 @@ public struct Fixture {
             throw LSTMError.corruptFile(path: path, reason: "fixture metadata: \(reason)")
         }
         self.configuration = configuration
-        weights = try LSTM.weights(in: file, prefix: "", configuration: configuration,
-                                   ignoring: { !$0.hasPrefix("weight_") && !$0.hasPrefix("bias_") })
+        weights = try LSTM.weights(
+            in: file, prefix: "", configuration: configuration,
+            ignoring: { !$0.hasPrefix("weight_") && !$0.hasPrefix("bias_") })
         input = try file.floatTensor("input")
         h0 = file.contains("h0") ? try file.floatTensor("h0") : nil
         c0 = file.contains("c0") ? try file.floatTensor("c0") : nil
         if file.contains("lengths") {
             let (shape, values) = try file.intTensor("lengths")
-            guard shape.count == 1 else { throw LSTMError.shapeMismatch(what: "\(path): lengths", expected: [values.count], got: shape) }
+            guard shape.count == 1 else {
+                throw LSTMError.shapeMismatch(what: "\(path): lengths", expected: [values.count], got: shape)
+            }
             lengths = values
-        } else { lengths = nil }
+        } else {
+            lengths = nil
+        }
         var references: [String: Tensor] = [:]
-        for name in file.names where ["output", "hn", "cn"].contains(name) || name.hasPrefix("grad_input")
-            || name == "grad_h0" || name == "grad_c0" || name.hasPrefix("grad.") {
+        for name in file.names
+        where ["output", "hn", "cn"].contains(name) || name.hasPrefix("grad_input")
+            || name == "grad_h0" || name == "grad_c0" || name.hasPrefix("grad.")
+        {
             references[name] = try file.floatTensor(name)
         }
         for required in ["output", "hn", "cn"] where references[required] == nil {
@@ -111,8 +121,9 @@ public struct ParityRow: Sendable {
 /// Compares `ours` with `reference` element by element.
 public func compare(_ name: String, ours: Tensor, reference: Tensor, tolerance: Tolerance) -> ParityRow {
     guard ours.shape == reference.shape else {
-        return ParityRow(name: name + " (shape \(ours.shape) vs \(reference.shape))", count: reference.count,
-                         maxAbsolute: .infinity, maxRelative: .infinity, failures: max(reference.count, 1))
+        return ParityRow(
+            name: name + " (shape \(ours.shape) vs \(reference.shape))", count: reference.count,
+            maxAbsolute: .infinity, maxRelative: .infinity, failures: max(reference.count, 1))
     }
     var row = ParityRow(name: name, count: ours.count, maxAbsolute: 0, maxRelative: 0, failures: 0)
     for (a, r) in zip(ours.scalars, reference.scalars) {
@@ -122,10 +133,18 @@ public func compare(_ name: String, ours: Tensor, reference: Tensor, tolerance: 
         if a == r || (a.isNaN && r.isNaN) { continue }
         let d = abs(a - r)
         if !(d <= tolerance.absolute + tolerance.relative * abs(r)) { row.failures += 1 }
-        if d.isNaN || row.maxAbsolute.isNaN { row.maxAbsolute = .nan } else { row.maxAbsolute = max(row.maxAbsolute, d) }
+        if d.isNaN || row.maxAbsolute.isNaN {
+            row.maxAbsolute = .nan
+        } else {
+            row.maxAbsolute = max(row.maxAbsolute, d)
+        }
         if r != 0 {
             let relative = d / abs(r)
-            if relative.isNaN || row.maxRelative.isNaN { row.maxRelative = .nan } else { row.maxRelative = max(row.maxRelative, relative) }
+            if relative.isNaN || row.maxRelative.isNaN {
+                row.maxRelative = .nan
+            } else {
+                row.maxRelative = max(row.maxRelative, relative)
+            }
         }
     }
     return row
@@ -134,7 +153,9 @@ public func compare(_ name: String, ours: Tensor, reference: Tensor, tolerance: 
 extension Fixture {
     /// Runs the fixture on `backend` and compares every reference tensor.
     /// `tolerance` overrides the default rules (outputs and gradients alike) when given.
-    public func check(backend: BackendKind = .cpu, device: String? = nil, tolerance: Tolerance? = nil) throws -> [ParityRow] {
+    public func check(
+        backend: BackendKind = .cpu, device: String? = nil, tolerance: Tolerance? = nil
+    ) throws -> [ParityRow] {
         let lstm = try LSTM(configuration, weights: weights, backend: backend, device: device)
         let result = try lstm.forward(input, h0: h0, c0: c0, lengths: lengths, training: hasGradients)
         var rows: [ParityRow] = []
@@ -143,7 +164,8 @@ extension Fixture {
             rows.append(compare(name, ours: ours, reference: references[name]!, tolerance: outputTolerance))
         }
         guard hasGradients else { return rows }
-        let grads = try lstm.backward(result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
+        let grads = try lstm.backward(
+            result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
         var ours: [String: Tensor] = ["grad_input": grads.input, "grad_h0": grads.h0, "grad_c0": grads.c0]
         for (name, tensor) in grads.weights { ours["grad." + name] = tensor }
         for name in references.keys.sorted() where name.hasPrefix("grad") {

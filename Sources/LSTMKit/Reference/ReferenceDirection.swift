@@ -44,18 +44,18 @@ enum Reference {
         /// `weight_hr` [P, H]; nil without projection.
         var projectionWeights: Matrix?
 
-        var hiddenSize: Int { recurrentWeights.count / 4 }                  // H
-        var outputSize: Int { projectionWeights?.count ?? hiddenSize }     // Hout
-        var inputSize: Int { inputWeights.first?.count ?? 0 }              // In
+        var hiddenSize: Int { recurrentWeights.count / 4 }  // H
+        var outputSize: Int { projectionWeights?.count ?? hiddenSize }  // Hout
+        var inputSize: Int { inputWeights.first?.count ?? 0 }  // In
     }
 
     /// The gradients of one layer and direction's weights, shaped like `Weights`.
     /// `bias_ih` and `bias_hh` enter the pre-activations the same way, so one vector is the
     /// gradient of both.
     struct WeightGradients {
-        var inputWeights: Matrix        // [4H, In]
-        var recurrentWeights: Matrix    // [4H, Hout]
-        var bias: Vector                // [4H]
+        var inputWeights: Matrix  // [4H, In]
+        var recurrentWeights: Matrix  // [4H, Hout]
+        var bias: Vector  // [4H]
         var projectionWeights: Matrix?  // [P, H]
     }
 
@@ -111,8 +111,10 @@ enum Reference {
     ///   - input: [T, B, In].
     ///   - lengths: [B], each in 0...T.
     ///   - initialHidden: [B, Hout]; initialCell: [B, H].
-    static func forward(input x: StepRows, lengths: [Int], weights w: Weights,
-                          initialHidden: [Vector], initialCell: [Vector], reverse: Bool) -> DirectionForward {
+    static func forward(
+        input x: StepRows, lengths: [Int], weights w: Weights,
+        initialHidden: [Vector], initialCell: [Vector], reverse: Bool
+    ) -> DirectionForward {
         let (T, B) = (x.count, lengths.count)
         let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
         var result = DirectionForward(
@@ -120,8 +122,8 @@ enum Reference {
             gates: zeros(steps: T, batch: B, width: 4 * H), cell: zeros(steps: T, batch: B, width: H),
             previousHidden: zeros(steps: T, batch: B, width: Hout), previousCell: zeros(steps: T, batch: B, width: H),
             unprojected: zeros(steps: T, batch: B, width: H))
-        var hidden = initialHidden      // [B, Hout]: h(prev) of each sequence
-        var cell = initialCell          // [B, H]: c(prev)
+        var hidden = initialHidden  // [B, Hout]: h(prev) of each sequence
+        var cell = initialCell  // [B, H]: c(prev)
 
         for t in processingOrder(steps: T, reverse: reverse) {
             for b in 0..<B where t < lengths[b] {
@@ -185,18 +187,21 @@ enum Reference {
     ///   - outputGradient: [T, B, Hout]; its padded steps are ignored.
     ///   - finalHiddenGradient: [B, Hout]; finalCellGradient: [B, H].
     /// - Returns: the gradients of the input [T, B, In], h0 [B, Hout], c0 [B, H] and the weights.
-    static func backward(_ forward: DirectionForward, input x: StepRows, lengths: [Int],
-                           weights w: Weights, outputGradient: StepRows,
-                           finalHiddenGradient: [Vector], finalCellGradient: [Vector], reverse: Bool)
-        -> (input: StepRows, initialHidden: [Vector], initialCell: [Vector], weights: WeightGradients) {
+    static func backward(
+        _ forward: DirectionForward, input x: StepRows, lengths: [Int],
+        weights w: Weights, outputGradient: StepRows,
+        finalHiddenGradient: [Vector], finalCellGradient: [Vector], reverse: Bool
+    )
+        -> (input: StepRows, initialHidden: [Vector], initialCell: [Vector], weights: WeightGradients)
+    {
         let (T, B) = (x.count, lengths.count)
         let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
         var inputGradient = zeros(steps: T, batch: B, width: In)
         var grads = WeightGradients(
             inputWeights: zeros(4 * H, In), recurrentWeights: zeros(4 * H, Hout), bias: zeros(4 * H),
             projectionWeights: w.projectionWeights.map { _ in zeros(Hout, H) })
-        var hiddenGradient = finalHiddenGradient    // [B, Hout]: dL/dh carried back to the previous step
-        var cellGradient = finalCellGradient        // [B, H]: dL/dc carried back
+        var hiddenGradient = finalHiddenGradient  // [B, Hout]: dL/dh carried back to the previous step
+        var cellGradient = finalCellGradient  // [B, H]: dL/dc carried back
 
         for t in processingOrder(steps: T, reverse: reverse).reversed() {
             for b in 0..<B where t < lengths[b] {

@@ -62,32 +62,42 @@ final class ReferenceLSTM: HostEngine {
     ///
     /// - Parameters: input [T, B, I] ([B, T, I] batch-first), h0 [L·D, B, Hout], c0 [L·D, B, H],
     ///   lengths [B]; nil states are zeros, nil lengths are all T.
-    func forward(_ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-                 training: Bool, dropoutSeed: UInt64?) throws -> LSTMOutput {
+    func forward(
+        _ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+        training: Bool, dropoutSeed: UInt64?
+    ) throws -> LSTMOutput {
         let c = configuration
         let (T, B, H, Hout, D, L) = (steps, batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers)
         try checkRun(steps: T, batch: B, lengths: lengths)
         // Doubles, kept for every layer when training: twice the floats of the fast paths' working set.
         try SizeLimits.requireHostMemory(
-            floats: SizeLimits.saturatingProduct([SizeLimits.saturatingSum([c.workingSetFloats(steps: T, batch: B, training: true),
-                                                                            c.parameterCount]), 2]),
+            floats: SizeLimits.saturatingProduct([
+                SizeLimits.saturatingSum([
+                    c.workingSetFloats(steps: T, batch: B, training: true),
+                    c.parameterCount,
+                ]), 2,
+            ]),
             for: "a reference forward over T = \(T), B = \(B)")
         let lengths = lengths ?? [Int](repeating: T, count: B)
-        let initialHidden = h0.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(Hout), count: B), count: L * D)
+        let initialHidden =
+            h0.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(Hout), count: B), count: L * D)
         let initialCell = c0.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(H), count: B), count: L * D)
 
-        var layerInput = sequence(input, steps: T, batch: B)       // [T, B, In]
+        var layerInput = sequence(input, steps: T, batch: B)  // [T, B, In]
         var record = ReferenceForward(engine: self, steps: T, batch: B, lengths: lengths, training: training)
-        var hn: [[Vector]] = [], cn: [[Vector]] = []                // [L·D][B][·]
+        var hn: [[Vector]] = [], cn: [[Vector]] = []  // [L·D][B][·]
         for layer in 0..<L {
-            var output = zeros(steps: T, batch: B, width: D * Hout)   // [T, B, D·Hout]
+            var output = zeros(steps: T, batch: B, width: D * Hout)  // [T, B, D·Hout]
             var directions: [Reference.DirectionForward] = []
             for direction in 0..<D {
                 let state = layer * D + direction
-                let run = Reference.forward(input: layerInput, lengths: lengths, weights: layers[layer][direction],
-                                            initialHidden: initialHidden[state], initialCell: initialCell[state],
-                                            reverse: direction == 1)
-                for t in 0..<T { for b in 0..<B { for p in 0..<Hout { output[t][b][direction * Hout + p] = run.output[t][b][p] } } }
+                let run = Reference.forward(
+                    input: layerInput, lengths: lengths, weights: layers[layer][direction],
+                    initialHidden: initialHidden[state], initialCell: initialCell[state],
+                    reverse: direction == 1)
+                for t in 0..<T {
+                    for b in 0..<B { for p in 0..<Hout { output[t][b][direction * Hout + p] = run.output[t][b][p] } }
+                }
                 hn.append(run.finalHidden)
                 cn.append(run.finalCell)
                 directions.append(run)
@@ -103,7 +113,7 @@ final class ReferenceLSTM: HostEngine {
             record.masks.append(mask)
             layerInput = output
         }
-        if !training { record.layerInputs = []; record.directions = [] }   // nothing for a backward to read
+        if !training { record.layerInputs = []; record.directions = [] }  // nothing for a backward to read
         return LSTMOutput(output: sequenceTensor(layerInput), hn: stateTensor(hn), cn: stateTensor(cn), context: record)
     }
 
@@ -113,10 +123,15 @@ final class ReferenceLSTM: HostEngine {
     private func dropoutMask(steps T: Int, batch B: Int, width W: Int, seed: UInt64) -> StepRows {
         let layout = DropoutLayout.whole(batch: B, width: W)
         var mask = zeros(steps: T, batch: B, width: W)
-        for t in 0..<T { for b in 0..<B { for k in 0..<W {
-            let index = (t * B + b) * W + k
-            mask[t][b][k] = Double(dropoutMaskValue(index: index, probability: configuration.dropout, seed: seed, layout: layout))
-        } } }
+        for t in 0..<T {
+            for b in 0..<B {
+                for k in 0..<W {
+                    let index = (t * B + b) * W + k
+                    mask[t][b][k] = Double(
+                        dropoutMaskValue(index: index, probability: configuration.dropout, seed: seed, layout: layout))
+                }
+            }
+        }
         return mask
     }
 
@@ -125,7 +140,9 @@ final class ReferenceLSTM: HostEngine {
     /// Backpropagation through time, top layer first: each layer's upstream gradient is
     /// masked by its dropout mask, split by direction, and the directions' input gradients
     /// are summed into the gradient of the layer below. Nil upstream gradients are zeros.
-    func backward(_ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?) throws -> LSTMGradients {
+    func backward(
+        _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?
+    ) throws -> LSTMGradients {
         guard let record = result.context as? ReferenceForward else {
             throw LSTMError.invalidArgument("backward was given the forward result of another backend")
         }
@@ -136,10 +153,15 @@ final class ReferenceLSTM: HostEngine {
             throw LSTMError.invalidArgument("backward needs a forward run with saveActivations: true (training: true)")
         }
         let c = configuration
-        let (T, B, H, Hout, D, L) = (record.steps, record.batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers)
-        var upstream = outputGradient.map { sequence($0, steps: T, batch: B) } ?? zeros(steps: T, batch: B, width: D * Hout)
-        let hnGradients = hnGradient.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(Hout), count: B), count: L * D)
-        let cnGradients = cnGradient.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(H), count: B), count: L * D)
+        let (T, B, H, Hout, D, L) = (
+            record.steps, record.batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers
+        )
+        var upstream =
+            outputGradient.map { sequence($0, steps: T, batch: B) } ?? zeros(steps: T, batch: B, width: D * Hout)
+        let hnGradients =
+            hnGradient.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(Hout), count: B), count: L * D)
+        let cnGradients =
+            cnGradient.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(H), count: B), count: L * D)
         var h0Gradients = [[Vector]](repeating: [], count: L * D), c0Gradients = h0Gradients
         var weightGradients: [String: Tensor] = [:]
         for layer in (0..<L).reversed() {
@@ -150,12 +172,17 @@ final class ReferenceLSTM: HostEngine {
             var inputGradient = zeros(steps: T, batch: B, width: c.layerInputSize(layer))
             for direction in 0..<D {
                 let state = layer * D + direction
-                let directionGradient = upstream.map { $0.map { Array($0[direction * Hout ..< (direction + 1) * Hout]) } }
-                let g = Reference.backward(record.directions[layer][direction], input: input, lengths: record.lengths,
-                                           weights: layers[layer][direction], outputGradient: directionGradient,
-                                           finalHiddenGradient: hnGradients[state], finalCellGradient: cnGradients[state],
-                                           reverse: direction == 1)
-                for t in 0..<T { for b in 0..<B { for k in 0..<c.layerInputSize(layer) { inputGradient[t][b][k] += g.input[t][b][k] } } }
+                let directionGradient = upstream.map { $0.map { Array($0[direction * Hout..<(direction + 1) * Hout]) } }
+                let g = Reference.backward(
+                    record.directions[layer][direction], input: input, lengths: record.lengths,
+                    weights: layers[layer][direction], outputGradient: directionGradient,
+                    finalHiddenGradient: hnGradients[state], finalCellGradient: cnGradients[state],
+                    reverse: direction == 1)
+                for t in 0..<T {
+                    for b in 0..<B {
+                        for k in 0..<c.layerInputSize(layer) { inputGradient[t][b][k] += g.input[t][b][k] }
+                    }
+                }
                 h0Gradients[state] = g.initialHidden
                 c0Gradients[state] = g.initialCell
                 let suffix = "_l\(layer)" + (direction == 1 ? "_reverse" : "")
@@ -165,12 +192,15 @@ final class ReferenceLSTM: HostEngine {
                     weightGradients["bias_ih" + suffix] = tensor(g.weights.bias)
                     weightGradients["bias_hh" + suffix] = tensor(g.weights.bias)
                 }
-                if let projection = g.weights.projectionWeights { weightGradients["weight_hr" + suffix] = tensor(projection) }
+                if let projection = g.weights.projectionWeights {
+                    weightGradients["weight_hr" + suffix] = tensor(projection)
+                }
             }
             upstream = inputGradient
         }
-        return LSTMGradients(input: sequenceTensor(upstream), h0: stateTensor(h0Gradients), c0: stateTensor(c0Gradients),
-                             weights: weightGradients)
+        return LSTMGradients(
+            input: sequenceTensor(upstream), h0: stateTensor(h0Gradients), c0: stateTensor(c0Gradients),
+            weights: weightGradients)
     }
 
     // MARK: between Tensor (Float, flat) and the reference's Double arrays
@@ -181,7 +211,7 @@ final class ReferenceLSTM: HostEngine {
         return (0..<T).map { t in
             (0..<B).map { b in
                 let start = configuration.batchFirst ? (b * T + t) * W : (t * B + b) * W
-                return tensor.scalars[start ..< start + W].map(Double.init)
+                return tensor.scalars[start..<start + W].map(Double.init)
             }
         }
     }
@@ -202,7 +232,9 @@ final class ReferenceLSTM: HostEngine {
     /// States [L·D, B, W] as `s[state][b]` (states are never batch-first).
     private func states(_ tensor: Tensor) -> [[Vector]] {
         let (S, B, W) = (tensor.shape[0], tensor.shape[1], tensor.shape[2])
-        return (0..<S).map { s in (0..<B).map { b in tensor.scalars[(s * B + b) * W ..< (s * B + b + 1) * W].map(Double.init) } }
+        return (0..<S).map { s in
+            (0..<B).map { b in tensor.scalars[(s * B + b) * W..<(s * B + b + 1) * W].map(Double.init) }
+        }
     }
 
     /// `s[state][b]` back to a tensor [L·D, B, W].
@@ -214,7 +246,7 @@ final class ReferenceLSTM: HostEngine {
     /// A weight [R, C] as rows.
     private func matrix(_ tensor: Tensor) -> Matrix {
         let (R, C) = (tensor.shape[0], tensor.shape[1])
-        return (0..<R).map { r in tensor.scalars[r * C ..< (r + 1) * C].map(Double.init) }
+        return (0..<R).map { r in tensor.scalars[r * C..<(r + 1) * C].map(Double.init) }
     }
 
     private func tensor(_ m: Matrix) -> Tensor {
@@ -224,7 +256,9 @@ final class ReferenceLSTM: HostEngine {
     private func tensor(_ v: Vector) -> Tensor { try! Tensor(shape: [v.count], scalars: v.map(Float.init)) }
 
     private func zeros(_ count: Int) -> Vector { Reference.zeros(count) }
-    private func zeros(steps: Int, batch: Int, width: Int) -> StepRows { Reference.zeros(steps: steps, batch: batch, width: width) }
+    private func zeros(steps: Int, batch: Int, width: Int) -> StepRows {
+        Reference.zeros(steps: steps, batch: batch, width: width)
+    }
     typealias Vector = Reference.Vector
     typealias Matrix = Reference.Matrix
     typealias StepRows = Reference.StepRows

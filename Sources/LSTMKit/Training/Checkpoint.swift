@@ -26,7 +26,9 @@ public enum Checkpoint {
 
     /// The model stored in `path`, on `backend`, with its vocabulary. Every tensor the model
     /// needs is checked (name, shape, dtype) before use.
-    public static func loadModel<Backend: ModelOps>(_ path: String, backend: Backend) throws -> (LanguageModel<Backend>, Vocabulary) {
+    public static func loadModel<Backend: ModelOps>(
+        _ path: String, backend: Backend
+    ) throws -> (LanguageModel<Backend>, Vocabulary) {
         let checkpoint = try CheckpointFile(contentsOf: path)
         let model = try LanguageModel(checkpoint.model, backend: backend, seed: 0)
         try model.load(checkpoint.modelTensors(model.parameters.map { ($0.name, $0.shape) }), source: path)
@@ -71,33 +73,42 @@ public struct CheckpointFile {
             return value
         }
         guard let json = file.metadata["model"],
-              let model = try? JSONDecoder().decode(LanguageModelConfiguration.self, from: Data(json.utf8)) else {
+            let model = try? JSONDecoder().decode(LanguageModelConfiguration.self, from: Data(json.utf8))
+        else {
             throw corrupt("metadata 'model' is missing or malformed")
         }
         do { try model.validate() } catch let error as LSTMError {
             throw corrupt("metadata 'model' is invalid: \(error.description)")
         }
         guard let symbolsJSON = file.metadata["vocabulary"],
-              let symbols = try? JSONDecoder().decode([String].self, from: Data(symbolsJSON.utf8)) else {
+            let symbols = try? JSONDecoder().decode([String].self, from: Data(symbolsJSON.utf8))
+        else {
             throw corrupt("metadata 'vocabulary' is missing or malformed")
         }
         if let bad = symbols.firstIndex(where: { $0.count != 1 }) {
             throw corrupt("metadata 'vocabulary' entry \(bad) is \(symbols[bad].debugDescription), not one character")
         }
         let characters = symbols.map { $0.first! }
-        guard Set(characters).count == characters.count else { throw corrupt("metadata 'vocabulary' repeats a character") }
+        guard Set(characters).count == characters.count else {
+            throw corrupt("metadata 'vocabulary' repeats a character")
+        }
         guard characters.count == model.vocabularySize else {
-            throw corrupt("metadata 'vocabulary' has \(characters.count) symbols but the model's output has \(model.vocabularySize)")
+            throw corrupt(
+                "metadata 'vocabulary' has \(characters.count) symbols but the model's output has "
+                    + "\(model.vocabularySize)"
+            )
         }
         guard let optimizer = file.metadata["optimizer"], ["sgd", "adam", "adamw"].contains(optimizer) else {
-            throw corrupt("metadata 'optimizer' is '\(file.metadata["optimizer"] ?? "(missing)")', not sgd, adam or adamw")
+            throw corrupt(
+                "metadata 'optimizer' is '\(file.metadata["optimizer"] ?? "(missing)")', not sgd, adam or adamw")
         }
         self.file = file
         self.model = model
         self.vocabulary = Vocabulary(characters: characters)
         self.optimizer = optimizer
-        counters = Counters(step: try count("step"), chunk: try count("chunk"), epoch: try count("epoch"),
-                            optimizerStep: try count("optimizer_step"))
+        counters = Counters(
+            step: try count("step"), chunk: try count("chunk"), epoch: try count("epoch"),
+            optimizerStep: try count("optimizer_step"))
         batch = try count("batch", minimum: 1)
         sequenceLength = try count("steps", minimum: 1)
     }
@@ -116,10 +127,14 @@ public struct CheckpointFile {
         for name in file.names where name.hasPrefix("optimizer.") {
             let rest = name.dropFirst("optimizer.".count)
             guard let dot = rest.lastIndex(of: "."), let shape = shapes[String(rest[..<dot])],
-                  keys.contains(String(rest[rest.index(after: dot)...])) else {
+                keys.contains(String(rest[rest.index(after: dot)...]))
+            else {
                 throw LSTMError.corruptFile(
                     path: file.path,
-                    reason: "checkpoint tensor '\(name)' is not optimizer state of this model (expected optimizer.<parameter>.<\(keys.sorted().joined(separator: "|"))>)")
+                    reason:
+                        "checkpoint tensor '\(name)' is not optimizer state of this model (expected "
+                        + "optimizer.<parameter>.<\(keys.sorted().joined(separator: "|"))>)"
+                )
             }
             tensors[name] = try tensor(name, shape: shape)
         }
@@ -132,14 +147,17 @@ public struct CheckpointFile {
         switch names.filter(file.contains).count {
         case 0: return nil
         case 2: return (try tensor(names[0], shape: hiddenShape), try tensor(names[1], shape: cellShape))
-        default: throw LSTMError.corruptFile(path: file.path, reason: "checkpoint has only one of \(names.joined(separator: " and "))")
+        default:
+            throw LSTMError.corruptFile(
+                path: file.path, reason: "checkpoint has only one of \(names.joined(separator: " and "))")
         }
     }
 
     private func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         guard let entry = file.entries[name] else { throw LSTMError.missingTensor(name: name, file: file.path) }
         guard entry.shape == shape else {
-            throw LSTMError.shapeMismatch(what: "\(file.path): checkpoint tensor '\(name)'", expected: shape, got: entry.shape)
+            throw LSTMError.shapeMismatch(
+                what: "\(file.path): checkpoint tensor '\(name)'", expected: shape, got: entry.shape)
         }
         return try file.floatTensor(name)
     }

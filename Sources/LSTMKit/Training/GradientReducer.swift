@@ -83,7 +83,8 @@ public final class InProcessReducerGroup: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if let other = fingerprints.firstIndex(where: { $0 != fingerprints[0] }) {
-            throw DistributedError.mismatch("replica 0 has \(descriptions[0]), replica \(other) has \(descriptions[other])")
+            throw DistributedError.mismatch(
+                "replica 0 has \(descriptions[0]), replica \(other) has \(descriptions[other])")
         }
     }
 
@@ -110,7 +111,9 @@ public final class InProcessReducerGroup: @unchecked Sendable {
                 return sum
             }
             secondsInCollectives += Date().timeIntervalSince(start)
-            if values.count != count { throw DistributedError.collectiveFailed("replicas passed buffers of different sizes") }
+            if values.count != count {
+                throw DistributedError.collectiveFailed("replicas passed buffers of different sizes")
+            }
         }
 
         func broadcast(_ values: inout [Float], root: Int) throws {
@@ -141,9 +144,14 @@ extension GradientReducer {
             return root == mine[index] ? 0 : 1
         }
         try allreduceSum(&differs)
-        let names = fields.indices.filter { differs[$0] > 0 }.map { "\(fields[$0].name) (rank \(rank) has \(fields[$0].value))" }
+        let names = fields.indices.filter { differs[$0] > 0 }.map {
+            "\(fields[$0].name) (rank \(rank) has \(fields[$0].value))"
+        }
         guard names.isEmpty else {
-            throw DistributedError.mismatch("the ranks were started with different options: \(names.joined(separator: ", ")); every rank must run the same command")
+            throw DistributedError.mismatch(
+                "the ranks were started with different options: \(names.joined(separator: ", ")); every rank "
+                    + "must run the same command"
+            )
         }
     }
 }

@@ -12,8 +12,10 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// P: the LSTM's `proj_size` (0: none).
     public var projectionSize: Int
 
-    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, layers: Int = 1, dropout: Float = 0,
-                projectionSize: Int = 0) {
+    public init(
+        vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, layers: Int = 1, dropout: Float = 0,
+        projectionSize: Int = 0
+    ) {
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
@@ -22,21 +24,25 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
         self.projectionSize = projectionSize
     }
 
-    enum CodingKeys: String, CodingKey { case vocabularySize, embeddingSize, hiddenSize, layers, dropout, projectionSize }
+    enum CodingKeys: String, CodingKey {
+        case vocabularySize, embeddingSize, hiddenSize, layers, dropout, projectionSize
+    }
 
     /// Decodes checkpoints written before projection existed (no `projectionSize`: 0).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(vocabularySize: try c.decode(Int.self, forKey: .vocabularySize),
-                  embeddingSize: try c.decode(Int.self, forKey: .embeddingSize),
-                  hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), layers: try c.decode(Int.self, forKey: .layers),
-                  dropout: try c.decode(Float.self, forKey: .dropout),
-                  projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
+        self.init(
+            vocabularySize: try c.decode(Int.self, forKey: .vocabularySize),
+            embeddingSize: try c.decode(Int.self, forKey: .embeddingSize),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), layers: try c.decode(Int.self, forKey: .layers),
+            dropout: try c.decode(Float.self, forKey: .dropout),
+            projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
     public var lstm: LSTMConfiguration {
-        LSTMConfiguration(inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: layers, projectionSize: projectionSize,
-                          dropout: dropout)
+        LSTMConfiguration(
+            inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: layers, projectionSize: projectionSize,
+            dropout: dropout)
     }
 
     /// Hout: the width of the LSTM's output and of the carried h state.
@@ -50,8 +56,10 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
 
     /// Number of parameters (embedding, LSTM, head), clamped to `Int.max` on overflow.
     public var parameterCount: Int {
-        SizeLimits.saturatingSum([SizeLimits.saturatingProduct([vocabularySize, embeddingSize]), lstm.parameterCount,
-                                  SizeLimits.saturatingProduct([outputSize + 1, vocabularySize])])
+        SizeLimits.saturatingSum([
+            SizeLimits.saturatingProduct([vocabularySize, embeddingSize]), lstm.parameterCount,
+            SizeLimits.saturatingProduct([outputSize + 1, vocabularySize]),
+        ])
     }
 
     /// "V=65 E=64 H=512 L=1 dropout 0.0": for messages.
@@ -76,19 +84,24 @@ public final class LanguageModel<Backend: ModelOps> {
 
     public init(_ configuration: LanguageModelConfiguration, backend: Backend, seed: UInt64) throws {
         try configuration.validate()
-        try SizeLimits.requireHostMemory(floats: configuration.parameterCount,
-                                         for: "a language model of \(configuration.parameterCount) parameters")
-        try backend.requireCapacity(SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
-                                    for: "a language model of \(configuration.parameterCount) parameters")
+        try SizeLimits.requireHostMemory(
+            floats: configuration.parameterCount,
+            for: "a language model of \(configuration.parameterCount) parameters")
+        try backend.requireCapacity(
+            SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
+            for: "a language model of \(configuration.parameterCount) parameters")
         self.configuration = configuration
         self.backend = backend
         var generator = SeededGenerator(seed: seed)
-        embedding = try Embedding(backend: backend, vocabularySize: configuration.vocabularySize,
-                                  dimension: configuration.embeddingSize, generator: &generator)
-        lstm = try LSTMStack(configuration: configuration.lstm, backend: backend,
-                             weights: LSTM.initialWeights(configuration.lstm, seed: generator.next()))
-        head = try Linear(backend: backend, inputSize: configuration.outputSize, outputSize: configuration.vocabularySize,
-                          name: "head", generator: &generator)
+        embedding = try Embedding(
+            backend: backend, vocabularySize: configuration.vocabularySize,
+            dimension: configuration.embeddingSize, generator: &generator)
+        lstm = try LSTMStack(
+            configuration: configuration.lstm, backend: backend,
+            weights: LSTM.initialWeights(configuration.lstm, seed: generator.next()))
+        head = try Linear(
+            backend: backend, inputSize: configuration.outputSize, outputSize: configuration.vocabularySize,
+            name: "head", generator: &generator)
         parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
     }
 
@@ -100,26 +113,31 @@ public final class LanguageModel<Backend: ModelOps> {
 
     /// A zero state for `batch` streams.
     public func zeroState(batch: Int) throws -> State {
-        return State(hidden: try backend.makeBuffer(count: lstm.hiddenStateShape(batch: batch).reduce(1, *)),
-                     cell: try backend.makeBuffer(count: lstm.cellStateShape(batch: batch).reduce(1, *)))
+        return State(
+            hidden: try backend.makeBuffer(count: lstm.hiddenStateShape(batch: batch).reduce(1, *)),
+            cell: try backend.makeBuffer(count: lstm.cellStateShape(batch: batch).reduce(1, *)))
     }
 
     /// One training step's forward and backward over a chunk: sets every parameter's gradient,
     /// returns the loss buffer (mean cross-entropy in slot 0, still on the device) and the state
     /// to carry into the next chunk (the gradient is cut there: truncated BPTT).
-    public func forwardBackward(inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
-                                state: State?, dropoutSeed: UInt64?, dropoutBatch: (offset: Int, global: Int)? = nil,
-                                ignoreIndex: Int = -1) throws -> (loss: Backend.Buffer, state: State) {
+    public func forwardBackward(
+        inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
+        state: State?, dropoutSeed: UInt64?, dropoutBatch: (offset: Int, global: Int)? = nil,
+        ignoreIndex: Int = -1
+    ) throws -> (loss: Backend.Buffer, state: State) {
         let rows = steps * batch, c = configuration
         let x = try embedding.forward(inputs, count: rows)
-        let f = try lstm.forward(input: x, steps: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
-                                 saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil, dropoutBatch: dropoutBatch)
+        let f = try lstm.forward(
+            input: x, steps: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
+            saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil, dropoutBatch: dropoutBatch)
         let out = MatrixView(f.output, rowStride: lstm.outputWidth)
         let logits = try head.forward(out, rows: rows)
         let loss = try backend.makeBuffer(count: 1)
         let dLogits = try backend.makeScratchBuffer(count: rows * c.vocabularySize)
-        try backend.softmaxCrossEntropy(logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
-                                        ignoreIndex: ignoreIndex, gradient: dLogits, loss: loss, lossSlot: 0)
+        try backend.softmaxCrossEntropy(
+            logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
+            ignoreIndex: ignoreIndex, gradient: dLogits, loss: loss, lossSlot: 0)
         let dOut = try head.backward(out, rows: rows, outputGradient: dLogits)!
         let g = try lstm.backward(f, outputGradient: dOut)
         g.assign(to: parameters, prefix: "lstm.")
@@ -128,32 +146,42 @@ public final class LanguageModel<Backend: ModelOps> {
     }
 
     /// Forward only: the mean cross-entropy of a chunk (slot 0 of the returned buffer) and the carried state.
-    public func loss(inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
-                     state: State?, ignoreIndex: Int = -1) throws -> (loss: Backend.Buffer, state: State) {
+    public func loss(
+        inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
+        state: State?, ignoreIndex: Int = -1
+    ) throws -> (loss: Backend.Buffer, state: State) {
         let rows = steps * batch, c = configuration
-        let f = try lstm.forward(input: embedding.forward(inputs, count: rows), steps: steps, batch: batch,
-                                 initialHidden: state?.hidden, initialCell: state?.cell)
+        let f = try lstm.forward(
+            input: embedding.forward(inputs, count: rows), steps: steps, batch: batch,
+            initialHidden: state?.hidden, initialCell: state?.cell)
         let logits = try head.forward(MatrixView(f.output, rowStride: lstm.outputWidth), rows: rows)
         let loss = try backend.makeBuffer(count: 1)
         let scratch = try backend.makeScratchBuffer(count: rows * c.vocabularySize)
-        try backend.softmaxCrossEntropy(logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
-                                        ignoreIndex: ignoreIndex, gradient: scratch, loss: loss, lossSlot: 0)
+        try backend.softmaxCrossEntropy(
+            logits: logits, rows: rows, classes: c.vocabularySize, targets: targets,
+            ignoreIndex: ignoreIndex, gradient: scratch, loss: loss, lossSlot: 0)
         return (loss, State(hidden: f.finalHidden, cell: f.finalCell))
     }
 
     /// Logits [B, V] for one step of ids [B] from `state`, and the next state (for sampling).
     public func nextLogits(_ ids: [Int], state: State?) throws -> (logits: [Float], state: State) {
         let batch = ids.count, c = configuration
-        let f = try lstm.forward(input: embedding.forward(backend.makeIndices(ids), count: batch), steps: 1, batch: batch,
-                                 initialHidden: state?.hidden, initialCell: state?.cell)
+        let f = try lstm.forward(
+            input: embedding.forward(backend.makeIndices(ids), count: batch), steps: 1, batch: batch,
+            initialHidden: state?.hidden, initialCell: state?.cell)
         let logits = try head.forward(MatrixView(f.output, rowStride: lstm.outputWidth), rows: batch)
-        return (try backend.read(logits, offset: 0, count: batch * c.vocabularySize), State(hidden: f.finalHidden, cell: f.finalCell))
+        return (
+            try backend.read(logits, offset: 0, count: batch * c.vocabularySize),
+            State(hidden: f.finalHidden, cell: f.finalCell)
+        )
     }
 
     /// Every parameter as host tensors, by name.
     public func parameterTensors() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        for p in parameters { out[p.name] = try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count)) }
+        for p in parameters {
+            out[p.name] = try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count))
+        }
         return out
     }
 

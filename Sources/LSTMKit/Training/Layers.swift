@@ -2,12 +2,14 @@
 /// gradients back (PyTorch's `nn.Embedding`, initialised N(0, 1)).
 public final class Embedding<Backend: ModelOps> {
     public let backend: Backend
-    public let vocabularySize: Int   // V
-    public let dimension: Int        // E
+    public let vocabularySize: Int  // V
+    public let dimension: Int  // E
     public let weight: Parameter<Backend.Buffer>
 
-    public init(backend: Backend, vocabularySize: Int, dimension: Int, name: String = "embedding.weight",
-                generator: inout SeededGenerator) throws {
+    public init(
+        backend: Backend, vocabularySize: Int, dimension: Int, name: String = "embedding.weight",
+        generator: inout SeededGenerator
+    ) throws {
         self.backend = backend
         self.vocabularySize = vocabularySize
         self.dimension = dimension
@@ -26,7 +28,8 @@ public final class Embedding<Backend: ModelOps> {
     /// Sets `weight.gradient` from dL/d(output) [N, E].
     public func backward(_ ids: Backend.Indices, count: Int, outputGradient: Backend.Buffer) throws {
         let gradient = try backend.makeBuffer(count: vocabularySize * dimension)
-        try backend.scatterAddRows(outputGradient, width: dimension, indices: ids, count: count, rows: vocabularySize, into: gradient)
+        try backend.scatterAddRows(
+            outputGradient, width: dimension, indices: ids, count: count, rows: vocabularySize, into: gradient)
         weight.gradient = gradient
     }
 }
@@ -40,14 +43,19 @@ public final class Linear<Backend: ModelOps> {
     public let weight: Parameter<Backend.Buffer>
     public let bias: Parameter<Backend.Buffer>
 
-    public init(backend: Backend, inputSize: Int, outputSize: Int, name: String, generator: inout SeededGenerator) throws {
+    public init(
+        backend: Backend, inputSize: Int, outputSize: Int, name: String, generator: inout SeededGenerator
+    ) throws {
         self.backend = backend
         self.inputSize = inputSize
         self.outputSize = outputSize
         let bound = 1 / Float(inputSize).squareRoot()
         let w = try backend.makeBuffer(count: outputSize * inputSize), b = try backend.makeBuffer(count: outputSize)
-        try backend.write(Tensor(uniform: [outputSize * inputSize], low: -bound, high: bound, generator: &generator).scalars, to: w, offset: 0)
-        try backend.write(Tensor(uniform: [outputSize], low: -bound, high: bound, generator: &generator).scalars, to: b, offset: 0)
+        try backend.write(
+            Tensor(uniform: [outputSize * inputSize], low: -bound, high: bound, generator: &generator).scalars, to: w,
+            offset: 0)
+        try backend.write(
+            Tensor(uniform: [outputSize], low: -bound, high: bound, generator: &generator).scalars, to: b, offset: 0)
         weight = Parameter(name: name + ".weight", shape: [outputSize, inputSize], value: w)
         bias = Parameter(name: name + ".bias", shape: [outputSize], value: b)
     }
@@ -55,27 +63,33 @@ public final class Linear<Backend: ModelOps> {
     /// [N, in] → [N, out].
     public func forward(_ x: MatrixView<Backend.Buffer>, rows: Int) throws -> Backend.Buffer {
         let y = try backend.makeScratchBuffer(count: rows * outputSize)
-        try backend.gemm(transposeA: false, transposeB: true, m: rows, n: outputSize, k: inputSize, alpha: 1, a: x,
-                         b: MatrixView(weight.value, rowStride: inputSize), beta: 0, c: MatrixView(y, rowStride: outputSize))
+        try backend.gemm(
+            transposeA: false, transposeB: true, m: rows, n: outputSize, k: inputSize, alpha: 1, a: x,
+            b: MatrixView(weight.value, rowStride: inputSize), beta: 0, c: MatrixView(y, rowStride: outputSize))
         try backend.addRowVector(bias.value, to: y, rows: rows, width: outputSize)
         return y
     }
 
     /// Sets the weight and bias gradients; returns dL/dx [N, in] when `needInputGradient`.
     @discardableResult
-    public func backward(_ x: MatrixView<Backend.Buffer>, rows: Int, outputGradient: Backend.Buffer,
-                         needInputGradient: Bool = true) throws -> Backend.Buffer? {
+    public func backward(
+        _ x: MatrixView<Backend.Buffer>, rows: Int, outputGradient: Backend.Buffer,
+        needInputGradient: Bool = true
+    ) throws -> Backend.Buffer? {
         let dy = MatrixView(outputGradient, rowStride: outputSize)
-        let dw = try backend.makeScratchBuffer(count: outputSize * inputSize), db = try backend.makeScratchBuffer(count: outputSize)
-        try backend.gemm(transposeA: true, transposeB: false, m: outputSize, n: inputSize, k: rows, alpha: 1, a: dy, b: x,
-                         beta: 0, c: MatrixView(dw, rowStride: inputSize))
+        let dw = try backend.makeScratchBuffer(count: outputSize * inputSize),
+            db = try backend.makeScratchBuffer(count: outputSize)
+        try backend.gemm(
+            transposeA: true, transposeB: false, m: outputSize, n: inputSize, k: rows, alpha: 1, a: dy, b: x,
+            beta: 0, c: MatrixView(dw, rowStride: inputSize))
         try backend.columnSums(outputGradient, rows: rows, width: outputSize, into: db)
         weight.gradient = dw
         bias.gradient = db
         guard needInputGradient else { return nil }
         let dx = try backend.makeScratchBuffer(count: rows * inputSize)
-        try backend.gemm(transposeA: false, transposeB: false, m: rows, n: inputSize, k: outputSize, alpha: 1, a: dy,
-                         b: MatrixView(weight.value, rowStride: inputSize), beta: 0, c: MatrixView(dx, rowStride: inputSize))
+        try backend.gemm(
+            transposeA: false, transposeB: false, m: rows, n: inputSize, k: outputSize, alpha: 1, a: dy,
+            b: MatrixView(weight.value, rowStride: inputSize), beta: 0, c: MatrixView(dx, rowStride: inputSize))
         return dx
     }
 }

@@ -8,7 +8,11 @@ public enum OptimizerKind: Equatable, Sendable {
 
     /// "sgd", "adam" or "adamw".
     public var name: String {
-        switch self { case .sgd: "sgd"; case .adam: "adam"; case .adamW: "adamw" }
+        switch self {
+        case .sgd: "sgd";
+        case .adam: "adam";
+        case .adamW: "adamw"
+        }
     }
 }
 
@@ -24,7 +28,8 @@ public enum LearningRateSchedule: Equatable, Sendable {
         if warmup > 0, step <= warmup { return base * Float(step) / Float(warmup) }
         switch self {
         case .constant: return base
-        case let .step(every, gamma): return base * Float(Foundation.pow(Double(gamma), Double((step - 1) / max(every, 1))))
+        case let .step(every, gamma):
+            return base * Float(Foundation.pow(Double(gamma), Double((step - 1) / max(every, 1))))
         case let .cosine(total, minimum):
             let span = max(total - warmup, 1)
             let progress = min(1, Double(step - warmup) / Double(span))
@@ -59,7 +64,8 @@ public final class Optimizer<Backend: ModelOps> {
             guard let g = p.gradient else { continue }
             try backend.sumOfSquares(g, count: p.count, into: sums, slot: slot)
         }
-        let norm = Float(try backend.read(sums, offset: 0, count: parameters.count).reduce(0.0) { $0 + Double($1) }.squareRoot())
+        let norm = Float(
+            try backend.read(sums, offset: 0, count: parameters.count).reduce(0.0) { $0 + Double($1) }.squareRoot())
         guard let maxNorm, norm.isFinite else { return norm }
         var seen = Set<ObjectIdentifier>()
         for p in parameters {
@@ -77,15 +83,17 @@ public final class Optimizer<Backend: ModelOps> {
             switch kind {
             case let .sgd(momentum, nesterov, weightDecay):
                 let buffer = momentum != 0 ? try stateBuffer(p, "momentum") : nil
-                try backend.sgdStep(parameter: p.value, gradient: g, momentumBuffer: buffer, count: p.count,
-                                    learningRate: learningRate, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+                try backend.sgdStep(
+                    parameter: p.value, gradient: g, momentumBuffer: buffer, count: p.count,
+                    learningRate: learningRate, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
             case let .adam(beta1, beta2, epsilon, weightDecay), let .adamW(beta1, beta2, epsilon, weightDecay):
                 let decoupled = kind.name == "adamw"
-                try backend.adamStep(parameter: p.value, gradient: g, firstMoment: stateBuffer(p, "m"),
-                                     secondMoment: stateBuffer(p, "v"), count: p.count, learningRate: learningRate,
-                                     beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, decoupled: decoupled,
-                                     biasCorrection1: 1 - Float(Foundation.pow(Double(beta1), Double(step))),
-                                     biasCorrection2: 1 - Float(Foundation.pow(Double(beta2), Double(step))))
+                try backend.adamStep(
+                    parameter: p.value, gradient: g, firstMoment: stateBuffer(p, "m"),
+                    secondMoment: stateBuffer(p, "v"), count: p.count, learningRate: learningRate,
+                    beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, decoupled: decoupled,
+                    biasCorrection1: 1 - Float(Foundation.pow(Double(beta1), Double(step))),
+                    biasCorrection2: 1 - Float(Foundation.pow(Double(beta2), Double(step))))
             }
         }
     }
@@ -128,7 +136,8 @@ public final class Optimizer<Backend: ModelOps> {
         for (fullName, tensor) in tensors where fullName.hasPrefix("optimizer.") {
             let rest = fullName.dropFirst("optimizer.".count)
             guard let dot = rest.lastIndex(of: "."), let shape = shapes[String(rest[..<dot])],
-                  stateKeys.contains(String(rest[rest.index(after: dot)...])) else {
+                stateKeys.contains(String(rest[rest.index(after: dot)...]))
+            else {
                 throw LSTMError.unexpectedTensor(name: fullName, file: "optimizer state")
             }
             try checkShape(tensor, shape, "optimizer state '\(fullName)'")

@@ -35,4 +35,3 @@ extension Float {
     static func cos(_ x: Float) -> Float { Float(Foundation.cos(Double(x))) }
     static func sin(_ x: Float) -> Float { Float(Foundation.sin(Double(x))) }
 }
-

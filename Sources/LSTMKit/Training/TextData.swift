@@ -5,7 +5,8 @@ import Foundation
 public func readTextFile(_ path: String) throws -> String {
     let data = try readRegularFile(path)
     if let zero = data.firstIndex(of: 0) {
-        throw LSTMError.io(path: path, reason: "holds a NUL byte at offset \(zero - data.startIndex): a binary file, not text")
+        throw LSTMError.io(
+            path: path, reason: "holds a NUL byte at offset \(zero - data.startIndex): a binary file, not text")
     }
     guard let text = String(validating: data, as: UTF8.self) else {
         var bytes = data.makeIterator()
@@ -45,7 +46,8 @@ public struct Vocabulary: Equatable, Sendable {
     public func encode(_ text: String) throws -> [Int] {
         try text.map { c in
             guard let i = index[c] else {
-                throw LSTMError.invalidArgument("character \(c.debugDescription) is not in the model's vocabulary of \(count)")
+                throw LSTMError.invalidArgument(
+                    "character \(c.debugDescription) is not in the model's vocabulary of \(count)")
             }
             return i
         }
@@ -61,18 +63,23 @@ public struct Vocabulary: Equatable, Sendable {
 public struct TokenStreams: Sendable {
     public let training: [Int]
     public let heldOut: [Int]
-    public let batch: Int        // B
-    public let steps: Int        // T
+    public let batch: Int  // B
+    public let steps: Int  // T
 
     public init(ids: [Int], heldOutFraction: Double, batch: Int, steps: Int) throws {
-        guard batch > 0, steps > 0 else { throw LSTMError.invalidArgument("batch and sequence length must be positive") }
+        guard batch > 0, steps > 0 else {
+            throw LSTMError.invalidArgument("batch and sequence length must be positive")
+        }
         let cut = ids.count - Int(Double(ids.count) * heldOutFraction)
         training = Array(ids[..<cut])
         heldOut = Array(ids[cut...])
         self.batch = batch
         self.steps = steps
         guard chunksPerEpoch > 0 else {
-            throw LSTMError.invalidArgument("the training text (\(training.count) characters) is too short for \(batch) streams of \(steps + 1) characters")
+            throw LSTMError.invalidArgument(
+                "the training text (\(training.count) characters) is too short for \(batch) streams of "
+                    + "\(steps + 1) characters"
+            )
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// Everything that defines a training run besides the model's shape.
 public struct TrainingOptions: Equatable, Sendable {
-    public var batch = 32                 // B streams
+    public var batch = 32  // B streams
     /// T: characters per chunk, the truncated BPTT length.
     public var sequenceLength = 100
     public var learningRate: Float = 2e-3
@@ -48,11 +48,17 @@ public enum TrainingError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .diverged(step, loss):
-            return "training diverged: the loss at step \(step) is \(loss); the update was not applied and the last checkpoint on disk is intact (lower the learning rate or clip gradients)"
+            return
+                "training diverged: the loss at step \(step) is \(loss); the update was not applied and the "
+                + "last checkpoint on disk is intact (lower the learning rate or clip gradients)"
         case let .nonFinite(step, what):
-            return "training diverged at step \(step): \(what) is not finite; the update was not applied and the last checkpoint on disk is intact (lower the learning rate or clip gradients)"
+            return
+                "training diverged at step \(step): \(what) is not finite; the update was not applied and the "
+                + "last checkpoint on disk is intact (lower the learning rate or clip gradients)"
         case let .nonFiniteCheckpoint(path, tensor, step):
-            return "\(path): the checkpoint of step \(step) holds NaN or infinite values in '\(tensor)': training cannot continue from it (resume from an earlier checkpoint)"
+            return
+                "\(path): the checkpoint of step \(step) holds NaN or infinite values in '\(tensor)': training "
+                + "cannot continue from it (resume from an earlier checkpoint)"
         case let .mismatchedResume(message): return "cannot resume: \(message)"
         }
     }
@@ -98,21 +104,28 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     /// and the update, and rank 0's initial weights are broadcast, so N replicas take the same
     /// steps as one process with batch N·b (up to the order of floating-point sums).
     /// Every replica must call `trainStep` and `saveCheckpoint` alike.
-    public init(model: LanguageModel<Backend>, vocabulary: Vocabulary, ids: [Int], options: TrainingOptions,
-                reducer: GradientReducer? = nil) throws {
+    public init(
+        model: LanguageModel<Backend>, vocabulary: Vocabulary, ids: [Int], options: TrainingOptions,
+        reducer: GradientReducer? = nil
+    ) throws {
         guard vocabulary.count == model.configuration.vocabularySize else {
-            throw LSTMError.invalidConfiguration("the vocabulary has \(vocabulary.count) symbols but the model \(model.configuration.vocabularySize)")
+            throw LSTMError.invalidConfiguration(
+                "the vocabulary has \(vocabulary.count) symbols but the model \(model.configuration.vocabularySize)")
         }
         self.model = model
         self.vocabulary = vocabulary
         self.options = options
         self.reducer = reducer
-        data = try TokenStreams(ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch * (reducer?.size ?? 1),
-                                steps: options.sequenceLength)
+        data = try TokenStreams(
+            ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch * (reducer?.size ?? 1),
+            steps: options.sequenceLength)
         optimizer = Optimizer(backend: model.backend, kind: options.optimizer)
         if let reducer {
-            let description = "model \(model.configuration), batch \(options.batch) × \(options.sequenceLength), optimizer \(options.optimizer), "
-                + "lr \(options.learningRate), schedule \(options.schedule), clip \(options.clipNorm.map { "\($0)" } ?? "off"), "
+            let description =
+                "model \(model.configuration), batch \(options.batch) × \(options.sequenceLength), optimizer "
+                + "\(options.optimizer), "
+                + "lr \(options.learningRate), schedule \(options.schedule), clip "
+                + "\(options.clipNorm.map { "\($0)" } ?? "off"), "
                 + "seed \(options.seed), text \(Self.fingerprint(data.training))"
             try reducer.requireAgreement(fingerprint: configurationFingerprint(description), description: description)
             var weights = try flatten(model.parameters.map(\.value), counts: model.parameters.map(\.count))
@@ -166,7 +179,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let (inputs, targets) = data.chunk(chunk, streams: streams)
         let backend = model.backend
         let (lossBuffer, next) = try model.forwardBackward(
-            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets), steps: data.steps, batch: streams.count,
+            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets), steps: data.steps,
+            batch: streams.count,
             state: state, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15,
             dropoutBatch: (offset: streams.lowerBound, global: data.batch))
         let loss = try averageAcrossReplicas(backend.read(lossBuffer, offset: 0, count: 1)[0])
@@ -178,8 +192,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         state = next
         chunk += 1
         step += 1
-        return StepReport(step: step, loss: loss, learningRate: rate, epoch: epoch,
-                          seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        return StepReport(
+            step: step, loss: loss, learningRate: rate, epoch: epoch,
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
     /// Mean cross-entropy (nats per character) over the held-out split.
@@ -187,7 +202,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
 
     /// Mean cross-entropy over the first `limit` held-out characters (all when nil), stopping
     /// early at `deadline`; `progress` is called after every chunk with the fraction done.
-    public func evaluate(limit: Int?, deadline: Date?, progress: (Double) -> Void = { _ in }) throws -> HeldOutEvaluation {
+    public func evaluate(
+        limit: Int?, deadline: Date?, progress: (Double) -> Void = { _ in }
+    ) throws -> HeldOutEvaluation {
         let cap = min(data.heldOut.count, limit ?? data.heldOut.count)
         let streams = max(1, min(options.evaluationStreams, cap / 2))
         let chunks = data.heldOutChunks(streams: streams, limit: cap)
@@ -197,8 +214,9 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         for chunk in chunks {
             if let deadline, Date() >= deadline { break }
             let backend = model.backend
-            let (loss, next) = try model.loss(inputs: backend.makeIndices(chunk.inputs), targets: backend.makeIndices(chunk.targets),
-                                              steps: chunk.steps, batch: streams, state: state)
+            let (loss, next) = try model.loss(
+                inputs: backend.makeIndices(chunk.inputs), targets: backend.makeIndices(chunk.targets),
+                steps: chunk.steps, batch: streams, state: state)
             sum += Double(try backend.read(loss, offset: 0, count: 1)[0]) * Double(chunk.inputs.count)
             count += chunk.inputs.count
             state = next
@@ -224,10 +242,22 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         tensors += exported.tensors.map { ($0.0, .float32($0.1)) }
         if let state {
             let c = model.configuration
-            tensors.append(("train.state.hidden", .float32(try Tensor(shape: [c.layers, data.batch, c.outputSize],
-                                                                      scalars: globalState(state.hidden, width: c.outputSize)))))
-            tensors.append(("train.state.cell", .float32(try Tensor(shape: [c.layers, data.batch, c.hiddenSize],
-                                                                    scalars: globalState(state.cell, width: c.hiddenSize)))))
+            tensors.append(
+                (
+                    "train.state.hidden",
+                    .float32(
+                        try Tensor(
+                            shape: [c.layers, data.batch, c.outputSize],
+                            scalars: globalState(state.hidden, width: c.outputSize)))
+                ))
+            tensors.append(
+                (
+                    "train.state.cell",
+                    .float32(
+                        try Tensor(
+                            shape: [c.layers, data.batch, c.hiddenSize],
+                            scalars: globalState(state.cell, width: c.hiddenSize)))
+                ))
         }
         if rank != 0 { return }
         let encoder = JSONEncoder()
@@ -281,30 +311,44 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let checkpoint = try CheckpointFile(contentsOf: path)
         let file = checkpoint.file
         guard checkpoint.model == model.configuration else {
-            throw TrainingError.mismatchedResume("\(path) holds a model \(checkpoint.model.summary), this run builds \(model.configuration.summary)")
+            throw TrainingError.mismatchedResume(
+                "\(path) holds a model \(checkpoint.model.summary), this run builds \(model.configuration.summary)")
         }
         guard checkpoint.vocabulary == vocabulary else {
-            throw TrainingError.mismatchedResume("\(path) has another vocabulary (\(checkpoint.vocabulary.count) symbols) than this text (\(vocabulary.count))")
+            throw TrainingError.mismatchedResume(
+                "\(path) has another vocabulary (\(checkpoint.vocabulary.count) symbols) than this text "
+                    + "(\(vocabulary.count))"
+            )
         }
         guard checkpoint.batch == data.batch, checkpoint.sequenceLength == data.steps else {
-            throw TrainingError.mismatchedResume("\(path) was trained with batch \(checkpoint.batch) × length \(checkpoint.sequenceLength), this run uses \(data.batch) × \(data.steps)")
+            throw TrainingError.mismatchedResume(
+                "\(path) was trained with batch \(checkpoint.batch) × length \(checkpoint.sequenceLength), this "
+                    + "run uses \(data.batch) × \(data.steps)"
+            )
         }
         guard file.metadata["data_fingerprint"] == Self.fingerprint(data.training) else {
             throw TrainingError.mismatchedResume("\(path) was trained on different text")
         }
         guard checkpoint.optimizer == optimizer.kind.name else {
-            throw TrainingError.mismatchedResume("\(path) used optimizer \(checkpoint.optimizer), this run \(optimizer.kind.name)")
+            throw TrainingError.mismatchedResume(
+                "\(path) used optimizer \(checkpoint.optimizer), this run \(optimizer.kind.name)")
         }
         guard checkpoint.counters.chunk <= data.chunksPerEpoch else {
-            throw LSTMError.corruptFile(path: path, reason: "checkpoint field 'chunk' is \(checkpoint.counters.chunk), past the \(data.chunksPerEpoch) chunks of an epoch")
+            throw LSTMError.corruptFile(
+                path: path,
+                reason:
+                    "checkpoint field 'chunk' is \(checkpoint.counters.chunk), past the \(data.chunksPerEpoch) "
+                    + "chunks of an epoch"
+            )
         }
         let weights = try checkpoint.modelTensors(model.parameters.map { ($0.name, $0.shape) })
         try requireFinite(weights, step: checkpoint.counters.step, source: path)
         let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
         let optimizerState = try checkpoint.optimizerTensors(shapes: shapes, keys: optimizer.stateKeys)
         let c = model.configuration
-        let carried = try checkpoint.carriedState(hiddenShape: [c.layers, data.batch, c.outputSize],
-                                                  cellShape: [c.layers, data.batch, c.hiddenSize])
+        let carried = try checkpoint.carriedState(
+            hiddenShape: [c.layers, data.batch, c.outputSize],
+            cellShape: [c.layers, data.batch, c.hiddenSize])
         // Everything is checked: now change the trainer.
         try model.load(weights, source: path)
         try optimizer.importState(optimizerState, step: checkpoint.counters.optimizerStep, parameters: model.parameters)

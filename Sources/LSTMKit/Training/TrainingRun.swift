@@ -103,13 +103,16 @@ public final class TrainingRun<Backend: ModelOps> {
 
         func guarded<T>(_ body: () throws -> T) throws -> T {
             do { return try body() } catch let error as TrainingError where error.isDivergence {
-                throw Diverged(error: error, lastCheckpoint: hasCheckpoint ? schedule.checkpoint.map { ($0, lastCheckpointStep) } : nil)
+                throw Diverged(
+                    error: error,
+                    lastCheckpoint: hasCheckpoint ? schedule.checkpoint.map { ($0, lastCheckpointStep) } : nil)
             }
         }
         func evaluate() throws {
             guard leader else { return }
             let step = trainer.step
-            let evaluation = try trainer.evaluate(limit: schedule.evaluationCharacters, deadline: deadline) { fraction in
+            let evaluation = try trainer.evaluate(limit: schedule.evaluationCharacters, deadline: deadline) {
+                fraction in
                 try? observe(.evaluating(step: step, fraction: fraction))
             }
             if evaluation.characters > 0 { heldOutLoss = evaluation.loss }
@@ -117,7 +120,7 @@ public final class TrainingRun<Backend: ModelOps> {
         }
         func writeCheckpoint() throws {
             guard let path = schedule.checkpoint else { return }
-            try guarded { try trainer.saveCheckpoint(to: path) }   // every rank takes part; rank 0 writes
+            try guarded { try trainer.saveCheckpoint(to: path) }  // every rank takes part; rank 0 writes
             lastCheckpointStep = trainer.step
             hasCheckpoint = true
             if leader { try observe(.checkpointWritten(step: trainer.step, path: path)) }
@@ -137,12 +140,15 @@ public final class TrainingRun<Backend: ModelOps> {
             if schedule.evaluateEvery > 0, report.step % schedule.evaluateEvery == 0 { try evaluate() }
             if schedule.checkpointEvery > 0, report.step % schedule.checkpointEvery == 0 { try writeCheckpoint() }
         }
-        if trainer.step > firstStep, schedule.evaluateEvery <= 0 || trainer.step % schedule.evaluateEvery != 0 { try evaluate() }
+        if trainer.step > firstStep, schedule.evaluateEvery <= 0 || trainer.step % schedule.evaluateEvery != 0 {
+            try evaluate()
+        }
         try writeCheckpoint()
         let seconds = Date().timeIntervalSince(started)
         let steps = trainer.step - firstStep
-        return Summary(steps: steps, seconds: seconds, tokensPerSecond: Double(steps * tokensPerStep) / max(seconds, 1e-9),
-                       heldOutLoss: heldOutLoss)
+        return Summary(
+            steps: steps, seconds: seconds, tokensPerSecond: Double(steps * tokensPerStep) / max(seconds, 1e-9),
+            heldOutLoss: heldOutLoss)
     }
 }
 
@@ -153,7 +159,8 @@ enum FaultInjection {
     static func beforeStep(rank: Int, step: Int) {
         let environment = ProcessInfo.processInfo.environment
         guard let fault = environment["LSTM_GPU_FAULT"], Int(environment["LSTM_GPU_FAULT_RANK"] ?? "0") == rank,
-              Int(environment["LSTM_GPU_FAULT_STEP"] ?? "0") == step else { return }
+            Int(environment["LSTM_GPU_FAULT_STEP"] ?? "0") == step
+        else { return }
         if fault == "exit" { exit(9) }
         while fault == "hang" { sleep(1000) }
     }
