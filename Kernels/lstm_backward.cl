@@ -6,7 +6,7 @@
 // Padded steps (t >= lengths[b]) write dG = 0 and carry dh, dc through unchanged.
 //
 // Kernels (one item per element, any work-group size, bounds-guarded):
-//   lstm_projection_backward_step  dht = dh + dy(t) (0 when padded), kept in dhtot [T, B, P]
+//   lstm_projection_backward_step  dht = dh + dy(t) (0 when padded), kept in dhtot [T, B, Hout]
 //                                  for dW_hr; dr[b, j] = Σ_p dht[b, p]·W_hr[p, j]. global (H, B).
 //   lstm_cell_backward_step        fused cell backward: dr (from dr, or dh + dy(t) without
 //                                  projection), c, gates → dG(t), dc ← dc·f. global (H, B).
@@ -25,11 +25,11 @@ static inline float tanh_f(float x) {
     return copysign(-e / (2.0f + e), x);
 }
 
-__kernel void lstm_projection_backward_step(const int B, const int H, const int P, const int t,
-                                            __global const float* Wr,      // [P, H]
-                                            __global const float* dh,      // [B, P]
+__kernel void lstm_projection_backward_step(const int B, const int H, const int Hout, const int t,
+                                            __global const float* Wr,      // [Hout, H]
+                                            __global const float* dh,      // [B, Hout]
                                             __global const float* dy, const int dy_offset, const int dy_stride, const int has_dy,
-                                            __global float* dhtot,         // [T, B, P]
+                                            __global float* dhtot,         // [T, B, Hout]
                                             __global float* dr,            // [B, H]
                                             __global const int* lengths)
 {
@@ -38,16 +38,16 @@ __kernel void lstm_projection_backward_step(const int B, const int H, const int 
     const int row = t * B + b;
     if (!active(t, lengths, b)) {
         dr[b * H + j] = 0.0f;
-        if (j < P) dhtot[row * P + j] = 0.0f;
+        if (j < Hout) dhtot[row * Hout + j] = 0.0f;
         return;
     }
     float acc = 0.0f;
-    for (int p = 0; p < P; p++) {
-        const float d = dh[b * P + p] + (has_dy ? dy[dy_offset + row * dy_stride + p] : 0.0f);
+    for (int p = 0; p < Hout; p++) {
+        const float d = dh[b * Hout + p] + (has_dy ? dy[dy_offset + row * dy_stride + p] : 0.0f);
         acc = fma(d, Wr[p * H + j], acc);
     }
     dr[b * H + j] = acc;
-    if (j < P) dhtot[row * P + j] = dh[b * P + j] + (has_dy ? dy[dy_offset + row * dy_stride + j] : 0.0f);
+    if (j < Hout) dhtot[row * Hout + j] = dh[b * Hout + j] + (has_dy ? dy[dy_offset + row * dy_stride + j] : 0.0f);
 }
 
 __kernel void lstm_cell_backward_step(const int B, const int H, const int t,

@@ -11,8 +11,8 @@
 //                         h_prev tiles in local memory; then c, h (or, when projecting, the
 //                         unprojected r = o·tanh(c)), the output row and the saved activations.
 //                         Work-group (LSTM_UNITS, 1); global (roundup(H, LSTM_UNITS), ceil(B/LSTM_BT)).
-//   lstm_projection_step  h[b, p] = Σ_j r[b, j]·W_hr[p, j] via W_hrᵀ [H, P]; writes h_next and
-//                         the output row. Any work-group size; global (P, B).
+//   lstm_projection_step  h[b, p] = Σ_j r[b, j]·W_hr[p, j] via W_hrᵀ [H, Hout]; writes h_next and
+//                         the output row. Any work-group size; global (Hout, B).
 // Activations: sigmoid_f / tanh_f below (not the built-in tanh), so saturated gates are
 // exactly 0 / ±1 and NaN or ±Inf propagate as in PyTorch.
 // Build options (required, from OpenCLTiles.swift): -DLSTM_UNITS -DLSTM_BT -DLSTM_KT.
@@ -127,23 +127,23 @@ void lstm_forward_step(const int B, const int H, const int Hout, const int t,
     }
 }
 
-__kernel void lstm_projection_step(const int B, const int H, const int P, const int t,
-                                   __global const float* WrT,     // [H, P]
+__kernel void lstm_projection_step(const int B, const int H, const int Hout, const int t,
+                                   __global const float* WrT,     // [H, Hout]
                                    __global const float* r,       // [B, H]
-                                   __global const float* h_prev, __global float* h_next,  // [B, P]
+                                   __global const float* h_prev, __global float* h_next,  // [B, Hout]
                                    __global float* out, const int out_offset, const int out_stride,
                                    __global const int* lengths)
 {
     const int p = get_global_id(0), b = get_global_id(1);
-    if (p >= P || b >= B) return;
+    if (p >= Hout || b >= B) return;
     const int row = t * B + b;
     if (t < lengths[b]) {
         float acc = 0.0f;
-        for (int j = 0; j < H; j++) acc = fma(r[b * H + j], WrT[j * P + p], acc);
-        h_next[b * P + p] = acc;
+        for (int j = 0; j < H; j++) acc = fma(r[b * H + j], WrT[j * Hout + p], acc);
+        h_next[b * Hout + p] = acc;
         out[out_offset + row * out_stride + p] = acc;
     } else {
-        h_next[b * P + p] = h_prev[b * P + p];
+        h_next[b * Hout + p] = h_prev[b * Hout + p];
         out[out_offset + row * out_stride + p] = 0.0f;
     }
 }

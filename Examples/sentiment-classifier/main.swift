@@ -151,7 +151,9 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
 
     /// A batch as the model takes it: ids [T·B] sequence-major with padding 0, the lengths [B],
     /// the labels [B] and T (the longest sequence).
-    func batchTensors(_ batch: ArraySlice<([String], Int)>) -> (ids: [Int], lengths: [Int], labels: [Int], steps: Int) {
+    func batchTensors(
+        _ batch: ArraySlice<([String], Int)>
+    ) -> (ids: [Int], lengths: [Int], labels: [Int], sequenceLength: Int) {
         let steps = batch.map { $0.0.count }.max()!
         var ids = [Int](repeating: 0, count: steps * batch.count)
         for (b, (words, _)) in batch.enumerated() {
@@ -166,7 +168,7 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             let batch = set[start..<min(start + 256, set.count)]
             let (ids, lengths, labels, steps) = batchTensors(batch)
             let x = try embedding.forward(backend.makeIndices(ids), count: ids.count)
-            let f = try lstm.forward(input: x, steps: steps, batch: batch.count, lengths: lengths)
+            let f = try lstm.forward(input: x, sequenceLength: steps, batch: batch.count, lengths: lengths)
             let logits = try backend.read(
                 try head.forward(MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize), rows: batch.count),
                 offset: 0, count: batch.count * classes)
@@ -197,7 +199,7 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
             let tokenIds = try backend.makeIndices(ids)
             let x = try embedding.forward(tokenIds, count: ids.count)
             let f = try lstm.forward(
-                input: x, steps: steps, batch: batch.count, lengths: lengths, saveActivations: true)
+                input: x, sequenceLength: steps, batch: batch.count, lengths: lengths, saveActivations: true)
             // hn: each sequence's state at its last valid step.
             let last = MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize)
             let logits = try head.forward(last, rows: batch.count)

@@ -7,33 +7,33 @@ public struct BenchmarkShape: Sendable, Equatable {
     public var inputSize: Int  // I
     public var hiddenSize: Int  // H
     public var batch: Int  // B
-    public var steps: Int  // T
+    public var sequenceLength: Int  // T
     public var layers: Int = 1  // L
     public var bidirectional: Bool = false
 
     public init(
-        name: String, inputSize: Int, hiddenSize: Int, batch: Int, steps: Int, layers: Int = 1,
+        name: String, inputSize: Int, hiddenSize: Int, batch: Int, sequenceLength steps: Int, layers: Int = 1,
         bidirectional: Bool = false
     ) {
         self.name = name
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
         self.batch = batch
-        self.steps = steps
+        self.sequenceLength = steps
         self.layers = layers
         self.bidirectional = bidirectional
     }
 
     /// The standard suite (DeepBench-derived; measured figures are in the README's "Figures").
     public static let suite: [BenchmarkShape] = [
-        .init(name: "char-256", inputSize: 256, hiddenSize: 256, batch: 32, steps: 150),
-        .init(name: "mt-512", inputSize: 512, hiddenSize: 512, batch: 64, steps: 25),
-        .init(name: "mt-1024", inputSize: 1024, hiddenSize: 1024, batch: 64, steps: 25),
-        .init(name: "lm-1536", inputSize: 1536, hiddenSize: 1536, batch: 16, steps: 50),
-        .init(name: "serve-512-b1", inputSize: 512, hiddenSize: 512, batch: 1, steps: 25),
-        .init(name: "serve-1024-b4", inputSize: 1024, hiddenSize: 1024, batch: 4, steps: 25),
-        .init(name: "stack-2x512", inputSize: 512, hiddenSize: 512, batch: 32, steps: 50, layers: 2),
-        .init(name: "bi-256", inputSize: 128, hiddenSize: 256, batch: 16, steps: 100, bidirectional: true),
+        .init(name: "char-256", inputSize: 256, hiddenSize: 256, batch: 32, sequenceLength: 150),
+        .init(name: "mt-512", inputSize: 512, hiddenSize: 512, batch: 64, sequenceLength: 25),
+        .init(name: "mt-1024", inputSize: 1024, hiddenSize: 1024, batch: 64, sequenceLength: 25),
+        .init(name: "lm-1536", inputSize: 1536, hiddenSize: 1536, batch: 16, sequenceLength: 50),
+        .init(name: "serve-512-b1", inputSize: 512, hiddenSize: 512, batch: 1, sequenceLength: 25),
+        .init(name: "serve-1024-b4", inputSize: 1024, hiddenSize: 1024, batch: 4, sequenceLength: 25),
+        .init(name: "stack-2x512", inputSize: 512, hiddenSize: 512, batch: 32, sequenceLength: 50, layers: 2),
+        .init(name: "bi-256", inputSize: 128, hiddenSize: 256, batch: 16, sequenceLength: 100, bidirectional: true),
     ]
 
     /// Parses "I,H,B,T[,layers[,bi]]" (bi: 0/1/true/false/bi).
@@ -63,7 +63,7 @@ public struct BenchmarkShape: Sendable, Equatable {
         if numbers.count > 4 { try SizeLimits.requireSize(numbers[4], "--shape layers", limit: SizeLimits.maxLayers) }
         return BenchmarkShape(
             name: "custom-\(numbers[0])-\(numbers[1])-b\(numbers[2])-t\(numbers[3])",
-            inputSize: numbers[0], hiddenSize: numbers[1], batch: numbers[2], steps: numbers[3],
+            inputSize: numbers[0], hiddenSize: numbers[1], batch: numbers[2], sequenceLength: numbers[3],
             layers: numbers.count > 4 ? numbers[4] : 1, bidirectional: bi)
     }
 
@@ -77,7 +77,7 @@ public struct BenchmarkShape: Sendable, Equatable {
         var total = 0.0
         for layer in 0..<layers {
             let input = layer == 0 ? inputSize : d * hiddenSize
-            total += Double(d) * 2 * Double(steps * batch * 4 * hiddenSize) * Double(input + hiddenSize)
+            total += Double(d) * 2 * Double(sequenceLength * batch * 4 * hiddenSize) * Double(input + hiddenSize)
         }
         return total
     }
@@ -151,34 +151,35 @@ public func runBenchmark<Backend: ModelOps>(
     let width = configuration.numDirections * configuration.outputSize
     let hostFloats = SizeLimits.saturatingSum([
         SizeLimits.saturatingProduct([configuration.parameterCount, 2]),
-        SizeLimits.saturatingProduct([shape.steps, shape.batch, shape.inputSize]),
-        SizeLimits.saturatingProduct([shape.steps, shape.batch, width, 2]),
-        configuration.workingSetFloats(steps: shape.steps, batch: shape.batch, training: true),
+        SizeLimits.saturatingProduct([shape.sequenceLength, shape.batch, shape.inputSize]),
+        SizeLimits.saturatingProduct([shape.sequenceLength, shape.batch, width, 2]),
+        configuration.workingSetFloats(sequenceLength: shape.sequenceLength, batch: shape.batch, training: true),
     ])
     try SizeLimits.requireHostMemory(floats: hostFloats, for: "benchmark row \(shape.name)")
     let stack = try LSTMStack(
         configuration: configuration, backend: backend,
         weights: LSTM.initialWeights(configuration, seed: seed))
     var generator = SeededGenerator(seed: seed &+ 1)
-    let x = Tensor(uniform: [shape.steps, shape.batch, shape.inputSize], generator: &generator)
-    let dy = Tensor(uniform: [shape.steps, shape.batch, width], generator: &generator)
+    let x = Tensor(uniform: [shape.sequenceLength, shape.batch, shape.inputSize], generator: &generator)
+    let dy = Tensor(uniform: [shape.sequenceLength, shape.batch, width], generator: &generator)
     let input = try stack.upload(x), outputGradient = try stack.upload(dy)
     let forward = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
-        _ = try stack.forward(input: input, steps: shape.steps, batch: shape.batch)
+        _ = try stack.forward(input: input, sequenceLength: shape.sequenceLength, batch: shape.batch)
         try backend.synchronize()
     }
     let train = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
-        let f = try stack.forward(input: input, steps: shape.steps, batch: shape.batch, saveActivations: true)
+        let f = try stack.forward(
+            input: input, sequenceLength: shape.sequenceLength, batch: shape.batch, saveActivations: true)
         _ = try stack.backward(f, outputGradient: outputGradient)
         try backend.synchronize()
     }
-    let result = try stack.forward(input: input, steps: shape.steps, batch: shape.batch)
-    let output = try stack.download(result.output, shape: [shape.steps, shape.batch, width])
+    let result = try stack.forward(input: input, sequenceLength: shape.sequenceLength, batch: shape.batch)
+    let output = try stack.download(result.output, shape: [shape.sequenceLength, shape.batch, width])
     let parity = reference.map { Double(output.maxAbsDifference($0)) } ?? 0
     let flops = shape.forwardFlops
     let row = BenchmarkRow(
         name: shape.name, backend: backend.kind.rawValue, device: backend.name,
-        I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.steps, layers: shape.layers,
+        I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.sequenceLength, layers: shape.layers,
         directions: configuration.numDirections,
         threads: (backend as? CPUBackend)?.threads(
             hiddenSize: shape.hiddenSize, outputSize: configuration.outputSize,

@@ -25,7 +25,7 @@ public protocol LSTMBackend: AnyObject {
     /// Copies `count` floats from `buffer` starting at float `offset` back to the host.
     func read(_ buffer: Buffer, offset: Int, count: Int) throws -> [Float]
     /// Makes the kernels' form of `lengths` ([B], each in 0...T), or of "all T" when nil.
-    func makeLengths(_ lengths: [Int]?, batch: Int, steps: Int) throws -> Lengths
+    func makeLengths(_ lengths: [Int]?, batch: Int, sequenceLength steps: Int) throws -> Lengths
     /// dst[j, i, :] = src[i, j, :] for src of shape [A, C, inner].
     func swapOuterDimensions(_ src: Buffer, into dst: Buffer, a: Int, c: Int, inner: Int) throws
     /// One direction of one layer, all T steps (see `DirectionForward`).
@@ -91,21 +91,22 @@ public struct MatrixView<Buffer: AnyObject> {
 
 /// The sizes of one direction's problem.
 @_spi(Backend) public struct DirectionShape: Equatable, Sendable {
-    public var steps: Int  // T
+    public var sequenceLength: Int  // T
     public var batch: Int  // B
-    public var inputSize: Int  // In
+    /// In: the layer's input width (I for layer 0, D·Hout above; not the model's `inputSize`).
+    public var layerInputSize: Int
     public var hiddenSize: Int  // H
     public var outputSize: Int  // Hout
     public var projects: Bool { outputSize != hiddenSize }
     /// 4H: the width of a row of gates (i, f, g, o).
     public var gateWidth: Int { 4 * hiddenSize }
     /// T·B: the rows of the whole-sequence matrices (input, gates, output).
-    public var rows: Int { steps * batch }
+    public var rows: Int { sequenceLength * batch }
     /// The time step the forward processes k-th: k, or T−1−k in the reverse direction
     /// (which then starts every sequence at its own last valid step: padded steps are skipped).
-    public func forwardStep(_ k: Int, reverse: Bool) -> Int { reverse ? steps - 1 - k : k }
+    public func forwardStep(_ k: Int, reverse: Bool) -> Int { reverse ? sequenceLength - 1 - k : k }
     /// The time step the backward processes k-th: the forward's order, reversed.
-    public func backwardStep(_ k: Int, reverse: Bool) -> Int { reverse ? k : steps - 1 - k }
+    public func backwardStep(_ k: Int, reverse: Bool) -> Int { reverse ? k : sequenceLength - 1 - k }
 }
 
 /// What the forward keeps for the backward, indexed by time step t (not processing

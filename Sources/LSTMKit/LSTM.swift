@@ -200,7 +200,7 @@ public final class LSTM {
             }
         }
         return try engine.forward(
-            input, steps: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training,
+            input, sequenceLength: steps, batch: batch, h0: h0, c0: c0, lengths: lengths, training: training,
             dropoutSeed: seed)
     }
 
@@ -260,7 +260,7 @@ protocol HostEngine: AnyObject {
     func weightTensors() throws -> [String: Tensor]
     func setWeightTensors(_ weights: [String: Tensor], source: String) throws
     func forward(
-        _ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+        _ input: Tensor, sequenceLength steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
         training: Bool, dropoutSeed: UInt64?
     ) throws -> LSTMOutput
     func backward(
@@ -276,12 +276,12 @@ extension LSTMStack: HostEngine {
     }
 
     func forward(
-        _ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+        _ input: Tensor, sequenceLength steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
         training: Bool, dropoutSeed: UInt64?
     ) throws -> LSTMOutput {
         let c = configuration
         let result = try forward(
-            input: upload(input), steps: steps, batch: batch, initialHidden: h0.map(upload),
+            input: upload(input), sequenceLength: steps, batch: batch, initialHidden: h0.map(upload),
             initialCell: c0.map(upload), lengths: lengths, saveActivations: training,
             dropoutSeed: dropoutSeed)
         let width = c.numDirections * c.outputSize
@@ -303,7 +303,7 @@ extension LSTMStack: HostEngine {
             forward, outputGradient: outputGradient.map(upload), finalHiddenGradient: hnGradient.map(upload),
             finalCellGradient: cnGradient.map(upload))
         let c = configuration
-        let batch = forward.batch, steps = forward.steps
+        let batch = forward.batch, steps = forward.sequenceLength
         var weights: [String: Tensor] = [:]
         for (name, shape) in c.parameterSpecs { weights[name] = try download(g.weights[name]!, shape: shape) }
         return LSTMGradients(

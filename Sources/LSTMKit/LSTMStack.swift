@@ -80,9 +80,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
             projectionWeights: parameters["weight_hr" + suffix])
     }
 
-    func directionShape(layer: Int, steps: Int, batch: Int) -> DirectionShape {
+    func directionShape(layer: Int, sequenceLength steps: Int, batch: Int) -> DirectionShape {
         DirectionShape(
-            steps: steps, batch: batch, inputSize: configuration.layerInputSize(layer),
+            sequenceLength: steps, batch: batch, layerInputSize: configuration.layerInputSize(layer),
             hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize)
     }
 
@@ -90,7 +90,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
     ///
     /// - Parameters:
     ///   - input: [T, B, I] ([B, T, I] when batch-first), a buffer of this backend.
-    ///   - steps: T. `batch`: B.
+    ///   - sequenceLength: T. `batch`: B.
     ///   - initialHidden: h0 [L·D, B, Hout]; nil means zeros. `initialCell`: c0 [L·D, B, H].
     ///   - lengths: [B], each in 0...T, any order: packed-sequence semantics.
     ///   - saveActivations: keep what `backward` needs (training).
@@ -100,25 +100,25 @@ public final class LSTMStack<Backend: LSTMBackend> {
     /// - Returns: output [T, B, D·Hout] (batch-first likewise), hn, cn and the saved state.
     /// - Throws: `LSTMError` for T or B < 1, bad lengths, or a working set the backend cannot hold.
     public func forward(
-        input: Backend.Buffer, steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
+        input: Backend.Buffer, sequenceLength steps: Int, batch: Int, initialHidden: Backend.Buffer? = nil,
         initialCell: Backend.Buffer? = nil, lengths: [Int]? = nil,
         saveActivations: Bool = false, dropoutSeed: UInt64? = nil,
         dropoutBatch: (offset: Int, global: Int)? = nil
     ) throws -> LSTMStackForward<Backend> {
         let c = configuration
-        try checkRun(steps: steps, batch: batch, lengths: lengths)
+        try checkRun(sequenceLength: steps, batch: batch, lengths: lengths)
         let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
         try backend.requireCapacity(
             SizeLimits.saturatingProduct([
                 SizeLimits.saturatingSum([
                     c.workingSetFloats(
-                        steps: steps, batch: batch,
+                        sequenceLength: steps, batch: batch,
                         training: saveActivations),
                     c.parameterCount,
                 ]), 4,
             ]),
             for: "a forward over T = \(steps), B = \(batch)\(saveActivations ? " with saved activations" : "")")
-        let kernelLengths = try backend.makeLengths(lengths, batch: batch, steps: steps)
+        let kernelLengths = try backend.makeLengths(lengths, batch: batch, sequenceLength: steps)
         var layerInput = input
         if c.batchFirst {
             layerInput = try backend.makeBuffer(count: steps * batch * c.inputSize)
@@ -130,7 +130,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
         var dropoutMasks: [Backend.Buffer?] = []
         var activations: [[DirectionActivations<Backend.Buffer>]] = []
         for layer in 0..<c.numLayers {
-            let shape = directionShape(layer: layer, steps: steps, batch: batch)
+            let shape = directionShape(layer: layer, sequenceLength: steps, batch: batch)
             let output = try backend.makeBuffer(count: steps * batch * d * hout)
             var saved: [DirectionActivations<Backend.Buffer>] = []
             var jobs: [DirectionForward<Backend>] = []
@@ -141,7 +141,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                     DirectionForward(
                         shape: shape, reverse: direction == 1,
                         weights: directionWeights(layer: layer, direction: direction),
-                        input: MatrixView(layerInput, rowStride: shape.inputSize),
+                        input: MatrixView(layerInput, rowStride: shape.layerInputSize),
                         output: MatrixView(output, offset: direction * hout, rowStride: d * hout),
                         initialHidden: initialHidden.map {
                             MatrixView($0, offset: state * batch * hout, rowStride: hout)
@@ -179,7 +179,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
             try backend.swapOuterDimensions(layerInput, into: output, a: steps, c: batch, inner: d * hout)
         }
         return LSTMStackForward(
-            stack: self, steps: steps, batch: batch, output: output, finalHidden: finalHidden,
+            stack: self, sequenceLength: steps, batch: batch, output: output, finalHidden: finalHidden,
             finalCell: finalCell, lengths: kernelLengths,
             layerInputs: saveActivations ? layerInputs : [],
             activations: saveActivations ? activations : nil, dropoutMasks: dropoutMasks)
@@ -206,7 +206,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
             throw LSTMError.invalidArgument("backward needs a forward run with saveActivations: true (training: true)")
         }
         let c = configuration
-        let (steps, batch, d, hout, h) = (forward.steps, forward.batch, c.numDirections, c.outputSize, c.hiddenSize)
+        let (steps, batch, d, hout, h) = (
+            forward.sequenceLength, forward.batch, c.numDirections, c.outputSize, c.hiddenSize
+        )
         var upstream = outputGradient
         if c.batchFirst, let gradient = outputGradient {
             let swapped = try backend.makeBuffer(count: steps * batch * d * hout)
@@ -217,14 +219,14 @@ public final class LSTMStack<Backend: LSTMBackend> {
         let initialCellGradient = try backend.makeBuffer(count: c.numLayers * d * batch * h)
         var weightGradients: [String: Backend.Buffer] = [:]
         for layer in (0..<c.numLayers).reversed() {
-            let shape = directionShape(layer: layer, steps: steps, batch: batch)
+            let shape = directionShape(layer: layer, sequenceLength: steps, batch: batch)
             if let mask = forward.dropoutMasks[layer], let gradient = upstream {
                 let count = steps * batch * d * hout
                 let masked = try backend.makeScratchBuffer(count: count)
                 try backend.multiply(gradient, mask, into: masked, count: count)
                 upstream = masked
             }
-            let inputGradient = try backend.makeBuffer(count: steps * batch * shape.inputSize)
+            let inputGradient = try backend.makeBuffer(count: steps * batch * shape.layerInputSize)
             var jobs: [DirectionBackward<Backend>] = []
             for direction in 0..<d {
                 let state = layer * d + direction
@@ -239,7 +241,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                         shape: shape, reverse: direction == 1,
                         weights: directionWeights(layer: layer, direction: direction),
                         activations: activations[layer][direction],
-                        input: MatrixView(forward.layerInputs[layer], rowStride: shape.inputSize),
+                        input: MatrixView(forward.layerInputs[layer], rowStride: shape.layerInputSize),
                         outputGradient: upstream.map { MatrixView($0, offset: direction * hout, rowStride: d * hout) },
                         finalHiddenGradient: finalHiddenGradient.map {
                             MatrixView($0, offset: state * batch * hout, rowStride: hout)
@@ -247,7 +249,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                         finalCellGradient: finalCellGradient.map {
                             MatrixView($0, offset: state * batch * h, rowStride: h)
                         },
-                        inputGradient: MatrixView(inputGradient, rowStride: shape.inputSize),
+                        inputGradient: MatrixView(inputGradient, rowStride: shape.layerInputSize),
                         accumulateInputGradient: direction == 1,
                         initialHiddenGradient: MatrixView(
                             initialHiddenGradient, offset: state * batch * hout, rowStride: hout),
@@ -279,7 +281,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
 /// hn [L·D, B, Hout], cn [L·D, B, H], and, for training, what the backward consumes.
 public final class LSTMStackForward<Backend: LSTMBackend> {
     let stack: LSTMStack<Backend>
-    public let steps: Int
+    public let sequenceLength: Int
     public let batch: Int
     public let output: Backend.Buffer
     public let finalHidden: Backend.Buffer
@@ -293,13 +295,14 @@ public final class LSTMStackForward<Backend: LSTMBackend> {
     let dropoutMasks: [Backend.Buffer?]
 
     init(
-        stack: LSTMStack<Backend>, steps: Int, batch: Int, output: Backend.Buffer, finalHidden: Backend.Buffer,
+        stack: LSTMStack<Backend>, sequenceLength steps: Int, batch: Int, output: Backend.Buffer,
+        finalHidden: Backend.Buffer,
         finalCell: Backend.Buffer, lengths: Backend.Lengths, layerInputs: [Backend.Buffer],
         activations: [[DirectionActivations<Backend.Buffer>]]?, dropoutMasks: [Backend.Buffer?]
     ) {
         self.dropoutMasks = dropoutMasks
         self.stack = stack
-        self.steps = steps
+        self.sequenceLength = steps
         self.batch = batch
         self.output = output
         self.finalHidden = finalHidden
@@ -351,7 +354,7 @@ func checkWeights(_ weights: [String: Tensor], for configuration: LSTMConfigurat
 
 /// Requires T ≥ 1, B ≥ 1 and, when given, `lengths` [B] with each in 0...T. Shared by every
 /// engine, so a bad run is refused with the same error whichever runs it.
-func checkRun(steps: Int, batch: Int, lengths: [Int]?) throws {
+func checkRun(sequenceLength steps: Int, batch: Int, lengths: [Int]?) throws {
     guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
     guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
     if let lengths {

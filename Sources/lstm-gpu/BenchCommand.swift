@@ -80,7 +80,7 @@ struct BenchCommand: ParsableCommand {
         if list {
             for s in shapes {
                 print(
-                    "{\"name\":\"\(s.name)\",\"I\":\(s.inputSize),\"H\":\(s.hiddenSize),\"B\":\(s.batch),\"T\":\(s.steps),"
+                    "{\"name\":\"\(s.name)\",\"I\":\(s.inputSize),\"H\":\(s.hiddenSize),\"B\":\(s.batch),\"T\":\(s.sequenceLength),"
                         + "\"layers\":\(s.layers),\"directions\":\(s.bidirectional ? 2 : 1)}")
             }
             return
@@ -209,7 +209,7 @@ struct BenchTable {
         columns = [
             ("name", widest(names), false), ("backend", widest(backends), false), ("threads", 7, true),
             ("I", digits(shapes.map(\.inputSize), "I"), true), ("H", digits(shapes.map(\.hiddenSize), "H"), true),
-            ("B", digits(shapes.map(\.batch), "B"), true), ("T", digits(shapes.map(\.steps), "T"), true),
+            ("B", digits(shapes.map(\.batch), "B"), true), ("T", digits(shapes.map(\.sequenceLength), "T"), true),
             ("L", digits(shapes.map(\.layers), "L"), true), ("D", 1, true),
             ("fwd ms (min-max)", 24, true), ("GFLOP/s", 7, true),
             ("train ms (min-max)", 24, true), ("GFLOP/s", 7, true), ("parity", 8, true),

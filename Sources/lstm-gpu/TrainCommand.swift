@@ -244,7 +244,7 @@ struct TrainCommand: ParsableCommand {
                 s = saved
             }
             // The model, batch, length and optimiser the file holds are authoritative.
-            s.layers = file.model.layers
+            s.layers = file.model.numLayers
             s.hidden = file.model.hiddenSize
             s.embedding = file.model.embeddingSize
             s.projSize = file.model.projectionSize
@@ -355,7 +355,7 @@ struct TrainCommand: ParsableCommand {
         let ids = try vocabulary.encode(text)
         let config = LanguageModelConfiguration(
             vocabularySize: vocabulary.count, embeddingSize: settings.embedding,
-            hiddenSize: settings.hidden, layers: settings.layers, dropout: settings.dropout,
+            hiddenSize: settings.hidden, numLayers: settings.layers, dropout: settings.dropout,
             projectionSize: settings.projSize)
         let model = try LanguageModel(config, backend: backend, seed: settings.seed)
         let trainer = try LanguageModelTrainer(

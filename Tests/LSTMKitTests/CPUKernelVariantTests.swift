@@ -114,7 +114,7 @@ final class CPUKernelVariantTests: XCTestCase {
     /// reference, and outputs and every gradient against the portable bodies.
     func testRandomShapesAgreeUnderEveryVariant() throws {
         var generator = SeededGenerator(seed: 2024)
-        var cases: [(LSTMConfiguration, steps: Int, batch: Int, lengths: [Int]?)] = [
+        var cases: [(LSTMConfiguration, sequenceLength: Int, batch: Int, lengths: [Int]?)] = [
             (LSTMConfiguration(inputSize: 7, hiddenSize: 72), 3, 29, nil),  // 9 blocks, 18 panels
             // 5 blocks, P a partial panel
             (LSTMConfiguration(inputSize: 5, hiddenSize: 40, projectionSize: 13), 4, 13, nil),

@@ -19,7 +19,7 @@ final class DistributedTests: XCTestCase {
         let model = try LanguageModel(
             LanguageModelConfiguration(
                 vocabularySize: vocabulary.count, embeddingSize: 6, hiddenSize: 20,
-                layers: 2, dropout: 0.25), backend: CPUBackend(threads: 1), seed: seed)
+                numLayers: 2, dropout: 0.25), backend: CPUBackend(threads: 1), seed: seed)
         var options = TrainingOptions()
         options.batch = batch
         options.sequenceLength = 10

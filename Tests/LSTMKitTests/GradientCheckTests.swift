@@ -8,21 +8,23 @@ import XCTest
 final class GradientCheckTests: XCTestCase {
     struct Case {
         var configuration: LSTMConfiguration
-        var steps: Int
+        var sequenceLength: Int
         var batch: Int
         var lengths: [Int]?
     }
 
     let cases: [Case] = [
-        Case(configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4), steps: 3, batch: 2),
+        Case(configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4), sequenceLength: 3, batch: 2),
         Case(
             configuration: LSTMConfiguration(
                 inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true,
-                projectionSize: 2), steps: 4, batch: 3, lengths: [4, 0, 2]),
+                projectionSize: 2), sequenceLength: 4, batch: 3, lengths: [4, 0, 2]),
         Case(
             configuration: LSTMConfiguration(inputSize: 2, hiddenSize: 3, numLayers: 2, bias: false, batchFirst: true),
-            steps: 3, batch: 2, lengths: [1, 3]),
-        Case(configuration: LSTMConfiguration(inputSize: 4, hiddenSize: 9, bidirectional: true), steps: 2, batch: 1),
+            sequenceLength: 3, batch: 2, lengths: [1, 3]),
+        Case(
+            configuration: LSTMConfiguration(inputSize: 4, hiddenSize: 9, bidirectional: true), sequenceLength: 2,
+            batch: 1),
     ]
 
     func testBackwardMatchesFiniteDifferences() throws {
@@ -30,11 +32,12 @@ final class GradientCheckTests: XCTestCase {
             let config = c.configuration
             let states = config.numLayers * config.numDirections
             let inputShape =
-                config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize]
+                config.batchFirst
+                ? [c.batch, c.sequenceLength, config.inputSize] : [c.sequenceLength, c.batch, config.inputSize]
             let outputShape =
                 config.batchFirst
-                ? [c.batch, c.steps, config.numDirections * config.outputSize]
-                : [c.steps, c.batch, config.numDirections * config.outputSize]
+                ? [c.batch, c.sequenceLength, config.numDirections * config.outputSize]
+                : [c.sequenceLength, c.batch, config.numDirections * config.outputSize]
             var weights = LSTM.initialWeights(config, seed: UInt64(index))
             for (k, key) in weights.keys.sorted().enumerated() {
                 weights[key] = randomTensor(weights[key]!.shape, seed: UInt64(100 + k))

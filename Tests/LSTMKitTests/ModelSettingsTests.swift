@@ -57,7 +57,8 @@ final class ModelSettingsTests: XCTestCase {
         let dy = randomTensor(training.output.shape, seed: 4)
         let grads = try model.backward(training, outputGradient: dy)
         let stack = try LSTMStack(configuration: config, backend: CPUBackend(), weights: weights)
-        let f = try stack.forward(input: stack.upload(x), steps: 4, batch: 3, saveActivations: true, dropoutSeed: 42)
+        let f = try stack.forward(
+            input: stack.upload(x), sequenceLength: 4, batch: 3, saveActivations: true, dropoutSeed: 42)
         let g = try stack.backward(f, outputGradient: stack.upload(dy))
         assertClose(
             grads.input, try stack.download(g.input, shape: x.shape), "input gradient vs stack",

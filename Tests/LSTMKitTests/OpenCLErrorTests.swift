@@ -29,7 +29,7 @@ final class OpenCLErrorTests: XCTestCase {
             configuration: lstm.configuration, backend: backend,
             weights: LSTM.initialWeights(lstm.configuration, seed: 1))
         assertThrows(["out of memory on", "T = 1000000000, B = 4096", "there are"]) {
-            _ = try stack.forward(input: try backend.makeBuffer(count: 1), steps: 1_000_000_000, batch: 4096)
+            _ = try stack.forward(input: try backend.makeBuffer(count: 1), sequenceLength: 1_000_000_000, batch: 4096)
         }
         assertThrows(["out of memory on", "initialising"]) {
             _ = try LSTM(LSTMConfiguration(inputSize: 1 << 20, hiddenSize: 1 << 20), backend: .opencl)

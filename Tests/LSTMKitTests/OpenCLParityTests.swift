@@ -26,13 +26,13 @@ final class OpenCLParityTests: XCTestCase {
 
     struct Case: CustomStringConvertible {
         var configuration: LSTMConfiguration
-        var steps: Int, batch: Int
+        var sequenceLength: Int, batch: Int
         var lengths: [Int]?
         var givenState: Bool
         var description: String {
             let c = configuration
             return "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
-                + " bias=\(c.bias) batchFirst=\(c.batchFirst) T=\(steps) B=\(batch) "
+                + " bias=\(c.bias) batchFirst=\(c.batchFirst) T=\(sequenceLength) B=\(batch) "
                 + "lengths=\(lengths.map { "\($0)" } ?? "nil") h0c0=\(givenState)"
         }
     }
@@ -58,7 +58,7 @@ final class OpenCLParityTests: XCTestCase {
                                 if useLengths { lengths = (0..<batch).map { _ in draw(0...steps) } }
                                 cases.append(
                                     Case(
-                                        configuration: config, steps: steps, batch: batch, lengths: lengths,
+                                        configuration: config, sequenceLength: steps, batch: batch, lengths: lengths,
                                         givenState: bias))
                             }
                         }
@@ -67,19 +67,21 @@ final class OpenCLParityTests: XCTestCase {
             }
         }
         cases.append(
-            Case(configuration: .init(inputSize: 7, hiddenSize: 9), steps: 1, batch: 1, lengths: nil, givenState: true))
+            Case(
+                configuration: .init(inputSize: 7, hiddenSize: 9), sequenceLength: 1, batch: 1, lengths: nil,
+                givenState: true))
         cases.append(
             Case(
                 configuration: .init(
                     inputSize: 70, hiddenSize: 300, numLayers: 1, bidirectional: true, projectionSize: 67),
-                steps: 3, batch: 2, lengths: [3, 1], givenState: true))
+                sequenceLength: 3, batch: 2, lengths: [3, 1], givenState: true))
         cases.append(
             Case(
-                configuration: .init(inputSize: 33, hiddenSize: 130, numLayers: 2), steps: 4, batch: 37,
+                configuration: .init(inputSize: 33, hiddenSize: 130, numLayers: 2), sequenceLength: 4, batch: 37,
                 lengths: (0..<37).map { $0 % 5 }, givenState: true))
         cases.append(
             Case(
-                configuration: .init(inputSize: 200, hiddenSize: 65, batchFirst: true), steps: 5, batch: 9,
+                configuration: .init(inputSize: 200, hiddenSize: 65, batchFirst: true), sequenceLength: 5, batch: 9,
                 lengths: nil, givenState: false))
         return cases
     }
@@ -94,7 +96,8 @@ final class OpenCLParityTests: XCTestCase {
             let gpu = try LSTM(config, weights: weights, backend: .opencl, device: "\(backend.device.index)")
             let states = config.numLayers * config.numDirections
             let x = randomTensor(
-                config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize],
+                config.batchFirst
+                    ? [c.batch, c.sequenceLength, config.inputSize] : [c.sequenceLength, c.batch, config.inputSize],
                 seed: UInt64(1000 + index))
             let h0 =
                 c.givenState ? randomTensor([states, c.batch, config.outputSize], seed: UInt64(2000 + index)) : nil
@@ -144,10 +147,10 @@ final class OpenCLParityTests: XCTestCase {
         let stack = try LSTMStack(configuration: config, backend: backend, weights: weights)
         let x = randomTensor([4, 3, 6], seed: 9)
         let input = try stack.upload(x)
-        let first = try stack.forward(input: input, steps: 4, batch: 3)
+        let first = try stack.forward(input: input, sequenceLength: 4, batch: 3)
         // Feed the first run's final state back in without leaving the device.
         let second = try stack.forward(
-            input: input, steps: 4, batch: 3, initialHidden: first.finalHidden,
+            input: input, sequenceLength: 4, batch: 3, initialHidden: first.finalHidden,
             initialCell: first.finalCell)
         let host = try LSTM(config, weights: weights)
         let a = try host.forward(x)

@@ -34,13 +34,13 @@ final class ReferenceTests: XCTestCase {
 
     struct Case: CustomStringConvertible {
         var configuration: LSTMConfiguration
-        var steps: Int, batch: Int
+        var sequenceLength: Int, batch: Int
         var lengths: [Int]?
         var givenState: Bool
         var description: String {
             let c = configuration
             return "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
-                + " bias=\(c.bias) batchFirst=\(c.batchFirst) dropout=\(c.dropout) T=\(steps) B=\(batch)"
+                + " bias=\(c.bias) batchFirst=\(c.batchFirst) dropout=\(c.dropout) T=\(sequenceLength) B=\(batch)"
                 + " lengths=\(lengths.map { "\($0)" } ?? "nil") h0c0=\(givenState)"
         }
     }
@@ -55,7 +55,7 @@ final class ReferenceTests: XCTestCase {
         var generator = SeededGenerator(seed: 77)
         func draw(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(generator.next() % UInt64(range.count)) }
         /// B lengths in 0...T with at least one 0 and one T (B ≥ 2), in no particular order.
-        func lengths(steps: Int, batch: Int) -> [Int] {
+        func lengths(sequenceLength steps: Int, batch: Int) -> [Int] {
             var values = (0..<batch).map { _ in draw(0...steps) }
             if batch >= 2 { values[batch - 1] = 0; values[batch / 2 - 1] = steps }
             return values
@@ -77,8 +77,9 @@ final class ReferenceTests: XCTestCase {
                             projectionSize: projects ? draw(1...(hidden - 1)) : 0)
                         cases.append(
                             Case(
-                                configuration: config, steps: steps, batch: batch,
-                                lengths: useLengths ? lengths(steps: steps, batch: batch) : nil, givenState: givenState)
+                                configuration: config, sequenceLength: steps, batch: batch,
+                                lengths: useLengths ? lengths(sequenceLength: steps, batch: batch) : nil,
+                                givenState: givenState)
                         )
                     }
                 }
@@ -86,39 +87,44 @@ final class ReferenceTests: XCTestCase {
         }
         cases += [
             Case(
-                configuration: .init(inputSize: 5, hiddenSize: 6), steps: 1, batch: 3, lengths: [1, 0, 1],
+                configuration: .init(inputSize: 5, hiddenSize: 6), sequenceLength: 1, batch: 3, lengths: [1, 0, 1],
                 givenState: true),
             Case(
-                configuration: .init(inputSize: 7, hiddenSize: 9, numLayers: 2, bidirectional: true), steps: 1,
+                configuration: .init(inputSize: 7, hiddenSize: 9, numLayers: 2, bidirectional: true), sequenceLength: 1,
                 batch: 1,
                 lengths: nil, givenState: true),
             Case(
-                configuration: .init(inputSize: 4, hiddenSize: 5, bidirectional: true, projectionSize: 3), steps: 4,
+                configuration: .init(inputSize: 4, hiddenSize: 5, bidirectional: true, projectionSize: 3),
+                sequenceLength: 4,
                 batch: 1,
                 lengths: [0], givenState: true),
             Case(
-                configuration: .init(inputSize: 6, hiddenSize: 8, batchFirst: true), steps: 5, batch: 1, lengths: [3],
+                configuration: .init(inputSize: 6, hiddenSize: 8, batchFirst: true), sequenceLength: 5, batch: 1,
+                lengths: [3],
                 givenState: false),
             Case(
-                configuration: .init(inputSize: 11, hiddenSize: 40), steps: 5, batch: 4, lengths: nil, givenState: true),
+                configuration: .init(inputSize: 11, hiddenSize: 40), sequenceLength: 5, batch: 4, lengths: nil,
+                givenState: true),
             Case(
-                configuration: .init(inputSize: 9, hiddenSize: 40, numLayers: 2, bidirectional: true), steps: 4,
+                configuration: .init(inputSize: 9, hiddenSize: 40, numLayers: 2, bidirectional: true),
+                sequenceLength: 4,
                 batch: 3,
                 lengths: [2, 4, 0], givenState: true),
             Case(
-                configuration: .init(inputSize: 10, hiddenSize: 45, bias: false, projectionSize: 17), steps: 4,
+                configuration: .init(inputSize: 10, hiddenSize: 45, bias: false, projectionSize: 17), sequenceLength: 4,
                 batch: 5,
                 lengths: [4, 1, 3, 0, 2], givenState: true),
             Case(
-                configuration: .init(inputSize: 23, hiddenSize: 45, batchFirst: true, bidirectional: true), steps: 3,
+                configuration: .init(inputSize: 23, hiddenSize: 45, batchFirst: true, bidirectional: true),
+                sequenceLength: 3,
                 batch: 13, lengths: (0..<13).map { $0 % 4 }, givenState: true),
             Case(
                 configuration: .init(
                     inputSize: 6, hiddenSize: 10, numLayers: 3, bidirectional: true, projectionSize: 4,
-                    dropout: 0.4), steps: 4, batch: 3, lengths: [4, 0, 2], givenState: true),
+                    dropout: 0.4), sequenceLength: 4, batch: 3, lengths: [4, 0, 2], givenState: true),
             Case(
                 configuration: .init(inputSize: 5, hiddenSize: 12, numLayers: 2, batchFirst: true, dropout: 0.25),
-                steps: 5, batch: 4, lengths: nil, givenState: false),
+                sequenceLength: 5, batch: 4, lengths: nil, givenState: false),
         ]
         return cases
     }
@@ -135,7 +141,8 @@ final class ReferenceTests: XCTestCase {
             config, weights: LSTM.initialWeights(config, seed: UInt64(index)), backend: backend, device: device)
         let states = config.numLayers * config.numDirections
         let x = randomTensor(
-            config.batchFirst ? [c.batch, c.steps, config.inputSize] : [c.steps, c.batch, config.inputSize],
+            config.batchFirst
+                ? [c.batch, c.sequenceLength, config.inputSize] : [c.sequenceLength, c.batch, config.inputSize],
             seed: UInt64(1000 + index))
         let h0 = c.givenState ? randomTensor([states, c.batch, config.outputSize], seed: UInt64(2000 + index)) : nil
         let c0 = c.givenState ? randomTensor([states, c.batch, config.hiddenSize], seed: UInt64(3000 + index)) : nil

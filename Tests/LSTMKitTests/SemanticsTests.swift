@@ -140,7 +140,8 @@ final class CPUThreadingTests: XCTestCase {
                 let stack = try LSTMStack(
                     configuration: config, backend: CPUBackend(threads: threads), weights: weights)
                 let f = try stack.forward(
-                    input: stack.upload(x), steps: 6, batch: 5, lengths: [6, 0, 3, 1, 5], saveActivations: true)
+                    input: stack.upload(x), sequenceLength: 6, batch: 5, lengths: [6, 0, 3, 1, 5], saveActivations: true
+                )
                 let g = try stack.backward(f, outputGradient: stack.upload(dy))
                 var grads: [String: Tensor] = [:]
                 for (name, shape) in config.parameterSpecs {

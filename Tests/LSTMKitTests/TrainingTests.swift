@@ -91,7 +91,7 @@ final class LanguageModelTrainingTests: XCTestCase {
         let model = try LanguageModel(
             LanguageModelConfiguration(
                 vocabularySize: vocabulary.count, embeddingSize: 8, hiddenSize: 24,
-                layers: layers, dropout: dropout, projectionSize: projection),
+                numLayers: layers, dropout: dropout, projectionSize: projection),
             backend: backend, seed: 7)
         var options = TrainingOptions()
         options.batch = batch
@@ -242,17 +242,17 @@ final class LanguageModelGradientTests: XCTestCase {
         let backend = CPUBackend()
         let model = try LanguageModel(
             LanguageModelConfiguration(
-                vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layers: 2,
+                vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, numLayers: 2,
                 projectionSize: projection),
             backend: backend, seed: 3)
         let inputs = [1, 4, 6, 0, 2, 2, 5, 3], targets = [4, 6, -1, 2, 2, 5, 3, 1]  // T = 4, B = 2
         let (_, _) = try model.forwardBackward(
             inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
-            steps: 4, batch: 2, state: nil, dropoutSeed: nil)
+            sequenceLength: 4, batch: 2, state: nil, dropoutSeed: nil)
         func loss() throws -> Double {
             let (buffer, _) = try model.loss(
                 inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
-                steps: 4, batch: 2, state: nil)
+                sequenceLength: 4, batch: 2, state: nil)
             return Double(try backend.read(buffer, offset: 0, count: 1)[0])
         }
         var worst = 0.0

@@ -68,7 +68,7 @@ public final class CPUBackend: LSTMBackend {
         return Array(UnsafeBufferPointer(start: buffer.pointer + offset, count: count))
     }
 
-    public func makeLengths(_ lengths: [Int]?, batch: Int, steps: Int) throws -> [Int] {
+    public func makeLengths(_ lengths: [Int]?, batch: Int, sequenceLength steps: Int) throws -> [Int] {
         lengths ?? [Int](repeating: steps, count: batch)
     }
 

@@ -23,7 +23,9 @@ extension CPUBackend {
         -> (recurrence: (Crew) -> Void, inputGradient: (Crew) -> Void, finish: () -> Void)
     {
         let s = job.shape
-        let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
+        let (steps, batch, h, hout, inputSize) = (
+            s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.layerInputSize
+        )
         let (gateWidth, rows) = (s.gateWidth, s.rows)
         let layout = GateLayout(hiddenSize: h)
         let saved = job.activations, w = job.weights

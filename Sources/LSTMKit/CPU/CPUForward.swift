@@ -18,7 +18,9 @@ extension CPUBackend {
     /// returns what each thread of its crew runs.
     func forwardBody(_ job: DirectionForward<CPUBackend>) -> (Crew) -> Void {
         let s = job.shape
-        let (steps, batch, h, hout, inputSize) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.inputSize)
+        let (steps, batch, h, hout, inputSize) = (
+            s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.layerInputSize
+        )
         let (gateWidth, rows) = (s.gateWidth, s.rows)
         let layout = GateLayout(hiddenSize: h)
         let w = job.weights

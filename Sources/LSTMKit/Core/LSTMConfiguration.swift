@@ -82,7 +82,7 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
 
     /// Floats one forward keeps alive for T steps and B sequences: the layer outputs, and
     /// with `training` the saved activations of every layer and direction.
-    public func workingSetFloats(steps: Int, batch: Int, training: Bool) -> Int {
+    public func workingSetFloats(sequenceLength steps: Int, batch: Int, training: Bool) -> Int {
         let rows = Double(steps) * Double(batch)
         let perDirection =
             training

@@ -94,7 +94,7 @@ public final class OpenCLBackend: LSTMBackend {
     public func synchronize() throws { try runtime.finish() }
     public var memoryCapacity: Int { runtime.device.globalMemory }
 
-    public func makeLengths(_ lengths: [Int]?, batch: Int, steps: Int) throws -> OpenCLBuffer {
+    public func makeLengths(_ lengths: [Int]?, batch: Int, sequenceLength steps: Int) throws -> OpenCLBuffer {
         let buffer = try runtime.makeBuffer(count: batch)
         try runtime.write((lengths ?? [Int](repeating: steps, count: batch)).map { Int32($0) }, to: buffer, offset: 0)
         return buffer
@@ -135,13 +135,14 @@ public final class OpenCLBackend: LSTMBackend {
 
     @_spi(Backend) public func forward(_ job: DirectionForward<OpenCLBackend>) throws {
         let s = job.shape
-        let (steps, batch, h, hout, gateWidth) = (s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth)
+        let (steps, batch, h, hout, gateWidth) = (s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.gateWidth)
         let w = job.weights
         let gates = try job.activations?.gates ?? makeBuffer(count: s.rows * gateWidth)
         try fillBias(gates, rows: s.rows, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
         try gemm(
-            transposeB: true, m: s.rows, n: gateWidth, k: s.inputSize, a: job.input,
-            b: MatrixView(w.inputWeights, rowStride: s.inputSize), beta: 1, c: MatrixView(gates, rowStride: gateWidth))
+            transposeB: true, m: s.rows, n: gateWidth, k: s.layerInputSize, a: job.input,
+            b: MatrixView(w.inputWeights, rowStride: s.layerInputSize), beta: 1,
+            c: MatrixView(gates, rowStride: gateWidth))
         let recurrentT = try derived(w.recurrentWeights, "transposed") {  // [Hout, 4H]
             try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)
         }
@@ -178,7 +179,7 @@ public final class OpenCLBackend: LSTMBackend {
     @_spi(Backend) public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
         let s = job.shape
         let (steps, batch, h, hout, gateWidth, rows) = (
-            s.steps, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows
+            s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows
         )
         let saved = job.activations, w = job.weights
         let gateGradients = job.gateGradients
@@ -209,8 +210,8 @@ public final class OpenCLBackend: LSTMBackend {
         let g = job.weightGradients
         let dG = MatrixView(gateGradients, rowStride: gateWidth)
         try gemm(
-            transposeA: true, m: gateWidth, n: s.inputSize, k: rows, a: dG, b: job.input, beta: 0,
-            c: MatrixView(g.inputWeights, rowStride: s.inputSize))
+            transposeA: true, m: gateWidth, n: s.layerInputSize, k: rows, a: dG, b: job.input, beta: 0,
+            c: MatrixView(g.inputWeights, rowStride: s.layerInputSize))
         try gemm(
             transposeA: true, m: gateWidth, n: hout, k: rows, a: dG,
             b: MatrixView(saved.previousHidden, rowStride: hout),
@@ -225,7 +226,8 @@ public final class OpenCLBackend: LSTMBackend {
         }
         if let dx = job.inputGradient {
             try gemm(
-                m: rows, n: s.inputSize, k: gateWidth, a: dG, b: MatrixView(w.inputWeights, rowStride: s.inputSize),
+                m: rows, n: s.layerInputSize, k: gateWidth, a: dG,
+                b: MatrixView(w.inputWeights, rowStride: s.layerInputSize),
                 beta: job.accumulateInputGradient ? 1 : 0, c: dx)
         }
     }

@@ -87,12 +87,12 @@ enum Reference {
     static func zeros(_ rows: Int, _ columns: Int) -> Matrix { Matrix(repeating: zeros(columns), count: rows) }
 
     /// [T, B, width] of zeros.
-    static func zeros(steps: Int, batch: Int, width: Int) -> StepRows {
+    static func zeros(sequenceLength steps: Int, batch: Int, width: Int) -> StepRows {
         StepRows(repeating: [Vector](repeating: zeros(width), count: batch), count: steps)
     }
 
     /// The steps in the order a direction visits them: 0..<T forward, T-1 down to 0 in reverse.
-    static func processingOrder(steps: Int, reverse: Bool) -> [Int] {
+    static func processingOrder(sequenceLength steps: Int, reverse: Bool) -> [Int] {
         reverse ? Array((0..<steps).reversed()) : Array(0..<steps)
     }
 
@@ -118,14 +118,15 @@ enum Reference {
         let (T, B) = (x.count, lengths.count)
         let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
         var result = DirectionForward(
-            output: zeros(steps: T, batch: B, width: Hout), finalHidden: initialHidden, finalCell: initialCell,
-            gates: zeros(steps: T, batch: B, width: 4 * H), cell: zeros(steps: T, batch: B, width: H),
-            previousHidden: zeros(steps: T, batch: B, width: Hout), previousCell: zeros(steps: T, batch: B, width: H),
-            unprojected: zeros(steps: T, batch: B, width: H))
+            output: zeros(sequenceLength: T, batch: B, width: Hout), finalHidden: initialHidden, finalCell: initialCell,
+            gates: zeros(sequenceLength: T, batch: B, width: 4 * H), cell: zeros(sequenceLength: T, batch: B, width: H),
+            previousHidden: zeros(sequenceLength: T, batch: B, width: Hout),
+            previousCell: zeros(sequenceLength: T, batch: B, width: H),
+            unprojected: zeros(sequenceLength: T, batch: B, width: H))
         var hidden = initialHidden  // [B, Hout]: h(prev) of each sequence
         var cell = initialCell  // [B, H]: c(prev)
 
-        for t in processingOrder(steps: T, reverse: reverse) {
+        for t in processingOrder(sequenceLength: T, reverse: reverse) {
             for b in 0..<B where t < lengths[b] {
                 // Pre-activations of the four gates, rows q·H + j for gate q of unit j.
                 var z = zeros(4 * H)
@@ -196,14 +197,14 @@ enum Reference {
     {
         let (T, B) = (x.count, lengths.count)
         let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
-        var inputGradient = zeros(steps: T, batch: B, width: In)
+        var inputGradient = zeros(sequenceLength: T, batch: B, width: In)
         var grads = WeightGradients(
             inputWeights: zeros(4 * H, In), recurrentWeights: zeros(4 * H, Hout), bias: zeros(4 * H),
             projectionWeights: w.projectionWeights.map { _ in zeros(Hout, H) })
         var hiddenGradient = finalHiddenGradient  // [B, Hout]: dL/dh carried back to the previous step
         var cellGradient = finalCellGradient  // [B, H]: dL/dc carried back
 
-        for t in processingOrder(steps: T, reverse: reverse).reversed() {
+        for t in processingOrder(sequenceLength: T, reverse: reverse).reversed() {
             for b in 0..<B where t < lengths[b] {
                 let gates = forward.gates[t][b], cell = forward.cell[t][b]
                 let previousCell = forward.previousCell[t][b], unprojected = forward.unprojected[t][b]

@@ -63,17 +63,17 @@ final class ReferenceLSTM: HostEngine {
     /// - Parameters: input [T, B, I] ([B, T, I] batch-first), h0 [L·D, B, Hout], c0 [L·D, B, H],
     ///   lengths [B]; nil states are zeros, nil lengths are all T.
     func forward(
-        _ input: Tensor, steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
+        _ input: Tensor, sequenceLength steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
         training: Bool, dropoutSeed: UInt64?
     ) throws -> LSTMOutput {
         let c = configuration
         let (T, B, H, Hout, D, L) = (steps, batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers)
-        try checkRun(steps: T, batch: B, lengths: lengths)
+        try checkRun(sequenceLength: T, batch: B, lengths: lengths)
         // Doubles, kept for every layer when training: twice the floats of the fast paths' working set.
         try SizeLimits.requireHostMemory(
             floats: SizeLimits.saturatingProduct([
                 SizeLimits.saturatingSum([
-                    c.workingSetFloats(steps: T, batch: B, training: true),
+                    c.workingSetFloats(sequenceLength: T, batch: B, training: true),
                     c.parameterCount,
                 ]), 2,
             ]),
@@ -83,11 +83,11 @@ final class ReferenceLSTM: HostEngine {
             h0.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(Hout), count: B), count: L * D)
         let initialCell = c0.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(H), count: B), count: L * D)
 
-        var layerInput = sequence(input, steps: T, batch: B)  // [T, B, In]
-        var record = ReferenceForward(engine: self, steps: T, batch: B, lengths: lengths, training: training)
+        var layerInput = sequence(input, sequenceLength: T, batch: B)  // [T, B, In]
+        var record = ReferenceForward(engine: self, sequenceLength: T, batch: B, lengths: lengths, training: training)
         var hn: [[Vector]] = [], cn: [[Vector]] = []  // [L·D][B][·]
         for layer in 0..<L {
-            var output = zeros(steps: T, batch: B, width: D * Hout)  // [T, B, D·Hout]
+            var output = zeros(sequenceLength: T, batch: B, width: D * Hout)  // [T, B, D·Hout]
             var directions: [Reference.DirectionForward] = []
             for direction in 0..<D {
                 let state = layer * D + direction
@@ -106,7 +106,8 @@ final class ReferenceLSTM: HostEngine {
             record.directions.append(directions)
             var mask: StepRows? = nil
             if let seed = dropoutSeed, c.dropout > 0, layer + 1 < L {
-                let drop = dropoutMask(steps: T, batch: B, width: D * Hout, seed: dropoutLayerSeed(seed, layer: layer))
+                let drop = dropoutMask(
+                    sequenceLength: T, batch: B, width: D * Hout, seed: dropoutLayerSeed(seed, layer: layer))
                 for t in 0..<T { for b in 0..<B { for k in 0..<D * Hout { output[t][b][k] *= drop[t][b][k] } } }
                 mask = drop
             }
@@ -120,9 +121,9 @@ final class ReferenceLSTM: HostEngine {
     /// The dropout mask of one layer's output [T, B, D·Hout]: each element 0 or 1/(1 − p),
     /// from the same generator and the same element numbering (the whole batch, sequence-major)
     /// as `LSTMStack` with the CPU backend's `dropoutMask`.
-    private func dropoutMask(steps T: Int, batch B: Int, width W: Int, seed: UInt64) -> StepRows {
+    private func dropoutMask(sequenceLength T: Int, batch B: Int, width W: Int, seed: UInt64) -> StepRows {
         let layout = DropoutLayout.whole(batch: B, width: W)
-        var mask = zeros(steps: T, batch: B, width: W)
+        var mask = zeros(sequenceLength: T, batch: B, width: W)
         for t in 0..<T {
             for b in 0..<B {
                 for k in 0..<W {
@@ -154,10 +155,11 @@ final class ReferenceLSTM: HostEngine {
         }
         let c = configuration
         let (T, B, H, Hout, D, L) = (
-            record.steps, record.batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers
+            record.sequenceLength, record.batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers
         )
         var upstream =
-            outputGradient.map { sequence($0, steps: T, batch: B) } ?? zeros(steps: T, batch: B, width: D * Hout)
+            outputGradient.map { sequence($0, sequenceLength: T, batch: B) }
+            ?? zeros(sequenceLength: T, batch: B, width: D * Hout)
         let hnGradients =
             hnGradient.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(Hout), count: B), count: L * D)
         let cnGradients =
@@ -169,7 +171,7 @@ final class ReferenceLSTM: HostEngine {
                 for t in 0..<T { for b in 0..<B { for k in 0..<D * Hout { upstream[t][b][k] *= mask[t][b][k] } } }
             }
             let input = record.layerInputs[layer]
-            var inputGradient = zeros(steps: T, batch: B, width: c.layerInputSize(layer))
+            var inputGradient = zeros(sequenceLength: T, batch: B, width: c.layerInputSize(layer))
             for direction in 0..<D {
                 let state = layer * D + direction
                 let directionGradient = upstream.map { $0.map { Array($0[direction * Hout..<(direction + 1) * Hout]) } }
@@ -206,7 +208,7 @@ final class ReferenceLSTM: HostEngine {
     // MARK: between Tensor (Float, flat) and the reference's Double arrays
 
     /// An input or output tensor [T, B, W] ([B, T, W] when batch-first) as `s[t][b]`.
-    private func sequence(_ tensor: Tensor, steps T: Int, batch B: Int) -> StepRows {
+    private func sequence(_ tensor: Tensor, sequenceLength T: Int, batch B: Int) -> StepRows {
         let W = tensor.shape[2]
         return (0..<T).map { t in
             (0..<B).map { b in
@@ -256,8 +258,8 @@ final class ReferenceLSTM: HostEngine {
     private func tensor(_ v: Vector) -> Tensor { try! Tensor(shape: [v.count], scalars: v.map(Float.init)) }
 
     private func zeros(_ count: Int) -> Vector { Reference.zeros(count) }
-    private func zeros(steps: Int, batch: Int, width: Int) -> StepRows {
-        Reference.zeros(steps: steps, batch: batch, width: width)
+    private func zeros(sequenceLength steps: Int, batch: Int, width: Int) -> StepRows {
+        Reference.zeros(sequenceLength: steps, batch: batch, width: width)
     }
     typealias Vector = Reference.Vector
     typealias Matrix = Reference.Matrix
@@ -267,7 +269,7 @@ final class ReferenceLSTM: HostEngine {
 /// What a reference forward keeps for its backward (the `context` of its `LSTMOutput`).
 final class ReferenceForward {
     let engine: ReferenceLSTM
-    let steps: Int, batch: Int
+    let sequenceLength: Int, batch: Int
     let lengths: [Int]
     /// Whether this was a training forward (only those can be backpropagated).
     let training: Bool
@@ -277,7 +279,9 @@ final class ReferenceForward {
     /// Per layer: the dropout mask applied to its output [T, B, D·Hout], nil where none was.
     var masks: [Reference.StepRows?] = []
 
-    init(engine: ReferenceLSTM, steps: Int, batch: Int, lengths: [Int], training: Bool) {
-        (self.engine, self.steps, self.batch, self.lengths, self.training) = (engine, steps, batch, lengths, training)
+    init(engine: ReferenceLSTM, sequenceLength steps: Int, batch: Int, lengths: [Int], training: Bool) {
+        (self.engine, self.sequenceLength, self.batch, self.lengths, self.training) = (
+            engine, steps, batch, lengths, training
+        )
     }
 }

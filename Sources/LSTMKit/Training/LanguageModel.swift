@@ -7,25 +7,28 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public var vocabularySize: Int
     public var embeddingSize: Int
     public var hiddenSize: Int
-    public var layers: Int
+    /// L: stacked LSTM layers.
+    public var numLayers: Int
     public var dropout: Float
     /// P: the LSTM's `proj_size` (0: none).
     public var projectionSize: Int
 
     public init(
-        vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, layers: Int = 1, dropout: Float = 0,
+        vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, numLayers: Int = 1, dropout: Float = 0,
         projectionSize: Int = 0
     ) {
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
-        self.layers = layers
+        self.numLayers = numLayers
         self.dropout = dropout
         self.projectionSize = projectionSize
     }
 
+    /// JSON keys; `numLayers` is stored as "layers" (the checkpoints' format, which
+    /// scripts/checkpoint_in_torch.py reads).
     enum CodingKeys: String, CodingKey {
-        case vocabularySize, embeddingSize, hiddenSize, layers, dropout, projectionSize
+        case vocabularySize, embeddingSize, hiddenSize, numLayers = "layers", dropout, projectionSize
     }
 
     /// Decodes checkpoints written before projection existed (no `projectionSize`: 0).
@@ -34,14 +37,15 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
         self.init(
             vocabularySize: try c.decode(Int.self, forKey: .vocabularySize),
             embeddingSize: try c.decode(Int.self, forKey: .embeddingSize),
-            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize), layers: try c.decode(Int.self, forKey: .layers),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+            numLayers: try c.decode(Int.self, forKey: .numLayers),
             dropout: try c.decode(Float.self, forKey: .dropout),
             projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
     }
 
     public var lstm: LSTMConfiguration {
         LSTMConfiguration(
-            inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: layers, projectionSize: projectionSize,
+            inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: numLayers, projectionSize: projectionSize,
             dropout: dropout)
     }
 
@@ -64,7 +68,7 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
 
     /// "V=65 E=64 H=512 L=1 dropout 0.0": for messages.
     public var summary: String {
-        "vocabulary \(vocabularySize), embedding \(embeddingSize), \(layers)×\(hiddenSize) LSTM"
+        "vocabulary \(vocabularySize), embedding \(embeddingSize), \(numLayers)×\(hiddenSize) LSTM"
             + (projectionSize > 0 ? " projected to \(projectionSize)" : "") + ", dropout \(dropout)"
     }
 }
@@ -122,14 +126,14 @@ public final class LanguageModel<Backend: ModelOps> {
     /// returns the loss buffer (mean cross-entropy in slot 0, still on the device) and the state
     /// to carry into the next chunk (the gradient is cut there: truncated BPTT).
     public func forwardBackward(
-        inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
+        inputs: Backend.Indices, targets: Backend.Indices, sequenceLength steps: Int, batch: Int,
         state: State?, dropoutSeed: UInt64?, dropoutBatch: (offset: Int, global: Int)? = nil,
         ignoreIndex: Int = -1
     ) throws -> (loss: Backend.Buffer, state: State) {
         let rows = steps * batch, c = configuration
         let x = try embedding.forward(inputs, count: rows)
         let f = try lstm.forward(
-            input: x, steps: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
+            input: x, sequenceLength: steps, batch: batch, initialHidden: state?.hidden, initialCell: state?.cell,
             saveActivations: true, dropoutSeed: c.dropout > 0 ? dropoutSeed : nil, dropoutBatch: dropoutBatch)
         let out = MatrixView(f.output, rowStride: lstm.outputWidth)
         let logits = try head.forward(out, rows: rows)
@@ -147,12 +151,12 @@ public final class LanguageModel<Backend: ModelOps> {
 
     /// Forward only: the mean cross-entropy of a chunk (slot 0 of the returned buffer) and the carried state.
     public func loss(
-        inputs: Backend.Indices, targets: Backend.Indices, steps: Int, batch: Int,
+        inputs: Backend.Indices, targets: Backend.Indices, sequenceLength steps: Int, batch: Int,
         state: State?, ignoreIndex: Int = -1
     ) throws -> (loss: Backend.Buffer, state: State) {
         let rows = steps * batch, c = configuration
         let f = try lstm.forward(
-            input: embedding.forward(inputs, count: rows), steps: steps, batch: batch,
+            input: embedding.forward(inputs, count: rows), sequenceLength: steps, batch: batch,
             initialHidden: state?.hidden, initialCell: state?.cell)
         let logits = try head.forward(MatrixView(f.output, rowStride: lstm.outputWidth), rows: rows)
         let loss = try backend.makeBuffer(count: 1)
@@ -167,7 +171,7 @@ public final class LanguageModel<Backend: ModelOps> {
     public func nextLogits(_ ids: [Int], state: State?) throws -> (logits: [Float], state: State) {
         let batch = ids.count, c = configuration
         let f = try lstm.forward(
-            input: embedding.forward(backend.makeIndices(ids), count: batch), steps: 1, batch: batch,
+            input: embedding.forward(backend.makeIndices(ids), count: batch), sequenceLength: 1, batch: batch,
             initialHidden: state?.hidden, initialCell: state?.cell)
         let logits = try head.forward(MatrixView(f.output, rowStride: lstm.outputWidth), rows: batch)
         return (

@@ -64,21 +64,21 @@ public struct TokenStreams: Sendable {
     public let training: [Int]
     public let heldOut: [Int]
     public let batch: Int  // B
-    public let steps: Int  // T
+    public let sequenceLength: Int  // T
 
-    public init(ids: [Int], heldOutFraction: Double, batch: Int, steps: Int) throws {
-        guard batch > 0, steps > 0 else {
+    public init(ids: [Int], heldOutFraction: Double, batch: Int, sequenceLength: Int) throws {
+        guard batch > 0, sequenceLength > 0 else {
             throw LSTMError.invalidArgument("batch and sequence length must be positive")
         }
         let cut = ids.count - Int(Double(ids.count) * heldOutFraction)
         training = Array(ids[..<cut])
         heldOut = Array(ids[cut...])
         self.batch = batch
-        self.steps = steps
+        self.sequenceLength = sequenceLength
         guard chunksPerEpoch > 0 else {
             throw LSTMError.invalidArgument(
                 "the training text (\(training.count) characters) is too short for \(batch) streams of "
-                    + "\(steps + 1) characters"
+                    + "\(sequenceLength + 1) characters"
             )
         }
     }
@@ -86,17 +86,17 @@ public struct TokenStreams: Sendable {
     /// Characters per stream.
     public var streamLength: Int { training.count / batch }
     /// Chunks in one pass over the streams.
-    public var chunksPerEpoch: Int { (streamLength - 1) / steps }
+    public var chunksPerEpoch: Int { (streamLength - 1) / sequenceLength }
 
     /// Inputs and targets of chunk `chunk` (0-based within the epoch) for the streams
     /// `streams` (all by default; a data-parallel replica takes its slice), sequence-major [T·b].
     public func chunk(_ chunk: Int, streams: Range<Int>? = nil) -> (inputs: [Int], targets: [Int]) {
         let streams = streams ?? 0..<batch
         let width = streams.count
-        var inputs = [Int](repeating: 0, count: steps * width), targets = inputs
+        var inputs = [Int](repeating: 0, count: sequenceLength * width), targets = inputs
         for (column, b) in streams.enumerated() {
-            let start = b * streamLength + chunk * steps
-            for t in 0..<steps {
+            let start = b * streamLength + chunk * sequenceLength
+            for t in 0..<sequenceLength {
                 inputs[t * width + column] = training[start + t]
                 targets[t * width + column] = training[start + t + 1]
             }
@@ -104,17 +104,17 @@ public struct TokenStreams: Sendable {
         return (inputs, targets)
     }
 
-    /// The held-out split as `streams` contiguous streams, in chunks of `steps`:
+    /// The held-out split as `streams` contiguous streams, in chunks of `sequenceLength`:
     /// [(inputs, targets)] sequence-major, covering every held-out prediction once.
     /// `limit` caps the held-out characters used (the first `limit`).
-    public func heldOutChunks(streams: Int, limit: Int? = nil) -> [(inputs: [Int], targets: [Int], steps: Int)] {
+    public func heldOutChunks(streams: Int, limit: Int? = nil) -> [(inputs: [Int], targets: [Int], length: Int)] {
         let available = min(heldOut.count, max(limit ?? heldOut.count, 0))
         let length = (available - 1) / max(streams, 1)
         guard length > 0 else { return [] }
-        var chunks: [(inputs: [Int], targets: [Int], steps: Int)] = []
+        var chunks: [(inputs: [Int], targets: [Int], length: Int)] = []
         var position = 0
         while position < length {
-            let t = min(steps, length - position)
+            let t = min(sequenceLength, length - position)
             var inputs = [Int](repeating: 0, count: t * streams), targets = inputs
             for b in 0..<streams {
                 for s in 0..<t {

@@ -118,7 +118,7 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         self.reducer = reducer
         data = try TokenStreams(
             ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch * (reducer?.size ?? 1),
-            steps: options.sequenceLength)
+            sequenceLength: options.sequenceLength)
         optimizer = Optimizer(backend: model.backend, kind: options.optimizer)
         if let reducer {
             let description =
@@ -179,7 +179,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let (inputs, targets) = data.chunk(chunk, streams: streams)
         let backend = model.backend
         let (lossBuffer, next) = try model.forwardBackward(
-            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets), steps: data.steps,
+            inputs: backend.makeIndices(inputs), targets: backend.makeIndices(targets),
+            sequenceLength: data.sequenceLength,
             batch: streams.count,
             state: state, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15,
             dropoutBatch: (offset: streams.lowerBound, global: data.batch))
@@ -216,7 +217,7 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
             let backend = model.backend
             let (loss, next) = try model.loss(
                 inputs: backend.makeIndices(chunk.inputs), targets: backend.makeIndices(chunk.targets),
-                steps: chunk.steps, batch: streams, state: state)
+                sequenceLength: chunk.length, batch: streams, state: state)
             sum += Double(try backend.read(loss, offset: 0, count: 1)[0]) * Double(chunk.inputs.count)
             count += chunk.inputs.count
             state = next
@@ -247,7 +248,7 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
                     "train.state.hidden",
                     .float32(
                         try Tensor(
-                            shape: [c.layers, data.batch, c.outputSize],
+                            shape: [c.numLayers, data.batch, c.outputSize],
                             scalars: globalState(state.hidden, width: c.outputSize)))
                 ))
             tensors.append(
@@ -255,7 +256,7 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
                     "train.state.cell",
                     .float32(
                         try Tensor(
-                            shape: [c.layers, data.batch, c.hiddenSize],
+                            shape: [c.numLayers, data.batch, c.hiddenSize],
                             scalars: globalState(state.cell, width: c.hiddenSize)))
                 ))
         }
@@ -267,7 +268,7 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
             "model": String(decoding: try encoder.encode(model.configuration), as: UTF8.self),
             "vocabulary": String(decoding: try encoder.encode(vocabulary.characters.map(String.init)), as: UTF8.self),
             "step": "\(step)", "chunk": "\(chunk)", "epoch": "\(epoch)", "optimizer_step": "\(exported.step)",
-            "optimizer": optimizer.kind.name, "batch": "\(data.batch)", "steps": "\(data.steps)",
+            "optimizer": optimizer.kind.name, "batch": "\(data.batch)", "steps": "\(data.sequenceLength)",
             "seed": "\(options.seed)", "data_fingerprint": Self.fingerprint(data.training),
         ]
         try SafeTensorsFile.write(tensors, metadata: metadata.merging(extraMetadata) { own, _ in own }, to: path)
@@ -277,10 +278,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     /// zero-padded slices); width is Hout for h, H for c.
     private func globalState(_ local: Backend.Buffer, width h: Int) throws -> [Float] {
         let c = model.configuration, b = options.batch
-        let values = try model.backend.read(local, offset: 0, count: c.layers * b * h)
+        let values = try model.backend.read(local, offset: 0, count: c.numLayers * b * h)
         guard let reducer else { return values }
-        var global = [Float](repeating: 0, count: c.layers * data.batch * h)
-        for layer in 0..<c.layers {
+        var global = [Float](repeating: 0, count: c.numLayers * data.batch * h)
+        for layer in 0..<c.numLayers {
             for row in 0..<b {
                 let from = (layer * b + row) * h, to = (layer * data.batch + streams.lowerBound + row) * h
                 global.replaceSubrange(to..<(to + h), with: values[from..<(from + h)])
@@ -294,7 +295,7 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
     private func localState(_ global: Tensor) -> [Float] {
         let c = model.configuration, b = options.batch, h = global.shape[2]
         var values: [Float] = []
-        for layer in 0..<c.layers {
+        for layer in 0..<c.numLayers {
             let from = (layer * data.batch + streams.lowerBound) * h
             values += global.scalars[from..<(from + b * h)]
         }
@@ -320,10 +321,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
                     + "(\(vocabulary.count))"
             )
         }
-        guard checkpoint.batch == data.batch, checkpoint.sequenceLength == data.steps else {
+        guard checkpoint.batch == data.batch, checkpoint.sequenceLength == data.sequenceLength else {
             throw TrainingError.mismatchedResume(
                 "\(path) was trained with batch \(checkpoint.batch) × length \(checkpoint.sequenceLength), this "
-                    + "run uses \(data.batch) × \(data.steps)"
+                    + "run uses \(data.batch) × \(data.sequenceLength)"
             )
         }
         guard file.metadata["data_fingerprint"] == Self.fingerprint(data.training) else {
@@ -347,8 +348,8 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let optimizerState = try checkpoint.optimizerTensors(shapes: shapes, keys: optimizer.stateKeys)
         let c = model.configuration
         let carried = try checkpoint.carriedState(
-            hiddenShape: [c.layers, data.batch, c.outputSize],
-            cellShape: [c.layers, data.batch, c.hiddenSize])
+            hiddenShape: [c.numLayers, data.batch, c.outputSize],
+            cellShape: [c.numLayers, data.batch, c.hiddenSize])
         // Everything is checked: now change the trainer.
         try model.load(weights, source: path)
         try optimizer.importState(optimizerState, step: checkpoint.counters.optimizerStep, parameters: model.parameters)

@@ -98,7 +98,7 @@ public final class TrainingRun<Backend: ModelOps> {
         let reducer = trainer.reducer
         let leader = (reducer?.rank ?? 0) == 0
         let firstStep = trainer.step
-        let tokensPerStep = trainer.data.batch * trainer.data.steps
+        let tokensPerStep = trainer.data.batch * trainer.data.sequenceLength
         var heldOutLoss: Float?
 
         func guarded<T>(_ body: () throws -> T) throws -> T {
