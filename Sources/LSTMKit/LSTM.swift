@@ -110,20 +110,31 @@ public final class LSTM {
     /// The weights, by `state_dict` name.
     public func weights() throws -> [String: Tensor] { try engine.weightTensors() }
 
-    /// Replaces the weights (strictly: exactly the configuration's tensors).
+    /// Replaces the weights.
+    /// - Parameter weights: exactly the configuration's tensors by `state_dict` name.
+    /// - Throws: `LSTMError` naming a missing, extra or misshaped tensor (the model is unchanged).
     public func setWeights(_ weights: [String: Tensor]) throws {
         try engine.setWeightTensors(weights, source: "weights")
     }
 
-    /// Loads weights from a safetensors `state_dict` (strict: a missing, extra, misshaped or
-    /// non-float tensor under `prefix` is an error naming it).
+    /// Loads weights from a safetensors `state_dict`.
+    /// - Parameters:
+    ///   - path: a safetensors file (`safetensors.torch.save_file(model.state_dict(), path)`).
+    ///   - prefix: the sub-module's name prefix, e.g. "lstm." (tensors outside it are ignored).
+    /// - Throws: `LSTMError` naming the file and a missing, extra, misshaped or non-float tensor
+    ///   under `prefix`, or what is wrong with the file; the model is unchanged then.
     public func loadWeights(from path: String, prefix: String = "") throws {
         let file = try SafeTensorsFile(contentsOf: path)
         try engine.setWeightTensors(LSTM.weights(in: file, prefix: prefix, configuration: configuration), source: path)
     }
 
     /// Saves the weights under their `state_dict` names (atomically), so that
-    /// `torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` takes them.
+    /// `torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` takes them, with
+    /// the settings in the metadata (`LSTM(contentsOf:)` restores them).
+    /// - Parameters:
+    ///   - path: the file to write (replaced atomically: temporary file, fsync, rename).
+    ///   - prefix: prepended to every name, e.g. "lstm." for a sub-module.
+    /// - Throws: `LSTMError.io` naming the file when it cannot be written.
     public func saveWeights(to path: String, prefix: String = "") throws {
         let weights = try self.weights()
         let c = configuration
@@ -204,9 +215,15 @@ public final class LSTM {
             dropoutSeed: seed)
     }
 
-    /// Backpropagation through time from a `forward(..., training: true)` result. Upstream
-    /// gradients: `outputGradient` like the output, `hnGradient` like hn, `cnGradient` like
-    /// cn; nil means zeros. Returns the gradients of the input, h0, c0 and every weight.
+    /// Backpropagation through time from a `forward(..., training: true)` result (dropout
+    /// masks included); it may be called again on the same result.
+    /// - Parameters:
+    ///   - outputGradient: dL/d(output), like the output; nil means zeros.
+    ///   - hnGradient: dL/d(hn) [L·D, B, Hout]; `cnGradient`: dL/d(cn) [L·D, B, H]; nil means zeros.
+    /// - Returns: the gradients of the input (like the input), h0, c0 and every weight (by
+    ///   `state_dict` name; `bias_ih` and `bias_hh` get equal gradients).
+    /// - Throws: `LSTMError` for a misshaped gradient or a result of another model or of an
+    ///   inference-only forward.
     public func backward(
         _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor? = nil,
         cnGradient: Tensor? = nil

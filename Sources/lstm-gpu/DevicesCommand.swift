@@ -23,19 +23,13 @@ struct DevicesCommand: ParsableCommand {
             print("    vendor \(d.vendor); platform \(d.platform); type \(d.type)")
             print("    \(d.version); driver \(d.driverVersion)")
             print(
-                "    compute units \(d.computeUnits); global memory \(bytes(d.globalMemory)) (max allocation "
-                    + "\(bytes(d.maxAllocation))); "
-                    + "local memory \(bytes(d.localMemory))")
+                "    compute units \(d.computeUnits); global memory \(formatBytes(d.globalMemory)) (max allocation "
+                    + "\(formatBytes(d.maxAllocation))); "
+                    + "local memory \(formatBytes(d.localMemory))")
             print(
                 "    max work-group size \(d.maxWorkGroupSize); fp16 \(d.fp16 ? "yes" : "no"); fp64 "
                     + "\(d.fp64 ? "yes" : "no")"
             )
         }
-    }
-
-    func bytes(_ n: Int) -> String {
-        n >= 1 << 30
-            ? fixed(Double(n) / Double(1 << 30), 1) + " GiB"
-            : n >= 1 << 20 ? fixed(Double(n) / Double(1 << 20), 1) + " MiB" : "\(n / 1024) KiB"
     }
 }

@@ -65,8 +65,8 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// "1.50 GiB"-style rendering for error messages.
-func formatBytes(_ bytes: Int) -> String {
+/// "1.50 GiB"-style rendering of a byte count (messages, `lstm-gpu devices`).
+public func formatBytes(_ bytes: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
     var value = Double(bytes)
     var unit = 0

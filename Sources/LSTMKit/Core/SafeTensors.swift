@@ -51,6 +51,8 @@ public struct SafeTensorsFile {
     private let dataStart: Int
 
     /// Reads and validates the file at `path`.
+    /// - Throws: `LSTMError.io` when it is missing, unreadable, a folder or not a regular file;
+    ///   `LSTMError.corruptFile` saying what in the header or data is wrong.
     public init(contentsOf path: String) throws {
         try self.init(data: readRegularFile(path), path: path)
     }
@@ -142,8 +144,9 @@ public struct SafeTensorsFile {
     /// Whether the file holds `name`.
     public func contains(_ name: String) -> Bool { entries[name] != nil }
 
-    /// The tensor `name` as float32 (F64, F16 and BF16 are converted); throws when it is
-    /// missing or of an integer dtype.
+    /// The tensor `name` as float32 (F64, F16 and BF16 are converted).
+    /// - Returns: a tensor of the entry's shape.
+    /// - Throws: `LSTMError.missingTensor` or `.wrongDType` (an integer dtype), naming it.
     public func floatTensor(_ name: String) throws -> Tensor {
         guard let entry = entries[name] else { throw LSTMError.missingTensor(name: name, file: path) }
         guard entry.dtype.isFloatingPoint else {

@@ -21,7 +21,6 @@ public struct OpenCLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
     public let fp16: Bool
     public let fp64: Bool
     let id: cl_device_id
-    let platformID: cl_platform_id
 
     public var description: String {
         "[\(index)] \(name) (\(vendor), \(type), \(version), driver \(driverVersion)) on \(platform): "
@@ -105,7 +104,7 @@ public enum OpenCLDevices {
             version: try deviceString(id, CL_DEVICE_VERSION), driverVersion: try deviceString(id, CL_DRIVER_VERSION),
             computeUnits: Int(units), globalMemory: Int(global), maxAllocation: Int(maxAlloc), localMemory: Int(local),
             maxWorkGroupSize: group, fp16: extensions.contains("cl_khr_fp16"), fp64: extensions.contains("cl_khr_fp64"),
-            id: id, platformID: platform)
+            id: id)
     }
 
     static func deviceValue<T>(_ id: cl_device_id, _ param: Int32) throws -> T {

@@ -18,14 +18,16 @@ public final class Embedding<Backend: ModelOps> {
         weight = Parameter(name: name, shape: [vocabularySize, dimension], value: buffer)
     }
 
-    /// [N] ids → [N, E].
+    /// Looks the ids up.
+    /// - Parameters: ids [N] (each in 0..<V), `count` N.
+    /// - Returns: [N, E] vectors, a new buffer.
     public func forward(_ ids: Backend.Indices, count: Int) throws -> Backend.Buffer {
         let out = try backend.makeScratchBuffer(count: count * dimension)
         try backend.gatherRows(weight.value, width: dimension, indices: ids, count: count, into: out)
         return out
     }
 
-    /// Sets `weight.gradient` from dL/d(output) [N, E].
+    /// Sets `weight.gradient` [V, E] from dL/d(output) [N, E] (rows of repeated ids add up).
     public func backward(_ ids: Backend.Indices, count: Int, outputGradient: Backend.Buffer) throws {
         let gradient = try backend.makeBuffer(count: vocabularySize * dimension)
         try backend.scatterAddRows(
@@ -60,7 +62,9 @@ public final class Linear<Backend: ModelOps> {
         bias = Parameter(name: name + ".bias", shape: [outputSize], value: b)
     }
 
-    /// [N, in] → [N, out].
+    /// y = x·Wᵀ + b.
+    /// - Parameters: x [N, in] (a view: any row stride), `rows` N.
+    /// - Returns: y [N, out], a new buffer.
     public func forward(_ x: MatrixView<Backend.Buffer>, rows: Int) throws -> Backend.Buffer {
         let y = try backend.makeScratchBuffer(count: rows * outputSize)
         try backend.gemm(
@@ -70,7 +74,8 @@ public final class Linear<Backend: ModelOps> {
         return y
     }
 
-    /// Sets the weight and bias gradients; returns dL/dx [N, in] when `needInputGradient`.
+    /// Sets the weight [out, in] and bias [out] gradients from dL/dy [N, out].
+    /// - Returns: dL/dx [N, in] when `needInputGradient`, else nil.
     @discardableResult
     public func backward(
         _ x: MatrixView<Backend.Buffer>, rows: Int, outputGradient: Backend.Buffer,

@@ -75,7 +75,11 @@ public final class Optimizer<Backend: ModelOps> {
         return norm
     }
 
-    /// One update of every parameter that has a gradient, at `learningRate`.
+    /// One update of every parameter that has a gradient, on the device (PyTorch's formulas).
+    /// - Parameters:
+    ///   - parameters: the model's parameters; those without a gradient are skipped.
+    ///   - learningRate: this step's rate (see `LearningRateSchedule.rate`).
+    /// - Throws: what the backend's update kernels throw.
     public func update(_ parameters: [Parameter<Backend.Buffer>], learningRate: Float) throws {
         step += 1
         for p in parameters {
