@@ -119,22 +119,23 @@ public enum CPUThreads {
     /// The least recurrent work per thread and step, in FLOPs, for which a CPU backend made
     /// without an explicit thread count (`CPUBackend()`) adds a thread to one direction.
     ///
-    /// The threads of a direction meet at a barrier every step; when the machine is busy a
-    /// thread can wait there for a whole scheduler time slice (milliseconds), so a step must
-    /// carry far more work than that to gain from a second thread. Measured on a shared
-    /// 2-core Intel Xeon (KVM, AVX-512) with load average ~3 (`bench --threads 1` vs `2`,
-    /// forward median): H=128 B=8 (1 MFLOP/step) 0.75 vs 42 ms; serve-512-b1 (2.1 M) 9.6 vs
-    /// 56 ms; char-256 (16.8 M) 119 vs 202 ms; serve-1024-b4 (33.5 M) 72 vs 106 ms;
-    /// stack-2x512 (67 M) 350 vs 674 ms; mt-512 (134 M) 199 vs 191 ms, training step 835 vs
-    /// 656 ms; mt-1024 (537 M) 974 vs 666 ms. Hence 2^26 (67 MFLOP): a direction gets
-    /// ⌊work per step / this⌋ threads (at least 1, at most its share of the team). On an idle
-    /// machine smaller shapes gain from more threads too: set 0 to always use every thread,
-    /// or make the backend with `CPUBackend(threads:)`, which uses exactly that many.
+    /// The threads of a direction meet at a barrier every step, so a step must carry enough
+    /// work to pay for the meeting. Measured on the 2-core Intel Xeon (KVM, AVX-512) of the
+    /// development machine, idle (`bench --threads 1` vs `2`, forward / training step median):
+    /// H=128 B=8 T=20 (1.0 MFLOP of recurrent work per step) 0.31 / 0.97 vs 0.28 / 1.13 ms;
+    /// H=128 B=8 T=50 (1.0 M) 0.92 / 2.72 vs 0.76 / 2.51 ms; serve-512-b1 (2.1 M) 4.8 / 12.1
+    /// vs 2.1 / 6.3 ms; H=256 B=8 (4.2 M) 3.2 / 10.2 vs 2.0 / 6.4 ms; the char-LM's 1×512
+    /// B=32 (67 M) 61.8 / 191 vs 31.4 / 104 ms. Hence 2^20 (1 MFLOP): a direction gets
+    /// ⌊work per step / this⌋ threads (at least 1, at most its share of the team). On a busy
+    /// machine a waiting thread can lose a whole scheduler slice at the barrier and larger
+    /// shapes gain less (under a load average of ~3 a 2-thread stack-2x512 forward took 674 ms
+    /// against 350 on 1): raise this, or make the backend with `CPUBackend(threads:)`, which
+    /// uses exactly that many; 0 always uses every thread.
     public static var minimumStepWorkPerThread: Double {
         get { lock.lock(); defer { lock.unlock() }; return stepWork }
         set { lock.lock(); defer { lock.unlock() }; stepWork = max(0, newValue) }
     }
-    nonisolated(unsafe) private static var stepWork: Double = 67_108_864
+    nonisolated(unsafe) private static var stepWork: Double = 1_048_576
 
     /// Threads one direction of this shape is worth: ⌊2·B·4H·Hout (+ 2·B·H·P) / minimumStepWorkPerThread⌋,
     /// between 1 and `limit`.
