@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
-PACKAGES := ocl-icd-opencl-dev opencl-headers libopenblas-dev pocl-opencl-icd libopenmpi-dev openmpi-bin
+PACKAGES := ocl-icd-opencl-dev opencl-headers libopenblas-dev pocl-opencl-icd libopenmpi-dev openmpi-bin oclgrind
 PYTHON ?= python3
 BENCH_ARGS ?=
 
