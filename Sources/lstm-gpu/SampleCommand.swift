@@ -90,7 +90,7 @@ struct SampleCommand: ParsableCommand {
             return "\(value)"
         }
         let logitList = logits.map { number(Double($0)) }.joined(separator: ", ")
-        let characterList = vocabulary.map { jsonString(String($0)) }.joined(separator: ", ")
+        let characterList = vocabulary.map { jsonStringLiteral(String($0)) }.joined(separator: ", ")
         return "{\"cross_entropy\": \(number(crossEntropy)), \"characters\": \(characters), "
             + "\"last_logits\": [\(logitList)], \"vocabulary\": [\(characterList)]}"
     }
@@ -111,24 +111,6 @@ struct SampleCommand: ParsableCommand {
         }
         return order.last!
     }
-}
-
-/// A JSON string literal for `text` (quotes, backslashes and control characters escaped).
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-            out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }
 
 /// A text option whose default `--help` shows escaped and quoted (`"\n"`, not a raw line

@@ -24,18 +24,7 @@ final class OpenCLParityTests: XCTestCase {
         }
     }
 
-    struct Case: CustomStringConvertible {
-        var configuration: LSTMConfiguration
-        var sequenceLength: Int, batch: Int
-        var lengths: [Int]?
-        var givenState: Bool
-        var description: String {
-            let c = configuration
-            return "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
-                + " bias=\(c.bias) batchFirst=\(c.batchFirst) T=\(sequenceLength) B=\(batch) "
-                + "lengths=\(lengths.map { "\($0)" } ?? "nil") h0c0=\(givenState)"
-        }
-    }
+    typealias Case = ParityCase
 
     /// Every combination of layers, directions, projection, batch-first, lengths and bias,
     /// with odd sizes drawn per case; plus T = 1, B = 1, a large H and a batch wider than a tile.

@@ -32,18 +32,7 @@ final class ReferenceTests: XCTestCase {
 
     // MARK: - every fast path against the reference
 
-    struct Case: CustomStringConvertible {
-        var configuration: LSTMConfiguration
-        var sequenceLength: Int, batch: Int
-        var lengths: [Int]?
-        var givenState: Bool
-        var description: String {
-            let c = configuration
-            return "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
-                + " bias=\(c.bias) batchFirst=\(c.batchFirst) dropout=\(c.dropout) T=\(sequenceLength) B=\(batch)"
-                + " lengths=\(lengths.map { "\($0)" } ?? "nil") h0c0=\(givenState)"
-        }
-    }
+    typealias Case = ParityCase
 
     /// Every combination of layers (1–3), directions and projection, each with a rotating
     /// choice of batch-first, bias, lengths (unsorted, holding 0 and T) and given states, odd

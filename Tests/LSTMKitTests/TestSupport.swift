@@ -49,3 +49,18 @@ func assertClose(
         row.passed, "\(name): \(row.failures) of \(row.count) elements differ, max abs \(row.maxAbsolute)",
         file: file, line: line)
 }
+
+/// One configuration of the randomised parity tests: the model, T, B, per-sequence lengths
+/// (nil: all T) and whether h0/c0 are given.
+struct ParityCase: CustomStringConvertible {
+    var configuration: LSTMConfiguration
+    var sequenceLength: Int, batch: Int
+    var lengths: [Int]?
+    var givenState: Bool
+    var description: String {
+        let c = configuration
+        return "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
+            + " bias=\(c.bias) batchFirst=\(c.batchFirst) dropout=\(c.dropout) T=\(sequenceLength) B=\(batch)"
+            + " lengths=\(lengths.map { "\($0)" } ?? "nil") h0c0=\(givenState)"
+    }
+}
