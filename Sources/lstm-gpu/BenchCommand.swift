@@ -100,7 +100,19 @@ struct BenchCommand: ParsableCommand {
                 if device != nil || backend == nil && ProcessInfo.processInfo.environment["LSTM_GPU_DEVICE"] != nil {
                     devices = [try OpenCLBackend.shared(device: device)]
                 } else {
-                    devices = try OpenCLDevices.all().map { try OpenCLBackend.shared(device: "\($0.index)") }
+                    // By default every GPU (or accelerator); OpenCL devices that are CPUs (PoCL)
+                    // run the same math far slower than the CPU path and are timed only when asked
+                    // for (--backend opencl or --device).
+                    var chosen = try OpenCLDevices.all()
+                    if backend == nil {
+                        for info in chosen where info.type == "CPU" {
+                            printError(
+                                "bench: leaving out opencl[\(info.index)] \(info.name) (an OpenCL device on the CPU; "
+                                    + "--backend opencl or --device \(info.index) times it)")
+                        }
+                        chosen = chosen.filter { $0.type != "CPU" }
+                    }
+                    devices = try chosen.map { try OpenCLBackend.shared(device: "\($0.index)") }
                 }
             } catch {
                 if backend == .opencl { throw error }
