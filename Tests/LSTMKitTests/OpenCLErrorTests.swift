@@ -22,6 +22,12 @@ final class OpenCLErrorTests: XCTestCase {
         assertThrows(["out of memory on", backend.device.name, "needs 4.00 TiB"]) {
             _ = try backend.makeBuffer(count: 1 << 40)
         }
+        // A size the 32-bit kernel arguments cannot hold is refused, never truncated.
+        let small = try backend.makeBuffer(count: 4)
+        assertThrows(["kernel multiply argument 0 is 1099511627776", "outside the 32-bit range"]) {
+            try backend.launch(
+                "multiply", in: .training, global: [4], [.int(1 << 40), .buffer(small), .buffer(small), .buffer(small)])
+        }
         let lstm = try LSTM(
             LSTMConfiguration(inputSize: 4, hiddenSize: 8), backend: .opencl, device: "\(backend.device.index)")
         // T·B·4H floats of gates alone exceed any device; the check happens before allocating.

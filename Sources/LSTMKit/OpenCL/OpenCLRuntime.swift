@@ -84,6 +84,13 @@ final class OpenCLRuntime {
                 device: device.name, needed: overflow ? Int.max : bytes,
                 available: min(device.maxAllocation, device.globalMemory))
         }
+        // The kernels index with 32-bit ints: a buffer they could not address is refused here
+        // rather than read or written at a wrapped index.
+        guard count <= Int(Int32.max) else {
+            throw LSTMError.invalidArgument(
+                "an OpenCL buffer of \(count) elements: the OpenCL kernels address at most 2^31 − 1 elements per "
+                    + "buffer (use the CPU path, or a smaller T·B)")
+        }
         var status: cl_int = 0
         guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
             status == CL_SUCCESS
@@ -258,7 +265,11 @@ final class OpenCLRuntime {
                 var memory: cl_mem? = buffer.memory
                 status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem?>.size, &memory)
             case let .int(value):
-                var v = cl_int(truncatingIfNeeded: value)
+                guard let exact = cl_int(exactly: value) else {
+                    throw LSTMError.invalidArgument(
+                        "kernel \(name) argument \(index) is \(value), outside the 32-bit range the kernels use")
+                }
+                var v = exact
                 status = clSetKernelArg(kernel, cl_uint(index), 4, &v)
             case let .uint(value):
                 var v = cl_uint(value)
