@@ -134,6 +134,43 @@ public struct BenchmarkRow: Sendable, Codable {
     /// The host CPU and the CPU path's BLAS library and kernels (`CPUInfo.current`), the same
     /// on every row of a run; nil in rows written before it was recorded.
     public var cpu: CPUInfo? = nil
+    /// With `bench --profile` on an OpenCL device: device time per kernel of one forward and
+    /// one training step; nil otherwise.
+    public var profile: BenchmarkProfile? = nil
+}
+
+/// Device time per kernel of one forward and one training step of a row (OpenCL profiling
+/// events), with the time steps they cover, so launches per step can be read off.
+public struct BenchmarkProfile: Sendable, Codable {
+    /// T·L·D: the (time step, layer, direction) steps one pass runs.
+    public var steps: Int
+    public var forward: [KernelProfile]
+    public var train: [KernelProfile]
+}
+
+/// Profiles one forward and one training step of `shape` on a backend made with
+/// `OpenCLBackend(info:profiling: true)`: launches and device time per kernel.
+public func profileBenchmark(
+    _ shape: BenchmarkShape, backend: OpenCLBackend, seed: UInt64 = 1
+) throws -> BenchmarkProfile {
+    let configuration = shape.configuration
+    let stack = try LSTMStack(
+        configuration: configuration, backend: backend, weights: LSTM.initialWeights(configuration, seed: seed))
+    var generator = SeededGenerator(seed: seed &+ 1)
+    let x = Tensor(uniform: [shape.sequenceLength, shape.batch, shape.inputSize], generator: &generator)
+    let width = configuration.numDirections * configuration.outputSize
+    let dy = Tensor(uniform: [shape.sequenceLength, shape.batch, width], generator: &generator)
+    let input = try stack.upload(x), outputGradient = try stack.upload(dy)
+    _ = try stack.forward(input: input, sequenceLength: shape.sequenceLength, batch: shape.batch)  // warm-up
+    _ = try backend.takeProfile()
+    _ = try stack.forward(input: input, sequenceLength: shape.sequenceLength, batch: shape.batch)
+    let forward = try backend.takeProfile()
+    let f = try stack.forward(
+        input: input, sequenceLength: shape.sequenceLength, batch: shape.batch, saveActivations: true)
+    _ = try stack.backward(f, outputGradient: outputGradient)
+    let train = try backend.takeProfile()
+    return BenchmarkProfile(
+        steps: shape.sequenceLength * shape.layers * configuration.numDirections, forward: forward, train: train)
 }
 
 /// Times one shape on one backend: forward (inference) and a training step (forward with

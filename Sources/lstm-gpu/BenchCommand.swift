@@ -41,6 +41,12 @@ struct BenchCommand: ParsableCommand {
     )
     var threads: Int?
 
+    @Flag(
+        help: ArgumentHelp(
+            "On OpenCL devices, also profile one forward and one training step per row: launches per step and "
+                + "device time per kernel (OpenCL profiling events; in --json as `profile`)."))
+    var profile = false
+
     @Flag(help: "Print one JSON object per row instead of a table.")
     var json = false
 
@@ -98,7 +104,11 @@ struct BenchCommand: ParsableCommand {
         if backend != .cpu {
             do {
                 if device != nil || backend == nil && ProcessInfo.processInfo.environment["LSTM_GPU_DEVICE"] != nil {
-                    devices = [try OpenCLBackend.shared(device: device)]
+                    devices = [
+                        profile
+                            ? try OpenCLBackend(info: OpenCLDevices.select(device), profiling: true)
+                            : try OpenCLBackend.shared(device: device)
+                    ]
                 } else {
                     // By default every GPU (or accelerator); OpenCL devices that are CPUs (PoCL)
                     // run the same math far slower than the CPU path and are timed only when asked
@@ -112,7 +122,11 @@ struct BenchCommand: ParsableCommand {
                         }
                         chosen = chosen.filter { $0.type != "CPU" }
                     }
-                    devices = try chosen.map { try OpenCLBackend.shared(device: "\($0.index)") }
+                    devices = try chosen.map {
+                        profile
+                            ? try OpenCLBackend(info: $0, profiling: true)
+                            : try OpenCLBackend.shared(device: "\($0.index)")
+                    }
                 }
             } catch {
                 if backend == .opencl { throw error }
@@ -168,7 +182,12 @@ struct BenchCommand: ParsableCommand {
                     shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference
                 ).row
                 row.deviceIndex = device.device.index
+                if profile {
+                    _ = try device.takeProfile()  // the timing runs' events
+                    row.profile = try profileBenchmark(shape, backend: device)
+                }
                 try emit(row)
+                if profile, !json, let p = row.profile { printProfile(p) }
             }
         }
         if let output {
@@ -187,6 +206,21 @@ struct BenchCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(row), as: UTF8.self)
+    }
+
+    /// The profile of one row: per kernel, launches per step and device time, forward then training step.
+    func printProfile(_ p: BenchmarkProfile) {
+        for (pass, kernels) in [("forward", p.forward), ("training step", p.train)] {
+            let total = kernels.reduce(0) { $0 + $1.milliseconds }
+            print("    profile, \(pass): \(fixed(total, 2)) ms of device time over \(p.steps) steps (T·L·D)")
+            for k in kernels {
+                print(
+                    "      " + pad(k.kernel, 32) + pad("\(k.launches) launches", 14, right: true)
+                        + pad(fixed(Double(k.launches) / Double(max(p.steps, 1)), 2) + " per step", 16, right: true)
+                        + pad(fixed(k.milliseconds, 3) + " ms", 14, right: true)
+                        + pad(fixed(100 * k.milliseconds / max(total, 1e-12), 1) + "%", 8, right: true))
+            }
+        }
     }
 }
 

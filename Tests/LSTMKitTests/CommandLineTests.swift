@@ -58,6 +58,29 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(saved.map(\.layers), [1, 2])
     }
 
+    /// `bench --profile` on OpenCL: one forward launch per step and layer-direction, a fused cell
+    /// backward per step, and no transposes in steady state (the transposed weights are cached).
+    func testBenchProfileCountsLaunchesPerStep() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built")
+        let device = try requireOpenCL()
+        let result = try run([
+            "bench", "--backend", "opencl", "--device", "\(device.device.index)", "--shape", "8,12,3,5,2,1", "--repeat",
+            "1",
+            "--profile", "--json",
+        ])
+        XCTAssertEqual(result.status, 0, result.output)
+        let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, result.output)
+        let profile = try XCTUnwrap(try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8)).profile)
+        XCTAssertEqual(profile.steps, 5 * 2 * 2)
+        func launches(_ kernels: [KernelProfile], _ name: String) -> Int {
+            kernels.first { $0.kernel == name }?.launches ?? 0
+        }
+        XCTAssertEqual(launches(profile.forward, "lstm_forward_step"), profile.steps)
+        XCTAssertEqual(launches(profile.forward, "transpose"), 0, "W_hh transposed once, then cached")
+        XCTAssertEqual(launches(profile.train, "lstm_cell_backward_step"), profile.steps)
+        XCTAssertTrue(profile.forward.allSatisfy { $0.milliseconds >= 0 })
+    }
+
     /// A run killed after its checkpoint and resumed with --resume logs the same losses as an
     /// uninterrupted run (bitwise: the CPU path is deterministic).
     func testKilledTrainingResumesExactly() throws {

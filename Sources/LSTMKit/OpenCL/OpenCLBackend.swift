@@ -28,8 +28,10 @@ public final class OpenCLBackend: LSTMBackend {
         try self.init(info: OpenCLDevices.select(device))
     }
 
-    public init(info: OpenCLDeviceInfo) throws {
-        runtime = try OpenCLRuntime(device: info)
+    /// A backend on `info`; with `profiling`, every launch records the device's start and end
+    /// times for `takeProfile` (a little slower: for `bench --profile`, not for production runs).
+    public init(info: OpenCLDeviceInfo, profiling: Bool = false) throws {
+        runtime = try OpenCLRuntime(device: info, profiling: profiling)
         let program = try runtime.program(
             named: "gemm.cl", source: KernelSource.gemm.text, options: OpenCLTiles.buildOptions)
         let gemm = try runtime.kernel("gemm_tiled", programKey: KernelSource.gemm.rawValue) { program }
@@ -58,6 +60,17 @@ public final class OpenCLBackend: LSTMBackend {
     /// Builds arbitrary OpenCL C (for tools and tests); a failure throws with the build log.
     func buildProgram(named name: String, source: String, options: String = "") throws {
         _ = try runtime.program(named: name, source: source, options: options)
+    }
+
+    /// Device time per kernel since the last call (or since the backend was made), sorted by
+    /// time, most first; empty unless made with `profiling`. Waits for the queue.
+    public func takeProfile() throws -> [KernelProfile] {
+        try runtime.takeProfile().map {
+            KernelProfile(
+                kernel: $0.key, launches: $0.value.launches,
+                milliseconds: Double($0.value.nanoseconds) / 1e6)
+        }
+        .sorted { ($0.milliseconds, $1.kernel) > ($1.milliseconds, $0.kernel) }
     }
 
     /// Enqueues kernel `name` of `source` (built and looked up once, then cached by the runtime
@@ -231,4 +244,11 @@ public final class OpenCLBackend: LSTMBackend {
                 beta: job.accumulateInputGradient ? 1 : 0, c: dx)
         }
     }
+}
+
+/// One kernel's share of a profiled run: its launches and their total device time.
+public struct KernelProfile: Sendable, Codable, Equatable {
+    public var kernel: String
+    public var launches: Int
+    public var milliseconds: Double
 }

@@ -39,8 +39,13 @@ final class OpenCLRuntime {
     private var kernels: [String: (kernel: cl_kernel, maxWorkGroup: Int)] = [:]
     /// A one-element buffer bound where a kernel's optional buffer argument is unused.
     let placeholder: OpenCLBuffer
+    /// Whether the queue records profiling events (`bench --profile`): then every launch keeps
+    /// its event until `takeProfile` reads the device's start and end times.
+    let profiling: Bool
+    private var events: [(name: String, event: cl_event)] = []
 
-    init(device: OpenCLDeviceInfo) throws {
+    init(device: OpenCLDeviceInfo, profiling: Bool = false) throws {
+        self.profiling = profiling
         self.device = device
         var status: cl_int = 0
         var id: cl_device_id? = device.id
@@ -48,7 +53,8 @@ final class OpenCLRuntime {
             throw LSTMError.openCL(call: "clCreateContext", status: openCLStatusName(status))
         }
         try clCheck(status, "clCreateContext")
-        guard let queue = clCreateCommandQueue(context, device.id, 0, &status) else {
+        let properties = profiling ? cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) : 0
+        guard let queue = clCreateCommandQueue(context, device.id, properties, &status) else {
             clReleaseContext(context)
             throw LSTMError.openCL(call: "clCreateCommandQueue", status: openCLStatusName(status))
         }
@@ -66,6 +72,7 @@ final class OpenCLRuntime {
 
     deinit {
         clFinish(queue)
+        for entry in events { clReleaseEvent(entry.event) }
         for entry in kernels.values { clReleaseKernel(entry.kernel) }
         for program in programs.values { clReleaseProgram(program) }
         clReleaseCommandQueue(queue)
@@ -294,17 +301,45 @@ final class OpenCLRuntime {
             globalSize = zip(global, local).map { ($0 + $1 - 1) / $1 * $1 }
             localSize = local
         }
-        let status: cl_int = globalSize.withUnsafeBufferPointer { g in
-            if let localSize {
-                return localSize.withUnsafeBufferPointer { l in
-                    clEnqueueNDRangeKernel(
-                        queue, kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, nil)
+        var event: cl_event?
+        let status: cl_int = withUnsafeMutablePointer(to: &event) { eventPointer in
+            let eventOut = profiling ? eventPointer : nil
+            return globalSize.withUnsafeBufferPointer { g in
+                if let localSize {
+                    return localSize.withUnsafeBufferPointer { l in
+                        clEnqueueNDRangeKernel(
+                            queue, kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, eventOut)
+                    }
                 }
+                return clEnqueueNDRangeKernel(
+                    queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, eventOut)
             }
-            return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, nil)
         }
+        if let event { events.append((name, event)) }
         try clCheck(
             status,
             "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
+    }
+
+    /// Device time per kernel since the last call (waits for the queue): launches and total
+    /// nanoseconds by kernel name, from the profiling events. Empty unless `profiling`.
+    func takeProfile() throws -> [String: (launches: Int, nanoseconds: UInt64)] {
+        let taken = events
+        events = []
+        defer { for entry in taken { clReleaseEvent(entry.event) } }
+        try finish()
+        var profile: [String: (launches: Int, nanoseconds: UInt64)] = [:]
+        for (name, event) in taken {
+            var start: cl_ulong = 0, end: cl_ulong = 0
+            try clCheck(
+                clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil),
+                "clGetEventProfilingInfo(\(name))")
+            try clCheck(
+                clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil),
+                "clGetEventProfilingInfo(\(name))")
+            let entry = profile[name] ?? (0, 0)
+            profile[name] = (entry.launches + 1, entry.nanoseconds + (end > start ? end - start : 0))
+        }
+        return profile
     }
 }
