@@ -51,11 +51,12 @@ public final class MPIReducer: GradientReducer {
 
     public func allreduceSum(_ values: inout [Float]) throws {
         let start = Date()
+        try Self.requireMPICount(values.count)
         try watchdog.guarding("MPI_Allreduce of \(values.count) floats") {
             try values.withUnsafeMutableBufferPointer { buffer in
                 try MPIReducer.check(
                     MPI_Allreduce(
-                        lstm_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), lstm_mpi_float(),
+                        lstm_mpi_in_place(), buffer.baseAddress, Int32(exactly: buffer.count)!, lstm_mpi_float(),
                         lstm_mpi_sum(), lstm_mpi_comm_world()), "MPI_Allreduce")
             }
         }
@@ -63,11 +64,12 @@ public final class MPIReducer: GradientReducer {
     }
 
     public func broadcast(_ values: inout [Float], root: Int) throws {
+        try Self.requireMPICount(values.count)
         try watchdog.guarding("MPI_Bcast of \(values.count) floats") {
             try values.withUnsafeMutableBufferPointer { buffer in
                 try MPIReducer.check(
                     MPI_Bcast(
-                        buffer.baseAddress, Int32(buffer.count), lstm_mpi_float(), Int32(root),
+                        buffer.baseAddress, Int32(exactly: buffer.count)!, lstm_mpi_float(), Int32(root),
                         lstm_mpi_comm_world()), "MPI_Bcast")
             }
         }
@@ -87,6 +89,15 @@ public final class MPIReducer: GradientReducer {
             throw DistributedError.mismatch(
                 "rank \(rank) has \(description), but another rank's configuration or data differs "
                     + "(every rank must run the same command on the same text)")
+        }
+    }
+
+    /// MPI counts are 32-bit: a larger buffer is refused rather than truncated.
+    static func requireMPICount(_ count: Int) throws {
+        guard count <= Int(Int32.max) else {
+            throw DistributedError.collectiveFailed(
+                "a collective of \(count) floats exceeds MPI's 32-bit count (2^31 − 1): the model is too large for data parallelism here"
+            )
         }
     }
 

@@ -357,6 +357,12 @@ func checkWeights(_ weights: [String: Tensor], for configuration: LSTMConfigurat
 func checkRun(sequenceLength steps: Int, batch: Int, lengths: [Int]?) throws {
     guard steps > 0 else { throw LSTMError.invalidArgument("the sequence must have at least one step (T = \(steps))") }
     guard batch > 0 else { throw LSTMError.invalidArgument("the batch must hold at least one sequence (B = \(batch))") }
+    // The BLAS interface and the kernels take 32-bit row counts: T·B rows at most 2³¹ − 1.
+    let rows = steps.multipliedReportingOverflow(by: batch)
+    guard !rows.overflow, rows.partialValue <= Int(Int32.max) else {
+        throw LSTMError.invalidArgument(
+            "T·B = \(steps)·\(batch) rows exceed 2^31 − 1, the most one run can take: split the sequence or the batch")
+    }
     if let lengths {
         guard lengths.count == batch else {
             throw LSTMError.shapeMismatch(what: "lengths", expected: [batch], got: [lengths.count])

@@ -68,6 +68,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let output { try prepareOutputPath(output, option: "--output") }  // before minutes of measuring
         var shapes: [BenchmarkShape] = []
         if let only {
             let names = only.split(separator: ",").map(String.init)

@@ -111,7 +111,7 @@ struct TrainCommand: ParsableCommand {
         try atLeast(hidden, 1, "--hidden")
         try atLeast(embedding, 1, "--embedding")
         try atLeast(projSize, 0, "--proj-size")
-        if let projSize, projSize > 0, projSize >= (hidden ?? 512) {
+        if let projSize, projSize > 0, hidden != nil || !resume, projSize >= (hidden ?? 512) {
             throw ValidationError("--proj-size must be smaller than --hidden (\(hidden ?? 512)), got \(projSize)")
         }
         try atLeast(seqLength, 1, "--seq-length")
@@ -175,6 +175,39 @@ struct TrainCommand: ParsableCommand {
         var seed: UInt64 = 1
     }
 
+}
+
+extension TrainCommand.Settings {
+    /// Checks settings read from a checkpoint (untrusted) with the bounds the options have,
+    /// naming the field.
+    func validate(source: String) throws {
+        func refuse(_ field: String, _ value: Any) -> LSTMError {
+            .corruptFile(
+                path: source, reason: "checkpoint metadata 'train_options': \(field) = \(value) is out of range")
+        }
+        let sizes: [(String, Int, ClosedRange<Int>)] = [
+            ("layers", layers, 1...SizeLimits.maxLayers), ("hidden", hidden, 1...SizeLimits.maxWidth),
+            ("embedding", embedding, 1...SizeLimits.maxWidth), ("projSize", projSize, 0...max(hidden - 1, 0)),
+            ("seqLength", seqLength, 1...SizeLimits.maxCount), ("globalBatch", globalBatch, 1...SizeLimits.maxCount),
+            ("warmup", warmup, 0...SizeLimits.maxCount),
+        ]
+        for (field, value, range) in sizes where !range.contains(value) { throw refuse(field, value) }
+        let numbers: [(String, Float, ClosedRange<Float>)] = [
+            ("dropout", dropout, 0...0.999_999), ("lr", lr, 1e-30...1e6), ("momentum", momentum, 0...1),
+            ("weightDecay", weightDecay ?? 0, 0...Float.greatestFiniteMagnitude),
+            ("clip", clip, 0...Float.greatestFiniteMagnitude),
+        ]
+        for (field, value, range) in numbers where !(value.isFinite && range.contains(value)) {
+            throw refuse(field, value)
+        }
+        guard ["sgd", "adam", "adamw"].contains(optimizer) else { throw refuse("optimizer", optimizer) }
+        do { _ = try TrainCommand.parseSchedule(schedule, steps: 1, lr: lr) } catch {
+            throw refuse("schedule", schedule)
+        }
+    }
+}
+
+extension TrainCommand {
     /// The metadata key under which checkpoints keep `Settings` (JSON).
     static let settingsKey = "train_options"
 
@@ -197,15 +230,16 @@ struct TrainCommand: ParsableCommand {
         let reducer = MPIReducer.launchedByMPI ? try MPIReducer(timeout: collectiveTimeout) : nil
         let leader = (reducer?.rank ?? 0) == 0
         var lock: FileLock?
-        if leader {
-            if let checkpoint {
-                try prepareOutputPath(checkpoint, option: "--checkpoint")
-                lock = try FileLock(for: checkpoint, what: "checkpoint")
-            }
-            if let log { try prepareOutputPath(log, option: "--log") }
-        }
-        let settings = try resolveSettings(ranks: reducer?.size ?? 1)
         do {
+            // Inside the `do`: under MPI a rank that fails here must end the whole job.
+            if leader {
+                if let checkpoint {
+                    try prepareOutputPath(checkpoint, option: "--checkpoint")
+                    lock = try FileLock(for: checkpoint, what: "checkpoint")
+                }
+                if let log { try prepareOutputPath(log, option: "--log") }
+            }
+            let settings = try resolveSettings(ranks: reducer?.size ?? 1)
             switch backend {
             case .cpu: try train(text: text, settings: settings, backend: CPUBackend(), reducer: reducer)
             case .opencl:
@@ -241,7 +275,15 @@ struct TrainCommand: ParsableCommand {
                     throw LSTMError.corruptFile(
                         path: checkpoint, reason: "checkpoint metadata '\(Self.settingsKey)' is malformed")
                 }
+                try saved.validate(source: checkpoint)
                 s = saved
+            }
+            if file.file.metadata[Self.settingsKey] == nil {
+                // A checkpoint from before the options were recorded: its seed is in the metadata.
+                if let text = file.file.metadata["seed"], let seed = UInt64(text) { s.seed = seed }
+                printError(
+                    "note: \(checkpoint) records no training options; --lr, --schedule, --clip and the "
+                        + "optimiser's settings are the defaults unless given")
             }
             // The model, batch, length and optimiser the file holds are authoritative.
             s.layers = file.model.numLayers
@@ -420,7 +462,13 @@ struct TrainCommand: ParsableCommand {
                     progress.show("step \(step): evaluating \(Int(fraction * 100))%…", every: false)
                 case let .evaluated(step, result, seconds):
                     progress.clear()
-                    guard result.characters > 0 else { print("step \(step): no time left to evaluate"); return }
+                    guard result.characters > 0 else {
+                        print(
+                            "step \(step): "
+                                + (result.total == 0
+                                    ? "the held-out split is too small to evaluate" : "no time left to evaluate"))
+                        return
+                    }
                     let coverage =
                         result.complete ? "" : " on \(result.characters) of \(result.total) characters (time limit)"
                     print(
@@ -458,6 +506,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0, seconds < 1e9 else { return "--:--" }
         let s = Int(seconds.rounded())
         return String(format: "%d:%02d", s / 60, s % 60)
     }

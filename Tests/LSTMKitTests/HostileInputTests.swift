@@ -203,6 +203,45 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// Every tensor of a checkpoint is checked for NaN/±Inf, the optimiser state and carried
+    /// state too; `sample` refuses such a model; a different seed is another run.
+    func testCheckpointStateAndSeedAreChecked() throws {
+        let folder = try temporaryFolder()
+        let path = folder + "/state.safetensors"
+        try makeSmallCheckpoint(path)
+        try rewriteNaN(into: path, tensor: "optimizer.head.bias.m")
+        XCTAssertThrowsError(try makeSmallCheckpoint(folder + "/other.safetensors").resume(from: path)) { error in
+            XCTAssertTrue("\(error)".contains("'optimizer.head.bias.m'"), "\(error)")
+        }
+        try makeSmallCheckpoint(path)
+        try rewriteNaN(into: path, tensor: "head.weight")
+        assertThrowsAny(["NaN or infinite values in 'head.weight'"]) {
+            _ = try Checkpoint.loadModel(path, backend: CPUBackend())
+        }
+        try makeSmallCheckpoint(path)
+        try rewriteHeader(path, to: folder + "/seed.safetensors") { header in
+            var metadata = header["__metadata__"] as! [String: Any]
+            metadata["seed"] = "99"
+            header["__metadata__"] = metadata
+        }
+        XCTAssertThrowsError(
+            try makeSmallCheckpoint(folder + "/other.safetensors").resume(from: folder + "/seed.safetensors")
+        ) {
+            XCTAssertTrue("\($0)".contains("trained with seed 99"), "\($0)")
+        }
+    }
+
+    /// A run of more than 2³¹ − 1 rows (T·B) is refused: the BLAS and kernel interfaces are 32-bit.
+    func testRowsBeyond32BitsAreRefused() throws {
+        let configuration = LSTMConfiguration(inputSize: 2, hiddenSize: 3)
+        let stack = try LSTMStack(
+            configuration: configuration, backend: CPUBackend(), weights: LSTM.initialWeights(configuration, seed: 1))
+        let input = try stack.backend.makeBuffer(count: 2)
+        assertThrows(["T·B = 65536·65536 rows exceed 2^31 − 1"]) {
+            _ = try stack.forward(input: input, sequenceLength: 65536, batch: 65536)
+        }
+    }
+
     // MARK: output paths
 
     func testOutputPathsAreCheckedAndLockedAndStaleTemporariesRemoved() throws {
@@ -291,6 +330,20 @@ final class HostileInputTests: XCTestCase {
             let message = try XCTUnwrap(errors.value[rank], "rank \(rank) must refuse too")
             XCTAssertTrue(message.contains("--checkpoint-every"), message)
             XCTAssertFalse(message.contains("--steps"), message)
+        }
+    }
+}
+
+/// Asserts that `body` throws any error whose description contains every fragment.
+func assertThrowsAny(
+    _ fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
+) {
+    do {
+        try body()
+        XCTFail("expected an error mentioning \(fragments)", file: file, line: line)
+    } catch {
+        for fragment in fragments where !"\(error)".contains(fragment) {
+            XCTFail("error '\(error)' does not mention '\(fragment)'", file: file, line: line)
         }
     }
 }

@@ -44,6 +44,23 @@ final class TrainCommandTests: XCTestCase {
         }
     }
 
+    /// The training options a checkpoint records are untrusted too: out of range, refused by field.
+    func testCheckpointTrainingOptionsAreValidated() throws {
+        let folder = try temporaryFolder()
+        let checkpoint = folder + "/run.safetensors"
+        XCTAssertEqual(try run(["train", "--steps", "1", "--checkpoint", checkpoint] + small).status, 0)
+        try rewriteHeader(checkpoint, to: checkpoint) { header in
+            var metadata = header["__metadata__"] as! [String: Any]
+            let options = (metadata["train_options"] as! String).replacingOccurrences(
+                of: "\"lr\":0.002", with: "\"lr\":-1")
+            metadata["train_options"] = options
+            header["__metadata__"] = metadata
+        }
+        let result = try run(["train", "--resume", "--checkpoint", checkpoint, "--steps", "2", "--threads", "1"])
+        XCTAssertEqual(result.status, 2, result.output)
+        XCTAssertTrue(result.output.contains("'train_options': lr = -1.0 is out of range"), result.output)
+    }
+
     /// A checkpoint with a NaN weight stops the run with exit 3, naming the step and tensor.
     func testResumingANonFiniteCheckpointExitsAsDivergence() throws {
         let folder = try temporaryFolder()

@@ -96,7 +96,7 @@ final class OpenCLRuntime {
         guard count <= Int(Int32.max) else {
             throw LSTMError.invalidArgument(
                 "an OpenCL buffer of \(count) elements: the OpenCL kernels address at most 2^31 − 1 elements per "
-                    + "buffer (use the CPU path, or a smaller T·B)")
+                    + "buffer (a smaller T·B or model)")
         }
         var status: cl_int = 0
         guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),

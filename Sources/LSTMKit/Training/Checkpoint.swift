@@ -31,7 +31,9 @@ public enum Checkpoint {
     ) throws -> (LanguageModel<Backend>, Vocabulary) {
         let checkpoint = try CheckpointFile(contentsOf: path)
         let model = try LanguageModel(checkpoint.model, backend: backend, seed: 0)
-        try model.load(checkpoint.modelTensors(model.parameters.map { ($0.name, $0.shape) }), source: path)
+        let weights = try checkpoint.modelTensors(model.parameters.map { ($0.name, $0.shape) })
+        try requireFinite(weights, step: checkpoint.counters.step, source: path)
+        try model.load(weights, source: path)
         return (model, checkpoint.vocabulary)
     }
 }

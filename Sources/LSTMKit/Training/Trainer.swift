@@ -119,6 +119,20 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         data = try TokenStreams(
             ids: ids, heldOutFraction: options.heldOutFraction, batch: options.batch * (reducer?.size ?? 1),
             sequenceLength: options.sequenceLength)
+        // A step's logits and their gradient (T·b·V each), the embedded input and the LSTM's
+        // working set must fit where the backend computes, before any of it is allocated.
+        let c = model.configuration
+        let rows = SizeLimits.saturatingProduct([options.sequenceLength, options.batch])
+        let floats = SizeLimits.saturatingSum([
+            SizeLimits.saturatingProduct([rows, c.vocabularySize, 2]),
+            SizeLimits.saturatingProduct([rows, c.embeddingSize]),
+            c.lstm.workingSetFloats(sequenceLength: options.sequenceLength, batch: options.batch, training: true),
+        ])
+        try model.backend.requireCapacity(
+            SizeLimits.saturatingProduct([floats, 4]),
+            for:
+                "a training step of \(options.batch) × \(options.sequenceLength) characters over \(c.vocabularySize) symbols"
+        )
         optimizer = Optimizer(backend: model.backend, kind: options.optimizer)
         if let reducer {
             let description =
@@ -330,6 +344,10 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         guard file.metadata["data_fingerprint"] == Self.fingerprint(data.training) else {
             throw TrainingError.mismatchedResume("\(path) was trained on different text")
         }
+        if let seed = file.metadata["seed"], seed != "\(options.seed)" {
+            throw TrainingError.mismatchedResume(
+                "\(path) was trained with seed \(seed) (its dropout masks), this run uses \(options.seed)")
+        }
         guard checkpoint.optimizer == optimizer.kind.name else {
             throw TrainingError.mismatchedResume(
                 "\(path) used optimizer \(checkpoint.optimizer), this run \(optimizer.kind.name)")
@@ -346,10 +364,15 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         try requireFinite(weights, step: checkpoint.counters.step, source: path)
         let shapes = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
         let optimizerState = try checkpoint.optimizerTensors(shapes: shapes, keys: optimizer.stateKeys)
+        try requireFinite(optimizerState, step: checkpoint.counters.step, source: path)
         let c = model.configuration
         let carried = try checkpoint.carriedState(
             hiddenShape: [c.numLayers, data.batch, c.outputSize],
             cellShape: [c.numLayers, data.batch, c.hiddenSize])
+        if let (h, c) = carried {
+            try requireFinite(
+                ["train.state.hidden": h, "train.state.cell": c], step: checkpoint.counters.step, source: path)
+        }
         // Everything is checked: now change the trainer.
         try model.load(weights, source: path)
         try optimizer.importState(optimizerState, step: checkpoint.counters.optimizerStep, parameters: model.parameters)

@@ -164,7 +164,8 @@ extension TrainingRun {
     /// per character), so 0.7 of a step per `batch × sequenceLength` characters evaluated.
     func estimatedEvaluationSeconds(secondsPerStep: Double) -> Double {
         let characters = min(trainer.data.heldOut.count, schedule.evaluationCharacters ?? trainer.data.heldOut.count)
-        let perStep = Double(max(trainer.data.batch * trainer.data.sequenceLength, 1))
+        // Rank 0 evaluates alone, and its step time is for its own streams (the local batch).
+        let perStep = Double(max(trainer.options.batch * trainer.data.sequenceLength, 1))
         return 0.7 * secondsPerStep * Double(characters) / perStep
     }
 }
