@@ -34,7 +34,11 @@ final class OpenCLErrorTests: XCTestCase {
         let stack = try LSTMStack(
             configuration: lstm.configuration, backend: backend,
             weights: LSTM.initialWeights(lstm.configuration, seed: 1))
-        assertThrows(["out of memory on", "T = 1000000000, B = 4096", "there are"]) {
+        assertThrows(["out of memory on", "T = 1000000, B = 2048", "there are"]) {
+            _ = try stack.forward(input: try backend.makeBuffer(count: 1), sequenceLength: 1_000_000, batch: 2048)
+        }
+        // Beyond 2³¹ − 1 rows the 32-bit interfaces refuse first.
+        assertThrows(["T·B = 1000000000·4096 rows exceed 2^31 − 1"]) {
             _ = try stack.forward(input: try backend.makeBuffer(count: 1), sequenceLength: 1_000_000_000, batch: 4096)
         }
         assertThrows(["out of memory on", "initialising"]) {
