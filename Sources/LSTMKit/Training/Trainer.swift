@@ -256,23 +256,14 @@ public final class LanguageModelTrainer<Backend: ModelOps> {
         let exported = try optimizer.exportState(shapes: shapes)
         tensors += exported.tensors.map { ($0.0, .float32($0.1)) }
         if let state {
+            // The carried state of every replica's streams: h [L, N·b, Hout], c [L, N·b, H].
             let c = model.configuration
-            tensors.append(
-                (
-                    "train.state.hidden",
-                    .float32(
-                        try Tensor(
-                            shape: [c.numLayers, data.batch, c.outputSize],
-                            scalars: globalState(state.hidden, width: c.outputSize)))
-                ))
-            tensors.append(
-                (
-                    "train.state.cell",
-                    .float32(
-                        try Tensor(
-                            shape: [c.numLayers, data.batch, c.hiddenSize],
-                            scalars: globalState(state.cell, width: c.hiddenSize)))
-                ))
+            for (name, buffer, width) in [
+                ("train.state.hidden", state.hidden, c.outputSize), ("train.state.cell", state.cell, c.hiddenSize),
+            ] {
+                let values = try globalState(buffer, width: width)
+                tensors.append((name, .float32(try Tensor(shape: [c.numLayers, data.batch, width], scalars: values))))
+            }
         }
         if rank != 0 { return }
         let encoder = JSONEncoder()

@@ -174,11 +174,17 @@ extension TrainingRun {
 /// `LSTM_GPU_FAULT_RANK=R` and `LSTM_GPU_FAULT_STEP=S` make rank R die (exit 9) or hang before
 /// step S + 1. Unset, it does nothing.
 enum FaultInjection {
-    static func beforeStep(rank: Int, step: Int) {
+    /// (fault, rank, step) from the environment, read once per process, not once per step.
+    private static let planned: (fault: String, rank: Int, step: Int)? = {
         let environment = ProcessInfo.processInfo.environment
-        guard let fault = environment["LSTM_GPU_FAULT"], Int(environment["LSTM_GPU_FAULT_RANK"] ?? "0") == rank,
-            Int(environment["LSTM_GPU_FAULT_STEP"] ?? "0") == step
-        else { return }
+        guard let fault = environment["LSTM_GPU_FAULT"], let rank = Int(environment["LSTM_GPU_FAULT_RANK"] ?? "0"),
+            let step = Int(environment["LSTM_GPU_FAULT_STEP"] ?? "0")
+        else { return nil }
+        return (fault, rank, step)
+    }()
+
+    static func beforeStep(rank: Int, step: Int) {
+        guard let (fault, faultRank, faultStep) = planned, faultRank == rank, faultStep == step else { return }
         if fault == "exit" { exit(9) }
         while fault == "hang" { sleep(1000) }
     }
