@@ -501,6 +501,18 @@ void lstm_pack_rows(const float *w, int n, int k, int ldw, float *packed) {
     }
 }
 
+void lstm_pack_columns(const float *w, int k, int n, int ldw, float *packed) {
+    for (int p = 0; p * PN < n; p++) {
+        float *panel = packed + (size_t)p * PN * k;
+        const int width = n - PN * p < PN ? n - PN * p : PN;
+        for (int kk = 0; kk < k; kk++) {
+            float *dst = panel + (size_t)kk * PN;
+            memcpy(dst, w + (size_t)kk * ldw + PN * p, sizeof(float) * (size_t)width);
+            for (int r = width; r < PN; r++) dst[r] = 0.0f;
+        }
+    }
+}
+
 void lstm_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
 #ifdef LSTM_X86

@@ -184,8 +184,9 @@ public struct MatrixView<Buffer: AnyObject> {
     public var initialHiddenGradient: MatrixView<Backend.Buffer>
     public var initialCellGradient: MatrixView<Backend.Buffer>
     public var lengths: Backend.Lengths
-    /// [T·B, 4H], zero-filled by the stack: the pre-activation gate gradients dG of every step
-    /// (in the backend's own gate column order), the one large scratch buffer of a backward.
+    /// [T·B, 4H], uninitialised scratch: the pre-activation gate gradients dG of every step (in
+    /// the backend's own gate column order), the one large scratch buffer of a backward. The
+    /// backward writes every element (zeros on padded steps) before reading any.
     public var gateGradients: Backend.Buffer
     /// Receive the weight gradients (overwritten).
     public var weightGradients: DirectionWeightGradients<Backend.Buffer>

@@ -255,7 +255,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                             initialHiddenGradient, offset: state * batch * hout, rowStride: hout),
                         initialCellGradient: MatrixView(initialCellGradient, offset: state * batch * h, rowStride: h),
                         lengths: forward.lengths,
-                        gateGradients: try backend.makeBuffer(count: shape.rows * shape.gateWidth),
+                        gateGradients: try backend.makeScratchBuffer(count: shape.rows * shape.gateWidth),
                         weightGradients: DirectionWeightGradients(
                             inputWeights: buffers["weight_ih" + suffix]!,
                             recurrentWeights: buffers["weight_hh" + suffix]!,

@@ -1,3 +1,4 @@
+import CLSTMKernels
 import Foundation
 import XCTest
 
@@ -79,6 +80,21 @@ final class CPUKernelVariantTests: XCTestCase {
     // MARK: - parity
 
     /// Every PyTorch fixture (outputs, states and every gradient) under every variant.
+    /// The backward's weights are packed straight from W [K, N] (`lstm_pack_columns`): the
+    /// same panels as packing the transpose row by row, zero padding included.
+    func testPackingColumnsEqualsPackingTheTranspose() {
+        for (k, n, ldw) in [(5, 37, 37), (16, 16, 20), (3, 1, 4), (40, 48, 48)] {
+            let w = (0..<(k * ldw)).map { Float($0 % 97) - 48.5 }
+            var transposed = [Float](repeating: 0, count: n * k)
+            for kk in 0..<k { for c in 0..<n { transposed[c * k + kk] = w[kk * ldw + c] } }
+            let size = lstm_packed_size(Int32(n), Int32(k))
+            var viaRows = [Float](repeating: .nan, count: size), viaColumns = [Float](repeating: .nan, count: size)
+            lstm_pack_rows(transposed, Int32(n), Int32(k), Int32(k), &viaRows)
+            lstm_pack_columns(w, Int32(k), Int32(n), Int32(ldw), &viaColumns)
+            XCTAssertEqual(viaColumns, viaRows, "K=\(k) N=\(n) ldw=\(ldw)")
+        }
+    }
+
     func testEveryFixturePassesUnderEveryVariant() throws {
         let paths = try fixturePaths()
         XCTAssertGreaterThanOrEqual(paths.count, 15, "fixtures missing from \(fixtureFolder)")

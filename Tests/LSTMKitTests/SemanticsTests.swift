@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import LSTMKit
+@_spi(Backend) @testable import LSTMKit
 
 /// Properties of torch.nn.LSTM's semantics that hold whatever the weights.
 final class SemanticsTests: XCTestCase {
@@ -122,8 +122,8 @@ final class SemanticsTests: XCTestCase {
     }
 }
 
-/// The CPU path splits work over threads by hidden units (and directions); any thread
-/// count must give the same numbers.
+/// The CPU path splits work over threads by hidden units or by batch rows (`CPUStepSplit`),
+/// and over directions; any thread count and either split must give the same numbers.
 final class CPUThreadingTests: XCTestCase {
     func testThreadCountsAgree() throws {
         let configs = [
@@ -136,9 +136,14 @@ final class CPUThreadingTests: XCTestCase {
             let x = randomTensor([6, 5, config.inputSize], seed: 1)
             let dy = randomTensor([6, 5, config.numDirections * config.outputSize], seed: 2)
             var results: [(Tensor, [String: Tensor], Tensor)] = []
-            for threads in [1, 2, 3, 5] {
-                let stack = try LSTMStack(
-                    configuration: config, backend: CPUBackend(threads: threads), weights: weights)
+            let runs = [(1, CPUStepSplit.units)] + [2, 3, 5].flatMap { t in CPUStepSplit.allCases.map { (t, $0) } }
+            for (threads, split) in runs {
+                let backend = CPUBackend(threads: threads, stepSplit: split)
+                if split == .batch {  // B = 5 rows: every member gets at least one
+                    XCTAssertEqual(
+                        split.resolved(for: shape(config, batch: 5), threads: threads), .batch, "\(threads) threads")
+                }
+                let stack = try LSTMStack(configuration: config, backend: backend, weights: weights)
                 let f = try stack.forward(
                     input: stack.upload(x), sequenceLength: 6, batch: 5, lengths: [6, 0, 3, 1, 5], saveActivations: true
                 )
@@ -152,6 +157,10 @@ final class CPUThreadingTests: XCTestCase {
                         try stack.download(f.output, shape: [6, 5, dy.shape[2]]), grads,
                         try stack.download(g.input, shape: x.shape)
                     ))
+            }
+            let (output, grads, input) = results[0]  // finite: NaN would agree with NaN below
+            for tensor in [output, input] + Array(grads.values) {
+                XCTAssertTrue(tensor.scalars.allSatisfy(\.isFinite), "config \(index): a non-finite result")
             }
             for (output, grads, input) in results.dropFirst() {
                 assertClose(
@@ -167,5 +176,27 @@ final class CPUThreadingTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// `.automatic` splits by rows only with rows enough per thread and weights that stay in L2.
+    func testTheAutomaticSplit() {
+        let small = LSTMConfiguration(inputSize: 256, hiddenSize: 256)
+        let l2 = CPUStepSplit.levelTwoCacheBytes
+        XCTAssertEqual(CPUStepSplit.automatic.resolved(for: shape(small, batch: 32), threads: 1), .units)
+        XCTAssertEqual(CPUStepSplit.automatic.resolved(for: shape(small, batch: 8), threads: 2), .units)
+        // 4H·H·4 bytes = 1 MiB at H = 256: rows when that is at most half of L2.
+        XCTAssertEqual(
+            CPUStepSplit.automatic.resolved(for: shape(small, batch: 32), threads: 2),
+            l2 >= 2 << 20 ? .batch : .units)
+        let large = LSTMConfiguration(inputSize: 256, hiddenSize: 4096)
+        XCTAssertEqual(CPUStepSplit.automatic.resolved(for: shape(large, batch: 256), threads: 2), .units)
+        XCTAssertEqual(CPUStepSplit.batch.resolved(for: shape(large, batch: 1), threads: 2), .units)
+        XCTAssertEqual(CPUStepSplit.batch.resolved(for: shape(large, batch: 2), threads: 2), .batch)
+    }
+
+    private func shape(_ c: LSTMConfiguration, batch: Int) -> DirectionShape {
+        DirectionShape(
+            sequenceLength: 6, batch: batch, layerInputSize: c.inputSize, hiddenSize: c.hiddenSize,
+            outputSize: c.outputSize)
     }
 }

@@ -73,6 +73,11 @@ size_t lstm_packed_size(int n, int k);
 /// k-major: packed[p·16·k + kk·16 + r] = w[(16p + r)·ldw + kk], zero beyond row n.
 void lstm_pack_rows(const float *w, int n, int k, int ldw, float *packed);
 
+/// Packs the transpose of w [k, n] (row-major, leading dimension ldw) as lstm_pack_rows packs
+/// an [n, k] matrix: packed[p·16·k + kk·16 + r] = w[kk·ldw + 16p + r], zero beyond column n.
+/// Copies 16 contiguous floats at a time (no strided transpose).
+void lstm_pack_columns(const float *w, int k, int n, int ldw, float *packed);
+
 /// C[m, n] += A[m, k] · Wᵀ with W [n, k] packed by lstm_pack_rows; `packed` may point at any
 /// panel boundary (16-row multiple). Register-blocked micro-kernels (see the variants above).
 void lstm_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc);

@@ -9,11 +9,12 @@ import Foundation
 /// Per direction, each thread owns a range of hidden units and therefore (in the
 /// `GateLayout` order) one contiguous range of gate columns: it computes the input
 /// projection of all T steps for its columns (one sgemm [T·B, In] × [In, its 4H share],
-/// biases folded in), then per step its share of the recurrent product (one sgemm, or a
-/// gemv for B = 1) and the fused activations + cell update of its units, and meets the
-/// others at one barrier per step (two with projection). The backward mirrors it; the
-/// weight gradients are one sgemm per thread over all T·B rows. Nothing is allocated
-/// inside the step loop.
+/// biases folded in). In the step loop (`CPUStepSplit`) it then either keeps its units —
+/// per step its share of the recurrent product (`lstm_gemm_packed`) and the fused
+/// activations + cell update of its units, meeting the others at one barrier per step (two
+/// with projection) — or takes a range of batch rows with every unit, which needs no
+/// barrier inside the loop. The backward mirrors it; the weight gradients are one sgemm per
+/// thread over all T·B rows for its gate columns. Nothing is allocated inside the step loop.
 public final class CPUBackend: LSTMBackend {
     public typealias Buffer = CPUBuffer
     public typealias Lengths = [Int]
@@ -24,14 +25,19 @@ public final class CPUBackend: LSTMBackend {
     public let adaptsThreads: Bool
     /// The most threads this backend computes with.
     public var threads: Int { team.size }
+    /// How a direction's threads share its step loop (`CPUStepSplit`; `.automatic` by default).
+    public let stepSplit: CPUStepSplit
 
     /// A backend on exactly `threads` threads, or, by default, on up to `CPUThreads.current`
     /// (the active cores) with fewer for layers whose steps are too small to share
     /// (`threads(hiddenSize:outputSize:batch:directions:)`).
     /// An explicit count above the cores is honoured (the barrier then yields instead of spinning).
-    public init(threads: Int? = nil) {
+    /// `stepSplit` chooses how the threads of a direction share its step loop (see
+    /// `CPUStepSplit`; the default picks by shape and cache size).
+    public init(threads: Int? = nil, stepSplit: CPUStepSplit = .automatic) {
         team = WorkerTeam.shared(size: max(1, threads ?? CPUThreads.current))
         adaptsThreads = threads == nil
+        self.stepSplit = stepSplit
         CPUThreads.singleThreadedBLAS()
     }
 

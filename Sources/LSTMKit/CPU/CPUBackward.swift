@@ -46,16 +46,24 @@ extension CPUBackend {
         let projection = w.projectionWeights?.pointer
 
         let recurrence: (Crew) -> Void = { crew in
-            let blocks = self.blocks(layout, crew)
-            let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.panelShare(hout, crew) : units
+            // This member's share of the weight gradients (gate columns of its units, dW_hr rows)…
+            let shared = self.blocks(layout, crew)
+            let sharedColumns = layout.columns(ofBlocks: shared)
+            let sharedOutputs = s.projects ? self.panelShare(hout, crew) : layout.units(ofBlocks: shared)
+            // … and of the step loop: the same units for every row, or every unit for a range of rows.
+            let byBatch = self.stepSplit.resolved(for: s, threads: crew.size) == .batch
+            let blocks = byBatch ? 0..<layout.blockCount : shared
+            let units = layout.units(ofBlocks: blocks), stepColumns = layout.columns(ofBlocks: blocks)
+            let outputs = byBatch ? 0..<hout : sharedOutputs
+            let members = byBatch ? crew.share(batch) : 0..<batch
+            let first = members.lowerBound
             let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             let dh = hiddenGradient.pointer, dc = cellGradient.pointer, dr = unprojectedGradient.pointer
             for k in 0..<steps {
                 let t = s.backwardStep(k, reverse: job.reverse)
                 // dL/dh(t) = carried + the output's, for this member's h columns.
                 let stepHidden = projectedGradients.map { $0.pointer + t * batch * hout } ?? dr
-                for b in 0..<batch {
+                for b in members {
                     let dst = stepHidden + b * hout + outputs.lowerBound
                     if t < lengths[b] {
                         dst.update(from: dh + b * hout + outputs.lowerBound, count: outputs.count)
@@ -69,13 +77,16 @@ extension CPUBackend {
                     }
                 }
                 if s.projects, let projection {
-                    crew.sync()  // all of dL/dh(t) is ready
+                    if !byBatch { crew.sync() }  // all of dL/dh(t) is ready
                     sgemm(
-                        m: batch, n: units.count, k: hout, a: stepHidden, lda: hout, b: projection + units.lowerBound,
-                        ldb: h, beta: 0, c: dr + units.lowerBound, ldc: h)
+                        m: members.count, n: units.count, k: hout, a: stepHidden + first * hout, lda: hout,
+                        b: projection + units.lowerBound, ldb: h, beta: 0, c: dr + first * h + units.lowerBound, ldc: h)
                 }
                 let dG = gateGradients.pointer + t * batch * gateWidth
-                for b in 0..<batch where t < lengths[b] {
+                for b in members where t >= lengths[b] {  // padding: dG = 0 (the weight gradients read every row)
+                    (dG + b * gateWidth + stepColumns.lowerBound).update(repeating: 0, count: stepColumns.count)
+                }
+                for b in members where t < lengths[b] {
                     let row = t * batch + b
                     if let first = fullBlocks.first {
                         let u = first * GateLayout.block, column = layout.column(ofBlock: first)
@@ -92,20 +103,20 @@ extension CPUBackend {
                             dG + b * gateWidth + column, Int32(layout.width(ofBlock: block)))
                     }
                 }
-                crew.sync()  // all of dG(t) is ready
+                if !byBatch { crew.sync() }  // all of dG(t) is ready
                 // dL/dh(prev) = dG(t) · W_hh for this member's h columns; padded sequences carry theirs.
-                for b in 0..<batch {
+                for b in members {
                     (previousHidden.pointer + b * hout + outputs.lowerBound).update(repeating: 0, count: outputs.count)
                 }
                 lstm_gemm_packed(
-                    Int32(batch), Int32(outputs.count), Int32(gateWidth), dG, Int32(gateWidth),
-                    recurrentWeights + outputs.lowerBound * gateWidth, previousHidden.pointer + outputs.lowerBound,
-                    Int32(hout))
-                for b in 0..<batch where t < lengths[b] {
+                    Int32(members.count), Int32(outputs.count), Int32(gateWidth), dG + first * gateWidth,
+                    Int32(gateWidth), recurrentWeights + outputs.lowerBound * gateWidth,
+                    previousHidden.pointer + first * hout + outputs.lowerBound, Int32(hout))
+                for b in members where t < lengths[b] {
                     copy(previousHidden.pointer + b * hout, to: dh + b * hout, outputs)
                 }
             }
-            for b in 0..<batch {
+            for b in members {
                 let gh = job.initialHiddenGradient, gc = job.initialCellGradient
                 copy(dh + b * hout, to: gh.buffer.pointer + gh.offset + b * gh.rowStride, outputs)
                 copy(dc + b * h, to: gc.buffer.pointer + gc.offset + b * gc.rowStride, units)
@@ -113,25 +124,28 @@ extension CPUBackend {
             crew.sync()  // dG complete for every step
             // Weight gradients: this member's gate rows, one sgemm each over all T·B rows.
             sgemm(
-                transposeA: true, m: columns.count, n: inputSize, k: rows,
-                a: gateGradients.pointer + columns.lowerBound,
+                transposeA: true, m: sharedColumns.count, n: inputSize, k: rows,
+                a: gateGradients.pointer + sharedColumns.lowerBound,
                 lda: gateWidth, b: job.input.buffer.pointer + job.input.offset, ldb: job.input.rowStride,
-                beta: 0, c: inputGradient.pointer + columns.lowerBound * inputSize, ldc: inputSize)
+                beta: 0, c: inputGradient.pointer + sharedColumns.lowerBound * inputSize, ldc: inputSize)
             sgemm(
-                transposeA: true, m: columns.count, n: hout, k: rows, a: gateGradients.pointer + columns.lowerBound,
+                transposeA: true, m: sharedColumns.count, n: hout, k: rows,
+                a: gateGradients.pointer + sharedColumns.lowerBound,
                 lda: gateWidth, b: saved.previousHidden.pointer, ldb: hout,
-                beta: 0, c: recurrentGradient.pointer + columns.lowerBound * hout, ldc: hout)
+                beta: 0, c: recurrentGradient.pointer + sharedColumns.lowerBound * hout, ldc: hout)
             if job.weightGradients.bias != nil {
                 sumColumns(
-                    gateGradients.pointer, rows: rows, width: gateWidth, columns: columns, into: biasGradient.pointer)
+                    gateGradients.pointer, rows: rows, width: gateWidth, columns: sharedColumns,
+                    into: biasGradient.pointer)
             }
             if let dwhr = job.weightGradients.projectionWeights, let projected = projectedGradients,
                 let r = saved.unprojected
             {
                 sgemm(
-                    transposeA: true, m: outputs.count, n: h, k: rows, a: projected.pointer + outputs.lowerBound,
+                    transposeA: true, m: sharedOutputs.count, n: h, k: rows,
+                    a: projected.pointer + sharedOutputs.lowerBound,
                     lda: hout,
-                    b: r.pointer, ldb: h, beta: 0, c: dwhr.pointer + outputs.lowerBound * h, ldc: h)
+                    b: r.pointer, ldb: h, beta: 0, c: dwhr.pointer + sharedOutputs.lowerBound * h, ldc: h)
             }
         }
         let inputGradientProduct: (Crew) -> Void = { crew in

@@ -1,6 +1,8 @@
 import Foundation
 
 /// A float32 array in host memory (64-byte aligned; zero-filled unless made as scratch).
+/// Debug builds (the tests) fill scratch with NaN, so that code reading an element before
+/// writing it gives NaN instead of passing by luck on memory that happened to be zero.
 public final class CPUBuffer {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
@@ -13,7 +15,13 @@ public final class CPUBuffer {
     init(count: Int, zeroed: Bool = true) {
         self.count = count
         pointer = HostMemoryPool.shared.take(floats: max(count, 1))
-        if zeroed { pointer.update(repeating: 0, count: max(count, 1)) }
+        if zeroed {
+            pointer.update(repeating: 0, count: max(count, 1))
+        } else {
+            #if DEBUG
+            pointer.update(repeating: .nan, count: max(count, 1))
+            #endif
+        }
     }
     deinit { HostMemoryPool.shared.give(pointer, floats: max(count, 1)) }
 

@@ -47,20 +47,28 @@ extension CPUBackend {
         let projection = w.projectionWeights?.pointer
 
         return { crew in
-            let blocks = self.blocks(layout, crew)
+            // Gate columns of this member's units: its share of the input projection (and,
+            // split by units, of the step loop).
+            let shared = self.blocks(layout, crew)
+            let byBatch = self.stepSplit.resolved(for: s, threads: crew.size) == .batch
+            let blocks = byBatch ? 0..<layout.blockCount : shared  // the units this member steps
             let columns = layout.columns(ofBlocks: blocks), units = layout.units(ofBlocks: blocks)
-            let outputs = s.projects ? self.panelShare(hout, crew) : units  // the h columns this thread writes
+            let outputs = byBatch ? 0..<hout : s.projects ? self.panelShare(hout, crew) : units  // h columns it writes
+            let members = byBatch ? crew.share(batch) : 0..<batch  // the batch rows it steps
+            let (first, count) = (members.lowerBound, Int32(members.count))
             let fullBlocks = blocks.filter { layout.width(ofBlock: $0) == GateLayout.block }
             // Biases, then += X · W_ihᵀ for this member's gate columns of all T·B rows.
+            let projected = layout.columns(ofBlocks: shared)
             for r in 0..<rows {
-                (gates.pointer + r * gateWidth + columns.lowerBound).update(
-                    from: bias.pointer + columns.lowerBound, count: columns.count)
+                (gates.pointer + r * gateWidth + projected.lowerBound).update(
+                    from: bias.pointer + projected.lowerBound, count: projected.count)
             }
             sgemm(
-                transposeB: true, m: rows, n: columns.count, k: inputSize,
+                transposeB: true, m: rows, n: projected.count, k: inputSize,
                 a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
-                b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
-                beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
+                b: inputWeights + projected.lowerBound * inputSize, ldb: inputSize,
+                beta: 1, c: gates.pointer + projected.lowerBound, ldc: gateWidth)
+            if byBatch { crew.sync() }  // every column of this member's rows is projected
             var (hidden, nextHidden, cell, nextCell) = (
                 states.0.pointer, states.1.pointer, states.2.pointer, states.3.pointer
             )
@@ -68,16 +76,17 @@ extension CPUBackend {
                 let t = s.forwardStep(k, reverse: job.reverse)
                 let g = gates.pointer + t * batch * gateWidth
                 if let saved {
-                    for b in 0..<batch {
+                    for b in members {
                         copy(hidden + b * hout, to: saved.previousHidden.pointer + (t * batch + b) * hout, outputs)
                         copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, units)
                     }
                 }
                 lstm_gemm_packed(
-                    Int32(batch), Int32(columns.count), Int32(hout), hidden, Int32(hout),
-                    recurrentWeights + columns.lowerBound * hout, g + columns.lowerBound, Int32(gateWidth))
+                    count, Int32(columns.count), Int32(hout), hidden + first * hout, Int32(hout),
+                    recurrentWeights + columns.lowerBound * hout, g + first * gateWidth + columns.lowerBound,
+                    Int32(gateWidth))
                 let r = unprojected?.pointer ?? nextHidden  // o·tanh(c), [B, H]
-                for b in 0..<batch {
+                for b in members {
                     let row = t * batch + b
                     if t < lengths[b] {
                         if let first = fullBlocks.first {
@@ -112,12 +121,12 @@ extension CPUBackend {
                     }
                 }
                 if s.projects, let projection {
-                    crew.sync()  // every unit of r(t) is ready
+                    if !byBatch { crew.sync() }  // every unit of r(t) is ready
                     sgemm(
-                        transposeB: true, m: batch, n: outputs.count, k: h, a: r, lda: h,
-                        b: projection + outputs.lowerBound * h, ldb: h, beta: 0, c: nextHidden + outputs.lowerBound,
-                        ldc: hout)
-                    for b in 0..<batch {
+                        transposeB: true, m: members.count, n: outputs.count, k: h, a: r + first * h, lda: h,
+                        b: projection + outputs.lowerBound * h, ldb: h, beta: 0,
+                        c: nextHidden + first * hout + outputs.lowerBound, ldc: hout)
+                    for b in members {
                         let dst = out.buffer.pointer + out.offset + (t * batch + b) * out.rowStride
                         if t < lengths[b] {
                             copy(nextHidden + b * hout, to: dst, outputs)
@@ -127,11 +136,11 @@ extension CPUBackend {
                         }
                     }
                 }
-                crew.sync()  // h(t) is complete before step t+1 reads it
+                if !byBatch { crew.sync() }  // h(t) is complete before step t+1 reads it
                 swap(&hidden, &nextHidden)
                 swap(&cell, &nextCell)
             }
-            for b in 0..<batch {
+            for b in members {
                 let fh = job.finalHidden, fc = job.finalCell
                 copy(hidden + b * hout, to: fh.buffer.pointer + fh.offset + b * fh.rowStride, outputs)
                 copy(cell + b * h, to: fc.buffer.pointer + fc.offset + b * fc.rowStride, units)

@@ -38,12 +38,8 @@ extension CPUBackend {
     func packedRegroupedTransposed(_ weights: CPUBuffer, layout: GateLayout, width: Int) -> CPUBuffer {
         let rows = 4 * layout.hiddenSize
         let source = regrouped(weights, layout: layout, width: width)
-        return derived(weights, "packed-transposed", count: lstm_packed_size(Int32(width), Int32(rows))) { packed in
-            let transposed = CPUBuffer(count: rows * width)
-            for r in 0..<rows {
-                for c in 0..<width { transposed.pointer[c * rows + r] = source.pointer[r * width + c] }
-            }
-            lstm_pack_rows(transposed.pointer, Int32(width), Int32(rows), Int32(rows), packed)
+        return derived(weights, "packed-transposed", count: lstm_packed_size(Int32(width), Int32(rows))) {
+            lstm_pack_columns(source.pointer, Int32(rows), Int32(width), Int32(width), $0)
         }
     }
 }
