@@ -5,6 +5,8 @@
 //   swap_outer      dst[j, i, k] = src[i, j, k]; src [A, C, inner] (batch-first <-> sequence-major)
 //   copy_rows       dst[dOff + r*dStride + c] = src[sOff + r*sStride + c]; [R, W] (states in and out of views)
 //   column_sums     out[c] = sum_r m[r, c]; [R, W] -> [W] (bias gradients)
+//   interleave_gates W4[k, j] = (W[j, k], W[H + j, k], W[2H + j, k], W[3H + j, k]); W [4H, K] ->
+//                   W4 [K, H] of float4 (each unit's four gates in one 16-byte load; global (H, K))
 
 __kernel void fill_bias(const int R, const int W, __global float* gates, const int has_bias,
                         __global const float* bias_ih, __global const float* bias_hh)
@@ -43,4 +45,11 @@ __kernel void column_sums(const int R, const int W, __global const float* m, __g
     float acc = 0.0f;
     for (int r = 0; r < R; r++) acc += m[r * W + c];
     out[c] = acc;
+}
+
+__kernel void interleave_gates(const int H, const int K, __global const float* W, __global float4* W4)
+{
+    const int j = get_global_id(0), k = get_global_id(1);
+    if (j >= H || k >= K) return;
+    W4[k * H + j] = (float4)(W[j * K + k], W[(H + j) * K + k], W[(2 * H + j) * K + k], W[(3 * H + j) * K + k]);
 }

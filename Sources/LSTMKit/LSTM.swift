@@ -65,6 +65,17 @@ public final class LSTM {
         }
     }
 
+    /// A model holding `weights` on a backend made by the caller (e.g. `CPUBackend(threads: 1)`,
+    /// or an `OpenCLBackend` with a forced step variant).
+    public init<Backend: LSTMBackend>(
+        _ configuration: LSTMConfiguration, weights: [String: Tensor], on backend: Backend, dropoutSeed: UInt64 = 0
+    ) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.dropoutBaseSeed = dropoutSeed
+        engine = try LSTMStack(configuration: configuration, backend: backend, weights: weights)
+    }
+
     /// Loads a `state_dict` saved by `safetensors.torch.save_file` or by `saveWeights`,
     /// inferring the configuration from its names and shapes. `prefix` selects a sub-module's
     /// tensors (e.g. "lstm." for a model's `lstm` attribute). The settings `saveWeights`

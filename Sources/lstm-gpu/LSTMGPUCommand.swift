@@ -12,8 +12,10 @@ enum Entry {
         var command: ParsableCommand
         do { command = try LSTMGPUCommand.parseAsRoot() } catch { LSTMGPUCommand.exit(withError: error) }
         do {
-            // LSTM_GPU_CPU_ISA, when set, must name CPU kernels this machine runs (exit 2 if not).
+            // LSTM_GPU_CPU_ISA, when set, must name CPU kernels this machine runs, and
+            // LSTM_GPU_KERNEL_VARIANT an OpenCL step variant (exit 2 if not).
             try CPUKernelVariant.selected()
+            try OpenCLStepVariant.configured()
             try command.run()
         } catch { finish(error, in: type(of: command)) }
     }

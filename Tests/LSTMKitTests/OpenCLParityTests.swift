@@ -75,14 +75,24 @@ final class OpenCLParityTests: XCTestCase {
         return cases
     }
 
+    /// Every case on each step-kernel variant the device runs (`OpenCLStepVariant`), forced.
     func testRandomisedConfigurationsMatchTheCPUPath() throws {
         let backend = try requireOpenCL()
+        let variants = try OpenCLStepVariant.allCases.filter { try backend.supports($0) }
+        XCTAssertEqual(variants, OpenCLStepVariant.allCases, "PoCL runs every variant")
+        for variant in variants {
+            try checkRandomisedConfigurations(on: OpenCLBackend(info: backend.device, stepVariant: variant))
+        }
+    }
+
+    func checkRandomisedConfigurations(on backend: OpenCLBackend) throws {
         var worstOutput: Float = 0, worstGradient: Float = 0
+        let variant = try XCTUnwrap(backend.forcedStepVariant)
         for (index, c) in cases.enumerated() {
             let config = c.configuration
             let weights = LSTM.initialWeights(config, seed: UInt64(index))
             let cpu = try LSTM(config, weights: weights, backend: .cpu)
-            let gpu = try LSTM(config, weights: weights, backend: .opencl, device: "\(backend.device.index)")
+            let gpu = try LSTM(config, weights: weights, on: backend)
             let states = config.numLayers * config.numDirections
             let x = randomTensor(
                 config.batchFirst
@@ -116,13 +126,13 @@ final class OpenCLParityTests: XCTestCase {
                 }
                 XCTAssertTrue(
                     row.passed,
-                    "case \(index) (\(c)): \(name) differs from the CPU path: \(row.failures) of \(row.count), "
+                    "\(variant): case \(index) (\(c)): \(name) differs from the CPU path: \(row.failures) of \(row.count), "
                         + "max abs \(row.maxAbsolute)"
                 )
             }
         }
         print(
-            "OpenCL vs CPU over \(cases.count) configurations: max abs diff outputs \(worstOutput), gradients "
+            "OpenCL (\(variant)) vs CPU over \(cases.count) configurations: max abs diff outputs \(worstOutput), gradients "
                 + "\(worstGradient)"
         )
     }

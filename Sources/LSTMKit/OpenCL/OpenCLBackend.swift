@@ -6,10 +6,13 @@ import Foundation
 /// kernel when P > 0) with no host wait in between; the host reads back only what it asks for.
 ///
 /// Forward per direction: gates ← b_ih + b_hh, gates += X·W_ihᵀ (one GEMM over all T·B
-/// rows), W_hhᵀ once, then per step `lstm_forward_step`. Backward per step (reversed):
-/// [`lstm_projection_backward_step`], `lstm_cell_backward_step`, `lstm_hidden_backward_step`;
-/// then the weight gradients as one GEMM each over all T·B rows and the bias gradient as
-/// column sums. Not thread-safe: use one backend from one thread at a time.
+/// rows), then per step one step kernel from cached derived weights (W_hhᵀ for the `classic`
+/// variant, the gate-interleaved W4 for `split`: `OpenCLStepVariant`, tuned per shape).
+/// Backward per step (reversed): [`lstm_projection_backward_step`], then `classic`:
+/// `lstm_cell_backward_step` + `lstm_hidden_backward_step`, `split`: one
+/// `lstm_hidden_backward_split` with the next step's cell backward fused in (without
+/// projection); then the weight gradients as one GEMM each over all T·B rows and the bias
+/// gradient as column sums. Not thread-safe: use one backend from one thread at a time.
 public final class OpenCLBackend: LSTMBackend {
     public typealias Buffer = OpenCLBuffer
     public typealias Lengths = OpenCLBuffer
@@ -21,6 +24,12 @@ public final class OpenCLBackend: LSTMBackend {
     public var kind: BackendKind { .opencl }
 
     private let useTiledGEMM: Bool
+    /// The step kernels forced for this backend (nil: `LSTM_GPU_KERNEL_VARIANT`, else tuned per shape).
+    public let forcedStepVariant: OpenCLStepVariant?
+    /// The variant being timed while `tune` runs (it overrides every other choice meanwhile).
+    var variantUnderTest: OpenCLStepVariant?
+    /// What `tune` found, per layer shape.
+    public internal(set) var tunings: [OpenCLStepShape: OpenCLTuning] = [:]
 
     /// A backend on the device chosen by `device` (index or name substring; nil: the
     /// `LSTM_GPU_DEVICE` variable, else the first GPU, else the first device).
@@ -30,8 +39,11 @@ public final class OpenCLBackend: LSTMBackend {
 
     /// A backend on `info`; with `profiling`, every launch records the device's start and end
     /// times for `takeProfile` (a little slower: for `bench --profile`, not for production runs).
-    public init(info: OpenCLDeviceInfo, profiling: Bool = false) throws {
+    /// `stepVariant` forces the step kernels (`OpenCLStepVariant`); nil: the
+    /// `LSTM_GPU_KERNEL_VARIANT` variable, else tuned per layer shape on first use.
+    public init(info: OpenCLDeviceInfo, profiling: Bool = false, stepVariant: OpenCLStepVariant? = nil) throws {
         runtime = try OpenCLRuntime(device: info, profiling: profiling)
+        forcedStepVariant = stepVariant
         let program = try runtime.program(
             named: "gemm.cl", source: KernelSource.gemm.text, options: OpenCLTiles.buildOptions)
         let gemm = try runtime.kernel("gemm_tiled", programKey: KernelSource.gemm.rawValue) { program }
@@ -137,6 +149,23 @@ public final class OpenCLBackend: LSTMBackend {
         }
     }
 
+    /// The recurrent weights as `variant`'s step kernels read them, derived from W_hh [4H, Hout]
+    /// once per weight version: W_hhᵀ [Hout, 4H] (`classic`), W4 [Hout, H] of float4 (`split`).
+    func recurrentWeights(
+        _ weights: OpenCLBuffer, shape s: DirectionShape, variant: OpenCLStepVariant
+    ) throws -> OpenCLBuffer {
+        switch variant {
+        case .classic:
+            return try derived(weights, "transposed") {
+                try transposed(weights, rows: s.gateWidth, columns: s.outputSize)
+            }
+        case .split:
+            return try derived(weights, "interleaved") {
+                try interleavedGates(weights, hiddenSize: s.hiddenSize, columns: s.outputSize)
+            }
+        }
+    }
+
     /// A [rows, width] buffer holding `view`'s rows, or zeros when `view` is nil.
     func contiguous(_ view: MatrixView<OpenCLBuffer>?, rows: Int, width: Int) throws -> OpenCLBuffer {
         let buffer = try makeBuffer(count: rows * width)
@@ -156,9 +185,8 @@ public final class OpenCLBackend: LSTMBackend {
             transposeB: true, m: s.rows, n: gateWidth, k: s.layerInputSize, a: job.input,
             b: MatrixView(w.inputWeights, rowStride: s.layerInputSize), beta: 1,
             c: MatrixView(gates, rowStride: gateWidth))
-        let recurrentT = try derived(w.recurrentWeights, "transposed") {  // [Hout, 4H]
-            try transposed(w.recurrentWeights, rows: gateWidth, columns: hout)
-        }
+        let variant = try stepVariant(for: s)
+        let recurrent = try recurrentWeights(w.recurrentWeights, shape: s, variant: variant)
         let projectionT = try w.projectionWeights.map { whr in  // [H, P]
             try derived(whr, "transposed") { try transposed(whr, rows: hout, columns: h) }
         }
@@ -171,10 +199,18 @@ public final class OpenCLBackend: LSTMBackend {
         let out = job.output
         for k in 0..<steps {
             let t = s.forwardStep(k, reverse: job.reverse)
-            try forwardStep(
-                shape: s, step: t, recurrentTransposed: recurrentT, gates: gates, hidden: hidden, cell: cell,
-                nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
-                saved: saved)
+            switch variant {
+            case .classic:
+                try forwardStep(
+                    shape: s, step: t, recurrentTransposed: recurrent, gates: gates, hidden: hidden, cell: cell,
+                    nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
+                    saved: saved)
+            case .split:
+                try forwardStepSplit(
+                    shape: s, step: t, interleaved: recurrent, gates: gates, hidden: hidden, cell: cell,
+                    nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
+                    saved: saved)
+            }
             if let unprojected, let projectionT {
                 try projectionStep(
                     shape: s, step: t, projectionTransposed: projectionT, unprojected: unprojected, hidden: hidden,
@@ -200,6 +236,11 @@ public final class OpenCLBackend: LSTMBackend {
         let cellGradient = try contiguous(job.finalCellGradient, rows: batch, width: h)
         let unprojectedGradient = s.projects ? try makeBuffer(count: batch * h) : nil
         let projectedGradients = s.projects ? try makeBuffer(count: rows * hout) : nil
+        let variant = try stepVariant(for: s)
+        let interleaved = variant == .split ? try recurrentWeights(w.recurrentWeights, shape: s, variant: .split) : nil
+        // split without projection: the cell backward of each step after the first is fused
+        // into the previous hidden-gradient launch.
+        let fuses = interleaved != nil && !s.projects
         for k in 0..<steps {
             let t = s.backwardStep(k, reverse: job.reverse)
             if let unprojectedGradient, let projectedGradients, let whr = w.projectionWeights {
@@ -208,13 +249,23 @@ public final class OpenCLBackend: LSTMBackend {
                     outputGradient: job.outputGradient, projectedGradients: projectedGradients,
                     unprojectedGradient: unprojectedGradient, lengths: job.lengths)
             }
-            try cellBackwardStep(
-                shape: s, step: t, saved: saved, unprojectedGradient: unprojectedGradient,
-                hiddenGradient: hiddenGradient, outputGradient: job.outputGradient, cellGradient: cellGradient,
-                gateGradients: gateGradients, lengths: job.lengths)
-            try hiddenBackwardStep(
-                shape: s, step: t, recurrentWeights: w.recurrentWeights, gateGradients: gateGradients,
-                hiddenGradient: hiddenGradient, lengths: job.lengths)
+            if !fuses || k == 0 {
+                try cellBackwardStep(
+                    shape: s, step: t, saved: saved, unprojectedGradient: unprojectedGradient,
+                    hiddenGradient: hiddenGradient, outputGradient: job.outputGradient, cellGradient: cellGradient,
+                    gateGradients: gateGradients, lengths: job.lengths)
+            }
+            if let interleaved {
+                try hiddenBackwardSplit(
+                    shape: s, step: t, interleaved: interleaved, gateGradients: gateGradients,
+                    hiddenGradient: hiddenGradient, lengths: job.lengths,
+                    fusedStep: fuses && k + 1 < steps ? s.backwardStep(k + 1, reverse: job.reverse) : nil,
+                    saved: saved, outputGradient: job.outputGradient, cellGradient: cellGradient)
+            } else {
+                try hiddenBackwardStep(
+                    shape: s, step: t, recurrentWeights: w.recurrentWeights, gateGradients: gateGradients,
+                    hiddenGradient: hiddenGradient, lengths: job.lengths)
+            }
         }
         try copyRows(
             from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)

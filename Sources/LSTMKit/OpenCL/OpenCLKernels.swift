@@ -74,6 +74,65 @@ extension OpenCLBackend {
             ])
     }
 
+    /// `interleave_gates`: W_hh [4H, Hout] → W4 [Hout, H] of float4 (i, f, g, o of unit j at
+    /// column k together), the `split` step kernels' recurrent weights.
+    func interleavedGates(_ weights: OpenCLBuffer, hiddenSize h: Int, columns: Int) throws -> OpenCLBuffer {
+        let dst = try makeBuffer(count: 4 * h * columns)
+        try launch(
+            "interleave_gates", in: .tensorOps, global: [h, columns],
+            [.int(h), .int(columns), .buffer(weights), .buffer(dst)])
+        return dst
+    }
+
+    /// `lstm_forward_step_split`: `forwardStep` as the GPU-shaped `split` kernel, from the
+    /// interleaved weights W4 [Hout, H] of float4.
+    func forwardStepSplit(
+        shape s: DirectionShape, step t: Int, interleaved: OpenCLBuffer, gates: OpenCLBuffer,
+        hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer, nextCell: OpenCLBuffer,
+        output: MatrixView<OpenCLBuffer>, lengths: OpenCLBuffer,
+        saved: DirectionActivations<OpenCLBuffer>?
+    ) throws {
+        let placeholder = runtime.placeholder
+        let rowGroups = (s.batch + OpenCLTiles.splitBatchTile - 1) / OpenCLTiles.splitBatchTile
+        try launch(
+            "lstm_forward_step_split", in: .lstmForward,
+            global: [s.hiddenSize, OpenCLTiles.splitSlices, rowGroups],
+            local: [OpenCLTiles.splitUnits, OpenCLTiles.splitSlices, 1],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(interleaved),
+                .buffer(gates),
+                .buffer(hidden), .buffer(cell), .buffer(nextHidden), .buffer(nextCell),
+                .buffer(output.buffer), .int(output.offset), .int(output.rowStride), .buffer(lengths),
+                .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder),
+                .buffer(saved?.previousHidden ?? placeholder),
+                .buffer(saved?.previousCell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
+                .int(s.projects ? 1 : 0),
+            ])
+    }
+
+    /// `lstm_hidden_backward_split`: dh [B, Hout] = dG(t)·W_hh for running rows, from the
+    /// interleaved weights; with `fusedStep` (no projection) also the cell backward of that
+    /// step (the next one processed): dG of it and dc.
+    func hiddenBackwardSplit(
+        shape s: DirectionShape, step t: Int, interleaved: OpenCLBuffer, gateGradients: OpenCLBuffer,
+        hiddenGradient: OpenCLBuffer, lengths: OpenCLBuffer, fusedStep: Int?,
+        saved: DirectionActivations<OpenCLBuffer>, outputGradient: MatrixView<OpenCLBuffer>?,
+        cellGradient: OpenCLBuffer
+    ) throws {
+        precondition(fusedStep == nil || !s.projects, "the cell backward fuses only without projection")
+        let rowGroups = (s.batch + OpenCLTiles.backwardBatchTile - 1) / OpenCLTiles.backwardBatchTile
+        try launch(
+            "lstm_hidden_backward_split", in: .lstmBackward,
+            global: [OpenCLTiles.backwardLanes, s.outputSize, rowGroups],
+            local: [OpenCLTiles.backwardLanes, OpenCLTiles.backwardOutputs, 1],
+            [
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(interleaved),
+                .buffer(gateGradients), .buffer(hiddenGradient), .buffer(lengths),
+                .int(fusedStep == nil ? 0 : 1), .int(fusedStep ?? 0),
+                .buffer(saved.gates), .buffer(saved.cell), .buffer(saved.previousCell),
+            ] + outputGradientArguments(outputGradient) + [.buffer(cellGradient)])
+    }
+
     /// `lstm_projection_step`: h_next [B, P] = r [B, H]·W_hrᵀ for running rows (h_prev carried
     /// for padded ones), and the output row.
     func projectionStep(

@@ -9,10 +9,17 @@ enum OpenCLTiles {
     static var gemmGroupSide: Int { gemmTile / gemmItemTile }
     /// lstm_forward_step: hidden units per work-group, batch rows per item, K per local tile.
     static let stepUnits = 64, stepBatchTile = 4, stepKTile = 32
+    /// lstm_forward_step_split: units per work-group, slices of K per unit, batch rows per group.
+    static let splitUnits = 32, splitSlices = 8, splitBatchTile = 8
+    /// lstm_hidden_backward_split: lanes splitting the sum over units, outputs per group,
+    /// batch rows per group (at most the lanes: one lane finishes each row).
+    static let backwardLanes = 64, backwardOutputs = 4, backwardBatchTile = 8
     /// reduce_sum: items of its single work-group.
     static let reduceGroup = 256
 
     static let buildOptions =
         "-cl-std=CL1.2 -DGEMM_TILE=\(gemmTile) -DGEMM_WPT=\(gemmItemTile) -DGEMM_K=\(gemmK)"
         + " -DLSTM_UNITS=\(stepUnits) -DLSTM_BT=\(stepBatchTile) -DLSTM_KT=\(stepKTile) -DREDUCE_GROUP=\(reduceGroup)"
+        + " -DLSTM_SU=\(splitUnits) -DLSTM_SK=\(splitSlices) -DLSTM_SB=\(splitBatchTile)"
+        + " -DLSTM_BJ=\(backwardLanes) -DLSTM_BO=\(backwardOutputs) -DLSTM_BB=\(backwardBatchTile)"
 }

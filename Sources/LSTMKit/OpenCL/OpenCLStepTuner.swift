@@ -1,0 +1,111 @@
+import Foundation
+
+/// The on-device autotuner of the step kernels (`OpenCLStepVariant`): per layer shape, the
+/// first forward on it times every variant the device can run and keeps the faster for the
+/// life of the backend.
+extension OpenCLBackend {
+    /// Time steps of one tuning run (a training step: forward with saved activations, then
+    /// backward). Few enough to cost milliseconds on a GPU; the choice depends on the
+    /// per-step kernels only, so T does not change it.
+    public static let tuningSteps = 8
+    /// Timed runs per variant after one warm-up run (which also builds the programs); the
+    /// best is kept.
+    public static let tuningRuns = 3
+
+    /// The variant the forward and backward of shape `s` run: the one being timed during
+    /// tuning, else the forced one (the backend's `forcedStepVariant`, or
+    /// `LSTM_GPU_KERNEL_VARIANT`), else the one tuned for this shape (tuned now on first use).
+    func stepVariant(for s: DirectionShape) throws -> OpenCLStepVariant {
+        if let timing = variantUnderTest { return timing }
+        if let forced = try forcedVariant() {
+            guard try supports(forced) else {
+                throw LSTMError.invalidArgument(
+                    "OpenCL kernel variant \(forced) needs work-groups of "
+                        + "\(OpenCLTiles.splitUnits * OpenCLTiles.splitSlices) items, more than \(device.name) allows")
+            }
+            return forced
+        }
+        let key = OpenCLStepShape(s)
+        if let known = tunings[key] { return known.chosen }
+        return try tune(key).chosen
+    }
+
+    /// The variant forced for this backend (`init(info:profiling:stepVariant:)`, else
+    /// `LSTM_GPU_KERNEL_VARIANT`); nil when the variants are tuned. Throws for a value of the
+    /// variable that names no variant.
+    func forcedVariant() throws -> OpenCLStepVariant? {
+        try forcedStepVariant ?? OpenCLStepVariant.configured()
+    }
+
+    /// Whether this device can run `variant`: the `split` kernels need work-groups of 256 items.
+    public func supports(_ variant: OpenCLStepVariant) throws -> Bool {
+        switch variant {
+        case .classic: return true
+        case .split:
+            let needs: [(String, KernelSource, Int)] = [
+                ("lstm_forward_step_split", .lstmForward, OpenCLTiles.splitUnits * OpenCLTiles.splitSlices),
+                ("lstm_hidden_backward_split", .lstmBackward, OpenCLTiles.backwardLanes * OpenCLTiles.backwardOutputs),
+            ]
+            for (name, source, items) in needs {
+                let entry = try runtime.kernel(name, programKey: source.rawValue) { try program(source) }
+                if entry.maxWorkGroup < items || device.maxWorkGroupSize < items { return false }
+            }
+            return true
+        }
+    }
+
+    /// Times every variant this device runs on `shape` (a training step of `tuningSteps`
+    /// steps on a one-layer LSTM of that shape, best of `tuningRuns` after a warm-up) and
+    /// remembers the faster for this backend. With a forced variant, reports it without timing.
+    @discardableResult
+    public func tune(_ shape: OpenCLStepShape) throws -> OpenCLTuning {
+        if let forced = try forcedVariant() {
+            let tuning = OpenCLTuning(
+                shape: shape, timings: [OpenCLStepTiming(variant: forced, milliseconds: nil)], chosen: forced,
+                reason: "forced")
+            return tuning
+        }
+        let runnable = try OpenCLStepVariant.allCases.filter { try supports($0) }
+        var timings: [OpenCLStepTiming] = OpenCLStepVariant.allCases.map { .init(variant: $0, milliseconds: nil) }
+        if runnable.count > 1 {
+            let run = try tuningRun(shape)
+            for (index, variant) in OpenCLStepVariant.allCases.enumerated() where runnable.contains(variant) {
+                variantUnderTest = variant
+                defer { variantUnderTest = nil }
+                try run()  // warm-up: programs, interleaved weights
+                var best = Double.infinity
+                for _ in 0..<Self.tuningRuns {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    try run()
+                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                }
+                timings[index].milliseconds = best
+            }
+        }
+        let chosen =
+            runnable.count == 1
+            ? runnable[0]
+            : timings.filter { $0.milliseconds != nil }.min { $0.milliseconds! < $1.milliseconds! }!.variant
+        let tuning = OpenCLTuning(
+            shape: shape, timings: timings, chosen: chosen, reason: runnable.count == 1 ? "only" : "timed")
+        tunings[shape] = tuning
+        return tuning
+    }
+
+    /// One training step of a one-layer LSTM of `shape` (input width 1: the input projection
+    /// is not what is tuned) over `tuningSteps` steps, waiting for the device at the end.
+    private func tuningRun(_ shape: OpenCLStepShape) throws -> () throws -> Void {
+        let (h, hout, batch, steps) = (shape.hiddenSize, shape.outputSize, shape.batch, Self.tuningSteps)
+        let config = LSTMConfiguration(inputSize: 1, hiddenSize: h, projectionSize: hout == h ? 0 : hout)
+        try config.validate()
+        let stack = try LSTMStack(configuration: config, backend: self, weights: LSTM.initialWeights(config, seed: 1))
+        let input = try makeBuffer(count: steps * batch)
+        let outputGradient = try makeBuffer(count: steps * batch * hout)
+        return {
+            let forward = try stack.forward(
+                input: input, sequenceLength: steps, batch: batch, saveActivations: true)
+            _ = try stack.backward(forward, outputGradient: outputGradient)
+            try self.synchronize()
+        }
+    }
+}

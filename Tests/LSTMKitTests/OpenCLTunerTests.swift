@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+
+@_spi(Backend) @testable import LSTMKit
+
+/// The OpenCL step-kernel autotuner (`OpenCLStepVariant`, `OpenCLBackend.tune`): it times
+/// every variant the device runs, keeps the faster per shape, and a forced variant wins.
+final class OpenCLTunerTests: XCTestCase {
+    func testTuningTimesEveryVariantAndKeepsTheFaster() throws {
+        let shared = try requireOpenCL()
+        try XCTSkipIf(
+            ProcessInfo.processInfo.environment[OpenCLStepVariant.environmentVariable] != nil,
+            "LSTM_GPU_KERNEL_VARIANT is set: nothing is tuned")
+        let backend = try OpenCLBackend(info: shared.device)
+        let shape = OpenCLStepShape(hiddenSize: 19, outputSize: 19, batch: 3)
+        let tuning = try backend.tune(shape)
+        XCTAssertEqual(tuning.reason, "timed")
+        XCTAssertEqual(tuning.timings.map(\.variant), OpenCLStepVariant.allCases)
+        let times = tuning.timings.compactMap(\.milliseconds)
+        XCTAssertEqual(times.count, OpenCLStepVariant.allCases.count)
+        XCTAssertTrue(times.allSatisfy { $0 > 0 && $0.isFinite }, "\(times)")
+        let fastest = tuning.timings.min { $0.milliseconds! < $1.milliseconds! }!.variant
+        XCTAssertEqual(tuning.chosen, fastest)
+        XCTAssertEqual(backend.tunings[shape], tuning)
+        let direction = DirectionShape(sequenceLength: 4, batch: 3, layerInputSize: 5, hiddenSize: 19, outputSize: 19)
+        XCTAssertEqual(try backend.stepVariant(for: direction), fastest)
+        // Nothing was being timed afterwards, and another shape is tuned on first use.
+        XCTAssertNil(backend.variantUnderTest)
+        let other = DirectionShape(sequenceLength: 2, batch: 2, layerInputSize: 3, hiddenSize: 7, outputSize: 5)
+        _ = try backend.stepVariant(for: other)
+        XCTAssertNotNil(backend.tunings[OpenCLStepShape(other)])
+    }
+
+    func testAForcedVariantIsReportedWithoutTiming() throws {
+        let shared = try requireOpenCL()
+        for variant in OpenCLStepVariant.allCases {
+            let backend = try OpenCLBackend(info: shared.device, stepVariant: variant)
+            let tuning = try backend.tune(OpenCLStepShape(hiddenSize: 8, outputSize: 8, batch: 2))
+            XCTAssertEqual(tuning.chosen, variant)
+            XCTAssertEqual(tuning.reason, "forced")
+            XCTAssertTrue(backend.tunings.isEmpty)
+        }
+    }
+
+    func testTheVariableIsReadOrRefusedByName() throws {
+        XCTAssertEqual(try OpenCLStepVariant.forced("split").get(), .split)
+        XCTAssertEqual(try OpenCLStepVariant.forced("classic").get(), .classic)
+        XCTAssertNil(try OpenCLStepVariant.forced("auto").get())
+        XCTAssertNil(try OpenCLStepVariant.forced(nil).get())
+        guard case .failure(let error) = OpenCLStepVariant.forced("fast") else { return XCTFail("fast accepted") }
+        XCTAssertTrue(error.localizedDescription.contains("LSTM_GPU_KERNEL_VARIANT=fast"), error.localizedDescription)
+        XCTAssertTrue(error.localizedDescription.contains("classic, split"), error.localizedDescription)
+        // The command refuses it at start, before any work, with exit code 2.
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
+            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        let result = try runProcess(
+            lstmGPUExecutable.path, ["devices"], environment: ["LSTM_GPU_KERNEL_VARIANT": "fast"])
+        XCTAssertEqual(result.status, 2, result.output)
+        XCTAssertTrue(result.output.contains("LSTM_GPU_KERNEL_VARIANT=fast"), result.output)
+    }
+}
