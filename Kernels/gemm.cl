@@ -7,6 +7,13 @@
 //               K in slices of 16 through local memory. Requires a work-group size of
 //               256 (reqd_work_group_size); any M, N, K (edges are guarded).
 //               Global size: (ceil(N/64)*16, ceil(M/64)*16).
+//   gemm_tiled_split  the same tiles over one slice of K per work-group along dimension 2
+//               (split-K, for the weight gradients' K = T·B against small M·N): slice z
+//               covers K [z·kChunk, min(K, (z+1)·kChunk)) and writes alpha·op(A)·op(B) of
+//               it to W + z·M·N ([S, M, N], row-major, no beta). Global size
+//               (ceil(N/64)*16, ceil(M/64)*16, S).
+//   gemm_sum_splits  C = sum_z W[z] + beta·C, one item per element; any work-group size;
+//               global (N, M).
 //   gemm_plain  one output per item, no local memory; any work-group size. For devices
 //               that refuse 256 items per group.
 // Build options: none required (GEMM_TILE / GEMM_WPT may override 64 / 4).
@@ -20,22 +27,22 @@
 #define GEMM_K 16
 #define GEMM_RTS (GEMM_TILE / GEMM_WPT)
 
-__kernel __attribute__((reqd_work_group_size(GEMM_RTS, GEMM_RTS, 1)))
-void gemm_tiled(const int M, const int N, const int K, const float alpha,
-                __global const float* A, const int offA, const int lda, const int transA,
-                __global const float* B, const int offB, const int ldb, const int transB,
-                const float beta, __global float* C, const int offC, const int ldc)
+// One GEMM_TILE × GEMM_TILE tile of alpha·op(A)·op(B) over K [kBegin, kEnd), stored to
+// C[offC + m·ldc + n] (plus beta·C unless beta == 0). As, Bs: the work-group's local tiles.
+static inline void gemm_tile(const int M, const int N, const int kBegin, const int kEnd, const float alpha,
+                             __global const float* A, const int offA, const int lda, const int transA,
+                             __global const float* B, const int offB, const int ldb, const int transB,
+                             const float beta, __global float* C, const int offC, const int ldc,
+                             __local float (*As)[GEMM_TILE + 1], __local float (*Bs)[GEMM_TILE + 1])
 {
     const int tc = get_local_id(0), tr = get_local_id(1);
     const int row0 = get_group_id(1) * GEMM_TILE, col0 = get_group_id(0) * GEMM_TILE;
     const int lid = tr * GEMM_RTS + tc;
-    __local float As[GEMM_K][GEMM_TILE + 1];
-    __local float Bs[GEMM_K][GEMM_TILE + 1];
     float acc[GEMM_WPT][GEMM_WPT];
     for (int i = 0; i < GEMM_WPT; i++)
         for (int j = 0; j < GEMM_WPT; j++) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < K; k0 += GEMM_K) {
+    for (int k0 = kBegin; k0 < kEnd; k0 += GEMM_K) {
         for (int l = 0; l < (GEMM_TILE * GEMM_K) / (GEMM_RTS * GEMM_RTS); l++) {
             const int idx = l * GEMM_RTS * GEMM_RTS + lid;
             // Consecutive items read consecutive addresses in either layout.
@@ -43,13 +50,13 @@ void gemm_tiled(const int M, const int N, const int K, const float alpha,
             if (transA) { m = idx % GEMM_TILE; k = idx / GEMM_TILE; } else { k = idx % GEMM_K; m = idx / GEMM_K; }
             const int gm = row0 + m, gk = k0 + k;
             float v = 0.0f;
-            if (gm < M && gk < K) v = transA ? A[offA + gk * lda + gm] : A[offA + gm * lda + gk];
+            if (gm < M && gk < kEnd) v = transA ? A[offA + gk * lda + gm] : A[offA + gm * lda + gk];
             As[k][m] = v;
             int n;
             if (transB) { k = idx % GEMM_K; n = idx / GEMM_K; } else { n = idx % GEMM_TILE; k = idx / GEMM_TILE; }
             const int gn = col0 + n, gk2 = k0 + k;
             float w = 0.0f;
-            if (gn < N && gk2 < K) w = transB ? B[offB + gn * ldb + gk2] : B[offB + gk2 * ldb + gn];
+            if (gn < N && gk2 < kEnd) w = transB ? B[offB + gn * ldb + gk2] : B[offB + gk2 * ldb + gn];
             Bs[k][n] = w;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -71,6 +78,41 @@ void gemm_tiled(const int M, const int N, const int K, const float alpha,
             *c = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
         }
     }
+}
+
+__kernel __attribute__((reqd_work_group_size(GEMM_RTS, GEMM_RTS, 1)))
+void gemm_tiled(const int M, const int N, const int K, const float alpha,
+                __global const float* A, const int offA, const int lda, const int transA,
+                __global const float* B, const int offB, const int ldb, const int transB,
+                const float beta, __global float* C, const int offC, const int ldc)
+{
+    __local float As[GEMM_K][GEMM_TILE + 1];
+    __local float Bs[GEMM_K][GEMM_TILE + 1];
+    gemm_tile(M, N, 0, K, alpha, A, offA, lda, transA, B, offB, ldb, transB, beta, C, offC, ldc, As, Bs);
+}
+
+__kernel __attribute__((reqd_work_group_size(GEMM_RTS, GEMM_RTS, 1)))
+void gemm_tiled_split(const int M, const int N, const int K, const int kChunk, const float alpha,
+                      __global const float* A, const int offA, const int lda, const int transA,
+                      __global const float* B, const int offB, const int ldb, const int transB,
+                      __global float* W)
+{
+    __local float As[GEMM_K][GEMM_TILE + 1];
+    __local float Bs[GEMM_K][GEMM_TILE + 1];
+    const int z = get_group_id(2);
+    const int kBegin = z * kChunk, kEnd = min(K, kBegin + kChunk);
+    gemm_tile(M, N, kBegin, kEnd, alpha, A, offA, lda, transA, B, offB, ldb, transB, 0.0f, W, z * M * N, N, As, Bs);
+}
+
+__kernel void gemm_sum_splits(const int M, const int N, const int S, __global const float* W,
+                              const float beta, __global float* C, const int offC, const int ldc)
+{
+    const int n = get_global_id(0), m = get_global_id(1);
+    if (m >= M || n >= N) return;
+    float sum = 0.0f;
+    for (int z = 0; z < S; z++) sum += W[(z * M + m) * N + n];
+    __global float* c = C + offC + m * ldc + n;
+    *c = beta == 0.0f ? sum : sum + beta * *c;
 }
 
 __kernel void gemm_plain(const int M, const int N, const int K, const float alpha,

@@ -146,6 +146,9 @@ public struct BenchmarkProfile: Sendable, Codable {
     public var steps: Int
     public var forward: [KernelProfile]
     public var train: [KernelProfile]
+    /// Device idle time between the first and last launch of each pass (`OpenCLProfile`).
+    public var forwardIdleMilliseconds: Double
+    public var trainIdleMilliseconds: Double
 }
 
 /// Profiles one forward and one training step of `shape` on a backend made with
@@ -170,7 +173,9 @@ public func profileBenchmark(
     _ = try stack.backward(f, outputGradient: outputGradient)
     let train = try backend.takeProfile()
     return BenchmarkProfile(
-        steps: shape.sequenceLength * shape.layers * configuration.numDirections, forward: forward, train: train)
+        steps: shape.sequenceLength * shape.layers * configuration.numDirections, forward: forward.kernels,
+        train: train.kernels, forwardIdleMilliseconds: forward.idleMilliseconds,
+        trainIdleMilliseconds: train.idleMilliseconds)
 }
 
 /// Times one shape on one backend: forward (inference) and a training step (forward with

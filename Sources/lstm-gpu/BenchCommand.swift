@@ -69,21 +69,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let output { try prepareOutputPath(output, option: "--output") }  // before minutes of measuring
-        var shapes: [BenchmarkShape] = []
-        if let only {
-            let names = only.split(separator: ",").map(String.init)
-            for name in names where !BenchmarkShape.suite.contains(where: { $0.name == name }) {
-                throw ValidationError(
-                    "unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")
-            }
-            shapes = BenchmarkShape.suite.filter { names.contains($0.name) }
-        }
-        for text in shape {
-            do { shapes.append(try BenchmarkShape.parse(text)) } catch let error as LSTMError {
-                throw ValidationError("\(error)")  // a bad --shape is a usage error (exit 64)
-            }
-        }
-        if only == nil, shape.isEmpty { shapes = BenchmarkShape.suite }
+        let shapes = try selectedShapes(only: only, shapes: shape)
         if list {
             for s in shapes {
                 print(
@@ -211,15 +197,22 @@ struct BenchCommand: ParsableCommand {
 
     /// The profile of one row: per kernel, launches per step and device time, forward then training step.
     func printProfile(_ p: BenchmarkProfile) {
-        for (pass, kernels) in [("forward", p.forward), ("training step", p.train)] {
+        let passes = [
+            ("forward", p.forward, p.forwardIdleMilliseconds), ("training step", p.train, p.trainIdleMilliseconds),
+        ]
+        for (pass, kernels, idle) in passes {
             let total = kernels.reduce(0) { $0 + $1.milliseconds }
-            print("    profile, \(pass): \(fixed(total, 2)) ms of device time over \(p.steps) steps (T·L·D)")
+            print(
+                "    profile, \(pass): \(fixed(total, 2)) ms of device time over \(p.steps) steps (T·L·D), "
+                    + "\(fixed(idle, 2)) ms idle between launches")
             for k in kernels {
                 print(
                     "      " + pad(k.kernel, 32) + pad("\(k.launches) launches", 14, right: true)
                         + pad(fixed(Double(k.launches) / Double(max(p.steps, 1)), 2) + " per step", 16, right: true)
                         + pad(fixed(k.milliseconds, 3) + " ms", 14, right: true)
-                        + pad(fixed(100 * k.milliseconds / max(total, 1e-12), 1) + "%", 8, right: true))
+                        + pad(fixed(100 * k.milliseconds / max(total, 1e-12), 1) + "%", 8, right: true)
+                        + pad(k.gflops.map { fixed($0, 1) + " GFLOP/s" } ?? "", 16, right: true)
+                        + pad(k.gigabytesPerSecond.map { fixed($0, 1) + " GB/s" } ?? "", 13, right: true))
             }
         }
     }
@@ -297,4 +290,25 @@ struct BenchTable {
         }
         return out
     }
+}
+
+/// The rows `--only` (suite names, comma-separated) and `--shape` (I,H,B,T[,layers[,bi]])
+/// select, in that order; the whole suite when neither is given. Unknown names and bad shapes
+/// are usage errors (exit 64).
+func selectedShapes(only: String?, shapes texts: [String]) throws -> [BenchmarkShape] {
+    var shapes: [BenchmarkShape] = []
+    if let only {
+        let names = only.split(separator: ",").map(String.init)
+        for name in names where !BenchmarkShape.suite.contains(where: { $0.name == name }) {
+            throw ValidationError(
+                "unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")
+        }
+        shapes = BenchmarkShape.suite.filter { names.contains($0.name) }
+    }
+    for text in texts {
+        do { shapes.append(try BenchmarkShape.parse(text)) } catch let error as LSTMError {
+            throw ValidationError("\(error)")
+        }
+    }
+    return only == nil && texts.isEmpty ? BenchmarkShape.suite : shapes
 }

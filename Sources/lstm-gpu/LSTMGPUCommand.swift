@@ -56,7 +56,7 @@ struct LSTMGPUCommand: ParsableCommand {
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
         subcommands: [
             DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
-            InspectCommand.self,
+            InspectCommand.self, TuneCommand.self,
         ])
 
     @Flag(help: "Print the version (and the git commit when run from a checkout's build folder) and exit.")

@@ -58,27 +58,48 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(saved.map(\.layers), [1, 2])
     }
 
-    /// `bench --profile` on OpenCL: one forward launch per step and layer-direction, a fused cell
-    /// backward per step, and no transposes in steady state (the transposed weights are cached).
+    /// `bench --profile` on OpenCL, each step variant forced: one forward launch per step and
+    /// layer-direction; backward, `classic` a cell and a hidden launch per step, `split` one
+    /// fused launch per step (plus one cell launch per layer-direction); no weight transposes
+    /// or interleaving in steady state (cached); rates for the kernels that declare their work.
     func testBenchProfileCountsLaunchesPerStep() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built")
         let device = try requireOpenCL()
-        let result = try run([
-            "bench", "--backend", "opencl", "--device", "\(device.device.index)", "--shape", "8,12,3,5,2,1", "--repeat",
-            "1",
-            "--profile", "--json",
-        ])
-        XCTAssertEqual(result.status, 0, result.output)
-        let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, result.output)
-        let profile = try XCTUnwrap(try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8)).profile)
-        XCTAssertEqual(profile.steps, 5 * 2 * 2)
-        func launches(_ kernels: [KernelProfile], _ name: String) -> Int {
-            kernels.first { $0.kernel == name }?.launches ?? 0
+        for variant in OpenCLStepVariant.allCases {
+            let result = try runProcess(
+                executable.path,
+                [
+                    "bench", "--backend", "opencl", "--device", "\(device.device.index)", "--shape", "8,12,3,5,2,1",
+                    "--repeat", "1", "--profile", "--json",
+                ], environment: [OpenCLStepVariant.environmentVariable: variant.rawValue])
+            XCTAssertEqual(result.status, 0, result.output)
+            let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, result.output)
+            let profile = try XCTUnwrap(try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8)).profile)
+            XCTAssertEqual(profile.steps, 5 * 2 * 2)
+            func launches(_ kernels: [KernelProfile], _ name: String) -> Int {
+                kernels.first { $0.kernel == name }?.launches ?? 0
+            }
+            let directions = 2 * 2  // L·D
+            switch variant {
+            case .classic:
+                XCTAssertEqual(launches(profile.forward, "lstm_forward_step"), profile.steps)
+                XCTAssertEqual(launches(profile.train, "lstm_cell_backward_step"), profile.steps)
+                XCTAssertEqual(launches(profile.train, "lstm_hidden_backward_step"), profile.steps)
+            case .split:
+                XCTAssertEqual(launches(profile.forward, "lstm_forward_step_split"), profile.steps)
+                XCTAssertEqual(launches(profile.train, "lstm_hidden_backward_split"), profile.steps)
+                XCTAssertEqual(launches(profile.train, "lstm_cell_backward_step"), directions)
+            }
+            for derived in ["transpose", "interleave_gates"] {
+                XCTAssertEqual(launches(profile.forward, derived), 0, "\(variant): \(derived) once, then cached")
+            }
+            XCTAssertTrue(profile.forward.allSatisfy { $0.milliseconds >= 0 })
+            XCTAssertGreaterThanOrEqual(profile.forwardIdleMilliseconds, 0)
+            let step = try XCTUnwrap(profile.forward.first { $0.kernel.hasPrefix("lstm_forward_step") })
+            XCTAssertGreaterThan(try XCTUnwrap(step.gflops), 0)
+            XCTAssertGreaterThan(try XCTUnwrap(step.gigabytesPerSecond), 0)
+            XCTAssertNil(profile.forward.first { $0.kernel == "copy_rows" }?.gflops, "data movement declares no work")
         }
-        XCTAssertEqual(launches(profile.forward, "lstm_forward_step"), profile.steps)
-        XCTAssertEqual(launches(profile.forward, "transpose"), 0, "W_hh transposed once, then cached")
-        XCTAssertEqual(launches(profile.train, "lstm_cell_backward_step"), profile.steps)
-        XCTAssertTrue(profile.forward.allSatisfy { $0.milliseconds >= 0 })
     }
 
     /// A run killed after its checkpoint and resumed with --resume logs the same losses as an

@@ -30,6 +30,8 @@ public final class OpenCLBackend: LSTMBackend {
     var variantUnderTest: OpenCLStepVariant?
     /// What `tune` found, per layer shape.
     public internal(set) var tunings: [OpenCLStepShape: OpenCLTuning] = [:]
+    /// Tests: the K slices every tiled GEMM uses (nil: `gemmSlices(m:n:k:)` decides).
+    var gemmSlicesOverride: Int?
 
     /// A backend on the device chosen by `device` (index or name substring; nil: the
     /// `LSTM_GPU_DEVICE` variable, else the first GPU, else the first device).
@@ -75,30 +77,44 @@ public final class OpenCLBackend: LSTMBackend {
     }
 
     /// Device time per kernel since the last call (or since the backend was made), sorted by
-    /// time, most first; empty unless made with `profiling`. Waits for the queue.
-    public func takeProfile() throws -> [KernelProfile] {
-        try runtime.takeProfile().map {
-            KernelProfile(
-                kernel: $0.key, launches: $0.value.launches,
-                milliseconds: Double($0.value.nanoseconds) / 1e6)
+    /// time, most first, with achieved GFLOP/s and GB/s where the launchers declare their
+    /// work, and the device's idle time between launches; empty unless made with `profiling`.
+    /// Waits for the queue.
+    public func takeProfile() throws -> OpenCLProfile {
+        let taken = try runtime.takeProfile()
+        let kernels = taken.kernels.map { name, entry in
+            let seconds = Double(entry.nanoseconds) / 1e9
+            let rates = !entry.undeclared && seconds > 0
+            return KernelProfile(
+                kernel: name, launches: entry.launches, milliseconds: seconds * 1e3,
+                gflops: rates ? entry.flops / seconds / 1e9 : nil,
+                gigabytesPerSecond: rates ? entry.bytes / seconds / 1e9 : nil)
         }
-        .sorted { ($0.milliseconds, $1.kernel) > ($1.milliseconds, $0.kernel) }
+        return OpenCLProfile(
+            kernels: kernels.sorted { ($0.milliseconds, $1.kernel) > ($1.milliseconds, $0.kernel) },
+            idleMilliseconds: Double(taken.idleNanoseconds) / 1e6)
     }
 
     /// Enqueues kernel `name` of `source` (built and looked up once, then cached by the runtime
     /// with its work-group limit, so a launch in the step loop costs one lookup and no query).
+    /// `work` declares the launch's FLOPs and least bytes moved, for the profile's rates.
     func launch(
-        _ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil,
+        _ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil, work: KernelWork? = nil,
         _ arguments: [KernelArgument]
     ) throws {
         let entry = try runtime.kernel(name, programKey: source.rawValue) { try program(source) }
         try runtime.launch(
-            entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, arguments)
+            entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, work: work,
+            arguments)
     }
 
     // MARK: LSTMBackend basics
 
     public func makeBuffer(count: Int) throws -> OpenCLBuffer { try runtime.makeBuffer(count: count) }
+    /// Uninitialised (no fill enqueued; NaN-filled in debug builds, so a read before a write shows).
+    public func makeScratchBuffer(count: Int) throws -> OpenCLBuffer {
+        try runtime.makeBuffer(count: count, zeroed: false)
+    }
     public func write(_ values: [Float], to buffer: OpenCLBuffer, offset: Int) throws {
         try runtime.write(values, to: buffer, offset: offset)
         buffer.markModified()
@@ -133,19 +149,28 @@ public final class OpenCLBackend: LSTMBackend {
         a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>
     ) throws {
         guard m > 0, n > 0 else { return }
+        let work = KernelWork(
+            flops: 2 * Double(m) * Double(n) * Double(k),
+            bytes: 4
+                * (Double(m) * Double(k) + Double(k) * Double(n) + Double(beta == 0 ? 1 : 2) * Double(m) * Double(n)))
         let arguments: [KernelArgument] = [
             .int(m), .int(n), .int(k), .float(alpha),
             .buffer(a.buffer), .int(a.offset), .int(a.rowStride), .int(transposeA ? 1 : 0),
             .buffer(b.buffer), .int(b.offset), .int(b.rowStride), .int(transposeB ? 1 : 0),
             .float(beta), .buffer(c.buffer), .int(c.offset), .int(c.rowStride),
         ]
-        if useTiledGEMM {
+        let slices = useTiledGEMM ? gemmSlicesOverride ?? gemmSlices(m: m, n: n, k: k) : 1
+        if slices > 1 {
+            try splitGEMM(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, b: b,
+                beta: beta, c: c, slices: slices)
+        } else if useTiledGEMM {
             let (tile, side) = (OpenCLTiles.gemmTile, OpenCLTiles.gemmGroupSide)
             try launch(
                 "gemm_tiled", in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
-                local: [side, side], arguments)
+                local: [side, side], work: work, arguments)
         } else {
-            try launch("gemm_plain", in: .gemm, global: [n, m], arguments)
+            try launch("gemm_plain", in: .gemm, global: [n, m], work: work, arguments)
         }
     }
 
@@ -166,6 +191,50 @@ public final class OpenCLBackend: LSTMBackend {
         }
     }
 
+    /// K slices for a tiled GEMM: 1, unless its M×N output has too few 64×64 tiles to give the
+    /// device two work-groups per compute unit while K is long (the weight gradients, K = T·B,
+    /// M×N = 4H×In): then enough slices of at least `splitKMinimum` to fill it, at most
+    /// `splitKMaximumSlices`.
+    func gemmSlices(m: Int, n: Int, k: Int) -> Int {
+        let tile = OpenCLTiles.gemmTile
+        let tiles = ((m + tile - 1) / tile) * ((n + tile - 1) / tile)
+        let target = 2 * max(1, device.computeUnits)
+        guard tiles < target, k >= 2 * OpenCLTiles.splitKMinimum else { return 1 }
+        return min(OpenCLTiles.splitKMaximumSlices, (target + tiles - 1) / tiles, k / OpenCLTiles.splitKMinimum)
+    }
+
+    /// Split-K: `gemm_tiled_split` writes each slice's product to a [S, M, N] workspace, then
+    /// `gemm_sum_splits` adds the slices (and beta·C) into C: two passes, no atomics.
+    private func splitGEMM(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>,
+        slices requested: Int
+    ) throws {
+        let step = OpenCLTiles.gemmK
+        let chunk = ((k + requested - 1) / requested + step - 1) / step * step  // whole GEMM_K slices
+        let slices = (k + chunk - 1) / chunk
+        let workspace = try makeScratchBuffer(count: slices * m * n)
+        let (tile, side) = (OpenCLTiles.gemmTile, OpenCLTiles.gemmGroupSide)
+        let (dm, dn, dk, ds) = (Double(m), Double(n), Double(k), Double(slices))
+        try launch(
+            "gemm_tiled_split", in: .gemm,
+            global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side, slices], local: [side, side, 1],
+            work: KernelWork(flops: 2 * dm * dn * dk, bytes: 4 * (dm * dk + dk * dn + ds * dm * dn)),
+            [
+                .int(m), .int(n), .int(k), .int(chunk), .float(alpha),
+                .buffer(a.buffer), .int(a.offset), .int(a.rowStride), .int(transposeA ? 1 : 0),
+                .buffer(b.buffer), .int(b.offset), .int(b.rowStride), .int(transposeB ? 1 : 0),
+                .buffer(workspace),
+            ])
+        try launch(
+            "gemm_sum_splits", in: .gemm, global: [n, m],
+            work: KernelWork(flops: ds * dm * dn, bytes: 4 * (ds * dm * dn + (beta == 0 ? 1 : 2) * dm * dn)),
+            [
+                .int(m), .int(n), .int(slices), .buffer(workspace), .float(beta), .buffer(c.buffer), .int(c.offset),
+                .int(c.rowStride),
+            ])
+    }
+
     /// A [rows, width] buffer holding `view`'s rows, or zeros when `view` is nil.
     func contiguous(_ view: MatrixView<OpenCLBuffer>?, rows: Int, width: Int) throws -> OpenCLBuffer {
         let buffer = try makeBuffer(count: rows * width)
@@ -179,7 +248,7 @@ public final class OpenCLBackend: LSTMBackend {
         let s = job.shape
         let (steps, batch, h, hout, gateWidth) = (s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.gateWidth)
         let w = job.weights
-        let gates = try job.activations?.gates ?? makeBuffer(count: s.rows * gateWidth)
+        let gates = try job.activations?.gates ?? makeScratchBuffer(count: s.rows * gateWidth)  // fillBias writes all
         try fillBias(gates, rows: s.rows, width: gateWidth, inputBias: w.inputBias, recurrentBias: w.recurrentBias)
         try gemm(
             transposeB: true, m: s.rows, n: gateWidth, k: s.layerInputSize, a: job.input,
@@ -193,8 +262,9 @@ public final class OpenCLBackend: LSTMBackend {
 
         var hidden = try contiguous(job.initialHidden, rows: batch, width: hout)
         var cell = try contiguous(job.initialCell, rows: batch, width: h)
-        var nextHidden = try makeBuffer(count: batch * hout), nextCell = try makeBuffer(count: batch * h)
-        let unprojected = s.projects ? try makeBuffer(count: batch * h) : nil
+        // Written whole by every step before the next reads them.
+        var nextHidden = try makeScratchBuffer(count: batch * hout), nextCell = try makeScratchBuffer(count: batch * h)
+        let unprojected = s.projects ? try makeScratchBuffer(count: batch * h) : nil
         let saved = job.activations
         let out = job.output
         for k in 0..<steps {
@@ -234,8 +304,9 @@ public final class OpenCLBackend: LSTMBackend {
         let gateGradients = job.gateGradients
         let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
         let cellGradient = try contiguous(job.finalCellGradient, rows: batch, width: h)
-        let unprojectedGradient = s.projects ? try makeBuffer(count: batch * h) : nil
-        let projectedGradients = s.projects ? try makeBuffer(count: rows * hout) : nil
+        // Written whole by lstm_projection_backward_step (padded rows as 0) before anything reads them.
+        let unprojectedGradient = s.projects ? try makeScratchBuffer(count: batch * h) : nil
+        let projectedGradients = s.projects ? try makeScratchBuffer(count: rows * hout) : nil
         let variant = try stepVariant(for: s)
         let interleaved = variant == .split ? try recurrentWeights(w.recurrentWeights, shape: s, variant: .split) : nil
         // split without projection: the cell backward of each step after the first is fused
@@ -297,9 +368,22 @@ public final class OpenCLBackend: LSTMBackend {
     }
 }
 
-/// One kernel's share of a profiled run: its launches and their total device time.
+/// One kernel's share of a profiled run: its launches, their total device time, and the
+/// rates its declared work gives (nil for kernels that declare none: data movement).
 public struct KernelProfile: Sendable, Codable, Equatable {
     public var kernel: String
     public var launches: Int
     public var milliseconds: Double
+    /// FLOPs per second of device time, in 10⁹.
+    public var gflops: Double?
+    /// Least bytes moved (every input read once, every output written once) per second, in 10⁹.
+    public var gigabytesPerSecond: Double?
+}
+
+/// A profiled run (`OpenCLBackend.takeProfile`): per kernel, and the device's idle time
+/// between the first launch and the last (no kernel of the queue running: the host's enqueue
+/// cost and launch latency that a whole-sequence enqueue should hide).
+public struct OpenCLProfile: Sendable, Codable, Equatable {
+    public var kernels: [KernelProfile]
+    public var idleMilliseconds: Double
 }

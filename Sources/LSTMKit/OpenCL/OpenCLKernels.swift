@@ -61,7 +61,7 @@ extension OpenCLBackend {
         try launch(
             "lstm_forward_step", in: .lstmForward,
             global: [s.hiddenSize, (s.batch + OpenCLTiles.stepBatchTile - 1) / OpenCLTiles.stepBatchTile],
-            local: [OpenCLTiles.stepUnits, 1],
+            local: [OpenCLTiles.stepUnits, 1], work: s.forwardStepWork(saved: saved != nil),
             [
                 .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentTransposed),
                 .buffer(gates),
@@ -97,7 +97,7 @@ extension OpenCLBackend {
         try launch(
             "lstm_forward_step_split", in: .lstmForward,
             global: [s.hiddenSize, OpenCLTiles.splitSlices, rowGroups],
-            local: [OpenCLTiles.splitUnits, OpenCLTiles.splitSlices, 1],
+            local: [OpenCLTiles.splitUnits, OpenCLTiles.splitSlices, 1], work: s.forwardStepWork(saved: saved != nil),
             [
                 .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(interleaved),
                 .buffer(gates),
@@ -125,6 +125,7 @@ extension OpenCLBackend {
             "lstm_hidden_backward_split", in: .lstmBackward,
             global: [OpenCLTiles.backwardLanes, s.outputSize, rowGroups],
             local: [OpenCLTiles.backwardLanes, OpenCLTiles.backwardOutputs, 1],
+            work: s.hiddenBackwardWork(fused: fusedStep != nil),
             [
                 .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(interleaved),
                 .buffer(gateGradients), .buffer(hiddenGradient), .buffer(lengths),
@@ -141,7 +142,7 @@ extension OpenCLBackend {
         lengths: OpenCLBuffer
     ) throws {
         try launch(
-            "lstm_projection_step", in: .lstmForward, global: [s.outputSize, s.batch],
+            "lstm_projection_step", in: .lstmForward, global: [s.outputSize, s.batch], work: s.projectionStepWork,
             [
                 .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(projectionTransposed),
                 .buffer(unprojected),
@@ -169,6 +170,7 @@ extension OpenCLBackend {
     ) throws {
         try launch(
             "lstm_projection_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch],
+            work: s.projectionStepWork,
             [
                 .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(projectionWeights),
                 .buffer(hiddenGradient),
@@ -184,7 +186,7 @@ extension OpenCLBackend {
         lengths: OpenCLBuffer
     ) throws {
         try launch(
-            "lstm_cell_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch],
+            "lstm_cell_backward_step", in: .lstmBackward, global: [s.hiddenSize, s.batch], work: s.cellBackwardWork,
             [
                 .int(s.batch), .int(s.hiddenSize), .int(t), .buffer(saved.gates), .buffer(saved.cell),
                 .buffer(saved.previousCell), .int(s.projects ? 1 : 0),
@@ -203,10 +205,49 @@ extension OpenCLBackend {
     ) throws {
         try launch(
             "lstm_hidden_backward_step", in: .lstmBackward, global: [s.outputSize, s.batch],
+            work: s.hiddenBackwardWork(fused: false),
             [
                 .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentWeights),
                 .buffer(gateGradients),
                 .buffer(hiddenGradient), .buffer(lengths),
             ])
+    }
+}
+
+/// The work the step kernels declare for `bench --profile` (FLOPs; least bytes: each input
+/// read once, each output written once). Letters as in the kernels: B, H, Hout.
+extension DirectionShape {
+    private var b: Double { Double(batch) }
+    private var h: Double { Double(hiddenSize) }
+    private var hout: Double { Double(outputSize) }
+
+    /// One forward step: the recurrent product (2·B·4H·Hout) and the cell math (~15 per unit);
+    /// W_hh once, the step's gates, states in and out, the output row, and with `saved` the
+    /// activations kept for the backward.
+    func forwardStepWork(saved: Bool) -> KernelWork {
+        let floats = 4 * h * hout + b * (4 * h + hout + h) + b * (h + hout + hout)
+        return KernelWork(
+            flops: 2 * b * 4 * h * hout + 15 * b * h, bytes: 4 * (floats + (saved ? b * (4 * h + 2 * h + hout) : 0)))
+    }
+
+    /// One projection step (forward or backward): 2·B·H·P, W_hr once and the rows in and out.
+    var projectionStepWork: KernelWork {
+        KernelWork(flops: 2 * b * h * hout, bytes: 4 * (h * hout + b * h + 2 * b * hout))
+    }
+
+    /// One cell backward: ~20 FLOPs per unit; gates, c, c(prev), dh or dr, dc in and out, dG out.
+    var cellBackwardWork: KernelWork {
+        KernelWork(flops: 20 * b * h, bytes: 4 * b * (4 * h + 2 * h + h + 2 * h + 4 * h))
+    }
+
+    /// dh = dG·W_hh for one step (2·B·4H·Hout): W_hh once, dG(t) in, dh out; `fused` adds the
+    /// next step's cell backward.
+    func hiddenBackwardWork(fused: Bool) -> KernelWork {
+        var work = KernelWork(flops: 2 * b * 4 * h * hout, bytes: 4 * (4 * h * hout + b * 4 * h + b * hout))
+        if fused {
+            work.flops += cellBackwardWork.flops
+            work.bytes += cellBackwardWork.bytes
+        }
+        return work
     }
 }

@@ -1,12 +1,15 @@
 import COpenCL
 import Foundation
 
-/// A float32 (or int32) array in device memory. Released when the last reference goes;
-/// OpenCL keeps it alive until the commands already enqueued on it have finished.
+/// A float32 (or int32) array in device memory. When the last reference goes, its memory
+/// returns to its runtime's pool for the next buffer of the same size (or is released to
+/// OpenCL, which keeps it alive until the commands already enqueued on it have finished).
 public final class OpenCLBuffer {
     let memory: cl_mem
     /// Elements (4 bytes each).
     public let count: Int
+    /// Where the memory goes back to (nil: released at once).
+    private let pool: OpenCLMemoryPool?
     /// Bumped by every host write and optimiser step into the buffer; derived copies (the
     /// transposed weights of the step kernels) check it, as on the CPU path (`CPUBuffer`).
     public private(set) var version = 0
@@ -14,11 +17,59 @@ public final class OpenCLBuffer {
     var derived: [String: (version: Int, buffer: OpenCLBuffer)] = [:]
     /// Records that the contents changed.
     public func markModified() { version &+= 1 }
-    init(memory: cl_mem, count: Int) {
+    init(memory: cl_mem, count: Int, pool: OpenCLMemoryPool? = nil) {
         self.memory = memory
         self.count = count
+        self.pool = pool
     }
-    deinit { clReleaseMemObject(memory) }
+    deinit {
+        if let pool { pool.give(memory, bytes: max(count, 1) * 4) } else { clReleaseMemObject(memory) }
+    }
+}
+
+/// Device memory of released buffers, kept by size for reuse, so that the buffers a training
+/// step allocates (activations, gradients, scratch: the same sizes every step) are not created
+/// and destroyed with OpenCL each time. Reuse is safe because every runtime has one in-order
+/// queue: whatever is enqueued on the new buffer runs after what was enqueued on the old one.
+/// Holds at most `limitBytes`; the rest is released.
+final class OpenCLMemoryPool {
+    let limitBytes: Int
+    private var free: [Int: [cl_mem]] = [:]
+    private var heldBytes = 0
+    private let lock = NSLock()
+
+    init(limitBytes: Int) { self.limitBytes = limitBytes }
+
+    /// Memory of exactly `bytes`, if some was given back.
+    func take(bytes: Int) -> cl_mem? {
+        lock.lock(); defer { lock.unlock() }
+        guard let memory = free[bytes]?.popLast() else { return nil }
+        heldBytes -= bytes
+        return memory
+    }
+
+    func give(_ memory: cl_mem, bytes: Int) {
+        lock.lock()
+        let keep = heldBytes + bytes <= limitBytes
+        if keep {
+            free[bytes, default: []].append(memory)
+            heldBytes += bytes
+        }
+        lock.unlock()
+        if !keep { clReleaseMemObject(memory) }
+    }
+
+    /// Releases everything held (e.g. before a large allocation that failed, to retry it).
+    func drain() {
+        lock.lock()
+        let all = free.values.flatMap { $0 }
+        free = [:]
+        heldBytes = 0
+        lock.unlock()
+        for memory in all { clReleaseMemObject(memory) }
+    }
+
+    deinit { drain() }
 }
 
 /// An argument of a kernel launch.
@@ -42,11 +93,14 @@ final class OpenCLRuntime {
     /// Whether the queue records profiling events (`bench --profile`): then every launch keeps
     /// its event until `takeProfile` reads the device's start and end times.
     let profiling: Bool
-    private var events: [(name: String, event: cl_event)] = []
+    private var events: [(name: String, event: cl_event, work: KernelWork?)] = []
+    /// Memory of released buffers for reuse: up to a quarter of the device's memory.
+    let pool: OpenCLMemoryPool
 
     init(device: OpenCLDeviceInfo, profiling: Bool = false) throws {
         self.profiling = profiling
         self.device = device
+        pool = OpenCLMemoryPool(limitBytes: device.globalMemory / 4)
         var status: cl_int = 0
         var id: cl_device_id? = device.id
         guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else {
@@ -72,6 +126,7 @@ final class OpenCLRuntime {
 
     deinit {
         clFinish(queue)
+        pool.drain()  // buffers still alive give theirs back later; the pool frees it when the last one goes
         for entry in events { clReleaseEvent(entry.event) }
         for entry in kernels.values { clReleaseKernel(entry.kernel) }
         for program in programs.values { clReleaseProgram(program) }
@@ -81,9 +136,11 @@ final class OpenCLRuntime {
 
     // MARK: memory
 
-    /// A zero-filled buffer of `count` 4-byte elements; throws `outOfMemory` with the sizes
-    /// when the device cannot hold it.
-    func makeBuffer(count: Int) throws -> OpenCLBuffer {
+    /// A buffer of `count` 4-byte elements, zero-filled unless `zeroed` is false (scratch:
+    /// then debug builds fill it with NaN, so that a kernel reading before writing shows);
+    /// from the pool when memory of that size was given back. Throws `outOfMemory` with the
+    /// sizes when the device cannot hold it.
+    func makeBuffer(count: Int, zeroed: Bool = true) throws -> OpenCLBuffer {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) elements") }
         let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: 4)
         guard !overflow, bytes <= device.maxAllocation, bytes <= device.globalMemory else {
@@ -98,21 +155,39 @@ final class OpenCLRuntime {
                 "an OpenCL buffer of \(count) elements: the OpenCL kernels address at most 2^31 − 1 elements per "
                     + "buffer (a smaller T·B or model)")
         }
+        let buffer = OpenCLBuffer(memory: try memory(bytes: bytes), count: count, pool: pool)
+        var fill: Float = 0
+        #if DEBUG
+        if !zeroed { fill = .nan }
+        #else
+        if !zeroed { return buffer }
+        #endif
+        try clCheck(clEnqueueFillBuffer(queue, buffer.memory, &fill, 4, 0, bytes, 0, nil, nil), "clEnqueueFillBuffer")
+        return buffer
+    }
+
+    /// Device memory of `bytes`: pooled, or created (after releasing the pool when the device
+    /// is short of memory).
+    private func memory(bytes: Int) throws -> cl_mem {
+        if let pooled = pool.take(bytes: bytes) { return pooled }
         var status: cl_int = 0
-        guard let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
-            status == CL_SUCCESS
-        else {
-            if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES
-                || status == CL_INVALID_BUFFER_SIZE
+        for attempt in 0..<2 {
+            if let memory = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
+                status == CL_SUCCESS
             {
+                return memory
+            }
+            let exhausted =
+                status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES
+                || status == CL_INVALID_BUFFER_SIZE
+            guard exhausted else { break }
+            if attempt == 0 {
+                pool.drain()
+            } else {
                 throw LSTMError.outOfMemory(device: device.name, needed: bytes, available: device.globalMemory)
             }
-            throw LSTMError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: openCLStatusName(status))
         }
-        let buffer = OpenCLBuffer(memory: memory, count: count)
-        var zero: Float = 0
-        try clCheck(clEnqueueFillBuffer(queue, memory, &zero, 4, 0, bytes, 0, nil, nil), "clEnqueueFillBuffer")
-        return buffer
+        throw LSTMError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: openCLStatusName(status))
     }
 
     func write<T>(_ values: [T], to buffer: OpenCLBuffer, offset: Int) throws {
@@ -263,7 +338,7 @@ final class OpenCLRuntime {
     /// without waiting. `maxWorkGroup` is the kernel's limit (`maxWorkGroupSize`), queried once by the caller.
     func launch(
         _ kernel: cl_kernel, name: String, maxWorkGroup: Int, global: [Int], local: [Int]? = nil,
-        _ arguments: [KernelArgument]
+        work: KernelWork? = nil, _ arguments: [KernelArgument]
     ) throws {
         for (index, argument) in arguments.enumerated() {
             let status: cl_int
@@ -315,21 +390,24 @@ final class OpenCLRuntime {
                     queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, eventOut)
             }
         }
-        if let event { events.append((name, event)) }
+        if let event { events.append((name, event, work)) }
         try clCheck(
             status,
             "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
     }
 
-    /// Device time per kernel since the last call (waits for the queue): launches and total
-    /// nanoseconds by kernel name, from the profiling events. Empty unless `profiling`.
-    func takeProfile() throws -> [String: (launches: Int, nanoseconds: UInt64)] {
+    /// What the profiling events since the last call recorded (waits for the queue): per
+    /// kernel name its launches, device nanoseconds and declared work; and the device's idle
+    /// time between the first launch's start and the last one's end (gaps in which no kernel
+    /// of this queue ran: host enqueue cost and launch latency). Empty unless `profiling`.
+    func takeProfile() throws -> RuntimeProfile {
         let taken = events
         events = []
         defer { for entry in taken { clReleaseEvent(entry.event) } }
         try finish()
-        var profile: [String: (launches: Int, nanoseconds: UInt64)] = [:]
-        for (name, event) in taken {
+        var profile = RuntimeProfile()
+        var spans: [(start: cl_ulong, end: cl_ulong)] = []
+        for (name, event, work) in taken {
             var start: cl_ulong = 0, end: cl_ulong = 0
             try clCheck(
                 clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil),
@@ -337,9 +415,46 @@ final class OpenCLRuntime {
             try clCheck(
                 clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil),
                 "clGetEventProfilingInfo(\(name))")
-            let entry = profile[name] ?? (0, 0)
-            profile[name] = (entry.launches + 1, entry.nanoseconds + (end > start ? end - start : 0))
+            var entry = profile.kernels[name] ?? RuntimeProfile.Entry()
+            entry.launches += 1
+            entry.nanoseconds += end > start ? end - start : 0
+            if let work {
+                entry.flops += work.flops
+                entry.bytes += work.bytes
+            } else {
+                entry.undeclared = true
+            }
+            profile.kernels[name] = entry
+            spans.append((start, max(start, end)))
+        }
+        spans.sort { $0.start < $1.start }
+        var covered = spans.first?.end ?? 0
+        for span in spans.dropFirst() {
+            if span.start > covered { profile.idleNanoseconds += span.start - covered }
+            covered = max(covered, span.end)
         }
         return profile
     }
+}
+
+/// The arithmetic and the least memory traffic of one kernel launch, declared by its launcher
+/// (for `bench --profile`'s GFLOP/s and GB/s): FLOPs, and bytes that must cross between the
+/// device's memory and its compute units (every input read once, every output written once).
+struct KernelWork {
+    var flops: Double
+    var bytes: Double
+}
+
+/// `OpenCLRuntime.takeProfile`'s result.
+struct RuntimeProfile {
+    struct Entry {
+        var launches = 0
+        var nanoseconds: UInt64 = 0
+        var flops = 0.0
+        var bytes = 0.0
+        /// Whether a launch declared no work (then no rates are derived).
+        var undeclared = false
+    }
+    var kernels: [String: Entry] = [:]
+    var idleNanoseconds: UInt64 = 0
 }

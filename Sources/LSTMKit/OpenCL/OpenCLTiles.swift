@@ -14,6 +14,8 @@ enum OpenCLTiles {
     /// lstm_hidden_backward_split: lanes splitting the sum over units, outputs per group,
     /// batch rows per group (at most the lanes: one lane finishes each row).
     static let backwardLanes = 64, backwardOutputs = 4, backwardBatchTile = 8
+    /// Split-K GEMM (gemm_tiled_split): the least K per slice, and the most slices.
+    static let splitKMinimum = 256, splitKMaximumSlices = 16
     /// reduce_sum: items of its single work-group.
     static let reduceGroup = 256
 

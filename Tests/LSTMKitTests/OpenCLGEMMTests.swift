@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+
+@_spi(Backend) @testable import LSTMKit
+
+/// The OpenCL GEMM (tiled, and split-K with its two-pass sum) against a float64 product on
+/// the host, every transpose combination, offsets, leading dimensions wider than the rows,
+/// ragged sizes and both beta cases.
+final class OpenCLGEMMTests: XCTestCase {
+    func testSplitKMatchesTheProductForEverySliceCount() throws {
+        let shared = try requireOpenCL()
+        let backend = try OpenCLBackend(info: shared.device)
+        var generator = SeededGenerator(seed: 77)
+        for (m, n, k) in [(5, 7, 300), (70, 65, 513), (1, 129, 64), (33, 3, 1000)] {
+            for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+                for beta: Float in [0, 0.5] {
+                    // op(A) [m, k], op(B) [k, n], each stored with an offset and a wider row.
+                    let (aRows, aCols) = transposeA ? (k, m) : (m, k)
+                    let (bRows, bCols) = transposeB ? (n, k) : (k, n)
+                    let (lda, ldb, ldc) = (aCols + 3, bCols + 1, n + 2)
+                    let (offA, offB, offC) = (5, 2, 7)
+                    let a = (0..<(offA + aRows * lda)).map { _ in Float.random(in: -1...1, using: &generator) }
+                    let b = (0..<(offB + bRows * ldb)).map { _ in Float.random(in: -1...1, using: &generator) }
+                    let c0 = (0..<(offC + m * ldc)).map { _ in Float.random(in: -1...1, using: &generator) }
+                    var expected = c0
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var sum = 0.0
+                            for p in 0..<k {
+                                let x = transposeA ? a[offA + p * lda + i] : a[offA + i * lda + p]
+                                let y = transposeB ? b[offB + j * ldb + p] : b[offB + p * ldb + j]
+                                sum += Double(x) * Double(y)
+                            }
+                            let old = Double(c0[offC + i * ldc + j])
+                            expected[offC + i * ldc + j] = Float(1.5 * sum + (beta == 0 ? 0 : Double(beta) * old))
+                        }
+                    }
+                    let bufferA = try backend.makeBuffer(count: a.count),
+                        bufferB = try backend.makeBuffer(count: b.count)
+                    try backend.write(a, to: bufferA, offset: 0)
+                    try backend.write(b, to: bufferB, offset: 0)
+                    for slices in [1, 2, 3, 7] {
+                        backend.gemmSlicesOverride = slices
+                        defer { backend.gemmSlicesOverride = nil }
+                        let bufferC = try backend.makeBuffer(count: c0.count)
+                        try backend.write(c0, to: bufferC, offset: 0)
+                        try backend.gemm(
+                            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1.5,
+                            a: MatrixView(bufferA, offset: offA, rowStride: lda),
+                            b: MatrixView(bufferB, offset: offB, rowStride: ldb), beta: beta,
+                            c: MatrixView(bufferC, offset: offC, rowStride: ldc))
+                        let got = try backend.read(bufferC, offset: 0, count: c0.count)
+                        var worst: Float = 0
+                        for i in 0..<got.count { worst = max(worst, abs(got[i] - expected[i])) }
+                        XCTAssertLessThan(
+                            worst, 1e-4 * Float(k).squareRoot(),
+                            "m \(m) n \(n) k \(k) transposes \(transposeA) \(transposeB) beta \(beta) slices \(slices)")
+                        // Elements outside C's rows (the offset, the row padding) are untouched.
+                        XCTAssertEqual(Array(got[0..<offC]), Array(c0[0..<offC]))
+                    }
+                }
+            }
+        }
+    }
+
+    func testSlicesAreChosenOnlyForLongKAndFewTiles() throws {
+        let backend = try requireOpenCL()
+        let units = max(1, backend.device.computeUnits)
+        XCTAssertEqual(backend.gemmSlices(m: 4096, n: 4096, k: 100_000), 1, "many tiles: no split")
+        XCTAssertEqual(backend.gemmSlices(m: 64, n: 64, k: 300), 1, "short K: no split")
+        let slices = backend.gemmSlices(m: 64, n: 64, k: 1 << 20)
+        XCTAssertEqual(slices, min(OpenCLTiles.splitKMaximumSlices, 2 * units))
+    }
+}
