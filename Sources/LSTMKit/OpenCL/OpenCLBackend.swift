@@ -269,18 +269,10 @@ public final class OpenCLBackend: LSTMBackend {
         let out = job.output
         for k in 0..<steps {
             let t = s.forwardStep(k, reverse: job.reverse)
-            switch variant {
-            case .classic:
-                try forwardStep(
-                    shape: s, step: t, recurrentTransposed: recurrent, gates: gates, hidden: hidden, cell: cell,
-                    nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
-                    saved: saved)
-            case .split:
-                try forwardStepSplit(
-                    shape: s, step: t, interleaved: recurrent, gates: gates, hidden: hidden, cell: cell,
-                    nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
-                    saved: saved)
-            }
+            try forwardStep(
+                variant, shape: s, step: t, recurrent: recurrent, gates: gates, hidden: hidden, cell: cell,
+                nextHidden: unprojected ?? nextHidden, nextCell: nextCell, output: out, lengths: job.lengths,
+                saved: saved)
             if let unprojected, let projectionT {
                 try projectionStep(
                     shape: s, step: t, projectionTransposed: projectionT, unprojected: unprojected, hidden: hidden,

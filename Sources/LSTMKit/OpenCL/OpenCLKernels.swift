@@ -48,23 +48,34 @@ extension OpenCLBackend {
             "column_sums", in: .tensorOps, global: [width], [.int(rows), .int(width), .buffer(matrix), .buffer(out)])
     }
 
-    /// `lstm_forward_step`: step t of one direction. Reads gates(t) (the input projection and
-    /// biases), h/c before the step; writes h/c after it (`nextHidden` receives r = o·tanh(c)
-    /// when projecting), the output row and, when `saved` is given, the activations.
+    /// `lstm_forward_step` (`classic`, from W_hhᵀ [Hout, 4H]) or `lstm_forward_step_split`
+    /// (`split`, from the interleaved W4 [Hout, H] of float4): step t of one direction. Reads
+    /// gates(t) (the input projection and biases), h/c before the step; writes h/c after it
+    /// (`nextHidden` receives r = o·tanh(c) when projecting), the output row and, when `saved`
+    /// is given, the activations. Both kernels take the same arguments.
     func forwardStep(
-        shape s: DirectionShape, step t: Int, recurrentTransposed: OpenCLBuffer, gates: OpenCLBuffer,
-        hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer, nextCell: OpenCLBuffer,
-        output: MatrixView<OpenCLBuffer>, lengths: OpenCLBuffer,
+        _ variant: OpenCLStepVariant, shape s: DirectionShape, step t: Int, recurrent: OpenCLBuffer,
+        gates: OpenCLBuffer, hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer,
+        nextCell: OpenCLBuffer, output: MatrixView<OpenCLBuffer>, lengths: OpenCLBuffer,
         saved: DirectionActivations<OpenCLBuffer>?
     ) throws {
         let placeholder = runtime.placeholder
+        let (name, global, local): (String, [Int], [Int])
+        switch variant {
+        case .classic:
+            let rowGroups = (s.batch + OpenCLTiles.stepBatchTile - 1) / OpenCLTiles.stepBatchTile
+            (name, global, local) = ("lstm_forward_step", [s.hiddenSize, rowGroups], [OpenCLTiles.stepUnits, 1])
+        case .split:
+            let rowGroups = (s.batch + OpenCLTiles.splitBatchTile - 1) / OpenCLTiles.splitBatchTile
+            (name, global, local) = (
+                "lstm_forward_step_split", [s.hiddenSize, OpenCLTiles.splitSlices, rowGroups],
+                [OpenCLTiles.splitUnits, OpenCLTiles.splitSlices, 1]
+            )
+        }
         try launch(
-            "lstm_forward_step", in: .lstmForward,
-            global: [s.hiddenSize, (s.batch + OpenCLTiles.stepBatchTile - 1) / OpenCLTiles.stepBatchTile],
-            local: [OpenCLTiles.stepUnits, 1], work: s.forwardStepWork(saved: saved != nil),
+            name, in: .lstmForward, global: global, local: local, work: s.forwardStepWork(saved: saved != nil),
             [
-                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrentTransposed),
-                .buffer(gates),
+                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(recurrent), .buffer(gates),
                 .buffer(hidden), .buffer(cell), .buffer(nextHidden), .buffer(nextCell),
                 .buffer(output.buffer), .int(output.offset), .int(output.rowStride), .buffer(lengths),
                 .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder),
@@ -82,32 +93,6 @@ extension OpenCLBackend {
             "interleave_gates", in: .tensorOps, global: [h, columns],
             [.int(h), .int(columns), .buffer(weights), .buffer(dst)])
         return dst
-    }
-
-    /// `lstm_forward_step_split`: `forwardStep` as the GPU-shaped `split` kernel, from the
-    /// interleaved weights W4 [Hout, H] of float4.
-    func forwardStepSplit(
-        shape s: DirectionShape, step t: Int, interleaved: OpenCLBuffer, gates: OpenCLBuffer,
-        hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer, nextCell: OpenCLBuffer,
-        output: MatrixView<OpenCLBuffer>, lengths: OpenCLBuffer,
-        saved: DirectionActivations<OpenCLBuffer>?
-    ) throws {
-        let placeholder = runtime.placeholder
-        let rowGroups = (s.batch + OpenCLTiles.splitBatchTile - 1) / OpenCLTiles.splitBatchTile
-        try launch(
-            "lstm_forward_step_split", in: .lstmForward,
-            global: [s.hiddenSize, OpenCLTiles.splitSlices, rowGroups],
-            local: [OpenCLTiles.splitUnits, OpenCLTiles.splitSlices, 1], work: s.forwardStepWork(saved: saved != nil),
-            [
-                .int(s.batch), .int(s.hiddenSize), .int(s.outputSize), .int(t), .buffer(interleaved),
-                .buffer(gates),
-                .buffer(hidden), .buffer(cell), .buffer(nextHidden), .buffer(nextCell),
-                .buffer(output.buffer), .int(output.offset), .int(output.rowStride), .buffer(lengths),
-                .int(saved == nil ? 0 : 1), .buffer(saved?.cell ?? placeholder),
-                .buffer(saved?.previousHidden ?? placeholder),
-                .buffer(saved?.previousCell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
-                .int(s.projects ? 1 : 0),
-            ])
     }
 
     /// `lstm_hidden_backward_split`: dh [B, Hout] = dG(t)·W_hh for running rows, from the
