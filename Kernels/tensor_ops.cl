@@ -4,7 +4,9 @@
 //   transpose       dst[c, r] = src[r, c]; src [R, C] -> dst [C, R]
 //   swap_outer      dst[j, i, k] = src[i, j, k]; src [A, C, inner] (batch-first <-> sequence-major)
 //   copy_rows       dst[dOff + r*dStride + c] = src[sOff + r*sStride + c]; [R, W] (states in and out of views)
-//   column_sums     out[c] = sum_r m[r, c]; [R, W] -> [W] (bias gradients)
+//   column_sums     out[z, c] = sum of m[r, c] over rows [z·chunk, min(R, (z+1)·chunk)); [R, W] ->
+//                   [S, W], global (W, S): S = 1 gives the sums (bias gradients), more slices
+//                   partial sums that gemm_sum_splits (gemm.cl) adds
 //   interleave_gates W4[k, j] = (W[j, k], W[H + j, k], W[2H + j, k], W[3H + j, k]); W [4H, K] ->
 //                   W4 [K, H] of float4 (each unit's four gates in one 16-byte load; global (H, K))
 
@@ -38,13 +40,14 @@ __kernel void copy_rows(const int R, const int W, __global const float* src, con
     dst[dOff + r * dStride + c] = src[sOff + r * sStride + c];
 }
 
-__kernel void column_sums(const int R, const int W, __global const float* m, __global float* out)
+__kernel void column_sums(const int R, const int W, const int chunk, __global const float* m, __global float* out)
 {
-    const int c = get_global_id(0);
+    const int c = get_global_id(0), z = get_global_id(1);
     if (c >= W) return;
+    const int end = min(R, (z + 1) * chunk);
     float acc = 0.0f;
-    for (int r = 0; r < R; r++) acc += m[r * W + c];
-    out[c] = acc;
+    for (int r = z * chunk; r < end; r++) acc += m[r * W + c];
+    out[z * W + c] = acc;
 }
 
 __kernel void interleave_gates(const int H, const int K, __global const float* W, __global float4* W4)

@@ -7,7 +7,9 @@
 //   add_row_vector     m[r, :] += v                                       global (width, rows)
 //   softmax_xent_rows  per row: loss_r = logsumexp(x) − x[target] (max subtracted), gradient
 //                      = (softmax − onehot)·scale, 0 for ignored rows     global (rows)
-//   reduce_sum         out[slot] = scale·Σ x (one work-group of REDUCE_GROUP items, required size)
+//   reduce_sum         out[slot + g] = scale·Σ of work-group g's share of x (work-groups of
+//                      REDUCE_GROUP items, required size; the items stride over x by the global
+//                      size): one group gives the whole sum, G groups G partial sums for a second pass
 //   mse                g = 2(p − t)/n; sq[i] = (p − t)²                   global (count)
 //   dropout_mask       mask[i] = keep(seed, global index of i) ? 1/(1−p) : 0 (same hash as the CPU path)
 //   multiply           out = a·b
@@ -71,14 +73,14 @@ void reduce_sum(const int n, __global const float* x, const float scale, __globa
     __local float partial[REDUCE_GROUP];
     const int l = get_local_id(0);
     float acc = 0.0f;
-    for (int i = l; i < n; i += REDUCE_GROUP) acc += x[i];
+    for (int i = get_global_id(0); i < n; i += get_global_size(0)) acc += x[i];
     partial[l] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = REDUCE_GROUP / 2; s > 0; s >>= 1) {   // REDUCE_GROUP is a power of two
         if (l < s) partial[l] += partial[l + s];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (l == 0) out[slot] = partial[0] * scale;
+    if (l == 0) out[slot + get_group_id(0)] = partial[0] * scale;
 }
 
 __kernel void mse(const int n, __global const float* p, __global const float* t, __global float* g, __global float* sq)

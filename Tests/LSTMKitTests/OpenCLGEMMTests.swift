@@ -72,3 +72,43 @@ final class OpenCLGEMMTests: XCTestCase {
         XCTAssertEqual(slices, min(OpenCLTiles.splitKMaximumSlices, 2 * units))
     }
 }
+
+/// The OpenCL reductions (bias-gradient column sums, the loss and gradient-norm sums) in one
+/// pass and in two (sliced, partial sums added by a second launch) against float64 sums.
+final class OpenCLReductionTests: XCTestCase {
+    func testColumnSumsInOneAndTwoPasses() throws {
+        let backend = try requireOpenCL()
+        var generator = SeededGenerator(seed: 5)
+        for (rows, width) in [(1000, 7), (3, 5), (4096, 3), (200, 5000)] {
+            let values = (0..<(rows * width)).map { _ in Float.random(in: -1...1, using: &generator) }
+            let matrix = try backend.makeBuffer(count: values.count)
+            try backend.write(values, to: matrix, offset: 0)
+            let out = try backend.makeBuffer(count: width)
+            try backend.columnSums(matrix, rows: rows, width: width, into: out)
+            let got = try backend.read(out, offset: 0, count: width)
+            for c in 0..<width {
+                let expected = (0..<rows).reduce(0.0) { $0 + Double(values[$1 * width + c]) }
+                XCTAssertEqual(Double(got[c]), expected, accuracy: 1e-4 * Double(rows), "\(rows)×\(width) column \(c)")
+            }
+            if rows == 1000 { XCTAssertGreaterThan(backend.reductionSlices(items: width, length: rows), 1) }
+            if rows == 3 { XCTAssertEqual(backend.reductionSlices(items: width, length: rows), 1) }
+        }
+    }
+
+    func testSumOfSquaresInOneAndTwoPasses() throws {
+        let backend = try requireOpenCL()
+        var generator = SeededGenerator(seed: 6)
+        for count in [1, 300, 100_000, 1_000_003] {
+            let values = (0..<count).map { _ in Float.random(in: -1...1, using: &generator) }
+            let x = try backend.makeBuffer(count: count)
+            try backend.write(values, to: x, offset: 0)
+            let sums = try backend.makeBuffer(count: 3)
+            try backend.sumOfSquares(x, count: count, into: sums, slot: 2)
+            let got = try backend.read(sums, offset: 0, count: 3)
+            let expected = values.reduce(0.0) { $0 + Double($1) * Double($1) }
+            XCTAssertEqual(Double(got[2]), expected, accuracy: 1e-5 * expected + 1e-6, "count \(count)")
+            XCTAssertEqual(Array(got[0..<2]), [0, 0], "other slots untouched")
+        }
+        XCTAssertGreaterThan(backend.reductionSlices(items: OpenCLTiles.reduceGroup, length: 1_000_003 / 256), 1)
+    }
+}

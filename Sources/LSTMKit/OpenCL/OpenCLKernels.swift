@@ -42,10 +42,47 @@ extension OpenCLBackend {
             ])
     }
 
-    /// `column_sums`: out[c] = Σ_r m[r, c] for m [rows, width].
+    /// `column_sums`: out[c] = Σ_r m[r, c] for m [rows, width] (the bias gradients, rows = T·B).
+    /// A narrow matrix gives too few items to fill a device, so its rows are cut into slices
+    /// (`reductionSlices`) whose partial sums `gemm_sum_splits` adds in a second pass.
     func launchColumnSums(_ matrix: OpenCLBuffer, rows: Int, width: Int, into out: OpenCLBuffer) throws {
+        let slices = reductionSlices(items: width, length: rows)
+        let chunk = (rows + slices - 1) / max(slices, 1)
+        let partial = slices > 1 ? try makeScratchBuffer(count: slices * width) : out
         try launch(
-            "column_sums", in: .tensorOps, global: [width], [.int(rows), .int(width), .buffer(matrix), .buffer(out)])
+            "column_sums", in: .tensorOps, global: [width, slices],
+            [.int(rows), .int(width), .int(chunk), .buffer(matrix), .buffer(partial)])
+        if slices > 1 {
+            try launch(
+                "gemm_sum_splits", in: .gemm, global: [width, 1],
+                [.int(1), .int(width), .int(slices), .buffer(partial), .float(0), .buffer(out), .int(0), .int(width)])
+        }
+    }
+
+    /// `reduce_sum`: out[slot] = scale·Σ x[0..<count]. Long inputs run in two passes: up to
+    /// `reductionSlices` work-groups write partial sums, then one work-group adds them.
+    func reduceSum(_ x: OpenCLBuffer, count: Int, scale: Float, into out: OpenCLBuffer, slot: Int) throws {
+        let group = OpenCLTiles.reduceGroup
+        var (input, n) = (x, count)
+        let groups = reductionSlices(items: group, length: (count + group - 1) / group)
+        if groups > 1 {
+            let partial = try makeScratchBuffer(count: groups)
+            try launch(
+                "reduce_sum", in: .training, global: [groups * group], local: [group],
+                [.int(count), .buffer(x), .float(1), .buffer(partial), .int(0)])
+            (input, n) = (partial, groups)
+        }
+        try launch(
+            "reduce_sum", in: .training, global: [group], local: [group],
+            [.int(n), .buffer(input), .float(scale), .buffer(out), .int(slot)])
+    }
+
+    /// How many slices a reduction of `length` elements for each of `items` parallel outputs
+    /// is cut into: enough for about 256 items per compute unit, each slice at least 64
+    /// elements long, at most 64 slices (1: no second pass).
+    func reductionSlices(items: Int, length: Int) -> Int {
+        let wanted = 256 * max(1, device.computeUnits)
+        return max(1, min(64, wanted / max(items, 1), length / 64))
     }
 
     /// `lstm_forward_step` (`classic`, from W_hhᵀ [Hout, 4H]) or `lstm_forward_step_split`

@@ -55,9 +55,7 @@ extension OpenCLBackend: ModelOps {
                 .float(counted > 0 ? 1 / Float(counted) : 0),
                 .buffer(gradient), .buffer(rowLoss),
             ])
-        try launch(
-            "reduce_sum", in: .training, global: [OpenCLTiles.reduceGroup], local: [OpenCLTiles.reduceGroup],
-            [.int(rows), .buffer(rowLoss), .float(counted > 0 ? 1 / Float(counted) : 0), .buffer(loss), .int(lossSlot)])
+        try reduceSum(rowLoss, count: rows, scale: counted > 0 ? 1 / Float(counted) : 0, into: loss, slot: lossSlot)
     }
 
     public func meanSquaredError(
@@ -68,9 +66,7 @@ extension OpenCLBackend: ModelOps {
         try launch(
             "mse", in: .training, global: [count],
             [.int(count), .buffer(prediction), .buffer(target), .buffer(gradient), .buffer(squares)])
-        try launch(
-            "reduce_sum", in: .training, global: [OpenCLTiles.reduceGroup], local: [OpenCLTiles.reduceGroup],
-            [.int(count), .buffer(squares), .float(1 / Float(max(count, 1))), .buffer(loss), .int(lossSlot)])
+        try reduceSum(squares, count: count, scale: 1 / Float(max(count, 1)), into: loss, slot: lossSlot)
     }
 
     public func dropoutMask(
@@ -93,9 +89,7 @@ extension OpenCLBackend: ModelOps {
     public func sumOfSquares(_ x: OpenCLBuffer, count: Int, into sums: OpenCLBuffer, slot: Int) throws {
         let squares = try makeScratchBuffer(count: count)
         try launch("square", in: .training, global: [count], [.int(count), .buffer(x), .buffer(squares)])
-        try launch(
-            "reduce_sum", in: .training, global: [OpenCLTiles.reduceGroup], local: [OpenCLTiles.reduceGroup],
-            [.int(count), .buffer(squares), .float(1), .buffer(sums), .int(slot)])
+        try reduceSum(squares, count: count, scale: 1, into: sums, slot: slot)
     }
 
     public func clipByNorm(_ x: OpenCLBuffer, count: Int, sums: OpenCLBuffer, slots: Int, maxNorm: Float) throws {

@@ -16,7 +16,7 @@ enum OpenCLTiles {
     static let backwardLanes = 64, backwardOutputs = 4, backwardBatchTile = 8
     /// Split-K GEMM (gemm_tiled_split): the least K per slice, and the most slices.
     static let splitKMinimum = 256, splitKMaximumSlices = 16
-    /// reduce_sum: items of its single work-group.
+    /// reduce_sum: items per work-group (a power of two).
     static let reduceGroup = 256
 
     static let buildOptions =
