@@ -98,14 +98,19 @@ public final class OpenCLBackend: LSTMBackend {
     /// Enqueues kernel `name` of `source` (built and looked up once, then cached by the runtime
     /// with its work-group limit, so a launch in the step loop costs one lookup and no query).
     /// `work` declares the launch's FLOPs and least bytes moved, for the profile's rates.
+    /// Every launch has a local size: the kernel's own (`local`), or for the element-wise
+    /// kernels (any work-group size, bounds-guarded) `OpenCLTiles.elementGroup` items along
+    /// the first dimension — never the implementation's pick, which OpenCL 1.2 may make any
+    /// divisor of the global size, down to 1. The global size is rounded up to it.
     func launch(
         _ name: String, in source: KernelSource, global: [Int], local: [Int]? = nil, work: KernelWork? = nil,
         _ arguments: [KernelArgument]
     ) throws {
         let entry = try runtime.kernel(name, programKey: source.rawValue) { try program(source) }
+        let group = max(1, min(OpenCLTiles.elementGroup, entry.maxWorkGroup, device.maxWorkGroupSize))
         try runtime.launch(
-            entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global, local: local, work: work,
-            arguments)
+            entry.kernel, name: name, maxWorkGroup: entry.maxWorkGroup, global: global,
+            local: local ?? [group] + Array(repeating: 1, count: max(0, global.count - 1)), work: work, arguments)
     }
 
     // MARK: LSTMBackend basics
@@ -136,8 +141,10 @@ public final class OpenCLBackend: LSTMBackend {
     public var memoryCapacity: Int { runtime.device.globalMemory }
 
     public func makeLengths(_ lengths: [Int]?, batch: Int, sequenceLength steps: Int) throws -> OpenCLBuffer {
-        let buffer = try runtime.makeBuffer(count: batch)
-        try runtime.write((lengths ?? [Int](repeating: steps, count: batch)).map { Int32($0) }, to: buffer, offset: 0)
+        let buffer = try runtime.makeBuffer(count: batch, zeroed: false)
+        // Not waited for: the forward that follows is enqueued behind it on the same queue.
+        try runtime.writeWithoutWaiting(
+            (lengths ?? [Int](repeating: steps, count: batch)).map { Int32($0) }, to: buffer)
         return buffer
     }
 

@@ -126,6 +126,7 @@ final class OpenCLRuntime {
 
     deinit {
         clFinish(queue)
+        releaseUploads()
         pool.drain()  // buffers still alive give theirs back later; the pool frees it when the last one goes
         for entry in events { clReleaseEvent(entry.event) }
         for entry in kernels.values { clReleaseKernel(entry.kernel) }
@@ -202,6 +203,34 @@ final class OpenCLRuntime {
                     queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
                     0, nil, nil), "clEnqueueWriteBuffer")
         }
+        releaseUploads()  // a blocking command on an in-order queue: everything before it is done
+    }
+
+    /// `write` without waiting: the values are copied to host memory the runtime keeps until
+    /// the queue has certainly passed the transfer (the next `finish` or blocking read or
+    /// write: the queue is in order), so the caller goes on enqueuing at once.
+    func writeWithoutWaiting(_ values: [Int32], to buffer: OpenCLBuffer) throws {
+        guard values.count <= buffer.count else {
+            throw LSTMError.invalidArgument("write of \(values.count) elements into a buffer of \(buffer.count)")
+        }
+        guard !values.isEmpty else { return }
+        let copy = UnsafeMutableBufferPointer<Int32>.allocate(capacity: values.count)
+        _ = copy.initialize(from: values)
+        pendingUploads.append(copy)
+        try clCheck(
+            clEnqueueWriteBuffer(
+                queue, buffer.memory, cl_bool(CL_FALSE), 0, values.count * 4, copy.baseAddress, 0, nil, nil),
+            "clEnqueueWriteBuffer")
+    }
+
+    /// Host copies of `writeWithoutWaiting` still possibly in flight.
+    private var pendingUploads: [UnsafeMutableBufferPointer<Int32>] = []
+
+    /// Frees the host copies of earlier non-blocking writes; call only when the queue has
+    /// completed everything enqueued so far.
+    private func releaseUploads() {
+        for copy in pendingUploads { copy.deallocate() }
+        pendingUploads = []
     }
 
     func read(_ buffer: OpenCLBuffer, offset: Int, count: Int) throws -> [Float] {
@@ -216,10 +245,14 @@ final class OpenCLRuntime {
                     queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
                     0, nil, nil), "clEnqueueReadBuffer")
         }
+        releaseUploads()  // a blocking command on an in-order queue: everything before it is done
         return values
     }
 
-    func finish() throws { try clCheck(clFinish(queue), "clFinish") }
+    func finish() throws {
+        try clCheck(clFinish(queue), "clFinish")
+        releaseUploads()
+    }
 
     // MARK: programs
 

@@ -16,6 +16,8 @@ enum OpenCLTiles {
     static let backwardLanes = 64, backwardOutputs = 4, backwardBatchTile = 8
     /// Split-K GEMM (gemm_tiled_split): the least K per slice, and the most slices.
     static let splitKMinimum = 256, splitKMaximumSlices = 16
+    /// The work-group of the element-wise kernels: this many items along the first dimension.
+    static let elementGroup = 64
     /// reduce_sum: items per work-group (a power of two).
     static let reduceGroup = 256
 
