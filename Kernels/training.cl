@@ -7,6 +7,9 @@
 //   add_row_vector     m[r, :] += v                                       global (width, rows)
 //   softmax_xent_rows  per row: loss_r = logsumexp(x) − x[target] (max subtracted), gradient
 //                      = (softmax − onehot)·scale, 0 for ignored rows     global (rows)
+//   softmax_xent_group the same with a work-group of SOFTMAX_GROUP items per row (max and sum
+//                      reduced in local memory), for wide rows: work-group (SOFTMAX_GROUP, 1)
+//                      required; global (SOFTMAX_GROUP, rows)
 //   reduce_sum         out[slot + g] = scale·Σ of work-group g's share of x (work-groups of
 //                      REDUCE_GROUP items, required size; the items stride over x by the global
 //                      size): one group gives the whole sum, G groups G partial sums for a second pass
@@ -62,6 +65,51 @@ __kernel void softmax_xent_rows(const int rows, const int classes, __global cons
     row_loss[r] = log(sum) + top - xr[target];
     for (int j = 0; j < classes; j++) gr[j] = gr[j] / sum * scale;
     gr[target] -= scale;
+}
+
+#ifndef SOFTMAX_GROUP
+#error "SOFTMAX_GROUP comes from the host (OpenCLTiles.buildOptions)"
+#endif
+__kernel __attribute__((reqd_work_group_size(SOFTMAX_GROUP, 1, 1)))
+void softmax_xent_group(const int rows, const int classes, __global const float* x, __global const int* targets,
+                        const int ignore_index, const float scale, __global float* grad, __global float* row_loss)
+{
+    __local float partial[SOFTMAX_GROUP];
+    const int l = get_local_id(0), r = get_group_id(1);
+    if (r >= rows) return;                               // whole work-groups only: no barrier divergence
+    __global const float* xr = x + r * classes;
+    __global float* gr = grad + r * classes;
+    const int target = targets[r];
+    if (target == ignore_index) {
+        for (int j = l; j < classes; j += SOFTMAX_GROUP) gr[j] = 0.0f;
+        if (l == 0) row_loss[r] = 0.0f;
+        return;
+    }
+    float top = -INFINITY;
+    for (int j = l; j < classes; j += SOFTMAX_GROUP) top = fmax(top, xr[j]);
+    partial[l] = top;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = SOFTMAX_GROUP / 2; s > 0; s >>= 1) {   // SOFTMAX_GROUP is a power of two
+        if (l < s) partial[l] = fmax(partial[l], partial[l + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    top = partial[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float sum = 0.0f;
+    for (int j = l; j < classes; j += SOFTMAX_GROUP) { const float e = exp(xr[j] - top); gr[j] = e; sum += e; }
+    partial[l] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = SOFTMAX_GROUP / 2; s > 0; s >>= 1) {
+        if (l < s) partial[l] += partial[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    sum = partial[0];
+    for (int j = l; j < classes; j += SOFTMAX_GROUP) gr[j] = gr[j] / sum * scale;
+    barrier(CLK_GLOBAL_MEM_FENCE);                       // every gr[j] scaled before the target's is adjusted
+    if (l == 0) {
+        row_loss[r] = log(sum) + top - xr[target];
+        gr[target] -= scale;
+    }
 }
 
 #ifndef REDUCE_GROUP

@@ -3,13 +3,59 @@ import XCTest
 
 @testable import LSTMKit
 
-/// The OpenCL kernels, each step-kernel variant, under Oclgrind, a second OpenCL implementation that simulates a device
-/// and reports out-of-bounds accesses, data races and barrier divergence: a few committed
-/// fixtures (ragged lengths, both directions, projection, saturated gates) through
-/// `lstm-gpu check --backend opencl`, each kernel checked element by element against PyTorch
-/// and by the simulator. Skips only where `oclgrind` is not installed (`make test` installs it).
+/// The OpenCL kernels under Oclgrind, a second OpenCL implementation that simulates a device
+/// and reports out-of-bounds accesses, data races and barrier divergence:
+/// - the step kernels, each variant (`OpenCLStepVariant`) forced: a few committed fixtures
+///   (ragged lengths, both directions, projection, saturated gates) through
+///   `lstm-gpu check --backend opencl`, each kernel checked element by element against
+///   PyTorch and by the simulator;
+/// - the training kernels (embedding gather and scatter, the work-group-per-row softmax of a
+///   158-symbol vocabulary, reductions, clipping, Adam): two steps of `lstm-gpu train`.
+/// Skips only where `oclgrind` is not installed (`make test` installs it).
 final class OclgrindTests: XCTestCase {
-    func testKernelsAreCleanUnderOclgrind() throws {
+    func testStepKernelsAreCleanUnderOclgrind() throws {
+        let (oclgrind, executable) = try tools()
+        let fixtures = ["basic", "bi-proj-lengths", "lengths-zero", "saturated-proj"].map {
+            fixtureFolder + "/\($0).safetensors"
+        }
+        for variant in OpenCLStepVariant.allCases {
+            let result = try runProcess(
+                oclgrind,
+                ["--data-races", executable, "check"] + fixtures + ["--backend", "opencl", "--quiet"],
+                environment: ["LSTM_GPU_KERNEL_CACHE": "off", OpenCLStepVariant.environmentVariable: variant.rawValue])
+            print("[\(variant)] " + result.output)
+            XCTAssertEqual(result.status, 0, result.output)
+            XCTAssertTrue(result.output.contains("check: \(fixtures.count) passed, 0 failed"), result.output)
+            assertClean(result.output, "\(variant)")
+        }
+    }
+
+    func testTrainingKernelsAreCleanUnderOclgrind() throws {
+        let (oclgrind, executable) = try tools()
+        // 158 distinct symbols: wider than OpenCLTiles.softmaxGroupClasses.
+        let symbols =
+            Array((0x20..<0x7f).map { Character(UnicodeScalar($0)!) })
+            + (0xa1..<0xe0).map { Character(UnicodeScalar($0)!) }
+        var generator = SeededGenerator(seed: 1)
+        let text = String((0..<3000).map { _ in symbols[Int(generator.next() % UInt64(symbols.count))] })
+        let data = try temporaryFolder() + "/wide.txt"
+        try text.write(toFile: data, atomically: true, encoding: .utf8)
+        XCTAssertGreaterThanOrEqual(Set(text).count, OpenCLTiles.softmaxGroupClasses)
+        let result = try runProcess(
+            oclgrind,
+            [
+                "--data-races", executable, "train", "--data", data, "--backend", "opencl", "--steps", "2",
+                "--hidden", "8", "--embedding", "4", "--batch", "2", "--seq-length", "4", "--eval-every", "0",
+                "--eval-chars", "8", "--clip", "1",
+            ], environment: ["LSTM_GPU_KERNEL_CACHE": "off"])
+        print(result.output)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("done: 2 steps"), result.output)
+        assertClean(result.output, "train")
+    }
+
+    /// Oclgrind and the binary, or a skip.
+    private func tools() throws -> (oclgrind: String, executable: String) {
         guard
             let oclgrind = ["/usr/bin/oclgrind", "/usr/local/bin/oclgrind"].first(where: {
                 FileManager.default.isExecutableFile(atPath: $0)
@@ -17,33 +63,16 @@ final class OclgrindTests: XCTestCase {
         else { throw XCTSkip("oclgrind not installed (apt-get install oclgrind)") }
         let executable = lstmGPUExecutable.path
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built")
-        let fixtures = ["basic", "bi-proj-lengths", "lengths-zero", "saturated-proj"].map {
-            fixtureFolder + "/\($0).safetensors"
-        }
-        // Each step-kernel variant in turn (OpenCLStepVariant), forced.
-        for variant in OpenCLStepVariant.allCases {
-            try checkUnderOclgrind(oclgrind, executable, fixtures, variant: variant)
-        }
+        return (oclgrind, executable)
     }
 
-    func checkUnderOclgrind(
-        _ oclgrind: String, _ executable: String, _ fixtures: [String], variant: OpenCLStepVariant
-    )
-        throws
-    {
-        let result = try runProcess(
-            oclgrind,
-            ["--data-races", executable, "check"] + fixtures + ["--backend", "opencl", "--quiet"],
-            environment: ["LSTM_GPU_KERNEL_CACHE": "off", OpenCLStepVariant.environmentVariable: variant.rawValue])
-        print("[\(variant)] " + result.output)
-        XCTAssertEqual(result.status, 0, result.output)
-        XCTAssertTrue(result.output.contains("check: \(fixtures.count) passed, 0 failed"), result.output)
-        // Oclgrind reports a problem as a block such as "Invalid read of size 4", "Read-write data
-        // race at …", "Work-group divergence detected" or "OCLGRIND FATAL ERROR".
-        let report = result.output.lowercased()
+    /// Oclgrind reports a problem as a block such as "Invalid read of size 4", "Read-write data
+    /// race at …", "Work-group divergence detected" or "OCLGRIND FATAL ERROR".
+    private func assertClean(_ output: String, _ label: String, line: UInt = #line) {
+        let report = output.lowercased()
         for problem in ["invalid read", "invalid write", "data race", "divergence", "oclgrind fatal", "oclgrind error"]
         {
-            XCTAssertFalse(report.contains(problem), "Oclgrind found (\(variant)): \(problem)\n\(result.output)")
+            XCTAssertFalse(report.contains(problem), "Oclgrind found (\(label)): \(problem)\n\(output)", line: line)
         }
     }
 }

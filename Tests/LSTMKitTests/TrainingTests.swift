@@ -317,6 +317,42 @@ final class LossTests: XCTestCase {
     func testLossesOnTheCPU() throws { try check(CPUBackend(), label: "cpu") }
     func testLossesOnOpenCL() throws { try check(requireOpenCL(), label: "opencl") }
 
+    /// Cross-entropy over wide rows (300 classes: OpenCL's work-group-per-row kernel), with a
+    /// huge logit, an ignored row and a target in the last column, against float64.
+    func checkWide<Backend: ModelOps>(_ backend: Backend, label: String) throws {
+        let (rows, classes) = (4, 300)
+        var generator = SeededGenerator(seed: 3)
+        var logits = (0..<(rows * classes)).map { _ in Float.random(in: -4...4, using: &generator) }
+        logits[classes + 17] = 1e4
+        logits[classes + 250] = 9e3
+        let targets = [5, 250, -1, classes - 1]
+        let x = try backend.makeBuffer(count: logits.count), g = try backend.makeBuffer(count: logits.count)
+        let loss = try backend.makeBuffer(count: 1)
+        try backend.write(logits, to: x, offset: 0)
+        try backend.softmaxCrossEntropy(
+            logits: x, rows: rows, classes: classes, targets: backend.makeIndices(targets), ignoreIndex: -1,
+            gradient: g, loss: loss, lossSlot: 0)
+        let gradient = try backend.read(g, offset: 0, count: logits.count)
+        var total = 0.0
+        for r in 0..<rows {
+            let row = logits[(r * classes)..<((r + 1) * classes)].map(Double.init)
+            guard targets[r] >= 0 else {
+                XCTAssertTrue(gradient[(r * classes)..<((r + 1) * classes)].allSatisfy { $0 == 0 }, label)
+                continue
+            }
+            let top = row.max()!, e = row.map { Foundation.exp($0 - top) }, sum = e.reduce(0, +)
+            total += Foundation.log(sum) + top - row[targets[r]]
+            for j in 0..<classes {
+                let expected = (e[j] / sum - (j == targets[r] ? 1 : 0)) / 3
+                XCTAssertEqual(Double(gradient[r * classes + j]), expected, accuracy: 1e-6, "\(label) [\(r), \(j)]")
+            }
+        }
+        XCTAssertEqual(Double(try backend.read(loss, offset: 0, count: 1)[0]), total / 3, accuracy: 1e-4, label)
+    }
+
+    func testWideRowsOnTheCPU() throws { try checkWide(CPUBackend(), label: "cpu") }
+    func testWideRowsOnOpenCL() throws { try checkWide(requireOpenCL(), label: "opencl") }
+
     /// A slice of the batch draws the same dropout mask as that slice of the whole batch.
     func testDropoutMaskOfASliceIsTheSliceOfTheMask() throws {
         let backend = CPUBackend()

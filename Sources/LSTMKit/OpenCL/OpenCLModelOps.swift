@@ -48,8 +48,12 @@ extension OpenCLBackend: ModelOps {
     ) throws {
         let rowLoss = try makeScratchBuffer(count: rows)
         let counted = targets.values.prefix(rows).filter { $0 != ignoreIndex }.count
+        // Wide rows get a work-group each; narrow ones an item each.
+        let grouped = classes >= OpenCLTiles.softmaxGroupClasses
         try launch(
-            "softmax_xent_rows", in: .training, global: [rows],
+            grouped ? "softmax_xent_group" : "softmax_xent_rows", in: .training,
+            global: grouped ? [OpenCLTiles.softmaxGroup, rows] : [rows],
+            local: grouped ? [OpenCLTiles.softmaxGroup, 1] : nil,
             [
                 .int(rows), .int(classes), .buffer(logits), .buffer(targets.buffer), .int(ignoreIndex),
                 .float(counted > 0 ? 1 / Float(counted) : 0),

@@ -20,10 +20,13 @@ enum OpenCLTiles {
     static let elementGroup = 64
     /// reduce_sum: items per work-group (a power of two).
     static let reduceGroup = 256
+    /// softmax_xent_group: items per row (a power of two), used from `softmaxGroupClasses` classes.
+    static let softmaxGroup = 64, softmaxGroupClasses = 128
 
     static let buildOptions =
         "-cl-std=CL1.2 -DGEMM_TILE=\(gemmTile) -DGEMM_WPT=\(gemmItemTile) -DGEMM_K=\(gemmK)"
         + " -DLSTM_UNITS=\(stepUnits) -DLSTM_BT=\(stepBatchTile) -DLSTM_KT=\(stepKTile) -DREDUCE_GROUP=\(reduceGroup)"
+        + " -DSOFTMAX_GROUP=\(softmaxGroup)"
         + " -DLSTM_SU=\(splitUnits) -DLSTM_SK=\(splitSlices) -DLSTM_SB=\(splitBatchTile)"
         + " -DLSTM_BJ=\(backwardLanes) -DLSTM_BO=\(backwardOutputs) -DLSTM_BB=\(backwardBatchTile)"
 }
