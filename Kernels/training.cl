@@ -148,7 +148,10 @@ __kernel void dropout_mask(const int n, const float p, const uint seed_lo, const
     if (i >= n) return;
     // the element's index in the global [T, global_batch, width] batch
     const int per_step = local_batch * width, t = i / per_step, rest = i % per_step;
-    const uint g = (uint)((t * global_batch + offset + rest / width) * width + rest % width);
+    // in uint, wrapping mod 2^32 exactly as the host's 64-bit index truncated to 32 bits
+    // (int arithmetic could overflow, which C leaves undefined)
+    const uint g = ((uint)t * (uint)global_batch + (uint)offset + (uint)(rest / width)) * (uint)width
+                   + (uint)(rest % width);
     uint x = (g * 0x9E3779B9u) ^ seed_lo;
     x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
     x ^= seed_hi;

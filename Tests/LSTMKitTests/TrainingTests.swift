@@ -227,6 +227,13 @@ final class LanguageModelTrainingTests: XCTestCase {
         let kept = ma.filter { $0 > 0 }.count
         XCTAssertTrue((600...800).contains(kept), "kept \(kept) of 1000 at p = 0.3")
         XCTAssertTrue(ma.allSatisfy { $0 == 0 || abs($0 - 1 / 0.7) < 1e-6 })
+        // A slice of a global batch whose element indices pass 2^32: both wrap the same way.
+        let huge = DropoutLayout(localBatch: 2, globalBatch: 1 << 30, offset: (1 << 30) - 2, width: 4)
+        let c = try cpu.makeBuffer(count: 24), d = try gpu.makeBuffer(count: 24)
+        try cpu.dropoutMask(count: 24, probability: 0.5, seed: 77, layout: huge, into: c)
+        try gpu.dropoutMask(count: 24, probability: 0.5, seed: 77, layout: huge, into: d)
+        XCTAssertGreaterThan(huge.globalIndex(23), Int(UInt32.max), "the test reaches past 32 bits")
+        XCTAssertEqual(try cpu.read(c, offset: 0, count: 24), try gpu.read(d, offset: 0, count: 24))
     }
 }
 
