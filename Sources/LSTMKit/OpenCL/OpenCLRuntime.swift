@@ -137,6 +137,9 @@ final class OpenCLRuntime {
 
     // MARK: memory
 
+    /// The most elements of one buffer: 32-bit indices with room for rounded-up grids.
+    static let maximumElements = Int(Int32.max) - (1 << 16) + 1
+
     /// A buffer of `count` 4-byte elements, zero-filled unless `zeroed` is false (scratch:
     /// then debug builds fill it with NaN, so that a kernel reading before writing shows);
     /// from the pool when memory of that size was given back. Throws `outOfMemory` with the
@@ -150,11 +153,12 @@ final class OpenCLRuntime {
                 available: min(device.maxAllocation, device.globalMemory))
         }
         // The kernels index with 32-bit ints: a buffer they could not address is refused here
-        // rather than read or written at a wrapped index.
-        guard count <= Int(Int32.max) else {
+        // rather than read or written at a wrapped index. The margin keeps the items of a grid
+        // rounded up to its work-group size (at most 1024) below 2^31 too.
+        guard count <= Self.maximumElements else {
             throw LSTMError.invalidArgument(
-                "an OpenCL buffer of \(count) elements: the OpenCL kernels address at most 2^31 − 1 elements per "
-                    + "buffer (a smaller T·B or model)")
+                "an OpenCL buffer of \(count) elements: the OpenCL kernels address at most \(Self.maximumElements) "
+                    + "(2^31 − 2^16) elements per buffer (a smaller T·B or model)")
         }
         let buffer = OpenCLBuffer(memory: try memory(bytes: bytes), count: count, pool: pool)
         var fill: Float = 0
@@ -203,33 +207,55 @@ final class OpenCLRuntime {
                     queue, buffer.memory, cl_bool(CL_TRUE), offset * 4, raw.count, raw.baseAddress,
                     0, nil, nil), "clEnqueueWriteBuffer")
         }
-        releaseUploads()  // a blocking command on an in-order queue: everything before it is done
     }
 
-    /// `write` without waiting: the values are copied to host memory the runtime keeps until
-    /// the queue has certainly passed the transfer (the next `finish` or blocking read or
-    /// write: the queue is in order), so the caller goes on enqueuing at once.
+    /// `write` without waiting: the values are copied to host memory that the runtime keeps
+    /// until the transfer's event reports it complete (checked at the next such write), or
+    /// until the queue is known drained (`finish`, a blocking read), so the caller goes on
+    /// enqueuing at once.
     func writeWithoutWaiting(_ values: [Int32], to buffer: OpenCLBuffer) throws {
         guard values.count <= buffer.count else {
             throw LSTMError.invalidArgument("write of \(values.count) elements into a buffer of \(buffer.count)")
         }
         guard !values.isEmpty else { return }
+        releaseCompletedUploads()
         let copy = UnsafeMutableBufferPointer<Int32>.allocate(capacity: values.count)
         _ = copy.initialize(from: values)
-        pendingUploads.append(copy)
-        try clCheck(
-            clEnqueueWriteBuffer(
-                queue, buffer.memory, cl_bool(CL_FALSE), 0, values.count * 4, copy.baseAddress, 0, nil, nil),
-            "clEnqueueWriteBuffer")
+        var event: cl_event?
+        let status = clEnqueueWriteBuffer(
+            queue, buffer.memory, cl_bool(CL_FALSE), 0, values.count * 4, copy.baseAddress, 0, nil, &event)
+        guard status == CL_SUCCESS, let event else {
+            copy.deallocate()
+            try clCheck(status, "clEnqueueWriteBuffer")
+            throw LSTMError.openCL(call: "clEnqueueWriteBuffer", status: "no event")
+        }
+        pendingUploads.append((copy, event))
     }
 
-    /// Host copies of `writeWithoutWaiting` still possibly in flight.
-    private var pendingUploads: [UnsafeMutableBufferPointer<Int32>] = []
+    /// Host copies of `writeWithoutWaiting` and their transfers' events.
+    private var pendingUploads: [(copy: UnsafeMutableBufferPointer<Int32>, event: cl_event)] = []
 
-    /// Frees the host copies of earlier non-blocking writes; call only when the queue has
-    /// completed everything enqueued so far.
+    /// Frees the host copies whose transfer has completed.
+    private func releaseCompletedUploads() {
+        pendingUploads.removeAll { upload in
+            var state: cl_int = 0
+            let status = clGetEventInfo(
+                upload.event, cl_event_info(CL_EVENT_COMMAND_EXECUTION_STATUS), MemoryLayout<cl_int>.size, &state,
+                nil)
+            guard status == CL_SUCCESS, state == CL_COMPLETE else { return false }
+            upload.copy.deallocate()
+            clReleaseEvent(upload.event)
+            return true
+        }
+    }
+
+    /// Frees every host copy of earlier non-blocking writes; call only when the queue has
+    /// completed everything enqueued so far (after `clFinish` or a blocking read).
     private func releaseUploads() {
-        for copy in pendingUploads { copy.deallocate() }
+        for upload in pendingUploads {
+            upload.copy.deallocate()
+            clReleaseEvent(upload.event)
+        }
         pendingUploads = []
     }
 
@@ -409,12 +435,27 @@ final class OpenCLRuntime {
             globalSize = zip(global, local).map { ($0 + $1 - 1) / $1 * $1 }
             localSize = local
         }
+        // Drivers that allocate buffers lazily report a full device here: then the pool's
+        // memory is given back and the launch tried once more.
+        var (event, status) = enqueue(kernel, globalSize, localSize)
+        if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES {
+            pool.drain()
+            (event, status) = enqueue(kernel, globalSize, localSize)
+        }
+        if let event { events.append((name, event, work)) }
+        try clCheck(
+            status,
+            "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
+    }
+
+    /// One clEnqueueNDRangeKernel (with an event when profiling).
+    private func enqueue(_ kernel: cl_kernel, _ global: [Int], _ local: [Int]?) -> (cl_event?, cl_int) {
         var event: cl_event?
         let status: cl_int = withUnsafeMutablePointer(to: &event) { eventPointer in
             let eventOut = profiling ? eventPointer : nil
-            return globalSize.withUnsafeBufferPointer { g in
-                if let localSize {
-                    return localSize.withUnsafeBufferPointer { l in
+            return global.withUnsafeBufferPointer { g in
+                if let local {
+                    return local.withUnsafeBufferPointer { l in
                         clEnqueueNDRangeKernel(
                             queue, kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, eventOut)
                     }
@@ -423,10 +464,7 @@ final class OpenCLRuntime {
                     queue, kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, eventOut)
             }
         }
-        if let event { events.append((name, event, work)) }
-        try clCheck(
-            status,
-            "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(localSize.map { "\($0)" } ?? "auto"))")
+        return (event, status)
     }
 
     /// What the profiling events since the last call recorded (waits for the queue): per

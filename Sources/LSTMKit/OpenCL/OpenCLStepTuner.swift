@@ -18,11 +18,7 @@ extension OpenCLBackend {
     func stepVariant(for s: DirectionShape) throws -> OpenCLStepVariant {
         if let timing = variantUnderTest { return timing }
         if let forced = try forcedVariant() {
-            guard try supports(forced) else {
-                throw LSTMError.invalidArgument(
-                    "OpenCL kernel variant \(forced) needs work-groups of "
-                        + "\(OpenCLTiles.splitUnits * OpenCLTiles.splitSlices) items, more than \(device.name) allows")
-            }
+            try requireSupported(forced)
             return forced
         }
         let key = OpenCLStepShape(s)
@@ -35,6 +31,15 @@ extension OpenCLBackend {
     /// variable that names no variant.
     func forcedVariant() throws -> OpenCLStepVariant? {
         try forcedStepVariant ?? OpenCLStepVariant.configured()
+    }
+
+    /// Throws, naming the device, when it cannot run `variant` (a forced one).
+    func requireSupported(_ variant: OpenCLStepVariant) throws {
+        guard try supports(variant) else {
+            throw LSTMError.invalidArgument(
+                "OpenCL kernel variant \(variant) needs work-groups of "
+                    + "\(OpenCLTiles.splitUnits * OpenCLTiles.splitSlices) items, more than \(device.name) allows")
+        }
     }
 
     /// Whether this device can run `variant`: the `split` kernels need work-groups of 256 items.
@@ -60,6 +65,7 @@ extension OpenCLBackend {
     @discardableResult
     public func tune(_ shape: OpenCLStepShape) throws -> OpenCLTuning {
         if let forced = try forcedVariant() {
+            try requireSupported(forced)
             let tuning = OpenCLTuning(
                 shape: shape, timings: [OpenCLStepTiming(variant: forced, milliseconds: nil)], chosen: forced,
                 reason: "forced")
