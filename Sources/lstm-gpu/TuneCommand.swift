@@ -8,13 +8,15 @@ import LSTMKit
 struct TuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tune",
-        abstract: "Time the OpenCL step-kernel variants on a device and show the one chosen per layer shape.",
+        abstract:
+            "Time the OpenCL step-kernel variants per layer shape, and the GEMM kernels, on a device; show the choices.",
         discussion: """
             Each layer shape (H, Hout, B) of the selected rows is timed as a training step of \
             \(OpenCLBackend.tuningSteps) time steps per variant (classic, split), best of \
             \(OpenCLBackend.tuningRuns) after a warm-up; the faster is what the engine uses for \
             that shape on this device. A variant the device cannot run shows '-'. With \
-            LSTM_GPU_KERNEL_VARIANT set, that variant is reported as forced and nothing is timed.
+            LSTM_GPU_KERNEL_VARIANT set, that variant is reported as forced and nothing is timed. \
+            The GEMM kernel (tiled or blocked) is chosen once per device by timing a 512³ product.
             """)
 
     @Option(help: "Comma-separated suite names (as bench; default: the whole suite).")
@@ -37,13 +39,20 @@ struct TuneCommand: ParsableCommand {
             if !shapes.contains(step) { shapes.append(step) }
         }
         let backend = try OpenCLBackend(info: OpenCLDevices.select(device))
-        if !json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let gemm = try backend.tuneGEMM()
+        if json {
+            print(String(decoding: try encoder.encode(["gemm": gemm]), as: UTF8.self))
+        } else {
+            let times = OpenCLGEMMVariant.allCases.map {
+                "\($0) \(String(format: "%.3f", gemm.milliseconds[$0.rawValue] ?? .nan)) ms"
+            }
             print("device: \(backend.device.name) (\(backend.device.type))")
+            print("GEMM 512³: \(times.joined(separator: ", ")); chosen \(gemm.chosen)")
             let header = ["shape", "classic ms", "split ms", "chosen"]
             print(header[0].padding(toLength: 24, withPad: " ", startingAt: 0) + header[1...].map(pad).joined())
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         for step in shapes {
             let tuning = try backend.tune(step)
             if json {

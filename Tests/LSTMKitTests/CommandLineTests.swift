@@ -102,6 +102,31 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// `tune`: the GEMM choice, then per distinct layer shape each variant's time and the choice;
+    /// with the variable set, the forced variant and no timing; `--json` lines decode.
+    func testTuneReportsTimingsAndChoices() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built")
+        let device = try requireOpenCL()
+        let arguments = [
+            "tune", "--device", "\(device.device.index)", "--shape", "8,12,3,5", "--shape", "4,12,3,9", "--shape",
+            "8,16,2,4", "--json",
+        ]
+        let timed = try runProcess(executable.path, arguments, removing: [OpenCLStepVariant.environmentVariable])
+        XCTAssertEqual(timed.status, 0, timed.output)
+        let lines = timed.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { Data($0.utf8) }
+        XCTAssertEqual(lines.count, 3, "the GEMM and two distinct shapes (H=12 B=3 twice)\n\(timed.output)")
+        let gemm = try JSONDecoder().decode([String: OpenCLGEMMTuning].self, from: lines[0])["gemm"]
+        XCTAssertEqual(Set(try XCTUnwrap(gemm).milliseconds.keys), ["tiled", "blocked"])
+        let tunings = try lines.dropFirst().map { try JSONDecoder().decode(OpenCLTuning.self, from: $0) }
+        XCTAssertEqual(tunings.map(\.shape.hiddenSize), [12, 16])
+        XCTAssertTrue(tunings.allSatisfy { $0.reason == "timed" && $0.timings.allSatisfy { $0.milliseconds != nil } })
+        let forced = try runProcess(
+            executable.path, Array(arguments.dropLast()), environment: [OpenCLStepVariant.environmentVariable: "split"])
+        XCTAssertEqual(forced.status, 0, forced.output)
+        XCTAssertTrue(forced.output.contains("split (forced)"), forced.output)
+        XCTAssertTrue(forced.output.contains("GEMM 512³:"), forced.output)
+    }
+
     /// A run killed after its checkpoint and resumed with --resume logs the same losses as an
     /// uninterrupted run (bitwise: the CPU path is deterministic).
     func testKilledTrainingResumesExactly() throws {

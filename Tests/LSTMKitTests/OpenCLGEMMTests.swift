@@ -3,7 +3,7 @@ import XCTest
 
 @_spi(Backend) @testable import LSTMKit
 
-/// The OpenCL GEMM (tiled, and split-K with its two-pass sum) against a float64 product on
+/// The OpenCL GEMM (tiled, blocked, and split-K with its two-pass sum) against a float64 product on
 /// the host, every transpose combination, offsets, leading dimensions wider than the rows,
 /// ragged sizes and both beta cases.
 final class OpenCLGEMMTests: XCTestCase {
@@ -39,9 +39,12 @@ final class OpenCLGEMMTests: XCTestCase {
                         bufferB = try backend.makeBuffer(count: b.count)
                     try backend.write(a, to: bufferA, offset: 0)
                     try backend.write(b, to: bufferB, offset: 0)
-                    for slices in [1, 2, 3, 7] {
-                        backend.gemmSlicesOverride = slices
-                        defer { backend.gemmSlicesOverride = nil }
+                    let runs: [(Int, OpenCLGEMMVariant)] = [
+                        (1, .tiled), (1, .blocked), (2, .tiled), (3, .tiled), (7, .tiled),
+                    ]
+                    for (slices, variant) in runs {
+                        (backend.gemmSlicesOverride, backend.gemmVariantOverride) = (slices, variant)
+                        defer { (backend.gemmSlicesOverride, backend.gemmVariantOverride) = (nil, nil) }
                         let bufferC = try backend.makeBuffer(count: c0.count)
                         try backend.write(c0, to: bufferC, offset: 0)
                         try backend.gemm(
@@ -54,13 +57,26 @@ final class OpenCLGEMMTests: XCTestCase {
                         for i in 0..<got.count { worst = max(worst, abs(got[i] - expected[i])) }
                         XCTAssertLessThan(
                             worst, 1e-4 * Float(k).squareRoot(),
-                            "m \(m) n \(n) k \(k) transposes \(transposeA) \(transposeB) beta \(beta) slices \(slices)")
+                            "m \(m) n \(n) k \(k) transposes \(transposeA) \(transposeB) beta \(beta) slices \(slices) "
+                                + "\(variant)")
                         // Elements outside C's rows (the offset, the row padding) are untouched.
                         XCTAssertEqual(Array(got[0..<offC]), Array(c0[0..<offC]))
                     }
                 }
             }
         }
+    }
+
+    func testTheGEMMTunerTimesBothKernelsAndKeepsTheFaster() throws {
+        let shared = try requireOpenCL()
+        let backend = try OpenCLBackend(info: shared.device)
+        let tuning = try backend.tuneGEMM()
+        XCTAssertEqual(Set(tuning.milliseconds.keys), Set(OpenCLGEMMVariant.allCases.map(\.rawValue)))
+        XCTAssertTrue(tuning.milliseconds.values.allSatisfy { $0 > 0 && $0.isFinite })
+        XCTAssertEqual(tuning.milliseconds[tuning.chosen.rawValue], tuning.milliseconds.values.min())
+        XCTAssertEqual(try backend.gemmVariant(), tuning.chosen)
+        XCTAssertNil(backend.gemmVariantOverride)
+        XCTAssertNil(backend.gemmSlicesOverride)
     }
 
     func testSlicesAreChosenOnlyForLongKAndFewTiles() throws {

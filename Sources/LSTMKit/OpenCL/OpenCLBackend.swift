@@ -32,6 +32,9 @@ public final class OpenCLBackend: LSTMBackend {
     public internal(set) var tunings: [OpenCLStepShape: OpenCLTuning] = [:]
     /// Tests: the K slices every tiled GEMM uses (nil: `gemmSlices(m:n:k:)` decides).
     var gemmSlicesOverride: Int?
+    /// The GEMM kernel for unsplit products: forced (tests), or timed once (`tuneGEMM`).
+    var gemmVariantOverride: OpenCLGEMMVariant?
+    public internal(set) var gemmTuning: OpenCLGEMMTuning?
 
     /// A backend on the device chosen by `device` (index or name substring; nil: the
     /// `LSTM_GPU_DEVICE` variable, else the first GPU, else the first device).
@@ -172,9 +175,10 @@ public final class OpenCLBackend: LSTMBackend {
                 transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, b: b,
                 beta: beta, c: c, slices: slices)
         } else if useTiledGEMM {
-            let (tile, side) = (OpenCLTiles.gemmTile, OpenCLTiles.gemmGroupSide)
+            let variant = try gemmVariant()
+            let (tile, side) = (OpenCLTiles.gemmTile, variant.groupSide)
             try launch(
-                "gemm_tiled", in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
+                variant.kernel, in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
                 local: [side, side], work: work, arguments)
         } else {
             try launch("gemm_plain", in: .gemm, global: [n, m], work: work, arguments)

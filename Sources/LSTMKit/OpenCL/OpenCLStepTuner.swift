@@ -115,3 +115,48 @@ extension OpenCLBackend {
         }
     }
 }
+
+/// The GEMM kernel choice (`OpenCLGEMMVariant`), once per device.
+extension OpenCLBackend {
+    /// The GEMM variant unsplit tiled products run: forced, or timed on first use.
+    func gemmVariant() throws -> OpenCLGEMMVariant {
+        if let gemmVariantOverride { return gemmVariantOverride }
+        if let gemmTuning { return gemmTuning.chosen }
+        return try tuneGEMM().chosen
+    }
+
+    /// Times both GEMM kernels on a 512 × 512 × 512 product (A · Bᵀ, as the input projection),
+    /// best of `tuningRuns` after a warm-up each, and keeps the faster for this backend.
+    @discardableResult
+    public func tuneGEMM() throws -> OpenCLGEMMTuning {
+        let size = 512
+        let a = try makeBuffer(count: size * size), b = try makeBuffer(count: size * size)
+        let c = try makeScratchBuffer(count: size * size)
+        try write((0..<(size * size)).map { Float($0 % 7) - 3 }, to: a, offset: 0)
+        try write((0..<(size * size)).map { Float($0 % 5) - 2 }, to: b, offset: 0)
+        var milliseconds: [String: Double] = [:]
+        var best: (OpenCLGEMMVariant, Double)?
+        for variant in OpenCLGEMMVariant.allCases {
+            (gemmVariantOverride, gemmSlicesOverride) = (variant, 1)  // the whole product, unsplit
+            defer { (gemmVariantOverride, gemmSlicesOverride) = (nil, nil) }
+            let run = {
+                try self.gemm(
+                    transposeB: true, m: size, n: size, k: size, a: MatrixView(a, rowStride: size),
+                    b: MatrixView(b, rowStride: size), beta: 0, c: MatrixView(c, rowStride: size))
+                try self.synchronize()
+            }
+            try run()
+            var fastest = Double.infinity
+            for _ in 0..<Self.tuningRuns {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try run()
+                fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            milliseconds[variant.rawValue] = fastest
+            if best == nil || fastest < best!.1 { best = (variant, fastest) }
+        }
+        let tuning = OpenCLGEMMTuning(milliseconds: milliseconds, chosen: best!.0)
+        gemmTuning = tuning
+        return tuning
+    }
+}

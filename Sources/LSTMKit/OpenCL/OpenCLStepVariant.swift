@@ -81,3 +81,25 @@ public struct OpenCLTuning: Sendable, Codable, Equatable {
     /// or "only" (the one the device can run).
     public var reason: String
 }
+
+/// The GEMM kernel the OpenCL backend runs for its unsplit products (the input projection,
+/// the weight gradients, the model's linear layers): `tiled` (16×16 items of 4×4 outputs) or
+/// `blocked` (8×8 items of 8×8 outputs: a larger register tile). Chosen once per device by
+/// timing both on a 512³ product (`OpenCLBackend.tuneGEMM`); `lstm-gpu tune` shows it.
+public enum OpenCLGEMMVariant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
+    case tiled, blocked
+    public var description: String { rawValue }
+    /// The kernel's name in gemm.cl.
+    var kernel: String { self == .tiled ? "gemm_tiled" : "gemm_blocked" }
+    /// Items per side of its work-group.
+    var groupSide: Int {
+        self == .tiled ? OpenCLTiles.gemmGroupSide : OpenCLTiles.gemmTile / OpenCLTiles.gemmBlockedWidth
+    }
+}
+
+/// What `OpenCLBackend.tuneGEMM` measured: milliseconds per variant (best of the timed runs)
+/// and the one chosen.
+public struct OpenCLGEMMTuning: Sendable, Codable, Equatable {
+    public var milliseconds: [String: Double]
+    public var chosen: OpenCLGEMMVariant
+}

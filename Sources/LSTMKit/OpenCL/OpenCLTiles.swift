@@ -5,6 +5,8 @@ enum OpenCLTiles {
     /// gemm_tiled: a GEMM_TILE × GEMM_TILE output tile per work-group, GEMM_WPT × GEMM_WPT
     /// outputs per item (so (GEMM_TILE / GEMM_WPT)² items per group), K in slices of GEMM_K.
     static let gemmTile = 64, gemmItemTile = 4, gemmK = 16
+    /// gemm_blocked: outputs per item side (GEMM_BW in gemm.cl; 64 / 8 = 8 items per side).
+    static let gemmBlockedWidth = 8
     /// Items per side of a gemm_tiled work-group.
     static var gemmGroupSide: Int { gemmTile / gemmItemTile }
     /// lstm_forward_step: hidden units per work-group, batch rows per item, K per local tile.
