@@ -79,6 +79,31 @@ final class OpenCLGEMMTests: XCTestCase {
         XCTAssertNil(backend.gemmSlicesOverride)
     }
 
+    /// Without a 512³ tuning, the first product with beta = 0 runs with both kernels and keeps
+    /// the faster; a product with beta ≠ 0 (which reads C) is never repeated for that.
+    func testTheFirstProductTunesTheGEMM() throws {
+        let shared = try requireOpenCL()
+        let backend = try OpenCLBackend(info: shared.device)
+        let a = try backend.makeBuffer(count: 6), b = try backend.makeBuffer(count: 6)
+        try backend.write([1, 2, 3, 4, 5, 6], to: a, offset: 0)
+        try backend.write([1, 0, 2, 1, 0, 3], to: b, offset: 0)
+        let c = try backend.makeBuffer(count: 4)
+        try backend.write([1, 1, 1, 1], to: c, offset: 0)
+        backend.gemmSlicesOverride = 1
+        // [2, 3] · [3, 2] + C: not a tuning run.
+        try backend.gemm(
+            m: 2, n: 2, k: 3, a: MatrixView(a, rowStride: 3), b: MatrixView(b, rowStride: 2), beta: 1,
+            c: MatrixView(c, rowStride: 2))
+        XCTAssertNil(backend.gemmTuning)
+        XCTAssertEqual(try backend.read(c, offset: 0, count: 4), [6, 12, 15, 24])  // A·B = [[5, 11], [14, 23]], + 1
+        try backend.gemm(
+            m: 2, n: 2, k: 3, a: MatrixView(a, rowStride: 3), b: MatrixView(b, rowStride: 2), beta: 0,
+            c: MatrixView(c, rowStride: 2))
+        let tuning = try XCTUnwrap(backend.gemmTuning)
+        XCTAssertEqual(Set(tuning.milliseconds.keys), ["tiled", "blocked"])
+        XCTAssertEqual(try backend.read(c, offset: 0, count: 4), [5, 11, 14, 23], "the product once, not added twice")
+    }
+
     func testSlicesAreChosenOnlyForLongKAndFewTiles() throws {
         let backend = try requireOpenCL()
         let units = max(1, backend.device.computeUnits)

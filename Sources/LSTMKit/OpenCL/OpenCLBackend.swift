@@ -175,11 +175,18 @@ public final class OpenCLBackend: LSTMBackend {
                 transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, b: b,
                 beta: beta, c: c, slices: slices)
         } else if useTiledGEMM {
-            let variant = try gemmVariant()
-            let (tile, side) = (OpenCLTiles.gemmTile, variant.groupSide)
-            try launch(
-                variant.kernel, in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
-                local: [side, side], work: work, arguments)
+            let tile = OpenCLTiles.gemmTile
+            let run = { (variant: OpenCLGEMMVariant) in
+                let side = variant.groupSide
+                try self.launch(
+                    variant.kernel, in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
+                    local: [side, side], work: work, arguments)
+            }
+            if gemmVariantOverride == nil, gemmTuning == nil, beta == 0 {
+                try tuneGEMM(on: run, flops: 2 * Double(m) * Double(n) * Double(k))  // runs it with each kernel
+            } else {
+                try run(gemmVariant())
+            }
         } else {
             try launch("gemm_plain", in: .gemm, global: [n, m], work: work, arguments)
         }

@@ -116,17 +116,35 @@ extension OpenCLBackend {
     }
 }
 
-/// The GEMM kernel choice (`OpenCLGEMMVariant`), once per device.
+/// The GEMM kernel choice (`OpenCLGEMMVariant`), once per backend.
 extension OpenCLBackend {
-    /// The GEMM variant unsplit tiled products run: forced, or timed on first use.
+    /// The GEMM variant unsplit tiled products run: forced, else the one timed, else `tiled`
+    /// (until the first product with beta = 0 times both: `tuneGEMM(on:flops:)`).
     func gemmVariant() throws -> OpenCLGEMMVariant {
-        if let gemmVariantOverride { return gemmVariantOverride }
-        if let gemmTuning { return gemmTuning.chosen }
-        return try tuneGEMM().chosen
+        gemmVariantOverride ?? gemmTuning?.chosen ?? .tiled
+    }
+
+    /// Times the backend's first GEMM with beta = 0 with each kernel in turn (both write the
+    /// same C, so the second run only repeats the first: one extra product per backend, no
+    /// extra work otherwise) and keeps the faster. The queue is drained before and after each.
+    func tuneGEMM(on run: (OpenCLGEMMVariant) throws -> Void, flops: Double) throws {
+        var milliseconds: [String: Double] = [:]
+        var best: (variant: OpenCLGEMMVariant, ms: Double)?
+        for variant in OpenCLGEMMVariant.allCases {
+            try synchronize()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try run(variant)
+            try synchronize()
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            milliseconds[variant.rawValue] = ms
+            if best == nil || ms < best!.ms { best = (variant, ms) }
+        }
+        gemmTuning = OpenCLGEMMTuning(milliseconds: milliseconds, chosen: best!.variant)
     }
 
     /// Times both GEMM kernels on a 512 × 512 × 512 product (A · Bᵀ, as the input projection),
-    /// best of `tuningRuns` after a warm-up each, and keeps the faster for this backend.
+    /// best of `tuningRuns` after a warm-up each, and keeps the faster for this backend (a
+    /// more careful measurement than the first product's, for `lstm-gpu tune`).
     @discardableResult
     public func tuneGEMM() throws -> OpenCLGEMMTuning {
         let size = 512

@@ -84,8 +84,9 @@ public struct OpenCLTuning: Sendable, Codable, Equatable {
 
 /// The GEMM kernel the OpenCL backend runs for its unsplit products (the input projection,
 /// the weight gradients, the model's linear layers): `tiled` (16×16 items of 4×4 outputs) or
-/// `blocked` (8×8 items of 8×8 outputs: a larger register tile). Chosen once per device by
-/// timing both on a 512³ product (`OpenCLBackend.tuneGEMM`); `lstm-gpu tune` shows it.
+/// `blocked` (8×8 items of 8×8 outputs: a larger register tile). Chosen per backend by
+/// running its first product with beta = 0 with both and timing them; `lstm-gpu tune`
+/// (`OpenCLBackend.tuneGEMM()`) measures both more carefully on a 512³ product.
 public enum OpenCLGEMMVariant: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
     case tiled, blocked
     public var description: String { rawValue }
@@ -97,8 +98,7 @@ public enum OpenCLGEMMVariant: String, CaseIterable, Sendable, Codable, CustomSt
     }
 }
 
-/// What `OpenCLBackend.tuneGEMM` measured: milliseconds per variant (best of the timed runs)
-/// and the one chosen.
+/// What the GEMM tuning measured: milliseconds per variant and the one chosen.
 public struct OpenCLGEMMTuning: Sendable, Codable, Equatable {
     public var milliseconds: [String: Double]
     public var chosen: OpenCLGEMMVariant
