@@ -84,6 +84,7 @@ final class OpenCLGEMMTests: XCTestCase {
     func testTheFirstProductTunesTheGEMM() throws {
         let shared = try requireOpenCL()
         let backend = try OpenCLBackend(info: shared.device)
+        backend.tuningStore = OpenCLTuningStore(file: nil)  // nothing from earlier processes
         let a = try backend.makeBuffer(count: 6), b = try backend.makeBuffer(count: 6)
         try backend.write([1, 2, 3, 4, 5, 6], to: a, offset: 0)
         try backend.write([1, 0, 2, 1, 0, 3], to: b, offset: 0)

@@ -12,6 +12,7 @@ final class OpenCLTunerTests: XCTestCase {
             ProcessInfo.processInfo.environment[OpenCLStepVariant.environmentVariable] != nil,
             "LSTM_GPU_KERNEL_VARIANT is set: nothing is tuned")
         let backend = try OpenCLBackend(info: shared.device)
+        backend.tuningStore = OpenCLTuningStore(file: nil)  // nothing from earlier processes
         let shape = OpenCLStepShape(hiddenSize: 19, outputSize: 19, batch: 3)
         let tuning = try backend.tune(shape)
         XCTAssertEqual(tuning.reason, "timed")
@@ -29,6 +30,40 @@ final class OpenCLTunerTests: XCTestCase {
         let other = DirectionShape(sequenceLength: 2, batch: 2, layerInputSize: 3, hiddenSize: 7, outputSize: 5)
         _ = try backend.stepVariant(for: other)
         XCTAssertNotNil(backend.tunings[OpenCLStepShape(other)])
+    }
+
+    /// A later backend on the device reads what an earlier one chose, without timing; a corrupt
+    /// file is ignored (with a warning) and replaced by the next tuning.
+    func testTuningsPersistAndACorruptStoreIsIgnored() throws {
+        let shared = try requireOpenCL()
+        try XCTSkipIf(
+            ProcessInfo.processInfo.environment[OpenCLStepVariant.environmentVariable] != nil,
+            "LSTM_GPU_KERNEL_VARIANT is set: nothing is tuned")
+        let file = try temporaryFolder() + "/tuning.json"
+        let shape = OpenCLStepShape(hiddenSize: 9, outputSize: 9, batch: 2)
+        let direction = DirectionShape(sequenceLength: 3, batch: 2, layerInputSize: 4, hiddenSize: 9, outputSize: 9)
+        let first = try OpenCLBackend(info: shared.device)
+        first.tuningStore = OpenCLTuningStore(file: file)
+        let tuning = try first.tune(shape)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        let second = try OpenCLBackend(info: shared.device)
+        second.tuningStore = OpenCLTuningStore(file: file)
+        XCTAssertEqual(try second.stepVariant(for: direction), tuning.chosen)
+        XCTAssertEqual(second.tunings[shape]?.reason, "cached")
+        XCTAssertEqual(second.tunings[shape]?.timings, tuning.timings)
+
+        for garbage in [
+            "{not json", #"{"format":"other/9","steps":[]}"#,
+            #"{"format":"lstm-gpu-tuning/1","steps":[{"shape":{"hiddenSize":4,"outputSize":9,"batch":1},"timings":[],"chosen":"split","reason":"timed"}]}"#,
+        ] {
+            try garbage.write(toFile: file, atomically: true, encoding: .utf8)
+            XCTAssertEqual(OpenCLTuningStore(file: file).load(), OpenCLTuningStore.Contents(), garbage)
+            let third = try OpenCLBackend(info: shared.device)
+            third.tuningStore = OpenCLTuningStore(file: file)
+            _ = try third.stepVariant(for: direction)
+            XCTAssertEqual(third.tunings[shape]?.reason, "timed", garbage)
+            XCTAssertEqual(OpenCLTuningStore(file: file).load().steps.map(\.shape), [shape], "replaced")
+        }
     }
 
     func testAForcedVariantIsReportedWithoutTiming() throws {

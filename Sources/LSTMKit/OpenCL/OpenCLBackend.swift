@@ -35,6 +35,10 @@ public final class OpenCLBackend: LSTMBackend {
     /// The GEMM kernel for unsplit products: forced (tests), or timed once (`tuneGEMM`).
     var gemmVariantOverride: OpenCLGEMMVariant?
     public internal(set) var gemmTuning: OpenCLGEMMTuning?
+    /// Where tunings persist between processes (tests point it elsewhere before first use).
+    var tuningStore: OpenCLTuningStore
+    /// Whether `tuningStore` has been read into `tunings` and `gemmTuning`.
+    var tuningsLoaded = false
 
     /// A backend on the device chosen by `device` (index or name substring; nil: the
     /// `LSTM_GPU_DEVICE` variable, else the first GPU, else the first device).
@@ -49,6 +53,8 @@ public final class OpenCLBackend: LSTMBackend {
     public init(info: OpenCLDeviceInfo, profiling: Bool = false, stepVariant: OpenCLStepVariant? = nil) throws {
         runtime = try OpenCLRuntime(device: info, profiling: profiling)
         forcedStepVariant = stepVariant
+        tuningStore = OpenCLTuningStore(
+            device: info, options: OpenCLTiles.buildOptions, sources: KernelSource.allCases.map(\.text))
         let program = try runtime.program(
             named: "gemm.cl", source: KernelSource.gemm.text, options: OpenCLTiles.buildOptions)
         let gemm = try runtime.kernel("gemm_tiled", programKey: KernelSource.gemm.rawValue) { program }
@@ -182,6 +188,7 @@ public final class OpenCLBackend: LSTMBackend {
                     variant.kernel, in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
                     local: [side, side], work: work, arguments)
             }
+            loadTuningsOnce()
             if gemmVariantOverride == nil, gemmTuning == nil, beta == 0 {
                 try tuneGEMM(on: run, flops: 2 * Double(m) * Double(n) * Double(k))  // runs it with each kernel
             } else {

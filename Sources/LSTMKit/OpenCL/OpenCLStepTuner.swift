@@ -22,8 +22,30 @@ extension OpenCLBackend {
             return forced
         }
         let key = OpenCLStepShape(s)
+        loadTuningsOnce()
         if let known = tunings[key] { return known.chosen }
         return try tune(key).chosen
+    }
+
+    /// Reads the choices an earlier process stored for this device (once; `reason` "cached").
+    func loadTuningsOnce() {
+        guard !tuningsLoaded else { return }
+        tuningsLoaded = true
+        let contents = tuningStore.load()
+        for var tuning in contents.steps where tunings[tuning.shape] == nil {
+            tuning.reason = "cached"
+            tunings[tuning.shape] = tuning
+        }
+        if gemmTuning == nil { gemmTuning = contents.gemm }
+    }
+
+    /// Writes every choice made so far to the store.
+    func saveTunings() {
+        let steps = tunings.values.sorted {
+            ($0.shape.hiddenSize, $0.shape.outputSize, $0.shape.batch)
+                < ($1.shape.hiddenSize, $1.shape.outputSize, $1.shape.batch)
+        }
+        tuningStore.store(OpenCLTuningStore.Contents(steps: steps, gemm: gemmTuning))
     }
 
     /// The variant forced for this backend (`init(info:profiling:stepVariant:)`, else
@@ -61,7 +83,8 @@ extension OpenCLBackend {
 
     /// Times every variant this device runs on `shape` (a training step of `tuningSteps`
     /// steps on a one-layer LSTM of that shape, best of `tuningRuns` after a warm-up) and
-    /// remembers the faster for this backend. With a forced variant, reports it without timing.
+    /// remembers the faster for this backend and, through `OpenCLTuningStore`, for later
+    /// processes on this device. With a forced variant, reports it without timing.
     @discardableResult
     public func tune(_ shape: OpenCLStepShape) throws -> OpenCLTuning {
         if let forced = try forcedVariant() {
@@ -94,7 +117,9 @@ extension OpenCLBackend {
             : timings.filter { $0.milliseconds != nil }.min { $0.milliseconds! < $1.milliseconds! }!.variant
         let tuning = OpenCLTuning(
             shape: shape, timings: timings, chosen: chosen, reason: runnable.count == 1 ? "only" : "timed")
+        loadTuningsOnce()  // so that saving keeps what an earlier process found for other shapes
         tunings[shape] = tuning
+        saveTunings()
         return tuning
     }
 
@@ -140,6 +165,7 @@ extension OpenCLBackend {
             if best == nil || ms < best!.ms { best = (variant, ms) }
         }
         gemmTuning = OpenCLGEMMTuning(milliseconds: milliseconds, chosen: best!.variant)
+        saveTunings()
     }
 
     /// Times both GEMM kernels on a 512 × 512 × 512 product (A · Bᵀ, as the input projection),
@@ -174,7 +200,9 @@ extension OpenCLBackend {
             if best == nil || fastest < best!.1 { best = (variant, fastest) }
         }
         let tuning = OpenCLGEMMTuning(milliseconds: milliseconds, chosen: best!.0)
+        loadTuningsOnce()
         gemmTuning = tuning
+        saveTunings()
         return tuning
     }
 }

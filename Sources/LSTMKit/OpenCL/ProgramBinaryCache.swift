@@ -10,25 +10,28 @@ struct ProgramBinaryCache {
     let file: String?
 
     init(device: OpenCLDeviceInfo, source: String, options: String) {
-        let environment = ProcessInfo.processInfo.environment
-        let folder: String?
-        switch environment["LSTM_GPU_KERNEL_CACHE"] {
-        case "off", "0", "none": folder = nil
-        case let path? where !path.isEmpty: folder = path
-        default:
-            if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
-                folder = xdg + "/lstm-gpu/kernels"
-            } else if let home = environment["HOME"], !home.isEmpty {
-                folder = home + "/.cache/lstm-gpu/kernels"
-            } else {
-                folder = nil
-            }
+        let identity = ProgramBinaryCache.identity(device) + [options, source]
+        file = ProgramBinaryCache.folder.map {
+            $0 + "/" + ProgramBinaryCache.hash(identity.joined(separator: "\u{1}")) + ".bin"
         }
-        let identity = [
-            device.name, device.vendor, device.version, device.driverVersion, device.platform, options, source,
-        ]
-        .joined(separator: "\u{1}")
-        file = folder.map { $0 + "/" + ProgramBinaryCache.hash(identity) + ".bin" }
+    }
+
+    /// The cache folder (nil: disabled), from the environment at each call.
+    static var folder: String? {
+        let environment = ProcessInfo.processInfo.environment
+        switch environment["LSTM_GPU_KERNEL_CACHE"] {
+        case "off", "0", "none": return nil
+        case let path? where !path.isEmpty: return path
+        default:
+            if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/lstm-gpu/kernels" }
+            if let home = environment["HOME"], !home.isEmpty { return home + "/.cache/lstm-gpu/kernels" }
+            return nil
+        }
+    }
+
+    /// What identifies a device and its driver in cache keys.
+    static func identity(_ device: OpenCLDeviceInfo) -> [String] {
+        [device.name, device.vendor, device.version, device.driverVersion, device.platform]
     }
 
     func load() -> [UInt8]? {
