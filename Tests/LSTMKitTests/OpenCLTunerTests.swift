@@ -64,6 +64,12 @@ final class OpenCLTunerTests: XCTestCase {
             XCTAssertEqual(third.tunings[shape]?.reason, "timed", garbage)
             XCTAssertEqual(OpenCLTuningStore(file: file).load().steps.map(\.shape), [shape], "replaced")
         }
+        // A FIFO or a folder at the path is ignored (never opened for reading: that would block).
+        let fifo = try temporaryFolder() + "/tuning.json"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        XCTAssertEqual(OpenCLTuningStore(file: fifo).load(), OpenCLTuningStore.Contents())
+        let folder = try temporaryFolder()
+        XCTAssertEqual(OpenCLTuningStore(file: folder).load(), OpenCLTuningStore.Contents())
     }
 
     func testAForcedVariantIsReportedWithoutTiming() throws {

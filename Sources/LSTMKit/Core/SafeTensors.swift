@@ -229,8 +229,9 @@ private func exactCount(_ value: Any) -> Int? {
 }
 
 /// The contents of the regular file at `path`; a directory, FIFO, device or socket is
-/// refused by what it is (reading a FIFO would block), as is a missing or unreadable file.
-func readRegularFile(_ path: String) throws -> Data {
+/// refused by what it is (reading a FIFO would block), as is a missing or unreadable file,
+/// and one larger than `maximumBytes` when given.
+func readRegularFile(_ path: String, maximumBytes: Int? = nil) throws -> Data {
     var info = stat()
     guard stat(path, &info) == 0 else {
         throw LSTMError.io(
@@ -240,6 +241,10 @@ func readRegularFile(_ path: String) throws -> Data {
     case S_IFREG: break
     case S_IFDIR: throw LSTMError.io(path: path, reason: "is a directory, not a file")
     default: throw LSTMError.io(path: path, reason: "is not a regular file (a FIFO, device or socket)")
+    }
+    if let maximumBytes, Int(info.st_size) > maximumBytes {
+        throw LSTMError.io(
+            path: path, reason: "is \(info.st_size) bytes, more than the \(maximumBytes) such a file may have")
     }
     guard let handle = FileHandle(forReadingAtPath: path) else {
         throw LSTMError.io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")

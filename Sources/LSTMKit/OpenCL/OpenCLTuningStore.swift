@@ -5,8 +5,9 @@ import Foundation
 /// options and kernel sources (a 128-bit hash of them names it, so a new driver or changed
 /// kernels tune afresh), holding the step variant chosen per layer shape (H, Hout, B) and the
 /// GEMM kernel. A later process on the same device uses them without timing. Written
-/// atomically after each tuning; a file that cannot be read or decoded, or whose entries are
-/// not valid, is ignored with a warning on standard error (and replaced by the next tuning).
+/// atomically after each tuning; a file that cannot be read or decoded (a folder, a FIFO, one
+/// over 16 MiB), or whose entries are not valid, is ignored with a warning on standard error
+/// (and replaced by the next tuning).
 struct OpenCLTuningStore {
     /// The file (nil: no cache folder).
     let file: String?
@@ -18,6 +19,8 @@ struct OpenCLTuningStore {
         var gemm: OpenCLGEMMTuning?
     }
     static let format = "lstm-gpu-tuning/1"
+    /// A tuning file is a few kB; anything past this is not one.
+    static let maximumBytes = 16 << 20
 
     init(file: String?) { self.file = file }
 
@@ -31,9 +34,7 @@ struct OpenCLTuningStore {
     func load() -> Contents {
         guard let file, FileManager.default.fileExists(atPath: file) else { return Contents() }
         do {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw LSTMError.invalidArgument("it cannot be read")
-            }
+            let data = try readRegularFile(file, maximumBytes: Self.maximumBytes)
             let contents = try JSONDecoder().decode(Contents.self, from: data)
             guard contents.format == Self.format else {
                 throw LSTMError.invalidArgument("format '\(contents.format)', not '\(Self.format)'")
@@ -46,8 +47,14 @@ struct OpenCLTuningStore {
             }
             return contents
         } catch {
-            let reason = (error as? LSTMError)?.localizedDescription ?? "\(error)"
-            FileHandle.standardError.write(Data("warning: ignoring the OpenCL tuning cache \(file): \(reason)\n".utf8))
+            // An I/O error names the file itself; the others are about its contents.
+            let reason: String
+            if case .io? = error as? LSTMError {
+                reason = error.localizedDescription
+            } else {
+                reason = "\(file): " + ((error as? LSTMError)?.localizedDescription ?? "\(error)")
+            }
+            FileHandle.standardError.write(Data("warning: ignoring the OpenCL tuning cache \(reason)\n".utf8))
             return Contents()
         }
     }

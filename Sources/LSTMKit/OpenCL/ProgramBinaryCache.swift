@@ -34,8 +34,11 @@ struct ProgramBinaryCache {
         [device.name, device.vendor, device.version, device.driverVersion, device.platform]
     }
 
+    /// The stored binary, or nil (none, or not a regular file of at most 1 GiB: then it is rebuilt).
     func load() -> [UInt8]? {
-        guard let file, let data = FileManager.default.contents(atPath: file), !data.isEmpty else { return nil }
+        guard let file, FileManager.default.fileExists(atPath: file),
+            let data = try? readRegularFile(file, maximumBytes: 1 << 30), !data.isEmpty
+        else { return nil }
         return [UInt8](data)
     }
 
