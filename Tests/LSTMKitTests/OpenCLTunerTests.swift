@@ -72,6 +72,22 @@ final class OpenCLTunerTests: XCTestCase {
         XCTAssertEqual(OpenCLTuningStore(file: folder).load(), OpenCLTuningStore.Contents())
     }
 
+    /// A shape too large to time (timing makes a second model of it; 8 TB here) still gets a variant.
+    func testAShapeTooLargeToTimeFallsBackWithoutFailing() throws {
+        let shared = try requireOpenCL()
+        try XCTSkipIf(
+            ProcessInfo.processInfo.environment[OpenCLStepVariant.environmentVariable] != nil,
+            "LSTM_GPU_KERNEL_VARIANT is set: nothing is tuned")
+        let backend = try OpenCLBackend(info: shared.device)
+        backend.tuningStore = OpenCLTuningStore(file: nil)
+        let huge = DirectionShape(
+            sequenceLength: 1, batch: 1, layerInputSize: 1, hiddenSize: 500_000, outputSize: 500_000)
+        XCTAssertEqual(try backend.stepVariant(for: huge), .split)
+        let tuning = try XCTUnwrap(backend.tunings[OpenCLStepShape(huge)])
+        XCTAssertTrue(tuning.reason.hasPrefix("untimed"), tuning.reason)
+        XCTAssertNil(backend.variantUnderTest)
+    }
+
     func testAForcedVariantIsReportedWithoutTiming() throws {
         let shared = try requireOpenCL()
         for variant in OpenCLStepVariant.allCases {

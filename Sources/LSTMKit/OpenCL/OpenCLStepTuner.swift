@@ -24,7 +24,16 @@ extension OpenCLBackend {
         let key = OpenCLStepShape(s)
         loadTuningsOnce()
         if let known = tunings[key] { return known.chosen }
-        return try tune(key).chosen
+        do {
+            return try tune(key).chosen
+        } catch LSTMError.outOfMemory {
+            // Timing needs a second model of this shape; where that does not fit, the forward
+            // itself still runs, on the GPU-shaped variant when the device takes it.
+            let fallback: OpenCLStepVariant = try supports(.split) ? .split : .classic
+            tunings[key] = OpenCLTuning(
+                shape: key, timings: [], chosen: fallback, reason: "untimed: no memory for a second model to time")
+            return fallback
+        }
     }
 
     /// Reads the choices an earlier process stored for this device (once; `reason` "cached").
@@ -129,6 +138,10 @@ extension OpenCLBackend {
         let (h, hout, batch, steps) = (shape.hiddenSize, shape.outputSize, shape.batch, Self.tuningSteps)
         let config = LSTMConfiguration(inputSize: 1, hiddenSize: h, projectionSize: hout == h ? 0 : hout)
         try config.validate()
+        // The weights are made on the host first: refuse a shape that cannot fit before allocating.
+        try SizeLimits.requireHostMemory(
+            floats: SizeLimits.saturatingProduct([config.parameterCount, 2]),
+            for: "tuning the step kernels for \(shape)")
         let stack = try LSTMStack(configuration: config, backend: self, weights: LSTM.initialWeights(config, seed: 1))
         let input = try makeBuffer(count: steps * batch)
         let outputGradient = try makeBuffer(count: steps * batch * hout)

@@ -78,7 +78,8 @@ public struct OpenCLTuning: Sendable, Codable, Equatable {
     public var timings: [OpenCLStepTiming]
     public var chosen: OpenCLStepVariant
     /// Why: "timed" (the faster), "forced" (`LSTM_GPU_KERNEL_VARIANT` or the backend's setting),
-    /// or "only" (the one the device can run).
+    /// "only" (the one the device can run), "cached" (timed by an earlier process on this
+    /// device), or "untimed: …" (no memory to time it: `split` where the device takes it).
     public var reason: String
 }
 
