@@ -6,13 +6,20 @@ import XCTest
 /// The OpenCL step-kernel autotuner (`OpenCLStepVariant`, `OpenCLBackend.tune`): it times
 /// every variant the device runs, keeps the faster per shape, and a forced variant wins.
 final class OpenCLTunerTests: XCTestCase {
-    func testTuningTimesEveryVariantAndKeepsTheFaster() throws {
+    /// A fresh backend on the test device that tunes (skips when LSTM_GPU_KERNEL_VARIANT
+    /// forces a variant) and keeps nothing from earlier processes.
+    func tunableBackend() throws -> OpenCLBackend {
         let shared = try requireOpenCL()
         try XCTSkipIf(
             ProcessInfo.processInfo.environment[OpenCLStepVariant.environmentVariable] != nil,
             "LSTM_GPU_KERNEL_VARIANT is set: nothing is tuned")
         let backend = try OpenCLBackend(info: shared.device)
-        backend.tuningStore = OpenCLTuningStore(file: nil)  // nothing from earlier processes
+        backend.tuningStore = OpenCLTuningStore(file: nil)
+        return backend
+    }
+
+    func testTuningTimesEveryVariantAndKeepsTheFaster() throws {
+        let backend = try tunableBackend()
         let shape = OpenCLStepShape(hiddenSize: 19, outputSize: 19, batch: 3)
         let tuning = try backend.tune(shape)
         XCTAssertEqual(tuning.reason, "timed")
@@ -74,12 +81,7 @@ final class OpenCLTunerTests: XCTestCase {
 
     /// A shape too large to time (timing makes a second model of it; 8 TB here) still gets a variant.
     func testAShapeTooLargeToTimeFallsBackWithoutFailing() throws {
-        let shared = try requireOpenCL()
-        try XCTSkipIf(
-            ProcessInfo.processInfo.environment[OpenCLStepVariant.environmentVariable] != nil,
-            "LSTM_GPU_KERNEL_VARIANT is set: nothing is tuned")
-        let backend = try OpenCLBackend(info: shared.device)
-        backend.tuningStore = OpenCLTuningStore(file: nil)
+        let backend = try tunableBackend()
         let huge = DirectionShape(
             sequenceLength: 1, batch: 1, layerInputSize: 1, hiddenSize: 500_000, outputSize: 500_000)
         XCTAssertEqual(try backend.stepVariant(for: huge), .split)
