@@ -299,6 +299,7 @@ func selectedShapes(only: String?, shapes texts: [String]) throws -> [BenchmarkS
     var shapes: [BenchmarkShape] = []
     if let only {
         let names = only.split(separator: ",").map(String.init)
+        guard !names.isEmpty else { throw ValidationError("--only needs at least one suite row name") }
         for name in names where !BenchmarkShape.suite.contains(where: { $0.name == name }) {
             throw ValidationError(
                 "unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")

@@ -13,9 +13,13 @@ enum Entry {
         do { command = try LSTMGPUCommand.parseAsRoot() } catch { LSTMGPUCommand.exit(withError: error) }
         do {
             // LSTM_GPU_CPU_ISA, when set, must name CPU kernels this machine runs, and
-            // LSTM_GPU_KERNEL_VARIANT an OpenCL step variant (exit 2 if not).
-            try CPUKernelVariant.selected()
-            try OpenCLStepVariant.configured()
+            // LSTM_GPU_KERNEL_VARIANT an OpenCL step variant (exit 2 if not); help and
+            // --version answer whatever the environment says.
+            let informational = command is LSTMGPUCommand || "\(type(of: command))" == "HelpCommand"
+            if !informational {
+                try CPUKernelVariant.selected()
+                try OpenCLStepVariant.configured()
+            }
             try command.run()
         } catch { finish(error, in: type(of: command)) }
     }

@@ -8,8 +8,11 @@ struct SampleCommand: ParsableCommand {
         abstract: "Generate text from a checkpoint written by `lstm-gpu train`.")
 
     @Option(help: "Checkpoint file.") var checkpoint: String
-    @Option(help: "Text to start from (every character must be in the model's vocabulary).") var prompt = TextArgument(
-        "\n")
+    @Option(
+        help: ArgumentHelp(
+            "Text to start from (every character must be in the model's vocabulary; default: a newline, or the "
+                + "vocabulary's first character when it has no newline).", valueName: "prompt"))
+    var prompt: TextArgument?
     @Option(parsing: .unconditional, help: "Characters to generate.") var length = 500
     @Option(parsing: .unconditional, help: "Softmax temperature (> 0; lower is more conservative).") var temperature:
         Float = 0.8
@@ -39,7 +42,7 @@ struct SampleCommand: ParsableCommand {
         }
         guard temperature > 0 else { throw ValidationError("--temperature must be > 0, got \(temperature)") }
         if let topK, topK <= 0 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
-        guard !prompt.text.isEmpty else { throw ValidationError("--prompt must not be empty") }
+        if let prompt, prompt.text.isEmpty { throw ValidationError("--prompt must not be empty") }
     }
 
     func run() throws {
@@ -52,7 +55,11 @@ struct SampleCommand: ParsableCommand {
 
     func sample<Backend: ModelOps>(_ backend: Backend) throws {
         let (model, vocabulary) = try Checkpoint.loadModel(checkpoint, backend: backend)
-        let promptIds = try vocabulary.encode(prompt.text)
+        // Without --prompt: a newline (the start of a line), or what the vocabulary has first.
+        let start =
+            prompt?.text
+            ?? (vocabulary.characters.contains("\n") ? "\n" : vocabulary.characters.first.map(String.init) ?? "\n")
+        let promptIds = try vocabulary.encode(start)
         var generator = SeededGenerator(seed: seed)
         var state: LanguageModel<Backend>.State? = nil
         var logits: [Float] = []
@@ -73,7 +80,7 @@ struct SampleCommand: ParsableCommand {
                     vocabulary: vocabulary.characters))
             return
         }
-        var output = prompt.text
+        var output = start
         for _ in 0..<length {
             let next = draw(logits, generator: &generator)
             output.append(vocabulary.characters[next])

@@ -15,8 +15,9 @@ struct TuneCommand: ParsableCommand {
             \(OpenCLBackend.tuningSteps) time steps per variant (classic, split), best of \
             \(OpenCLBackend.tuningRuns) after a warm-up; the faster is what the engine uses for \
             that shape on this device. A variant the device cannot run shows '-'. With \
-            LSTM_GPU_KERNEL_VARIANT set, that variant is reported as forced and nothing is timed. \
-            The GEMM kernel (tiled or blocked) is chosen once per device by timing a 512³ product.
+            LSTM_GPU_KERNEL_VARIANT set, that variant is reported as forced and no step variant is \
+            timed. The GEMM kernel (tiled or blocked) is chosen by timing a 512³ product. The \
+            choices are saved beside the program binaries for later runs on this device.
             """)
 
     @Option(help: "Comma-separated suite names (as bench; default: the whole suite).")
@@ -65,6 +66,12 @@ struct TuneCommand: ParsableCommand {
             print(
                 step.description.padding(toLength: 24, withPad: " ", startingAt: 0) + times.map(pad).joined()
                     + pad("\(tuning.chosen) (\(tuning.reason))"))
+        }
+        // What `tune` is for is saving the choices: say when they were not.
+        if let problem = backend.tuningSaveProblem {
+            printError("warning: \(problem)")
+        } else if backend.tuningFile == nil {
+            printError("note: LSTM_GPU_KERNEL_CACHE is off (or there is no cache folder): the choices are not saved")
         }
     }
 

@@ -125,6 +125,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(forced.status, 0, forced.output)
         XCTAssertTrue(forced.output.contains("split (forced)"), forced.output)
         XCTAssertTrue(forced.output.contains("GEMM 512³:"), forced.output)
+        // Choices that cannot be saved are reported (the cache "folder" is a file here).
+        let notAFolder = try temporaryFolder() + "/file"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: notAFolder))
+        let unsaved = try runProcess(
+            executable.path, Array(arguments.dropLast()), environment: ["LSTM_GPU_KERNEL_CACHE": notAFolder],
+            removing: [OpenCLStepVariant.environmentVariable])
+        XCTAssertEqual(unsaved.status, 0, unsaved.output)
+        XCTAssertTrue(unsaved.output.contains("warning: cannot save the tuning choices"), unsaved.output)
     }
 
     /// A run killed after its checkpoint and resumed with --resume logs the same losses as an

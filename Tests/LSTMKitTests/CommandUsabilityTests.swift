@@ -38,7 +38,7 @@ final class CommandUsabilityTests: XCTestCase {
         try requireExecutable()
         let result = try run(["sample", "--help"])
         XCTAssertEqual(result.status, 0, result.output)
-        XCTAssertTrue(result.output.contains(#"(default: "\n")"#), result.output)
+        XCTAssertTrue(result.output.contains("default: a newline"), result.output)  // described, not printed raw
         XCTAssertFalse(result.output.contains("(default: \n"), result.output)
     }
 

@@ -117,5 +117,13 @@ final class OpenCLTunerTests: XCTestCase {
             lstmGPUExecutable.path, ["devices"], environment: ["LSTM_GPU_KERNEL_VARIANT": "fast"])
         XCTAssertEqual(result.status, 2, result.output)
         XCTAssertTrue(result.output.contains("LSTM_GPU_KERNEL_VARIANT=fast"), result.output)
+        // A value with a control character is shown escaped; help and --version still answer.
+        guard case .failure(let escaped) = OpenCLStepVariant.forced("split\nx") else { return XCTFail("accepted") }
+        XCTAssertTrue(escaped.localizedDescription.contains(#"LSTM_GPU_KERNEL_VARIANT="split\nx""#), "\(escaped)")
+        for arguments in [["--help"], ["tune", "--help"], ["--version"]] {
+            let answer = try runProcess(
+                lstmGPUExecutable.path, arguments, environment: ["LSTM_GPU_KERNEL_VARIANT": "fast"])
+            XCTAssertEqual(answer.status, 0, "\(arguments): \(answer.output)")
+        }
     }
 }

@@ -15,6 +15,21 @@ final class TrainCommandTests: XCTestCase {
         return try runProcess(lstmGPUExecutable.path, arguments)
     }
 
+    /// `sample` without --prompt starts from a newline, or, for a model whose vocabulary has
+    /// none, from its first character (not an error about a prompt the user never gave).
+    func testSampleWithoutAPromptFitsTheVocabulary() throws {
+        let folder = try temporaryFolder()
+        let data = folder + "/line.txt", checkpoint = folder + "/run.safetensors"
+        try String(repeating: "abcab", count: 200).write(toFile: data, atomically: true, encoding: .utf8)
+        XCTAssertEqual(
+            try run(["train", "--data", data, "--steps", "1", "--checkpoint", checkpoint] + small).status, 0)
+        let sampled = try run(["sample", "--checkpoint", checkpoint, "--length", "5"])
+        XCTAssertEqual(sampled.status, 0, sampled.output)
+        XCTAssertTrue(sampled.output.hasPrefix("a"), sampled.output)
+        let refused = try run(["sample", "--checkpoint", checkpoint, "--prompt", "z"])
+        XCTAssertEqual(refused.status, 2, refused.output)
+    }
+
     /// --resume takes the model, batch, length and optimiser from the checkpoint; a given value
     /// that contradicts it is refused by name; --steps counts from the first run's start.
     func testResumeTakesSettingsFromTheCheckpoint() throws {

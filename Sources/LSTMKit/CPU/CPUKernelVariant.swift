@@ -82,7 +82,7 @@ public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertib
         guard let variant = CPUKernelVariant(name: value) else {
             return .failure(
                 .invalidArgument(
-                    "\(environmentVariable)=\(value) is not a CPU kernel variant: use one of "
+                    "\(environmentVariable)=\(displayedValue(value)) is not a CPU kernel variant: use one of "
                         + "\(allCases.map(\.name).joined(separator: ", ")), or unset it for the best this CPU "
                         + "supports (\(names))"
                 ))

@@ -73,3 +73,30 @@ public func formatBytes(_ bytes: Int) -> String {
     while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
     return unit == 0 ? "\(bytes) B" : String(format: "%.2f %@", value, units[unit])
 }
+
+/// `value` as an error message shows a value from outside (an environment variable, a
+/// file's field): as it is when it is a plain word (letters, digits, `.`, `_`, `-`), else
+/// quoted with Swift's escapes, so that spaces show and control characters (newlines, NUL,
+/// terminal escapes) never reach the terminal raw.
+func displayedValue(_ value: String) -> String {
+    let plain =
+        !value.isEmpty
+        && value.unicodeScalars.allSatisfy {
+            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0))
+        }
+    return plain ? value : value.debugDescription
+}
+
+/// `text` with every control character (C0, DEL, C1: newlines and terminal escapes included)
+/// written as `\u{XX}`, for messages that quote what a file or the environment holds.
+func terminalSafe(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+            out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}

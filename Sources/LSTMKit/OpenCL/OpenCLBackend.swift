@@ -39,6 +39,10 @@ public final class OpenCLBackend: LSTMBackend {
     var tuningStore: OpenCLTuningStore
     /// Whether `tuningStore` has been read into `tunings` and `gemmTuning`.
     var tuningsLoaded = false
+    /// Why the last save of the tuning choices failed (nil: it did, or none was tried).
+    public internal(set) var tuningSaveProblem: String?
+    /// Where the tuning choices are stored (nil: `LSTM_GPU_KERNEL_CACHE=off` or no cache folder).
+    public var tuningFile: String? { tuningStore.file }
 
     /// A backend on the device chosen by `device` (index or name substring; nil: the
     /// `LSTM_GPU_DEVICE` variable, else the first GPU, else the first device).

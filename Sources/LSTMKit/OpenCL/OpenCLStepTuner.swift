@@ -48,13 +48,19 @@ extension OpenCLBackend {
         if gemmTuning == nil { gemmTuning = contents.gemm }
     }
 
-    /// Writes every choice made so far to the store.
+    /// Writes every choice made so far to the store; a failure is kept in `tuningSaveProblem`.
     func saveTunings() {
         let steps = tunings.values.sorted {
             ($0.shape.hiddenSize, $0.shape.outputSize, $0.shape.batch)
                 < ($1.shape.hiddenSize, $1.shape.outputSize, $1.shape.batch)
         }
-        tuningStore.store(OpenCLTuningStore.Contents(steps: steps, gemm: gemmTuning))
+        do {
+            try tuningStore.store(OpenCLTuningStore.Contents(steps: steps, gemm: gemmTuning))
+            tuningSaveProblem = nil
+        } catch {
+            tuningSaveProblem =
+                "cannot save the tuning choices to \(tuningStore.file ?? "-"): \(error.localizedDescription)"
+        }
     }
 
     /// The variant forced for this backend (`init(info:profiling:stepVariant:)`, else

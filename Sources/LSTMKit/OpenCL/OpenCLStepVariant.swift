@@ -31,7 +31,7 @@ public enum OpenCLStepVariant: String, CaseIterable, Sendable, Codable, CustomSt
         guard let variant = OpenCLStepVariant(rawValue: value) else {
             return .failure(
                 .invalidArgument(
-                    "\(environmentVariable)=\(value) is not an OpenCL kernel variant: use "
+                    "\(environmentVariable)=\(displayedValue(value)) is not an OpenCL kernel variant: use "
                         + "\(allCases.map(\.rawValue).joined(separator: ", ")) or auto (tune per shape)"))
         }
         return .success(variant)

@@ -54,16 +54,19 @@ struct OpenCLTuningStore {
             } else {
                 reason = "\(file): " + ((error as? LSTMError)?.localizedDescription ?? "\(error)")
             }
-            FileHandle.standardError.write(Data("warning: ignoring the OpenCL tuning cache \(reason)\n".utf8))
+            FileHandle.standardError.write(
+                Data("warning: ignoring the OpenCL tuning cache \(terminalSafe(reason))\n".utf8))
             return Contents()
         }
     }
 
-    /// Writes `contents` (atomically); a failure to write only costs a later process a tuning.
-    func store(_ contents: Contents) {
-        guard let file, let data = try? JSONEncoder().encode(contents) else { return }
-        try? FileManager.default.createDirectory(
+    /// Writes `contents` (atomically). A failure only costs a later process a tuning, so
+    /// callers other than `lstm-gpu tune` may ignore it.
+    func store(_ contents: Contents) throws {
+        guard let file else { return }
+        let data = try JSONEncoder().encode(contents)
+        try FileManager.default.createDirectory(
             atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try? writeAtomically(data, to: file)
+        try writeAtomically(data, to: file)
     }
 }
