@@ -47,9 +47,7 @@ final class CPUInfoTests: XCTestCase {
 
     /// The lines of `lstm-gpu devices` that describe the CPU path, run with `environment`.
     func devicesCPULines(_ environment: [String: String] = [:]) throws -> [String] {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        try requireLSTMGPU()
         let result = try runProcess(
             lstmGPUExecutable.path, ["devices"], environment: environment,
             removing: Self.openBLASVariables)
@@ -95,9 +93,7 @@ final class CPUInfoTests: XCTestCase {
 
     /// The parity fixtures pass on the kernels chosen from CPUID (and `check` says which).
     func testFixturesPassUnderTheChosenCore() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        try requireLSTMGPU()
         let result = try runProcess(
             lstmGPUExecutable.path, ["check", fixtureFolder, "--backend", "cpu", "--quiet"],
             removing: Self.openBLASVariables)
@@ -107,9 +103,7 @@ final class CPUInfoTests: XCTestCase {
 
     /// No BLAS library: `devices` still lists, and the CPU path is a thrown error (exit 2), not a crash.
     func testMissingBLASIsAnErrorAtFirstUse() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        try requireLSTMGPU()
         let missing = ["LSTM_GPU_BLAS": "/nonexistent/libopenblas.so.0"]
         let devices = try runProcess(
             lstmGPUExecutable.path, ["devices"], environment: missing, removing: Self.openBLASVariables)
@@ -131,9 +125,7 @@ final class CPUInfoTests: XCTestCase {
     /// `bench` prints the CPU line above its table and records it in each JSON row; rows without
     /// it (written before) still decode.
     func testBenchReportsTheCPU() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        try requireLSTMGPU()
         let table = try runProcess(
             lstmGPUExecutable.path, ["bench", "--shape", "8,6,2,3", "--repeat", "1", "--backend", "cpu"],
             removing: Self.openBLASVariables)

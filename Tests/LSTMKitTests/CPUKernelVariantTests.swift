@@ -56,8 +56,7 @@ final class CPUKernelVariantTests: XCTestCase {
     /// a value that names no variant, or one this CPU lacks, exits 2 naming the variable.
     func testTheCommandHonoursOrRefusesTheVariable() throws {
         let executable = lstmGPUExecutable
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         let fixture = fixtureFolder + "/odd-sizes.safetensors"
         for variant in CPUKernelVariant.supported {
             let result = try runProcess(

@@ -13,8 +13,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testCheckPassesFailsAndReportsErrors() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         let pass = try run(["check", fixtureFolder + "/bi-proj-lengths.safetensors"])
         XCTAssertEqual(pass.status, 0, pass.output)
         XCTAssertTrue(pass.output.contains("grad.weight_hr_l1_reverse"), pass.output)
@@ -32,8 +31,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testBenchJSONRowsAreWellFormed() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         let folder = try temporaryFolder()
         let result = try run([
             "bench", "--shape", "8,6,2,3", "--shape", "4,5,3,2,2,1", "--repeat", "2", "--json",
@@ -63,7 +61,7 @@ final class CommandLineTests: XCTestCase {
     /// fused launch per step (plus one cell launch per layer-direction); no weight transposes
     /// or interleaving in steady state (cached); rates for the kernels that declare their work.
     func testBenchProfileCountsLaunchesPerStep() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built")
+        try requireLSTMGPU()
         let device = try requireOpenCL()
         for variant in OpenCLStepVariant.allCases {
             let result = try runProcess(
@@ -105,7 +103,7 @@ final class CommandLineTests: XCTestCase {
     /// `tune`: the GEMM choice, then per distinct layer shape each variant's time and the choice;
     /// with the variable set, the forced variant and no timing; `--json` lines decode.
     func testTuneReportsTimingsAndChoices() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built")
+        try requireLSTMGPU()
         let device = try requireOpenCL()
         let arguments = [
             "tune", "--device", "\(device.device.index)", "--shape", "8,12,3,5", "--shape", "4,12,3,9", "--shape",
@@ -138,8 +136,7 @@ final class CommandLineTests: XCTestCase {
     /// A run killed after its checkpoint and resumed with --resume logs the same losses as an
     /// uninterrupted run (bitwise: the CPU path is deterministic).
     func testKilledTrainingResumesExactly() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         let folder = try temporaryFolder()
         let common = [
             "train", "--steps", "8", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-length", "12",
@@ -176,8 +173,7 @@ final class CommandLineTests: XCTestCase {
 
     /// Bad training configurations are refused with a message that names the option.
     func testTrainRefusesBadConfigurations() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         // Usage errors exit 64 with the subcommand's usage; unusable inputs exit 2 (README "Exit codes").
         let cases: [([String], String, Int32)] = [
             (["train", "--hidden", "8"], "say when to stop", 64),
@@ -215,7 +211,6 @@ final class CommandLineTests: XCTestCase {
     }
 }
 
-/// The `lstm-gpu` executable: `swift test` builds it into the folder that holds the test bundle.
 /// The `lstm-gpu` built beside the test bundle (`LSTM_GPU_EXECUTABLE` names another, e.g. an
 /// older build to show that a test catches what it was written for).
 var lstmGPUExecutable: URL {
@@ -227,4 +222,11 @@ var lstmGPUExecutable: URL {
         folder = folder.deletingLastPathComponent()
     }
     return folder.appendingPathComponent("lstm-gpu")
+}
+
+/// Skips the calling test when `lstm-gpu` is not built (`lstmGPUExecutable`).
+func requireLSTMGPU() throws {
+    try XCTSkipUnless(
+        FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
+        "lstm-gpu not built at \(lstmGPUExecutable.path)")
 }

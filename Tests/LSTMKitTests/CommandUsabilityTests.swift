@@ -12,13 +12,8 @@ final class CommandUsabilityTests: XCTestCase {
         try runProcess(executable.path, arguments)
     }
 
-    func requireExecutable() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
-    }
-
     func testVersionNamesTheVersionAndTheCheckoutsCommit() throws {
-        try requireExecutable()
+        try requireLSTMGPU()
         let result = try run(["--version"])
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.hasPrefix("lstm-gpu 0."), result.output)
@@ -35,7 +30,7 @@ final class CommandUsabilityTests: XCTestCase {
     }
 
     func testHelpShowsControlCharactersInDefaultsEscaped() throws {
-        try requireExecutable()
+        try requireLSTMGPU()
         let result = try run(["sample", "--help"])
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("default: a newline"), result.output)  // described, not printed raw
@@ -64,7 +59,7 @@ final class CommandUsabilityTests: XCTestCase {
     }
 
     func testScoreIsValidJSONWithVocabularyAndNullsWhereThereIsNoNumber() throws {
-        try requireExecutable()
+        try requireLSTMGPU()
         let folder = try temporaryFolder()
         let checkpoint = try trainTinyCheckpoint(folder)
 
@@ -119,8 +114,7 @@ final class CommandUsabilityTests: XCTestCase {
 final class BenchOutputTests: XCTestCase {
     func testBenchColumnsNeverRunTogetherAndRowsSayTheirThreads() throws {
         let executable = lstmGPUExecutable
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         // A long custom name, a value wider than its column (T), one row: "1 row".
         let result = try runProcess(
             executable.path,
@@ -154,8 +148,7 @@ final class BenchOutputTests: XCTestCase {
 
     func testSmallShapesRunOnOneThreadUnlessThreadsAreGiven() throws {
         let executable = lstmGPUExecutable
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable.path), "lstm-gpu not built at \(executable.path)")
+        try requireLSTMGPU()
         func threads(_ extra: [String]) throws -> Int {
             let result = try runProcess(
                 executable.path,

@@ -23,8 +23,7 @@ final class FuzzTests: XCTestCase {
 
     func testMutatedFilesGiveCleanErrors() throws {
         let executable = lstmGPUExecutable.path
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built at \(executable)")
+        try requireLSTMGPU()
         let folder = try temporaryFolder()
         let checkpoint = folder + "/checkpoint.safetensors", stateDict = folder + "/lstm.safetensors"
         try makeSmallCheckpoint(checkpoint)

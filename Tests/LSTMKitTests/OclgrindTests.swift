@@ -62,7 +62,7 @@ final class OclgrindTests: XCTestCase {
             })
         else { throw XCTSkip("oclgrind not installed (apt-get install oclgrind)") }
         let executable = lstmGPUExecutable.path
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built")
+        try requireLSTMGPU()
         return (oclgrind, executable)
     }
 

@@ -110,9 +110,7 @@ final class OpenCLTunerTests: XCTestCase {
         XCTAssertTrue(error.localizedDescription.contains("LSTM_GPU_KERNEL_VARIANT=fast"), error.localizedDescription)
         XCTAssertTrue(error.localizedDescription.contains("classic, split"), error.localizedDescription)
         // The command refuses it at start, before any work, with exit code 2.
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-            "lstm-gpu not built at \(lstmGPUExecutable.path)")
+        try requireLSTMGPU()
         let result = try runProcess(
             lstmGPUExecutable.path, ["devices"], environment: ["LSTM_GPU_KERNEL_VARIANT": "fast"])
         XCTAssertEqual(result.status, 2, result.output)

@@ -327,8 +327,7 @@ final class ReferenceTests: XCTestCase {
     /// the ModelOps backends refuse the reference as a usage error.
     func testCommandLineRunsCheckOnTheReferenceAndRefusesItElsewhere() throws {
         let executable = lstmGPUExecutable.path
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: executable), "lstm-gpu not built at \(executable)")
+        try requireLSTMGPU()
         let check = try runProcess(executable, ["check", fixtureFolder, "--backend", "reference", "--quiet"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("check: \(try fixturePaths().count) passed, 0 failed"), check.output)

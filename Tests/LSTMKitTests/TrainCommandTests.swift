@@ -11,7 +11,7 @@ final class TrainCommandTests: XCTestCase {
     ]
 
     func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path), "lstm-gpu not built")
+        try requireLSTMGPU()
         return try runProcess(lstmGPUExecutable.path, arguments)
     }
 
