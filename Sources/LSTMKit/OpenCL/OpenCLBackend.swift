@@ -194,7 +194,7 @@ public final class OpenCLBackend: LSTMBackend {
             }
             loadTuningsOnce()
             if gemmVariantOverride == nil, gemmTuning == nil, beta == 0 {
-                try tuneGEMM(on: run, flops: 2 * Double(m) * Double(n) * Double(k))  // runs it with each kernel
+                try tuneGEMM(on: run)  // runs it with each kernel
             } else {
                 try run(gemmVariant())
             }

@@ -110,26 +110,17 @@ extension OpenCLBackend {
             return tuning
         }
         let runnable = try OpenCLStepVariant.allCases.filter { try supports($0) }
-        var timings: [OpenCLStepTiming] = OpenCLStepVariant.allCases.map { .init(variant: $0, milliseconds: nil) }
+        var times: [OpenCLStepVariant: Double] = [:]
         if runnable.count > 1 {
             let run = try tuningRun(shape)
-            for (index, variant) in OpenCLStepVariant.allCases.enumerated() where runnable.contains(variant) {
+            times = try timeEach(runnable, warmUp: true, runs: Self.tuningRuns) { variant in  // warm-up: programs, W4
                 variantUnderTest = variant
                 defer { variantUnderTest = nil }
-                try run()  // warm-up: programs, interleaved weights
-                var best = Double.infinity
-                for _ in 0..<Self.tuningRuns {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    try run()
-                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-                }
-                timings[index].milliseconds = best
+                try run()
             }
         }
-        let chosen =
-            runnable.count == 1
-            ? runnable[0]
-            : timings.filter { $0.milliseconds != nil }.min { $0.milliseconds! < $1.milliseconds! }!.variant
+        let timings = OpenCLStepVariant.allCases.map { OpenCLStepTiming(variant: $0, milliseconds: times[$0]) }
+        let chosen = runnable.count == 1 ? runnable[0] : fastest(times)
         let tuning = OpenCLTuning(
             shape: shape, timings: timings, chosen: chosen, reason: runnable.count == 1 ? "only" : "timed")
         loadTuningsOnce()  // so that saving keeps what an earlier process found for other shapes
@@ -138,8 +129,34 @@ extension OpenCLBackend {
         return tuning
     }
 
+    /// Milliseconds of `run(candidate)` for each candidate, the best of `runs` (after one
+    /// untimed run each with `warmUp`), the device drained before and after every timed run.
+    func timeEach<Candidate: Hashable>(
+        _ candidates: [Candidate], warmUp: Bool, runs: Int, _ run: (Candidate) throws -> Void
+    ) throws -> [Candidate: Double] {
+        var times: [Candidate: Double] = [:]
+        for candidate in candidates {
+            if warmUp { try run(candidate) }
+            var best = Double.infinity
+            for _ in 0..<max(1, runs) {
+                try synchronize()
+                let start = DispatchTime.now().uptimeNanoseconds
+                try run(candidate)
+                try synchronize()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            times[candidate] = best
+        }
+        return times
+    }
+
+    /// The candidate with the least time (ties: the first in `allCases` order).
+    func fastest<Candidate: CaseIterable & Hashable>(_ times: [Candidate: Double]) -> Candidate {
+        Candidate.allCases.filter { times[$0] != nil }.min { times[$0]! < times[$1]! }!
+    }
+
     /// One training step of a one-layer LSTM of `shape` (input width 1: the input projection
-    /// is not what is tuned) over `tuningSteps` steps, waiting for the device at the end.
+    /// is not what is tuned) over `tuningSteps` steps (`timeEach` waits for the device).
     private func tuningRun(_ shape: OpenCLStepShape) throws -> () throws -> Void {
         let (h, hout, batch, steps) = (shape.hiddenSize, shape.outputSize, shape.batch, Self.tuningSteps)
         let config = LSTMConfiguration(inputSize: 1, hiddenSize: h, projectionSize: hout == h ? 0 : hout)
@@ -155,7 +172,6 @@ extension OpenCLBackend {
             let forward = try stack.forward(
                 input: input, sequenceLength: steps, batch: batch, saveActivations: true)
             _ = try stack.backward(forward, outputGradient: outputGradient)
-            try self.synchronize()
         }
     }
 }
@@ -163,7 +179,7 @@ extension OpenCLBackend {
 /// The GEMM kernel choice (`OpenCLGEMMVariant`), once per backend.
 extension OpenCLBackend {
     /// The GEMM variant unsplit tiled products run: forced, else the one timed, else `tiled`
-    /// (until the first product with beta = 0 times both: `tuneGEMM(on:flops:)`).
+    /// (until the first product with beta = 0 times both: `tuneGEMM(on:)`).
     func gemmVariant() throws -> OpenCLGEMMVariant {
         gemmVariantOverride ?? gemmTuning?.chosen ?? .tiled
     }
@@ -171,20 +187,20 @@ extension OpenCLBackend {
     /// Times the backend's first GEMM with beta = 0 with each kernel in turn (both write the
     /// same C, so the second run only repeats the first: one extra product per backend, no
     /// extra work otherwise) and keeps the faster. The queue is drained before and after each.
-    func tuneGEMM(on run: (OpenCLGEMMVariant) throws -> Void, flops: Double) throws {
-        var milliseconds: [String: Double] = [:]
-        var best: (variant: OpenCLGEMMVariant, ms: Double)?
-        for variant in OpenCLGEMMVariant.allCases {
-            try synchronize()
-            let start = DispatchTime.now().uptimeNanoseconds
-            try run(variant)
-            try synchronize()
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            milliseconds[variant.rawValue] = ms
-            if best == nil || ms < best!.ms { best = (variant, ms) }
-        }
-        gemmTuning = OpenCLGEMMTuning(milliseconds: milliseconds, chosen: best!.variant)
+    func tuneGEMM(on run: (OpenCLGEMMVariant) throws -> Void) throws {
+        keepGEMMTuning(try timeEach(OpenCLGEMMVariant.allCases, warmUp: false, runs: 1, run))
+    }
+
+    /// Records GEMM timings and the faster kernel for this backend and later processes.
+    @discardableResult
+    private func keepGEMMTuning(_ times: [OpenCLGEMMVariant: Double]) -> OpenCLGEMMTuning {
+        let tuning = OpenCLGEMMTuning(
+            milliseconds: Dictionary(uniqueKeysWithValues: times.map { ($0.key.rawValue, $0.value) }),
+            chosen: fastest(times))
+        loadTuningsOnce()  // so that saving keeps what an earlier process found
+        gemmTuning = tuning
         saveTunings()
+        return tuning
     }
 
     /// Times both GEMM kernels on a 512 × 512 × 512 product (A · Bᵀ, as the input projection),
@@ -197,31 +213,13 @@ extension OpenCLBackend {
         let c = try makeScratchBuffer(count: size * size)
         try write((0..<(size * size)).map { Float($0 % 7) - 3 }, to: a, offset: 0)
         try write((0..<(size * size)).map { Float($0 % 5) - 2 }, to: b, offset: 0)
-        var milliseconds: [String: Double] = [:]
-        var best: (OpenCLGEMMVariant, Double)?
-        for variant in OpenCLGEMMVariant.allCases {
+        let times = try timeEach(OpenCLGEMMVariant.allCases, warmUp: true, runs: Self.tuningRuns) { variant in
             (gemmVariantOverride, gemmSlicesOverride) = (variant, 1)  // the whole product, unsplit
             defer { (gemmVariantOverride, gemmSlicesOverride) = (nil, nil) }
-            let run = {
-                try self.gemm(
-                    transposeB: true, m: size, n: size, k: size, a: MatrixView(a, rowStride: size),
-                    b: MatrixView(b, rowStride: size), beta: 0, c: MatrixView(c, rowStride: size))
-                try self.synchronize()
-            }
-            try run()
-            var fastest = Double.infinity
-            for _ in 0..<Self.tuningRuns {
-                let start = DispatchTime.now().uptimeNanoseconds
-                try run()
-                fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            }
-            milliseconds[variant.rawValue] = fastest
-            if best == nil || fastest < best!.1 { best = (variant, fastest) }
+            try gemm(
+                transposeB: true, m: size, n: size, k: size, a: MatrixView(a, rowStride: size),
+                b: MatrixView(b, rowStride: size), beta: 0, c: MatrixView(c, rowStride: size))
         }
-        let tuning = OpenCLGEMMTuning(milliseconds: milliseconds, chosen: best!.0)
-        loadTuningsOnce()
-        gemmTuning = tuning
-        saveTunings()
-        return tuning
+        return keepGEMMTuning(times)
     }
 }
