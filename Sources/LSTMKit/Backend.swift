@@ -87,6 +87,12 @@ public struct MatrixView<Buffer: AnyObject> {
     public var recurrentBias: Buffer?
     /// `weight_hr` [P, H] when projecting.
     public var projectionWeights: Buffer?
+    /// With peepholes: `weight_ci`, `weight_cf`, `weight_co` [H] (the first nil with CIFG);
+    /// empty without.
+    public var peepholes: [Buffer?] = []
+    /// With layer norm: `layer_norm_weight_i`, `_f`, `_g`, `_o` [H] (the first nil with CIFG);
+    /// empty without.
+    public var layerNormWeights: [Buffer?] = []
 }
 
 /// The sizes of one direction's problem.
@@ -97,9 +103,11 @@ public struct MatrixView<Buffer: AnyObject> {
     public var layerInputSize: Int
     public var hiddenSize: Int  // H
     public var outputSize: Int  // Hout
+    /// The cell variant; plain (PyTorch's) runs the fused fast paths.
+    public var cell = LSTMCellOptions()
     public var projects: Bool { outputSize != hiddenSize }
-    /// 4H: the width of a row of gates (i, f, g, o).
-    public var gateWidth: Int { 4 * hiddenSize }
+    /// G·H: the width of a row of gates (i, f, g, o; f, g, o with CIFG).
+    public var gateWidth: Int { cell.gateCount * hiddenSize }
     /// T·B: the rows of the whole-sequence matrices (input, gates, output).
     public var rows: Int { sequenceLength * batch }
     /// The time step the forward processes k-th: k, or T−1−k in the reverse direction
@@ -114,13 +122,15 @@ public struct MatrixView<Buffer: AnyObject> {
 /// order: PyTorch's [i | f | g | o] on OpenCL, blocks of 8 units [i f g o] on the CPU path,
 /// see `GateLayout`; only the same backend's backward reads them), the cell after
 /// the step c(t) [T, B, H], the states before it h(prev) [T, B, Hout] and c(prev) [T, B, H],
-/// and with projection the unprojected o·tanh(c) [T, B, H].
+/// and with projection the unprojected o·tanh(c) [T, B, H]. A cell with options also keeps
+/// `options`.
 @_spi(Backend) public final class DirectionActivations<Buffer: AnyObject> {
     public let gates: Buffer
     public let cell: Buffer
     public let previousHidden: Buffer
     public let previousCell: Buffer
     public let unprojected: Buffer?
+    public let options: OptionActivations<Buffer>?
 
     init<B: LSTMBackend>(backend: B, shape s: DirectionShape) throws where B.Buffer == Buffer {
         // Every element a backward reads is written by the forward first: no zero-fill needed.
@@ -130,6 +140,29 @@ public struct MatrixView<Buffer: AnyObject> {
         previousHidden = try backend.makeScratchBuffer(count: rows * s.outputSize)
         previousCell = try backend.makeScratchBuffer(count: rows * s.hiddenSize)
         unprojected = s.projects ? try backend.makeScratchBuffer(count: rows * s.hiddenSize) : nil
+        options = s.cell.isPlain ? nil : try OptionActivations(backend: backend, shape: s)
+    }
+}
+
+/// What the options path keeps beside `DirectionActivations`, each [T, B, ·] by time step:
+/// the gate pre-activations z before the activation clip [T, B, G·H]; with layer norm the
+/// normalised sums x̂ [T, B, G·H] and 1/√(var + ε) per gate [T, B, G]; with a cell clip the
+/// cell before it [T, B, H]; with a projection clip the projected h before it [T, B, Hout].
+/// Gate columns are in the order of the weight rows (i, f, g, o; f, g, o with CIFG).
+@_spi(Backend) public final class OptionActivations<Buffer: AnyObject> {
+    public let preActivations: Buffer
+    public let normalized: Buffer?
+    public let inverseDeviation: Buffer?
+    public let unclippedCell: Buffer?
+    public let unclippedHidden: Buffer?
+
+    init<B: LSTMBackend>(backend: B, shape s: DirectionShape) throws where B.Buffer == Buffer {
+        let rows = s.rows
+        preActivations = try backend.makeScratchBuffer(count: rows * s.gateWidth)
+        normalized = s.cell.layerNorm ? try backend.makeScratchBuffer(count: rows * s.gateWidth) : nil
+        inverseDeviation = s.cell.layerNorm ? try backend.makeScratchBuffer(count: rows * s.cell.gateCount) : nil
+        unclippedCell = s.cell.cellClip > 0 ? try backend.makeScratchBuffer(count: rows * s.hiddenSize) : nil
+        unclippedHidden = s.cell.projectionClip > 0 ? try backend.makeScratchBuffer(count: rows * s.outputSize) : nil
     }
 }
 
@@ -162,6 +195,9 @@ public struct MatrixView<Buffer: AnyObject> {
     public var recurrentWeights: Buffer
     public var bias: Buffer?
     public var projectionWeights: Buffer?
+    /// Like `DirectionWeights.peepholes` and `.layerNormWeights`.
+    public var peepholes: [Buffer?] = []
+    public var layerNormWeights: [Buffer?] = []
 }
 
 /// Backward of one direction: consumes the activations of its forward.

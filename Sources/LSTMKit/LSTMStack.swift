@@ -72,18 +72,21 @@ public final class LSTMStack<Backend: LSTMBackend> {
     }
 
     func directionWeights(layer: Int, direction: Int) -> DirectionWeights<Backend.Buffer> {
-        let names = configuration.parameterSpecs(layer: layer, direction: direction).map(\.name)
-        let suffix = String(names[0].dropFirst("weight_ih".count))
+        let c = configuration
+        let suffix = c.suffix(layer: layer, direction: direction)
         return DirectionWeights(
             inputWeights: parameters["weight_ih" + suffix]!, recurrentWeights: parameters["weight_hh" + suffix]!,
             inputBias: parameters["bias_ih" + suffix], recurrentBias: parameters["bias_hh" + suffix],
-            projectionWeights: parameters["weight_hr" + suffix])
+            projectionWeights: parameters["weight_hr" + suffix],
+            peepholes: c.peepholes ? peepholeNames(suffix).map { parameters[$0] } : [],
+            layerNormWeights: c.layerNorm ? layerNormNames(suffix).map { parameters[$0] } : [])
     }
 
     func directionShape(layer: Int, sequenceLength steps: Int, batch: Int) -> DirectionShape {
         DirectionShape(
             sequenceLength: steps, batch: batch, layerInputSize: configuration.layerInputSize(layer),
-            hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize)
+            hiddenSize: configuration.hiddenSize, outputSize: configuration.outputSize,
+            cell: configuration.cellOptions)
     }
 
     /// Runs the whole stack.
@@ -139,7 +142,7 @@ public final class LSTMStack<Backend: LSTMBackend> {
                 let activation = saveActivations ? try DirectionActivations(backend: backend, shape: shape) : nil
                 jobs.append(
                     DirectionForward(
-                        shape: shape, reverse: direction == 1,
+                        shape: shape, reverse: direction == 1 || c.reverse,
                         weights: directionWeights(layer: layer, direction: direction),
                         input: MatrixView(layerInput, rowStride: shape.layerInputSize),
                         output: MatrixView(output, offset: direction * hout, rowStride: d * hout),
@@ -235,10 +238,10 @@ public final class LSTMStack<Backend: LSTMBackend> {
                 for (name, shape) in specs where !name.hasPrefix("bias_hh") {
                     buffers[name] = try backend.makeBuffer(count: shape.reduce(1, *))
                 }
-                let suffix = String(specs[0].name.dropFirst("weight_ih".count))
+                let suffix = c.suffix(layer: layer, direction: direction)
                 jobs.append(
                     DirectionBackward(
-                        shape: shape, reverse: direction == 1,
+                        shape: shape, reverse: direction == 1 || c.reverse,
                         weights: directionWeights(layer: layer, direction: direction),
                         activations: activations[layer][direction],
                         input: MatrixView(forward.layerInputs[layer], rowStride: shape.layerInputSize),
@@ -259,7 +262,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
                         weightGradients: DirectionWeightGradients(
                             inputWeights: buffers["weight_ih" + suffix]!,
                             recurrentWeights: buffers["weight_hh" + suffix]!,
-                            bias: buffers["bias_ih" + suffix], projectionWeights: buffers["weight_hr" + suffix])))
+                            bias: buffers["bias_ih" + suffix], projectionWeights: buffers["weight_hr" + suffix],
+                            peepholes: c.peepholes ? peepholeNames(suffix).map { buffers[$0] } : [],
+                            layerNormWeights: c.layerNorm ? layerNormNames(suffix).map { buffers[$0] } : [])))
                 for (name, buffer) in buffers { weightGradients[name] = buffer }
                 if c.bias { weightGradients["bias_hh" + suffix] = buffers["bias_ih" + suffix] }
             }
@@ -329,6 +334,15 @@ public struct LSTMStackGradients<Backend: LSTMBackend> {
             if let gradient = weights[String(p.name.dropFirst(prefix.count))] { p.gradient = gradient }
         }
     }
+}
+
+/// The peephole tensors' names in kernel order i, f, o (with CIFG `weight_ci` does not exist:
+/// looking it up gives nil).
+func peepholeNames(_ suffix: String) -> [String] { ["i", "f", "o"].map { "weight_c\($0)" + suffix } }
+
+/// The layer-norm weights' names in kernel order i, f, g, o (no `_i` with CIFG).
+func layerNormNames(_ suffix: String) -> [String] {
+    ["i", "f", "g", "o"].map { "layer_norm_weight_\($0)" + suffix }
 }
 
 /// The dropout seed of one layer, derived from the step's seed.

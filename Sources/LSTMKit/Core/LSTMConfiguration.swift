@@ -1,7 +1,12 @@
-/// The hyper-parameters of an LSTM, exactly those of `torch.nn.LSTM`.
+/// The hyper-parameters of an LSTM: those of `torch.nn.LSTM`, plus the cell options of the
+/// LSTMs that ONNX, TensorFlow Lite and Arm Compute Library run (peepholes, a coupled
+/// input-forget gate, layer normalisation, clipping, a single reverse direction). With every
+/// option at its default the model is exactly `torch.nn.LSTM`; the options' formulas are in
+/// `LSTMCellOptions` and the README's option table.
 ///
 /// Shape letters: T steps, B batch, I `inputSize`, H `hiddenSize`, P `projectionSize`,
-/// L `numLayers`, D directions (2 when `bidirectional`), Hout = P if P > 0 else H.
+/// L `numLayers`, D directions (2 when `bidirectional`), Hout = P if P > 0 else H,
+/// G gates with weights (4; 3 with `coupledInputForget`).
 public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// I: features per step of the input.
     public var inputSize: Int
@@ -20,10 +25,30 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// Dropout probability on the outputs of every layer but the last, in training runs
     /// (PyTorch's `dropout`).
     public var dropout: Float = 0
+    /// Diagonal peephole connections: p_i ⊙ c(prev) into i, p_f ⊙ c(prev) into f, p_o ⊙ c(t)
+    /// into o (`weight_ci`, `weight_cf`, `weight_co` [H]; no `weight_ci` with CIFG).
+    public var peepholes: Bool = false
+    /// CIFG: i = 1 − f. The input gate has no weights, so the gate rows are f, g, o (G = 3).
+    public var coupledInputForget: Bool = false
+    /// Layer normalisation of each gate's pre-activation over its H units, scaled by
+    /// `layer_norm_weight_{i,f,g,o}` [H], before the biases are added.
+    public var layerNorm: Bool = false
+    /// ε of the layer normalisation: x̂ = (s − mean) / √(var + ε).
+    public var layerNormEpsilon: Float = 1e-5
+    /// When > 0, every gate pre-activation is clamped to [−c, c] before its activation (ONNX `clip`).
+    public var activationClip: Float = 0
+    /// When > 0, the cell state is clamped to [−c, c] after each update.
+    public var cellClip: Float = 0
+    /// When > 0 (projection only), the projected h is clamped to [−c, c].
+    public var projectionClip: Float = 0
+    /// One direction that reads each sequence backwards (ONNX `direction="reverse"`); output in
+    /// the original time order, weights named with the `_reverse` suffix. Not with `bidirectional`.
+    public var reverse: Bool = false
 
     public init(
         inputSize: Int, hiddenSize: Int, numLayers: Int = 1, bias: Bool = true,
-        batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0, dropout: Float = 0
+        batchFirst: Bool = false, bidirectional: Bool = false, projectionSize: Int = 0, dropout: Float = 0,
+        cell: LSTMCellOptions = LSTMCellOptions(), reverse: Bool = false
     ) {
         self.dropout = dropout
         self.inputSize = inputSize
@@ -33,10 +58,38 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         self.batchFirst = batchFirst
         self.bidirectional = bidirectional
         self.projectionSize = projectionSize
+        self.reverse = reverse
+        self.cellOptions = cell
+    }
+
+    /// The cell options together (what the backends' step kernels take).
+    public var cellOptions: LSTMCellOptions {
+        get {
+            LSTMCellOptions(
+                peepholes: peepholes, coupledInputForget: coupledInputForget, layerNorm: layerNorm,
+                layerNormEpsilon: layerNormEpsilon, activationClip: activationClip, cellClip: cellClip,
+                projectionClip: projectionClip)
+        }
+        set {
+            peepholes = newValue.peepholes
+            coupledInputForget = newValue.coupledInputForget
+            layerNorm = newValue.layerNorm
+            layerNormEpsilon = newValue.layerNormEpsilon
+            activationClip = newValue.activationClip
+            cellClip = newValue.cellClip
+            projectionClip = newValue.projectionClip
+        }
     }
 
     /// D: 1 or 2.
     public var numDirections: Int { bidirectional ? 2 : 1 }
+    /// G: gates with weights, 4 (i, f, g, o) or 3 with CIFG (f, g, o).
+    public var gateCount: Int { coupledInputForget ? 3 : 4 }
+    /// The name suffix of direction `direction` (0 or 1) of layer `layer`: "_l0", "_l0_reverse".
+    /// A `reverse` LSTM's one direction has the `_reverse` suffix.
+    public func suffix(layer: Int, direction: Int) -> String {
+        "_l\(layer)" + (direction == 1 || reverse ? "_reverse" : "")
+    }
     /// Hout: the size of h (P when projecting, else H).
     public var outputSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
     /// Features per step of the input to `layer`: I for layer 0, D·Hout above.
@@ -55,18 +108,31 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
             throw LSTMError.invalidConfiguration(
                 "projectionSize (\(projectionSize)) must be smaller than hiddenSize (\(hiddenSize))")
         }
+        guard !(reverse && bidirectional) else {
+            throw LSTMError.invalidConfiguration(
+                "reverse (one backward-reading direction) cannot be combined with bidirectional, which has both")
+        }
+        try cellOptions.validate(projects: projectionSize > 0)
     }
 
     /// The weight tensors of one layer and direction, in `state_dict` order, with shapes.
+    /// Rows are G·H: gates i, f, g, o (f, g, o with CIFG). Peephole and layer-norm vectors
+    /// follow the PyTorch-style tensors: `weight_ci`, `weight_cf`, `weight_co`,
+    /// `layer_norm_weight_i`, `_f`, `_g`, `_o` (no `_i` ones with CIFG), each [H].
     public func parameterSpecs(layer: Int, direction: Int) -> [(name: String, shape: [Int])] {
-        let suffix = "_l\(layer)" + (direction == 1 ? "_reverse" : "")
-        let h = hiddenSize
+        let suffix = suffix(layer: layer, direction: direction)
+        let (h, rows) = (hiddenSize, gateCount * hiddenSize)
         var specs: [(String, [Int])] = [
-            ("weight_ih" + suffix, [4 * h, layerInputSize(layer)]),
-            ("weight_hh" + suffix, [4 * h, outputSize]),
+            ("weight_ih" + suffix, [rows, layerInputSize(layer)]),
+            ("weight_hh" + suffix, [rows, outputSize]),
         ]
-        if bias { specs += [("bias_ih" + suffix, [4 * h]), ("bias_hh" + suffix, [4 * h])] }
+        if bias { specs += [("bias_ih" + suffix, [rows]), ("bias_hh" + suffix, [rows])] }
         if projectionSize > 0 { specs.append(("weight_hr" + suffix, [projectionSize, h])) }
+        let ownGates = coupledInputForget ? ["f", "g", "o"] : ["i", "f", "g", "o"]
+        if peepholes {
+            specs += ownGates.filter { $0 != "g" }.map { ("weight_c\($0)" + suffix, [h]) }
+        }
+        if layerNorm { specs += ownGates.map { ("layer_norm_weight_\($0)" + suffix, [h]) } }
         return specs
     }
 
@@ -87,6 +153,7 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         let perDirection =
             training
             ? Double(4 * hiddenSize + 2 * hiddenSize + outputSize + (projectionSize > 0 ? hiddenSize : 0))
+                + Double(cellOptions.savedFloatsPerRow(hiddenSize: hiddenSize, outputSize: outputSize))
             : Double(4 * hiddenSize)
         let total =
             rows * Double(numLayers) * Double(numDirections) * (perDirection + Double(outputSize))
@@ -96,12 +163,16 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
 
     /// The settings as safetensors metadata (PyTorch's argument names, string values):
     /// what `LSTM.saveWeights` records and `LSTM(contentsOf:)` restores.
+    /// The cell options are recorded only when set, so a plain LSTM's file is a PyTorch one.
     public var metadata: [String: String] {
-        [
+        var entries = [
             "input_size": "\(inputSize)", "hidden_size": "\(hiddenSize)", "num_layers": "\(numLayers)",
             "proj_size": "\(projectionSize)", "bidirectional": "\(bidirectional)", "batch_first": "\(batchFirst)",
             "bias": "\(bias)", "dropout": "\(dropout)",
         ]
+        if reverse { entries["reverse"] = "true" }
+        entries.merge(cellOptions.metadata) { a, _ in a }
+        return entries
     }
 
     /// Infers the configuration from a `state_dict`'s tensors (names and shapes).
@@ -118,19 +189,38 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         from shapes: [String: [Int]], metadata: [String: String], batchFirst: Bool?,
         source: String
     ) throws -> LSTMConfiguration {
-        guard let wih = shapes["weight_ih_l0"], wih.count == 2,
-            let whh = shapes["weight_hh_l0"], whh.count == 2, whh[0] % 4 == 0
+        // A `reverse` LSTM has only `_reverse` tensors; its first layer tells it apart.
+        let reverse = shapes["weight_ih_l0"] == nil && shapes["weight_ih_l0_reverse"] != nil
+        let first = reverse ? "_l0_reverse" : "_l0"
+        guard let wih = shapes["weight_ih" + first], wih.count == 2,
+            let whh = shapes["weight_hh" + first], whh.count == 2
         else {
             throw LSTMError.invalidConfiguration(
                 "cannot infer an LSTM from \(source): weight_ih_l0/weight_hh_l0 missing or not 2-D")
         }
         var layers = 0
-        while layers <= SizeLimits.maxLayers, shapes["weight_ih_l\(layers)"] != nil { layers += 1 }
-        let hidden = whh[0] / 4
-        let projection = shapes["weight_hr_l0"]?.first ?? 0
+        while layers <= SizeLimits.maxLayers,
+            shapes["weight_ih" + (reverse ? "_l\(layers)_reverse" : "_l\(layers)")] != nil
+        {
+            layers += 1
+        }
+        // H: the columns of W_hr when projecting, else of W_hh (Hout = H); then W_hh's G·H rows
+        // tell the gate count (3: CIFG).
+        let projection = shapes["weight_hr" + first]?.first ?? 0
+        let hidden = projection > 0 ? (shapes["weight_hr" + first]?.last ?? 0) : whh[1]
+        guard hidden > 0, whh[0] == 4 * hidden || whh[0] == 3 * hidden else {
+            throw LSTMError.invalidConfiguration(
+                "cannot infer an LSTM from \(source): weight_hh\(first) has \(whh[0]) rows, not 4·H or 3·H (CIFG) for H = \(hidden)"
+            )
+        }
+        var cell = LSTMCellOptions()
+        cell.coupledInputForget = whh[0] == 3 * hidden
+        cell.peepholes = shapes["weight_cf" + first] != nil
+        cell.layerNorm = shapes["layer_norm_weight_f" + first] != nil
         var config = LSTMConfiguration(
-            inputSize: wih[1], hiddenSize: hidden, numLayers: layers, bias: shapes["bias_ih_l0"] != nil,
-            batchFirst: false, bidirectional: shapes["weight_ih_l0_reverse"] != nil, projectionSize: projection)
+            inputSize: wih[1], hiddenSize: hidden, numLayers: layers, bias: shapes["bias_ih" + first] != nil,
+            batchFirst: false, bidirectional: !reverse && shapes["weight_ih_l0_reverse"] != nil,
+            projectionSize: projection, cell: cell, reverse: reverse)
         try config.validate()
 
         func recorded(_ key: String) -> String? { metadata[key] }
@@ -145,7 +235,10 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
             guard let text = recorded(key) else { continue }
             guard let number = Int(text), number == value else { throw refuse(key, text, "\(value)") }
         }
-        for (key, value) in [("bidirectional", config.bidirectional), ("bias", config.bias)] {
+        for (key, value) in [
+            ("bidirectional", config.bidirectional), ("bias", config.bias), ("reverse", config.reverse),
+            ("peephole", config.peepholes), ("cifg", config.coupledInputForget), ("layer_norm", config.layerNorm),
+        ] {
             guard let text = recorded(key) else { continue }
             guard let flag = parseFlag(text), flag == value else { throw refuse(key, text, "\(value)") }
         }
@@ -167,6 +260,20 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
                     "\(source): metadata dropout = '\(text)' is not a probability in [0, 1)")
             }
             config.dropout = p
+        }
+        // The clips and ε are not in the tensors: taken from the metadata (defaults without).
+        for (key, path) in [
+            ("activation_clip", \LSTMConfiguration.activationClip), ("cell_clip", \.cellClip),
+            ("proj_clip", \.projectionClip), ("layer_norm_eps", \.layerNormEpsilon),
+        ] as [(String, WritableKeyPath<LSTMConfiguration, Float>)] {
+            guard let text = recorded(key) else { continue }
+            guard let value = Float(text) else {
+                throw LSTMError.invalidConfiguration("\(source): metadata \(key) = '\(text)' is not a number")
+            }
+            config[keyPath: path] = value
+        }
+        do { try config.validate() } catch let LSTMError.invalidConfiguration(message) {
+            throw LSTMError.invalidConfiguration("\(source): \(message)")
         }
         return config
     }
