@@ -10,10 +10,12 @@ let package = Package(
     // Debian ships them, and OpenBLAS is loaded at run time as libopenblas.so.0).
     products: [
         .library(name: "LSTMKit", targets: ["LSTMKit"]),
+        .library(name: "LSTMONNX", targets: ["LSTMONNX"]),
         .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -44,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "lstm-gpu",
             dependencies: [
-                "LSTMKit", "LSTMDistributed", "LSTMBenchmark",
+                "LSTMKit", "LSTMDistributed", "LSTMBenchmark", "LSTMONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/lstm-gpu",
@@ -53,6 +55,12 @@ let package = Package(
             resources: [.embedInCode("default-text.txt")]),
         // The benchmark harness of `lstm-gpu bench` (suite, timing, rows), kept out of the engine's API.
         .target(name: "LSTMBenchmark", dependencies: ["LSTMKit"], path: "Sources/LSTMBenchmark"),
+        // ONNX models in and out (onnx.pb.swift generated once from onnx.proto and committed), kept
+        // out of LSTMKit: importing the engine links no protobuf.
+        .target(
+            name: "LSTMONNX",
+            dependencies: ["LSTMKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Sources/LSTMONNX"),
         // Data parallelism over Open MPI, kept out of LSTMKit: importing the engine links no MPI.
         .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
         .executableTarget(
@@ -61,7 +69,7 @@ let package = Package(
             path: "Examples/sentiment-classifier"),
         .testTarget(
             name: "LSTMKitTests",
-            dependencies: ["LSTMKit", "LSTMBenchmark"],
+            dependencies: ["LSTMKit", "LSTMBenchmark", "LSTMONNX"],
             path: "Tests/LSTMKitTests",
             exclude: ["Fixtures"]),
     ]
