@@ -451,7 +451,7 @@ private struct GraphReader {
             throw refuse(
                 "input sequence_lens (\(quoted(lengths))) is a constant; lstm-gpu takes lengths at run time only")
         }
-        for slot in [5, 6] {
+        for slot in [5, 6] where input(slot).map({ constants[$0] != nil }) ?? false {
             if let state = try constant(slot), state.values.contains(where: { $0 != 0 }) {
                 throw refuse(
                     "input \(inputNames[slot]) is a non-zero constant; lstm-gpu takes initial states at run time (h0, c0)")
@@ -502,26 +502,39 @@ private struct GraphReader {
         }
     }
 
-    /// The messages about what the import leaves out: the graph's other operators.
+    /// The messages about what the import leaves out: the graph's other operators, those that
+    /// compute first, then those that only move, slice or join tensors.
     func warnings(chain: [Int], traces: [Int: Trace], layers: [LayerNode]) -> [String] {
         var glue: Set<Int> = []
         for index in chain { glue.formUnion(traces[index]!.nodes) }
-        var others: [String: [Int]] = [:]
+        let layoutOperators: Set<String> = shapeOnlyOperators.union(["Slice", "Concat", "Split", "Constant", "Shape"])
+        var computing: [String: [Int]] = [:], moving: [String: [Int]] = [:]
         for index in nodes.indices where !chain.contains(index) && !glue.contains(index) {
-            others[nodes[index].opType, default: []].append(index)
+            let node = nodes[index]
+            if node.domain.isEmpty, layoutOperators.contains(node.opType) {
+                moving[node.opType, default: []].append(index)
+            } else {
+                computing[node.opType, default: []].append(index)
+            }
         }
-        var messages: [String] = []
-        if !others.isEmpty {
-            let list = others.keys.sorted().map { type -> String in
-                let members = others[type]!
+        func list(_ groups: [String: [Int]]) -> String {
+            groups.keys.sorted().map { type -> String in
+                let members = groups[type]!
                 let names = members.prefix(3).map { nodes[$0].name.isEmpty ? "#\($0)" : quoted(nodes[$0].name) }
                 return "\(operatorName(type)) ×\(members.count) (\(names.joined(separator: ", "))"
                     + (members.count > 3 ? ", …)" : ")")
-            }
+            }.joined(separator: ", ")
+        }
+        var messages: [String] = []
+        if !computing.isEmpty {
             messages.append(
-                "the graph's other operators are not imported (lstm-gpu runs the LSTM layers alone, taking X, "
-                    + "h0, c0 and lengths directly and giving output, hn, cn in PyTorch's layout): "
-                    + list.joined(separator: ", "))
+                "operators of the graph that are not imported and not run (lstm-gpu runs the LSTM layers alone): "
+                    + list(computing))
+        }
+        if !moving.isEmpty {
+            messages.append(
+                "layout operators of the graph not imported (lstm-gpu takes input, h0, c0, lengths and gives output, "
+                    + "hn, cn in PyTorch's layout instead): " + list(moving))
         }
         return messages
     }

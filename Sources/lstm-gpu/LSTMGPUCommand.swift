@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LSTMKit
+import LSTMONNX
 
 /// Parses the command line, runs the subcommand, and maps every failure to one exit code
 /// (README "Exit codes"): 0 success, 1 a parity check failed, 2 an input (file, device,
@@ -36,7 +37,7 @@ enum Entry {
         case let training as TrainingError:
             printError("\(name): \(training)")
             Foundation.exit(training.isDivergence ? ExitStatus.diverged : ExitStatus.unusable)
-        case is LSTMError, is DistributedError, is CocoaError:
+        case is LSTMError, is DistributedError, is CocoaError, is ONNXError:
             printError("\(name): error: \(error.localizedDescription)")
             Foundation.exit(ExitStatus.unusable)
         default:
@@ -60,7 +61,7 @@ struct LSTMGPUCommand: ParsableCommand {
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
         subcommands: [
             DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
-            InspectCommand.self, TuneCommand.self,
+            InspectCommand.self, TuneCommand.self, RunCommand.self, ImportCommand.self, ExportCommand.self,
         ])
 
     @Flag(help: "Print the version (and the git commit when run from a checkout's build folder) and exit.")
