@@ -114,6 +114,9 @@ public final class LSTM {
         var weights: [String: Tensor] = [:]
         for (name, shape) in configuration.parameterSpecs {
             weights[name] = Tensor(uniform: shape, low: -bound, high: bound, generator: &generator)
+            if name.hasPrefix("layer_norm_weight_") {  // γ = 1, as torch.nn.LayerNorm starts
+                weights[name] = try! Tensor(shape: shape, scalars: [Float](repeating: 1, count: shape[0]))
+            }
         }
         return weights
     }

@@ -25,6 +25,41 @@ final class GradientCheckTests: XCTestCase {
         Case(
             configuration: LSTMConfiguration(inputSize: 4, hiddenSize: 9, bidirectional: true), sequenceLength: 2,
             batch: 1),
+        // The cell options, each alone, then together (with CIFG's three gate rows, reverse,
+        // projection and lengths). Clips are set where a good share of values lies beyond them.
+        Case(
+            configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4, cell: LSTMCellOptions(peepholes: true)),
+            sequenceLength: 3, batch: 2),
+        Case(
+            configuration: LSTMConfiguration(
+                inputSize: 3, hiddenSize: 4, cell: LSTMCellOptions(coupledInputForget: true)),
+            sequenceLength: 3, batch: 2),
+        Case(
+            configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 5, cell: LSTMCellOptions(layerNorm: true)),
+            sequenceLength: 3, batch: 2),
+        Case(
+            configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4, cell: LSTMCellOptions(activationClip: 0.7)),
+            sequenceLength: 3, batch: 2),
+        Case(
+            configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4, cell: LSTMCellOptions(cellClip: 0.3)),
+            sequenceLength: 3, batch: 2),
+        Case(
+            configuration: LSTMConfiguration(
+                inputSize: 3, hiddenSize: 5, projectionSize: 3, cell: LSTMCellOptions(projectionClip: 0.15)),
+            sequenceLength: 3, batch: 2),
+        Case(
+            configuration: LSTMConfiguration(inputSize: 3, hiddenSize: 4, reverse: true), sequenceLength: 4, batch: 2,
+            lengths: [2, 4]),
+        Case(
+            configuration: LSTMConfiguration(
+                inputSize: 3, hiddenSize: 5, numLayers: 2, bidirectional: true, projectionSize: 2,
+                cell: LSTMCellOptions(peepholes: true, layerNorm: true, activationClip: 1, cellClip: 0.5)),
+            sequenceLength: 3, batch: 3, lengths: [3, 0, 2]),
+        Case(
+            configuration: LSTMConfiguration(
+                inputSize: 2, hiddenSize: 6, batchFirst: true,
+                cell: LSTMCellOptions(peepholes: true, coupledInputForget: true, layerNorm: true), reverse: true),
+            sequenceLength: 3, batch: 2, lengths: [1, 3]),
     ]
 
     func testBackwardMatchesFiniteDifferences() throws {
@@ -60,7 +95,9 @@ final class GradientCheckTests: XCTestCase {
             }
             let result = try lstm.forward(x, h0: h0, c0: c0, lengths: c.lengths, training: true)
             let grads = try lstm.backward(result, outputGradient: dy, hnGradient: dhn, cnGradient: dcn)
-            let eps: Float = 1e-2
+            // Small enough that a perturbation rarely carries a clipped value across its bound (a
+            // kink), large enough for float32's rounding of the loss.
+            let eps: Float = 2e-3
             var worst: Double = 0
             func check(_ name: String, _ analytic: Float, _ numeric: Double) {
                 let error = abs(Double(analytic) - numeric)

@@ -62,5 +62,6 @@ struct ParityCase: CustomStringConvertible {
         return "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
             + " bias=\(c.bias) batchFirst=\(c.batchFirst) dropout=\(c.dropout) T=\(sequenceLength) B=\(batch)"
             + " lengths=\(lengths.map { "\($0)" } ?? "nil") h0c0=\(givenState)"
+            + (c.cellOptions.isPlain ? "" : " \(c.cellOptions)") + (c.reverse ? " reverse" : "")
     }
 }

@@ -8,7 +8,7 @@ extension CPUBackend {
     /// (accumulating), so those products run afterwards, one job after another, on the whole team.
     @_spi(Backend) public func backward(_ jobs: [DirectionBackward<CPUBackend>]) throws {
         try CPUKernelVariant.selected()
-        let parts = jobs.map(backwardBody)
+        let parts = jobs.map { $0.shape.cell.isPlain ? backwardBody($0) : optionsBackwardBody($0) }
         let team = team(for: jobs.map(\.shape))
         runIndependent(parts.map(\.recurrence), on: team)
         for part in parts { team.run { _, crew in part.inputGradient(crew) } }

@@ -8,7 +8,9 @@ extension CPUBackend {
     /// are enough).
     @_spi(Backend) public func forward(_ jobs: [DirectionForward<CPUBackend>]) throws {
         try CPUKernelVariant.selected()  // LSTM_GPU_CPU_ISA, when set, must be usable
-        runIndependent(jobs.map(forwardBody), on: team(for: jobs.map(\.shape)))
+        runIndependent(
+            jobs.map { $0.shape.cell.isPlain ? forwardBody($0) : optionsForwardBody($0) },
+            on: team(for: jobs.map(\.shape)))
         for job in jobs {
             for buffer in [job.output.buffer, job.finalHidden.buffer, job.finalCell.buffer] { buffer.markModified() }
         }

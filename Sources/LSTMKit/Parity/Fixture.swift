@@ -45,18 +45,31 @@ public struct Fixture {
             }
             return value
         }
+        func number(_ key: String, default value: Float) throws -> Float {
+            guard let text = file.metadata[key] else { return value }
+            guard let number = Float(text) else {
+                throw LSTMError.corruptFile(path: path, reason: "metadata '\(key)' is '\(text)', not a number")
+            }
+            return number
+        }
+        let reverse = try flag("reverse")
+        let cell = LSTMCellOptions(
+            peepholes: try flag("peephole"), coupledInputForget: try flag("cifg"), layerNorm: try flag("layer_norm"),
+            layerNormEpsilon: try number("layer_norm_eps", default: 1e-5),
+            activationClip: try number("activation_clip", default: 0), cellClip: try number("cell_clip", default: 0),
+            projectionClip: try number("proj_clip", default: 0))
         let configuration = LSTMConfiguration(
             inputSize: try integer("input_size"), hiddenSize: try integer("hidden_size"),
-            numLayers: try integer("num_layers"), bias: file.contains("bias_ih_l0"),
+            numLayers: try integer("num_layers"), bias: file.contains(reverse ? "bias_ih_l0_reverse" : "bias_ih_l0"),
             batchFirst: try flag("batch_first"), bidirectional: try flag("bidirectional"),
-            projectionSize: try integer("proj_size", default: 0))
+            projectionSize: try integer("proj_size", default: 0), cell: cell, reverse: reverse)
         do { try configuration.validate() } catch let LSTMError.invalidConfiguration(reason) {
             throw LSTMError.corruptFile(path: path, reason: "fixture metadata: \(reason)")
         }
         self.configuration = configuration
         weights = try LSTM.weights(
             in: file, prefix: "", configuration: configuration,
-            ignoring: { !$0.hasPrefix("weight_") && !$0.hasPrefix("bias_") })
+            ignoring: { !$0.hasPrefix("weight_") && !$0.hasPrefix("bias_") && !$0.hasPrefix("layer_norm_weight_") })
         input = try file.floatTensor("input")
         h0 = file.contains("h0") ? try file.floatTensor("h0") : nil
         c0 = file.contains("c0") ? try file.floatTensor("c0") : nil

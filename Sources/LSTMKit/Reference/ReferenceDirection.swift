@@ -34,29 +34,59 @@ enum Reference {
 
     /// The weights of one layer and direction, PyTorch's layouts and names, widened to Double.
     struct Weights {
-        /// `weight_ih` [4H, In], rows in gate order i, f, g, o.
+        /// `weight_ih` [G·H, In], rows in gate order i, f, g, o (f, g, o with CIFG).
         var inputWeights: Matrix
-        /// `weight_hh` [4H, Hout].
+        /// `weight_hh` [G·H, Hout].
         var recurrentWeights: Matrix
-        /// `bias_ih`, `bias_hh` [4H]; nil without bias.
+        /// `bias_ih`, `bias_hh` [G·H]; nil without bias.
         var inputBias: Vector?
         var recurrentBias: Vector?
         /// `weight_hr` [P, H]; nil without projection.
         var projectionWeights: Matrix?
+        /// `weight_ci`, `weight_cf`, `weight_co` [H] by gate (i, f, o); nil where absent.
+        var peepholes: [Gate: Vector] = [:]
+        /// `layer_norm_weight_{i,f,g,o}` [H] by gate; empty without layer norm.
+        var layerNormWeights: [Gate: Vector] = [:]
+        /// The cell variant (PyTorch's when plain).
+        var cell = LSTMCellOptions()
 
-        var hiddenSize: Int { recurrentWeights.count / 4 }  // H
+        var hiddenSize: Int { recurrentWeights.count / cell.gateCount }  // H
         var outputSize: Int { projectionWeights?.count ?? hiddenSize }  // Hout
         var inputSize: Int { inputWeights.first?.count ?? 0 }  // In
+        /// The gates with weight rows, in row order: i, f, g, o (f, g, o with CIFG).
+        var weightedGates: [Gate] { cell.coupledInputForget ? [.f, .g, .o] : Gate.allCases }
+        /// The weight row of unit j of gate q (q must have weights).
+        func row(_ q: Gate, _ j: Int) -> Int { weightedGates.firstIndex(of: q)! * hiddenSize + j }
     }
+
+    /// The four gates, in PyTorch's order.
+    enum Gate: Int, CaseIterable { case i, f, g, o }
 
     /// The gradients of one layer and direction's weights, shaped like `Weights`.
     /// `bias_ih` and `bias_hh` enter the pre-activations the same way, so one vector is the
     /// gradient of both.
     struct WeightGradients {
-        var inputWeights: Matrix  // [4H, In]
-        var recurrentWeights: Matrix  // [4H, Hout]
-        var bias: Vector  // [4H]
+        var inputWeights: Matrix  // [G·H, In]
+        var recurrentWeights: Matrix  // [G·H, Hout]
+        var bias: Vector  // [G·H]
         var projectionWeights: Matrix?  // [P, H]
+        var peepholes: [Gate: Vector]  // [H] each
+        var layerNormWeights: [Gate: Vector]  // [H] each
+    }
+
+    /// What one step of one sequence computed on the way, beyond the states: what its backward
+    /// reads. Gate-indexed arrays hold all four gates (i = 1 − f with CIFG).
+    struct StepTrace {
+        /// Gate activations i, f, g, o [H] each.
+        var gates: [Vector]
+        /// z: pre-activations before the activation clip [H] per gate.
+        var preActivations: [Vector]
+        /// x̂ and 1/√(var + ε) of each gate's normalisation (layer norm only).
+        var normalized: [Vector]
+        var inverseDeviation: [Double]
+        /// c before the cell clip [H]; h before the projection clip [Hout].
+        var unclippedCell: Vector
+        var unclippedHidden: Vector
     }
 
     /// A forward of one direction: its results and what its backward reads. Everything is
@@ -68,8 +98,8 @@ enum Reference {
         /// [B, Hout], [B, H]: the states after each sequence's last valid step (its h0, c0 for length 0).
         var finalHidden: [Vector]
         var finalCell: [Vector]
-        /// [T, B, 4H]: the gates after activation, i, f, g, o.
-        var gates: StepRows
+        /// [T][B]: what each step computed on the way (gates, pre-activations, normalisation).
+        var traces: [[StepTrace?]]
         /// [T, B, H]: c after the step.
         var cell: StepRows
         /// [T, B, Hout], [T, B, H]: the states the step started from.
@@ -80,6 +110,16 @@ enum Reference {
     }
 
     static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
+
+    /// x clamped to [−limit, limit]; a limit of 0 means no clip.
+    static func clip(_ x: Double, _ limit: Float) -> Double {
+        limit > 0 ? min(max(x, -Double(limit)), Double(limit)) : x
+    }
+
+    /// The clamp's derivative: 1 where x lay within [−limit, limit] (bounds included), else 0.
+    static func clipSlope(_ x: Double, _ limit: Float) -> Double {
+        limit > 0 && abs(x) > Double(limit) ? 0 : 1
+    }
 
     static func zeros(_ count: Int) -> Vector { Vector(repeating: 0, count: count) }
 
@@ -96,12 +136,45 @@ enum Reference {
         reverse ? Array((0..<steps).reversed()) : Array(0..<steps)
     }
 
-    /// Forward of one layer in one direction over the whole sequence, PyTorch's LSTM cell:
+    /// z of gate q from its sum s [H]: with layer norm γ ⊙ (s − mean)/√(var + ε) + biases, else s
+    /// (whose biases are already in it). Returns z and, with layer norm, x̂ and 1/√(var + ε).
+    static func normalize(_ s: Vector, gate q: Gate, weights w: Weights) -> (z: Vector, xhat: Vector, r: Double) {
+        guard w.cell.layerNorm, let gamma = w.layerNormWeights[q] else { return (s, [], 0) }
+        let H = Double(s.count)
+        let mean = s.reduce(0, +) / H
+        let variance = s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / H
+        let r = 1 / (variance + Double(w.cell.layerNormEpsilon)).squareRoot()
+        let xhat = s.map { ($0 - mean) * r }
+        let z = xhat.indices.map { j in
+            gamma[j] * xhat[j] + (w.inputBias?[w.row(q, j)] ?? 0) + (w.recurrentBias?[w.row(q, j)] ?? 0)
+        }
+        return (z, xhat, r)
+    }
+
+    /// The backward of `normalize`: ds from dz (dz itself without layer norm), accumulating the
+    /// layer-norm weight's gradient γ_q += Σ dz ⊙ x̂.
+    static func normalizeBackward(
+        _ dz: Vector, gate q: Gate, trace: StepTrace, weights w: Weights, gradients: inout WeightGradients
+    ) -> Vector {
+        guard w.cell.layerNorm, let gamma = w.layerNormWeights[q] else { return dz }
+        let xhat = trace.normalized[q.rawValue], r = trace.inverseDeviation[q.rawValue]
+        let H = Double(dz.count)
+        let dxhat = dz.indices.map { dz[$0] * gamma[$0] }
+        let meanD = dxhat.reduce(0, +) / H
+        let meanDX = dxhat.indices.map { dxhat[$0] * xhat[$0] }.reduce(0, +) / H
+        for j in dz.indices { gradients.layerNormWeights[q]![j] += dz[j] * xhat[j] }
+        return dz.indices.map { r * (dxhat[$0] - meanD - xhat[$0] * meanDX) }
+    }
+
+    /// Forward of one layer in one direction over the whole sequence: PyTorch's LSTM cell, with
+    /// the options of `LSTMCellOptions` (whose documentation has the formulas) when set:
     ///
-    ///     z = W_ih·x(t) + b_ih + W_hh·h(prev) + b_hh          [4H], rows i, f, g, o
-    ///     i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   o = σ(z_o)
-    ///     c(t) = f·c(prev) + i·g
-    ///     h(t) = o·tanh(c(t)),  or W_hr·(o·tanh(c(t))) with projection
+    ///     s = W_ih·x(t) + W_hh·h(prev) (+ b_ih + b_hh without layer norm)   rows i, f, g, o
+    ///     (+ peepholes p ⊙ c(prev) into i and f; layer norm; activation clip)
+    ///     i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   (i = 1 − f with CIFG)
+    ///     c(t) = f·c(prev) + i·g    (then the cell clip)
+    ///     o = σ(z_o)   (its peephole reads c(t))
+    ///     h(t) = o·tanh(c(t)),  or W_hr·(o·tanh(c(t))) with projection (then the projection clip)
     ///
     /// Packed-sequence semantics: sequence b only runs its steps t < lengths[b]; at the others
     /// its output is 0 and its state is left as it is. The reverse direction visits t from T-1
@@ -117,9 +190,11 @@ enum Reference {
     ) -> DirectionForward {
         let (T, B) = (x.count, lengths.count)
         let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
+        let options = w.cell
         var result = DirectionForward(
             output: zeros(sequenceLength: T, batch: B, width: Hout), finalHidden: initialHidden, finalCell: initialCell,
-            gates: zeros(sequenceLength: T, batch: B, width: 4 * H), cell: zeros(sequenceLength: T, batch: B, width: H),
+            traces: [[StepTrace?]](repeating: [StepTrace?](repeating: nil, count: B), count: T),
+            cell: zeros(sequenceLength: T, batch: B, width: H),
             previousHidden: zeros(sequenceLength: T, batch: B, width: Hout),
             previousCell: zeros(sequenceLength: T, batch: B, width: H),
             unprojected: zeros(sequenceLength: T, batch: B, width: H))
@@ -128,33 +203,55 @@ enum Reference {
 
         for t in processingOrder(sequenceLength: T, reverse: reverse) {
             for b in 0..<B where t < lengths[b] {
-                // Pre-activations of the four gates, rows q·H + j for gate q of unit j.
-                var z = zeros(4 * H)
-                for row in 0..<4 * H {
-                    var sum = (w.inputBias?[row] ?? 0) + (w.recurrentBias?[row] ?? 0)
-                    for k in 0..<In { sum += w.inputWeights[row][k] * x[t][b][k] }
-                    for k in 0..<Hout { sum += w.recurrentWeights[row][k] * hidden[b][k] }
-                    z[row] = sum
+                let previousCell = cell[b]
+                // s_q: the two products (and the biases, without layer norm) of each weighted gate.
+                var s = [Vector](repeating: zeros(H), count: 4)
+                for q in w.weightedGates {
+                    for j in 0..<H {
+                        let row = w.row(q, j)
+                        var sum = options.layerNorm ? 0 : (w.inputBias?[row] ?? 0) + (w.recurrentBias?[row] ?? 0)
+                        for k in 0..<In { sum += w.inputWeights[row][k] * x[t][b][k] }
+                        for k in 0..<Hout { sum += w.recurrentWeights[row][k] * hidden[b][k] }
+                        s[q.rawValue][j] = sum
+                    }
                 }
-                // Activations and the cell update, unit by unit.
-                var gates = zeros(4 * H), newCell = zeros(H), unprojected = zeros(H)
+                for q in [Gate.i, .f] {
+                    if let p = w.peepholes[q] { for j in 0..<H { s[q.rawValue][j] += p[j] * previousCell[j] } }
+                }
+                var trace = StepTrace(
+                    gates: [Vector](repeating: zeros(H), count: 4),
+                    preActivations: [Vector](repeating: zeros(H), count: 4),
+                    normalized: [Vector](repeating: [], count: 4), inverseDeviation: [0, 0, 0, 0],
+                    unclippedCell: zeros(H), unclippedHidden: zeros(Hout))
+                /// z of gate q (layer norm, biases), recorded, then clipped and activated.
+                func activate(_ q: Gate, _ activation: (Double) -> Double) -> Vector {
+                    let (z, xhat, r) = normalize(s[q.rawValue], gate: q, weights: w)
+                    (trace.preActivations[q.rawValue], trace.normalized[q.rawValue]) = (z, xhat)
+                    trace.inverseDeviation[q.rawValue] = r
+                    return z.map { activation(clip($0, options.activationClip)) }
+                }
+                let f = activate(.f, sigmoid), g = activate(.g, tanh)
+                let i = options.coupledInputForget ? f.map { 1 - $0 } : activate(.i, sigmoid)
+                var newCell = zeros(H)
                 for j in 0..<H {
-                    let i = sigmoid(z[j]), f = sigmoid(z[H + j]), g = tanh(z[2 * H + j]), o = sigmoid(z[3 * H + j])
-                    newCell[j] = f * cell[b][j] + i * g
-                    unprojected[j] = o * tanh(newCell[j])
-                    (gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j]) = (i, f, g, o)
+                    trace.unclippedCell[j] = f[j] * previousCell[j] + i[j] * g[j]
+                    newCell[j] = clip(trace.unclippedCell[j], options.cellClip)
                 }
+                if let p = w.peepholes[.o] { for j in 0..<H { s[Gate.o.rawValue][j] += p[j] * newCell[j] } }
+                let o = activate(.o, sigmoid)
+                trace.gates = [i, f, g, o]
+                let unprojected = (0..<H).map { o[$0] * tanh(newCell[$0]) }
                 // h(t): o·tanh(c), projected to P features by W_hr when there is a projection.
                 var newHidden = unprojected
                 if let projection = w.projectionWeights {
-                    newHidden = zeros(Hout)
                     for p in 0..<Hout {
-                        for j in 0..<H { newHidden[p] += projection[p][j] * unprojected[j] }
+                        trace.unclippedHidden[p] = (0..<H).map { projection[p][$0] * unprojected[$0] }.reduce(0, +)
                     }
+                    newHidden = trace.unclippedHidden.map { clip($0, options.projectionClip) }
                 }
                 result.previousHidden[t][b] = hidden[b]
-                result.previousCell[t][b] = cell[b]
-                result.gates[t][b] = gates
+                result.previousCell[t][b] = previousCell
+                result.traces[t][b] = trace
                 result.cell[t][b] = newCell
                 result.unprojected[t][b] = unprojected
                 result.output[t][b] = newHidden
@@ -170,7 +267,7 @@ enum Reference {
     /// Backpropagation through time for one layer in one direction: the steps in the reverse
     /// of the forward's order, carrying dL/dh and dL/dc from step to step.
     ///
-    /// Per valid step of sequence b (with tc = tanh(c(t)) and m = o·tanh(c(t))):
+    /// Per valid step of sequence b (with tc = tanh(c(t)) and m = o·tanh(c(t))), for PyTorch's cell:
     ///
     ///     dh   = carried dh + dL/doutput(t)                       [Hout]
     ///     dW_hr += dh ⊗ m;   dm = W_hrᵀ·dh   (dm = dh without projection)
@@ -179,6 +276,12 @@ enum Reference {
     ///     dz_g = dc·i·(1 − g²)    dz_o = dm·tc·o(1 − o)
     ///     dW_ih += dz ⊗ x(t);  dW_hh += dz ⊗ h(prev);  db += dz
     ///     dx(t) = W_ihᵀ·dz;  carried dh = W_hhᵀ·dz;  carried dc = dc·f
+    ///
+    /// The options add their links to that chain: each clip multiplies the gradient through it
+    /// by its slope (`clipSlope`); the output gate's peephole adds ds_o·p_o to dc, the others
+    /// ds_i·p_i + ds_f·p_f to the carried dc; CIFG sends −di into df; layer norm runs its own
+    /// backward between dz and ds (`normalizeBackward`), the biases then taking dz and the
+    /// weight products ds.
     ///
     /// A padded step changes nothing: its dx is 0 and the carried gradients pass through, so a
     /// sequence of length 0 hands dL/dhn, dL/dcn straight to h0, c0.
@@ -197,22 +300,29 @@ enum Reference {
     {
         let (T, B) = (x.count, lengths.count)
         let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
+        let options = w.cell
+        let rows = w.weightedGates.count * H
         var inputGradient = zeros(sequenceLength: T, batch: B, width: In)
         var grads = WeightGradients(
-            inputWeights: zeros(4 * H, In), recurrentWeights: zeros(4 * H, Hout), bias: zeros(4 * H),
-            projectionWeights: w.projectionWeights.map { _ in zeros(Hout, H) })
+            inputWeights: zeros(rows, In), recurrentWeights: zeros(rows, Hout), bias: zeros(rows),
+            projectionWeights: w.projectionWeights.map { _ in zeros(Hout, H) },
+            peepholes: w.peepholes.mapValues { _ in zeros(H) },
+            layerNormWeights: w.layerNormWeights.mapValues { _ in zeros(H) })
         var hiddenGradient = finalHiddenGradient  // [B, Hout]: dL/dh carried back to the previous step
         var cellGradient = finalCellGradient  // [B, H]: dL/dc carried back
 
         for t in processingOrder(sequenceLength: T, reverse: reverse).reversed() {
             for b in 0..<B where t < lengths[b] {
-                let gates = forward.gates[t][b], cell = forward.cell[t][b]
+                let trace = forward.traces[t][b]!
+                let cell = forward.cell[t][b]
                 let previousCell = forward.previousCell[t][b], unprojected = forward.unprojected[t][b]
+                let (i, f, g, o) = (trace.gates[0], trace.gates[1], trace.gates[2], trace.gates[3])
                 var dh = hiddenGradient[b]
                 for p in 0..<Hout { dh[p] += outputGradient[t][b][p] }
-                // Through the projection h = W_hr·m.
+                // Through the projection h = clip(W_hr·m).
                 var dm = dh
                 if let projection = w.projectionWeights {
+                    for p in 0..<Hout { dh[p] *= clipSlope(trace.unclippedHidden[p], options.projectionClip) }
                     dm = zeros(H)
                     for p in 0..<Hout {
                         for j in 0..<H {
@@ -221,29 +331,59 @@ enum Reference {
                         }
                     }
                 }
-                // Through the cell update and the activations, unit by unit.
-                var dz = zeros(4 * H)
-                for j in 0..<H {
-                    let (i, f, g, o) = (gates[j], gates[H + j], gates[2 * H + j], gates[3 * H + j])
-                    let tc = tanh(cell[j])
-                    let dc = cellGradient[b][j] + dm[j] * o * (1 - tc * tc)
-                    dz[j] = dc * g * i * (1 - i)
-                    dz[H + j] = dc * previousCell[j] * f * (1 - f)
-                    dz[2 * H + j] = dc * i * (1 - g * g)
-                    dz[3 * H + j] = dm[j] * tc * o * (1 - o)
-                    cellGradient[b][j] = dc * f
+                /// ds of gate q from the gradient of its activation's output (da) and the
+                /// activation's derivative at the saved value.
+                var ds = [Vector](repeating: zeros(H), count: 4)
+                func backThroughGate(_ q: Gate, _ da: Vector, slope: (Double) -> Double) {
+                    let z = trace.preActivations[q.rawValue], a = trace.gates[q.rawValue]
+                    let dz = (0..<H).map { da[$0] * slope(a[$0]) * clipSlope(z[$0], options.activationClip) }
+                    ds[q.rawValue] = normalizeBackward(dz, gate: q, trace: trace, weights: w, gradients: &grads)
+                    for j in 0..<H { grads.bias[w.row(q, j)] += dz[j] }
                 }
+                let sigmoidSlope = { (a: Double) in a * (1 - a) }
+                // The output gate, then the cell (whose gradient the o peephole adds to).
+                backThroughGate(.o, (0..<H).map { dm[$0] * tanh(cell[$0]) }, slope: sigmoidSlope)
+                var dc = zeros(H)
+                for j in 0..<H {
+                    let tc = tanh(cell[j])
+                    dc[j] = cellGradient[b][j] + dm[j] * o[j] * (1 - tc * tc)
+                    if let p = w.peepholes[.o] {
+                        dc[j] += ds[Gate.o.rawValue][j] * p[j]
+                        grads.peepholes[.o]![j] += ds[Gate.o.rawValue][j] * cell[j]
+                    }
+                    dc[j] *= clipSlope(trace.unclippedCell[j], options.cellClip)
+                }
+                var df = (0..<H).map { dc[$0] * previousCell[$0] }
+                let di = (0..<H).map { dc[$0] * g[$0] }
+                if options.coupledInputForget {
+                    for j in 0..<H { df[j] -= di[j] }  // i = 1 − f
+                } else {
+                    backThroughGate(.i, di, slope: sigmoidSlope)
+                }
+                backThroughGate(.f, df, slope: sigmoidSlope)
+                backThroughGate(.g, (0..<H).map { dc[$0] * i[$0] }, slope: { 1 - $0 * $0 })
+                var carriedCell = (0..<H).map { dc[$0] * f[$0] }
+                for q in [Gate.i, .f] {
+                    guard let p = w.peepholes[q] else { continue }
+                    for j in 0..<H {
+                        carriedCell[j] += ds[q.rawValue][j] * p[j]
+                        grads.peepholes[q]![j] += ds[q.rawValue][j] * previousCell[j]
+                    }
+                }
+                cellGradient[b] = carriedCell
                 // Through the two products of the pre-activations.
                 var dhPrevious = zeros(Hout)
-                for row in 0..<4 * H {
-                    grads.bias[row] += dz[row]
-                    for k in 0..<In {
-                        grads.inputWeights[row][k] += dz[row] * x[t][b][k]
-                        inputGradient[t][b][k] += w.inputWeights[row][k] * dz[row]
-                    }
-                    for k in 0..<Hout {
-                        grads.recurrentWeights[row][k] += dz[row] * forward.previousHidden[t][b][k]
-                        dhPrevious[k] += w.recurrentWeights[row][k] * dz[row]
+                for q in w.weightedGates {
+                    for j in 0..<H {
+                        let row = w.row(q, j), d = ds[q.rawValue][j]
+                        for k in 0..<In {
+                            grads.inputWeights[row][k] += d * x[t][b][k]
+                            inputGradient[t][b][k] += w.inputWeights[row][k] * d
+                        }
+                        for k in 0..<Hout {
+                            grads.recurrentWeights[row][k] += d * forward.previousHidden[t][b][k]
+                            dhPrevious[k] += w.recurrentWeights[row][k] * d
+                        }
                     }
                 }
                 hiddenGradient[b] = dhPrevious

@@ -42,13 +42,20 @@ final class ReferenceLSTM: HostEngine {
         self.weights = weights
         layers = (0..<c.numLayers).map { layer in
             (0..<c.numDirections).map { direction in
-                let suffix = "_l\(layer)" + (direction == 1 ? "_reverse" : "")
+                let suffix = c.suffix(layer: layer, direction: direction)
+                func vector(_ name: String) -> Vector? { weights[name].map { $0.scalars.map(Double.init) } }
+                let gateVectors: (_ prefix: String) -> [Reference.Gate: Vector] = { prefix in
+                    var found: [Reference.Gate: Vector] = [:]
+                    for q in Reference.Gate.allCases { found[q] = vector("\(prefix)\(q)" + suffix) }
+                    return found
+                }
                 return Reference.Weights(
                     inputWeights: matrix(weights["weight_ih" + suffix]!),
                     recurrentWeights: matrix(weights["weight_hh" + suffix]!),
-                    inputBias: weights["bias_ih" + suffix].map { $0.scalars.map(Double.init) },
-                    recurrentBias: weights["bias_hh" + suffix].map { $0.scalars.map(Double.init) },
-                    projectionWeights: weights["weight_hr" + suffix].map(matrix))
+                    inputBias: vector("bias_ih" + suffix), recurrentBias: vector("bias_hh" + suffix),
+                    projectionWeights: weights["weight_hr" + suffix].map(matrix),
+                    peepholes: gateVectors("weight_c"), layerNormWeights: gateVectors("layer_norm_weight_"),
+                    cell: c.cellOptions)
             }
         }
     }
@@ -84,7 +91,7 @@ final class ReferenceLSTM: HostEngine {
         let initialCell = c0.map(states) ?? [[Vector]](repeating: [Vector](repeating: zeros(H), count: B), count: L * D)
 
         var layerInput = sequence(input, sequenceLength: T, batch: B)  // [T, B, In]
-        var record = ReferenceForward(engine: self, sequenceLength: T, batch: B, lengths: lengths, training: training)
+        let record = ReferenceForward(engine: self, sequenceLength: T, batch: B, lengths: lengths, training: training)
         var hn: [[Vector]] = [], cn: [[Vector]] = []  // [L·D][B][·]
         for layer in 0..<L {
             var output = zeros(sequenceLength: T, batch: B, width: D * Hout)  // [T, B, D·Hout]
@@ -94,7 +101,7 @@ final class ReferenceLSTM: HostEngine {
                 let run = Reference.forward(
                     input: layerInput, lengths: lengths, weights: layers[layer][direction],
                     initialHidden: initialHidden[state], initialCell: initialCell[state],
-                    reverse: direction == 1)
+                    reverse: direction == 1 || c.reverse)
                 for t in 0..<T {
                     for b in 0..<B { for p in 0..<Hout { output[t][b][direction * Hout + p] = run.output[t][b][p] } }
                 }
@@ -179,7 +186,7 @@ final class ReferenceLSTM: HostEngine {
                     record.directions[layer][direction], input: input, lengths: record.lengths,
                     weights: layers[layer][direction], outputGradient: directionGradient,
                     finalHiddenGradient: hnGradients[state], finalCellGradient: cnGradients[state],
-                    reverse: direction == 1)
+                    reverse: direction == 1 || c.reverse)
                 for t in 0..<T {
                     for b in 0..<B {
                         for k in 0..<c.layerInputSize(layer) { inputGradient[t][b][k] += g.input[t][b][k] }
@@ -187,7 +194,7 @@ final class ReferenceLSTM: HostEngine {
                 }
                 h0Gradients[state] = g.initialHidden
                 c0Gradients[state] = g.initialCell
-                let suffix = "_l\(layer)" + (direction == 1 ? "_reverse" : "")
+                let suffix = c.suffix(layer: layer, direction: direction)
                 weightGradients["weight_ih" + suffix] = tensor(g.weights.inputWeights)
                 weightGradients["weight_hh" + suffix] = tensor(g.weights.recurrentWeights)
                 if c.bias {
@@ -196,6 +203,10 @@ final class ReferenceLSTM: HostEngine {
                 }
                 if let projection = g.weights.projectionWeights {
                     weightGradients["weight_hr" + suffix] = tensor(projection)
+                }
+                for (q, gradient) in g.weights.peepholes { weightGradients["weight_c\(q)" + suffix] = tensor(gradient) }
+                for (q, gradient) in g.weights.layerNormWeights {
+                    weightGradients["layer_norm_weight_\(q)" + suffix] = tensor(gradient)
                 }
             }
             upstream = inputGradient
