@@ -70,7 +70,8 @@ public enum ONNXExport {
         graph.name = "lstm-gpu"
         let (t, b) = (dimension("T"), dimension("B"))
         graph.input = [
-            valueInfo("input", .float, c.batchFirst ? [b, t, dimension(c.inputSize)] : [t, b, dimension(c.inputSize)]),
+            valueInfo(
+                "input", .float, c.batchFirst ? [b, t, dimension(c.inputSize)] : [t, b, dimension(c.inputSize)]),
             valueInfo("h0", .float, [dimension(layers * d), b, dimension(h)]),
             valueInfo("c0", .float, [dimension(layers * d), b, dimension(h)]),
             valueInfo("lengths", .int32, [b]),
@@ -83,7 +84,8 @@ public enum ONNXExport {
         graph.initializer.append(int64Tensor("reshape_tb", [0, 0, -1]))
         var x = "input"
         if c.batchFirst {
-            graph.node.append(node("Transpose", "input_to_time_major", ["input"], ["input_tb"], [ints("perm", [1, 0, 2])]))
+            graph.node.append(
+                node("Transpose", "input_to_time_major", ["input"], ["input_tb"], [ints("perm", [1, 0, 2])]))
             x = "input_tb"
         }
         var hn: [String] = [], cn: [String] = []
@@ -135,14 +137,16 @@ public enum ONNXExport {
             hn.append("Y_h_l\(l)")
             cn.append("Y_c_l\(l)")
             // Y [T, D, B, H] → [T, B, D, H] → [T, B, D·H].
-            graph.node.append(node("Transpose", "y_transpose_l\(l)", ["Y_l\(l)"], ["Y_tbdh_l\(l)"], [ints("perm", [0, 2, 1, 3])]))
+            graph.node.append(
+                node("Transpose", "y_transpose_l\(l)", ["Y_l\(l)"], ["Y_tbdh_l\(l)"], [ints("perm", [0, 2, 1, 3])]))
             let last = l == layers - 1
             let next = last ? (c.batchFirst ? "output_tb" : "output") : "X_l\(l + 1)"
             graph.node.append(node("Reshape", "y_reshape_l\(l)", ["Y_tbdh_l\(l)", "reshape_tb"], [next]))
             x = next
         }
         if c.batchFirst {
-            graph.node.append(node("Transpose", "output_to_batch_first", ["output_tb"], ["output"], [ints("perm", [1, 0, 2])]))
+            graph.node.append(
+                node("Transpose", "output_to_batch_first", ["output_tb"], ["output"], [ints("perm", [1, 0, 2])]))
         }
         for (name, parts) in [("hn", hn), ("cn", cn)] {
             graph.node.append(
@@ -156,7 +160,8 @@ public enum ONNXExport {
         model.docString =
             "LSTM exported by lstm-gpu: I=\(c.inputSize) H=\(h) L=\(layers) D=\(d)"
             + (c.batchFirst ? " batch-first" : "") + (c.reverse ? " reverse" : "") + (c.peepholes ? " peepholes" : "")
-            + (c.coupledInputForget ? " cifg" : "") + (c.activationClip > 0 ? " activation_clip=\(c.activationClip)" : "")
+            + (c.coupledInputForget ? " cifg" : "")
+            + (c.activationClip > 0 ? " activation_clip=\(c.activationClip)" : "")
         var opset = Onnx_OperatorSetIdProto()
         opset.domain = ""
         opset.version = Int64(opsetVersion)

@@ -129,7 +129,9 @@ private struct GraphReader {
         node.opType == "LSTM" && (node.domain.isEmpty || node.domain == "ai.onnx")
     }
 
-    mutating func read(_ model: Onnx_ModelProto) throws -> (
+    mutating func read(
+        _ model: Onnx_ModelProto
+    ) throws -> (
         configuration: LSTMConfiguration, weights: [String: Tensor], layerNodes: [String], opset: Int,
         warnings: [String]
     ) {
@@ -144,7 +146,9 @@ private struct GraphReader {
         let graph = model.graph
         nodes = graph.node
         for tensor in graph.initializer {
-            guard constants[tensor.name] == nil else { throw invalid("initializer \(quoted(tensor.name)) appears twice") }
+            guard constants[tensor.name] == nil else {
+                throw invalid("initializer \(quoted(tensor.name)) appears twice")
+            }
             constants[tensor.name] = tensor
         }
         for (index, node) in nodes.enumerated() {
@@ -154,7 +158,8 @@ private struct GraphReader {
                 }
                 producers[name] = (index, slot)
             }
-            if node.opType == "Constant", node.domain.isEmpty, let value = node.attribute.first(where: { $0.name == "value" }),
+            if node.opType == "Constant", node.domain.isEmpty,
+                let value = node.attribute.first(where: { $0.name == "value" }),
                 value.hasT, let output = node.output.first
             {
                 constants[output] = value.t
@@ -166,7 +171,8 @@ private struct GraphReader {
             throw invalid("its graph has no LSTM node (operators: \(types.isEmpty ? "none" : types))")
         }
         guard lstmIndices.count <= SizeLimits.maxLayers else {
-            throw invalid("its graph has \(lstmIndices.count) LSTM nodes, above the limit of \(SizeLimits.maxLayers) layers")
+            throw invalid(
+                "its graph has \(lstmIndices.count) LSTM nodes, above the limit of \(SizeLimits.maxLayers) layers")
         }
 
         // The chain: each LSTM's X traced up through shape-only operators.
@@ -258,10 +264,15 @@ private struct GraphReader {
         var weights: [String: Tensor] = [:]
         for (l, layer) in layers.enumerated() {
             for direction in 0..<d {
-                try convert(layer, direction: direction, suffix: configuration.suffix(layer: l, direction: direction), configuration, into: &weights)
+                try convert(
+                    layer, direction: direction, suffix: configuration.suffix(layer: l, direction: direction),
+                    configuration, into: &weights)
             }
         }
-        return (configuration, weights, layers.map { nodes[$0.index].name }, Int(opset), warnings(chain: chain, traces: traces, layers: layers))
+        return (
+            configuration, weights, layers.map { nodes[$0.index].name }, Int(opset),
+            warnings(chain: chain, traces: traces, layers: layers)
+        )
     }
 
     /// Follows `name` up through shape-only operators to the LSTM output it comes from, if any.
@@ -414,7 +425,9 @@ private struct GraphReader {
                 "attribute activations has \(activations.strings.count) entries; direction \(direction) needs \(3 * d)")
         }
         guard node.input.count >= 3, node.input.count <= 8 else {
-            throw refuse("has \(node.input.count) inputs; LSTM takes 3 to 8 (X, W, R, B, sequence_lens, initial_h, initial_c, P)")
+            throw refuse(
+                "has \(node.input.count) inputs; LSTM takes 3 to 8 (X, W, R, B, sequence_lens, initial_h, initial_c, P)"
+            )
         }
         guard node.output.count <= 3 else { throw refuse("has \(node.output.count) outputs; LSTM has at most 3") }
         func input(_ slot: Int) -> String? {
@@ -454,7 +467,8 @@ private struct GraphReader {
         for slot in [5, 6] where input(slot).map({ constants[$0] != nil }) ?? false {
             if let state = try constant(slot), state.values.contains(where: { $0 != 0 }) {
                 throw refuse(
-                    "input \(inputNames[slot]) is a non-zero constant; lstm-gpu takes initial states at run time (h0, c0)")
+                    "input \(inputNames[slot]) is a non-zero constant; lstm-gpu takes initial states at run time (h0, c0)"
+                )
             }
         }
         return LayerNode(
@@ -542,6 +556,10 @@ private struct GraphReader {
 
 /// An operator type as messages show it (quoted only when it is not a plain word).
 private func operatorName(_ type: String) -> String {
-    let plain = !type.isEmpty && type.count <= 60 && type.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }
+    let plain =
+        !type.isEmpty && type.count <= 60
+        && type.unicodeScalars.allSatisfy {
+            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_")
+        }
     return plain ? type : quoted(type)
 }

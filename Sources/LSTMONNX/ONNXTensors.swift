@@ -63,7 +63,8 @@ struct TensorDecoder {
         var values = [Float](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
             for i in 0..<count {
-                values[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                values[i] = Float(
+                    bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
             }
         }
         return FloatArray(shape: shape, values: values)
@@ -75,14 +76,17 @@ struct TensorDecoder {
     func externalData(_ tensor: Onnx_TensorProto, _ what: String, byteCount: Int) throws -> Data {
         var fields: [String: String] = [:]
         for entry in tensor.externalData {
-            guard fields[entry.key] == nil else { throw invalid("\(what): external_data repeats the key \(quoted(entry.key))") }
+            guard fields[entry.key] == nil else {
+                throw invalid("\(what): external_data repeats the key \(quoted(entry.key))")
+            }
             fields[entry.key] = entry.value
         }
         guard let location = fields["location"], !location.isEmpty else {
             throw invalid("\(what) is stored externally but its external_data has no location")
         }
         guard let folder else {
-            throw invalid("\(what) is stored in the external file \(quoted(location)), but the model was not read from a file")
+            throw invalid(
+                "\(what) is stored in the external file \(quoted(location)), but the model was not read from a file")
         }
         guard !location.hasPrefix("/"), !location.contains("\\"), !location.contains("\0"),
             !location.split(separator: "/").contains("..")
@@ -106,7 +110,8 @@ struct TensorDecoder {
         }
         var info = stat()
         guard stat(file.path, &info) == 0 else {
-            throw invalid("\(what): external data file \(file.path) cannot be read: \(String(cString: strerror(errno)))")
+            throw invalid(
+                "\(what): external data file \(file.path) cannot be read: \(String(cString: strerror(errno)))")
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw invalid("\(what): external data \(file.path) is not a regular file")
@@ -118,7 +123,8 @@ struct TensorDecoder {
         }
         guard offset <= size, needed <= size - offset else {
             throw invalid(
-                "\(what): external data \(file.path) is \(size) bytes; offset \(offset) + length \(needed) runs past its end")
+                "\(what): external data \(file.path) is \(size) bytes; offset \(offset) + length \(needed) runs past its end"
+            )
         }
         guard let handle = FileHandle(forReadingAtPath: file.path) else {
             throw invalid("\(what): cannot open the external data file \(file.path)")

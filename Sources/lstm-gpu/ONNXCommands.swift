@@ -129,7 +129,8 @@ struct RunCommand: ParsableCommand {
         let known = ["input", "h0", "c0", "lengths"]
         for name in file.entries.keys.sorted() where !known.contains(name) {
             throw LSTMError.invalidArgument(
-                "\(input): unexpected tensor '\(name)'; the input file holds 'input' and optionally 'h0', 'c0', 'lengths'")
+                "\(input): unexpected tensor '\(name)'; the input file holds 'input' and optionally 'h0', 'c0', 'lengths'"
+            )
         }
         guard file.contains("input") else { throw LSTMError.missingTensor(name: "input", file: input) }
         let x = try file.floatTensor("input")
