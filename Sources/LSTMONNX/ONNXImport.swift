@@ -126,7 +126,7 @@ private struct GraphReader {
     }
 
     func isLSTM(_ node: Onnx_NodeProto) -> Bool {
-        node.opType == "LSTM" && (node.domain.isEmpty || node.domain == "ai.onnx")
+        node.opType == "LSTM" && isDefaultDomain(node.domain)
     }
 
     mutating func read(
@@ -135,7 +135,7 @@ private struct GraphReader {
         configuration: LSTMConfiguration, weights: [String: Tensor], layerNodes: [String], opset: Int,
         warnings: [String]
     ) {
-        let defaultOpsets = model.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+        let defaultOpsets = model.opsetImport.filter { isDefaultDomain($0.domain) }
         guard let opset = defaultOpsets.map(\.version).max() else {
             throw invalid("it imports no opset of the default domain (opset_import has no \"\" or ai.onnx entry)")
         }
@@ -158,7 +158,7 @@ private struct GraphReader {
                 }
                 producers[name] = (index, slot)
             }
-            if node.opType == "Constant", node.domain.isEmpty,
+            if node.opType == "Constant", isDefaultDomain(node.domain),
                 let value = node.attribute.first(where: { $0.name == "value" }),
                 value.hasT, let output = node.output.first
             {
@@ -286,7 +286,7 @@ private struct GraphReader {
                 trace.lstm = (index, producer.output)
                 return trace
             }
-            guard node.domain.isEmpty, shapeOnlyOperators.contains(node.opType), let next = node.input.first,
+            guard isDefaultDomain(node.domain), shapeOnlyOperators.contains(node.opType), let next = node.input.first,
                 !next.isEmpty, trace.nodes.count < nodes.count
             else { return trace }
             trace.nodes.append(index)
@@ -525,7 +525,7 @@ private struct GraphReader {
         var computing: [String: [Int]] = [:], moving: [String: [Int]] = [:]
         for index in nodes.indices where !chain.contains(index) && !glue.contains(index) {
             let node = nodes[index]
-            if node.domain.isEmpty, layoutOperators.contains(node.opType) {
+            if isDefaultDomain(node.domain), layoutOperators.contains(node.opType) {
                 moving[node.opType, default: []].append(index)
             } else {
                 computing[node.opType, default: []].append(index)
@@ -553,6 +553,9 @@ private struct GraphReader {
         return messages
     }
 }
+
+/// ONNX's default operator domain, "" or its name "ai.onnx".
+private func isDefaultDomain(_ domain: String) -> Bool { domain.isEmpty || domain == "ai.onnx" }
 
 /// An operator type as messages show it (quoted only when it is not a plain word).
 private func operatorName(_ type: String) -> String {
