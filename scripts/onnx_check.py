@@ -221,6 +221,11 @@ def run_imported_reference(binary, model_path, tensors, folder, reference_path):
     return {"output": output, "hn": hn, "cn": cn}
 
 
+def worse(a, b):
+    """The larger difference, NaN when either is."""
+    return float("nan") if np.isnan(a) or np.isnan(b) else max(a, b)
+
+
 def compare(label, ours, reference):
     worst, ok = 0.0, True
     for name in ("output", "hn", "cn"):
@@ -229,7 +234,10 @@ def compare(label, ours, reference):
             print(f"FAIL {label}: {name} has shape {a.shape}, the reference {b.shape}")
             return False, float("nan")
         diff = np.abs(a - b)
-        worst = max(worst, float(diff.max()) if diff.size else 0.0)
+        if np.isnan(diff).any():
+            worst = float("nan")
+        elif diff.size and not np.isnan(worst):
+            worst = max(worst, float(diff.max()))
         ok = ok and bool(np.all(diff <= TOLERANCE[0] + TOLERANCE[1] * np.abs(b)))
     print(f"{'PASS' if ok else 'FAIL'} {label}: max abs diff {worst:.2e}")
     return ok, worst
@@ -298,7 +306,7 @@ def torch_cases(binary, folder, backend):
         a, w1 = compare(label + " onnxruntime vs torch", run_onnxruntime(model, tensors), torch_out)
         b, w2 = compare(label + " lstm-gpu vs onnxruntime", run_lstm_gpu(binary, path, tensors, folder, backend),
                         run_onnxruntime(model, tensors))
-        ok, worst = ok and a and b, max(worst, w2)
+        ok, worst = ok and a and b, worse(worst, w2)
     return ok, worst
 
 
@@ -334,7 +342,7 @@ def export_check(binary, folder, backend):
             exported_out = run_onnxruntime(model, tensors)
             good, w = compare(f"{case.name}: import + export, run in onnxruntime vs the source model in onnxruntime",
                               exported_out, run_onnxruntime(equivalent, tensors))
-            ok, worst = ok and good, max(worst, w)
+            ok, worst = ok and good, worse(worst, w)
             try:
                 ours = run_lstm_gpu(binary, st, tensors, folder, backend)
             except RuntimeError as error:
@@ -343,7 +351,7 @@ def export_check(binary, folder, backend):
                 continue
             good, w = compare(f"{case.name}: lstm-gpu export run in onnxruntime vs lstm-gpu run",
                               run_onnxruntime(model, tensors), ours)
-            ok, worst = ok and good, max(worst, w)
+            ok, worst = ok and good, worse(worst, w)
     return ok, worst
 
 
@@ -431,7 +439,9 @@ def main():
             worst["export"] = w
             if not ok:
                 failed.append("export")
-    print(f"max abs diff over all cases: {max(worst.values()) if worst else 0:.2e}")
+    values = list(worst.values())
+    overall = float("nan") if any(np.isnan(v) for v in values) else max(values, default=0.0)
+    print(f"max abs diff over all cases: {overall:.2e}")
     print(f"onnx_check: {len(worst) - len([f for f in failed if f in worst])} passed, {len(failed)} failed"
           + (": " + ", ".join(failed) if failed else ""))
     return 1 if failed else 0
