@@ -376,6 +376,32 @@ def write_fixtures(folder):
                   metadata={"format": "onnx-check/1", "source": "scripts/onnx_check.py --write-fixtures",
                             "expected": "onnxruntime " + ort.__version__})
         print(f"wrote {path}")
+    write_torch_fixture(folder)
+
+
+def write_torch_fixture(folder):
+    """torch-batch-first.onnx: nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+    as torch.onnx.export writes it (Transposes around, Slice of h0/c0, Constant nodes), with
+    onnxruntime's outputs (checked here against torch's)."""
+    import torch
+    torch.manual_seed(14)
+    lstm = torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+    x, h0, c0 = torch.randn(3, 6, 4), torch.randn(4, 3, 5), torch.randn(4, 3, 5)
+    path = os.path.join(folder, "torch-batch-first.onnx")
+    torch.onnx.export(lstm, (x, (h0, c0)), path, input_names=["input", "h0", "c0"],
+                      output_names=["output", "hn", "cn"], opset_version=14, dynamo=False)
+    tensors = {"input": x.numpy(), "h0": h0.numpy(), "c0": c0.numpy()}
+    expected = run_onnxruntime(onnx.load(path), tensors)
+    with torch.no_grad():
+        out, (hn, cn) = lstm(x, (h0, c0))
+    ok, _ = compare("torch-batch-first: onnxruntime vs torch", expected,
+                    {"output": out.numpy(), "hn": hn.numpy(), "cn": cn.numpy()})
+    assert ok
+    save_file({**tensors, **{k: np.ascontiguousarray(v) for k, v in expected.items()}},
+              os.path.join(folder, "torch-batch-first.safetensors"),
+              metadata={"format": "onnx-check/1", "source": "scripts/onnx_check.py --write-fixtures",
+                        "expected": "onnxruntime " + ort.__version__ + ", torch " + torch.__version__})
+    print(f"wrote {path}")
 
 
 def main():

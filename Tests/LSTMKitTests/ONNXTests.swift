@@ -9,7 +9,7 @@ import XCTest
 let onnxFixtureFolder = fixtureFolder + "/onnx"
 
 /// The committed ONNX models without cell options, and those with them.
-let plainONNXFixtures = ["plain", "bidirectional-2layer", "reverse", "layout1", "external-data"]
+let plainONNXFixtures = ["plain", "bidirectional-2layer", "reverse", "layout1", "external-data", "torch-batch-first"]
 let optionONNXFixtures = ["peepholes", "cifg-peepholes", "clip", "everything"]
 
 final class ONNXTests: XCTestCase {
@@ -82,6 +82,8 @@ final class ONNXTests: XCTestCase {
         XCTAssertTrue(try configuration("reverse").reverse)
         XCTAssertTrue(try configuration("layout1").batchFirst)
         XCTAssertEqual(try configuration("external-data").numLayers, 2)
+        let torch = try configuration("torch-batch-first")
+        XCTAssertTrue(torch.batchFirst && torch.bidirectional && torch.numLayers == 2, "\(torch)")
         let plain = try configuration("plain")
         XCTAssertEqual(plain, LSTMConfiguration(inputSize: 4, hiddenSize: 5))
     }
@@ -346,6 +348,15 @@ final class ONNXTests: XCTestCase {
         let folder = try temporaryFolder()
         assertThrows(["is a directory"]) { _ = try ONNXImport(contentsOf: URL(fileURLWithPath: folder)) }
         assertThrows(["no such file"]) { _ = try ONNXImport(contentsOf: URL(fileURLWithPath: folder + "/none.onnx")) }
+    }
+
+    func testHostileDimensionsAreRefusedBeforeAllocating() throws {
+        for dims in [[1, 1 << 40, 1 << 20], [1 << 40, 1 << 40, 4], [-1, 16, 3]] as [[Int64]] {
+            var hostile = try model()
+            let w = hostile.graph.initializer.firstIndex { $0.name == "W_l0" }!
+            hostile.graph.initializer[w].dims = dims
+            assertONNXError(["W_l0"]) { _ = try importing(hostile) }
+        }
     }
 
     func testMutatedModelsThrowAndNeverCrash() throws {
