@@ -53,17 +53,29 @@ final class ONNXTests: XCTestCase {
         for name in optionONNXFixtures { try checkFixture(name) }
     }
 
-    func checkFixture(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func testPlainONNXModelsMatchOnnxruntimeOnOpenCL() throws {
+        _ = try requireOpenCL()
+        for name in plainONNXFixtures { try checkFixture(name, backend: .opencl) }
+    }
+
+    func testONNXModelsWithCellOptionsMatchOnnxruntimeOnOpenCL() throws {
+        _ = try requireOpenCL()
+        for name in optionONNXFixtures { try checkFixture(name, backend: .opencl) }
+    }
+
+    func checkFixture(
+        _ name: String, backend: BackendKind = .cpu, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let url = URL(fileURLWithPath: onnxFixtureFolder + "/\(name).onnx")
         let imported = try ONNXImport(contentsOf: url)
         let expected = try SafeTensorsFile(contentsOf: onnxFixtureFolder + "/\(name).safetensors")
-        let lstm = try LSTM(onnx: url)
+        let lstm = try LSTM(onnx: url, backend: backend)
         XCTAssertEqual(lstm.configuration, imported.configuration, file: file, line: line)
         let result = try lstm.forward(
             expected.floatTensor("input"), h0: expected.contains("h0") ? expected.floatTensor("h0") : nil,
             c0: expected.contains("c0") ? expected.floatTensor("c0") : nil,
             lengths: expected.contains("lengths") ? expected.intTensor("lengths").values : nil)
-        print("\(name): \(imported.configuration)")
+        print("\(name) [\(lstm.backendName)]: \(imported.configuration)")
         for (tensor, ours) in [("output", result.output), ("hn", result.hn), ("cn", result.cn)] {
             assertClose(
                 ours, try expected.floatTensor(tensor), "\(name) \(tensor)", tolerance: .outputs, file: file, line: line
