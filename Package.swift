@@ -42,6 +42,7 @@ let package = Package(
                 .embedInCode("../../Kernels/lstm_forward.cl"),
                 .embedInCode("../../Kernels/lstm_backward.cl"),
                 .embedInCode("../../Kernels/training.cl"),
+                .embedInCode("../../Kernels/lstm_options.cl"),
             ]),
         .executableTarget(
             name: "lstm-gpu",

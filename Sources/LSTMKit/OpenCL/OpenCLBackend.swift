@@ -274,6 +274,7 @@ public final class OpenCLBackend: LSTMBackend {
     // MARK: forward
 
     @_spi(Backend) public func forward(_ job: DirectionForward<OpenCLBackend>) throws {
+        guard job.shape.cell.isPlain else { return try optionsForward(job) }
         let s = job.shape
         let (steps, batch, h, hout, gateWidth) = (s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.gateWidth)
         let w = job.weights
@@ -317,10 +318,9 @@ public final class OpenCLBackend: LSTMBackend {
     // MARK: backward
 
     @_spi(Backend) public func backward(_ job: DirectionBackward<OpenCLBackend>) throws {
+        guard job.shape.cell.isPlain else { return try optionsBackward(job) }
         let s = job.shape
-        let (steps, batch, h, hout, gateWidth, rows) = (
-            s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.gateWidth, s.rows
-        )
+        let (steps, batch, h, hout, rows) = (s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.rows)
         let saved = job.activations, w = job.weights
         let gateGradients = job.gateGradients
         let hiddenGradient = try contiguous(job.finalHiddenGradient, rows: batch, width: hout)
@@ -363,8 +363,18 @@ public final class OpenCLBackend: LSTMBackend {
             from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)
         try copyRows(from: MatrixView(cellGradient, rowStride: h), to: job.initialCellGradient, rows: batch, width: h)
 
-        let g = job.weightGradients
-        let dG = MatrixView(gateGradients, rowStride: gateWidth)
+        try weightAndInputGradients(job, projectedGradients: projectedGradients, biasGradients: gateGradients)
+    }
+
+    /// After the step loop of a backward: dW_ih = dGᵀ·X, dW_hh = dGᵀ·h(prev), the bias
+    /// gradient as column sums of `biasGradients` (dG, or dZ of a layer-normalised cell),
+    /// dW_hr = (dL/dh)ᵀ·m from `projectedGradients`, and dX (+)= dG·W_ih, all over T·B rows.
+    func weightAndInputGradients(
+        _ job: DirectionBackward<OpenCLBackend>, projectedGradients: OpenCLBuffer?, biasGradients: OpenCLBuffer
+    ) throws {
+        let s = job.shape, saved = job.activations, w = job.weights, g = job.weightGradients
+        let (h, hout, gateWidth, rows) = (s.hiddenSize, s.outputSize, s.gateWidth, s.rows)
+        let dG = MatrixView(job.gateGradients, rowStride: gateWidth)
         try gemm(
             transposeA: true, m: gateWidth, n: s.layerInputSize, k: rows, a: dG, b: job.input, beta: 0,
             c: MatrixView(g.inputWeights, rowStride: s.layerInputSize))
@@ -373,7 +383,7 @@ public final class OpenCLBackend: LSTMBackend {
             b: MatrixView(saved.previousHidden, rowStride: hout),
             beta: 0, c: MatrixView(g.recurrentWeights, rowStride: hout))
         if let bias = g.bias {
-            try launchColumnSums(gateGradients, rows: rows, width: gateWidth, into: bias)
+            try launchColumnSums(biasGradients, rows: rows, width: gateWidth, into: bias)
         }
         if let dwhr = g.projectionWeights, let projected = projectedGradients, let r = saved.unprojected {
             try gemm(

@@ -12,11 +12,14 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public var dropout: Float
     /// P: the LSTM's `proj_size` (0: none).
     public var projectionSize: Int
+    /// The LSTM's cell options (peepholes, CIFG, layer norm, clips; plain by default).
+    public var cell: LSTMCellOptions
 
     public init(
         vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 512, numLayers: Int = 1, dropout: Float = 0,
-        projectionSize: Int = 0
+        projectionSize: Int = 0, cell: LSTMCellOptions = LSTMCellOptions()
     ) {
+        self.cell = cell
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
@@ -28,10 +31,11 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     /// JSON keys; `numLayers` is stored as "layers" (the checkpoints' format, which
     /// scripts/checkpoint_in_torch.py reads).
     enum CodingKeys: String, CodingKey {
-        case vocabularySize, embeddingSize, hiddenSize, numLayers = "layers", dropout, projectionSize
+        case vocabularySize, embeddingSize, hiddenSize, numLayers = "layers", dropout, projectionSize, cell
     }
 
-    /// Decodes checkpoints written before projection existed (no `projectionSize`: 0).
+    /// Decodes checkpoints written before projection or the cell options existed (no
+    /// `projectionSize`: 0; no `cell`: PyTorch's plain cell).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
@@ -40,13 +44,14 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
             hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
             numLayers: try c.decode(Int.self, forKey: .numLayers),
             dropout: try c.decode(Float.self, forKey: .dropout),
-            projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0)
+            projectionSize: try c.decodeIfPresent(Int.self, forKey: .projectionSize) ?? 0,
+            cell: try c.decodeIfPresent(LSTMCellOptions.self, forKey: .cell) ?? LSTMCellOptions())
     }
 
     public var lstm: LSTMConfiguration {
         LSTMConfiguration(
             inputSize: embeddingSize, hiddenSize: hiddenSize, numLayers: numLayers, projectionSize: projectionSize,
-            dropout: dropout)
+            dropout: dropout, cell: cell)
     }
 
     /// Hout: the width of the LSTM's output and of the carried h state.
