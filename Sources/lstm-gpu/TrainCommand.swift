@@ -32,6 +32,22 @@ struct TrainCommand: ParsableCommand {
         help: "Project h to P features, an LSTMP model (default: 0, none; or the checkpoint's).") var projSize: Int?
     @Option(parsing: .unconditional, help: "Dropout between LSTM layers (default: 0, or the checkpoint's).")
     var dropout: Float?
+    @Flag(help: "Peephole connections p ⊙ c into the i, f and o gates.") var peephole = false
+    @Flag(help: "Coupled input-forget gate (CIFG): i = 1 − f, no input-gate weights.") var cifg = false
+    @Flag(name: .customLong("layer-norm"), help: "Layer-normalise each gate's pre-activation over its units.")
+    var layerNorm = false
+    @Option(
+        name: .customLong("layer-norm-eps"), parsing: .unconditional, help: "ε of --layer-norm (default: 1e-5).")
+    var layerNormEps: Float?
+    @Option(
+        name: .customLong("activation-clip"), parsing: .unconditional,
+        help: "Clamp every gate pre-activation to [−C, C] (default: off).") var activationClip: Float?
+    @Option(
+        name: .customLong("cell-clip"), parsing: .unconditional,
+        help: "Clamp the cell state to [−C, C] after each update (default: off).") var cellClip: Float?
+    @Option(
+        name: .customLong("proj-clip"), parsing: .unconditional,
+        help: "Clamp the projected h to [−C, C] (with --proj-size; default: off).") var projClip: Float?
     @Option(
         name: .customLong("seq-length"), parsing: .unconditional,
         help: "Characters per chunk T, the truncated BPTT length (default: 100, or the checkpoint's).") var seqLength:
@@ -142,6 +158,20 @@ struct TrainCommand: ParsableCommand {
         try finite(weightDecay.map(Double.init), "--weight-decay")
         try finite(clip.map(Double.init), "--clip")
         try finite(minutes, "--minutes", 1e-6...1e7)
+        for (value, name) in [
+            (activationClip, "--activation-clip"), (cellClip, "--cell-clip"), (projClip, "--proj-clip"),
+        ] {
+            try finite(value.map(Double.init), name)
+        }
+        if let layerNormEps, !(layerNormEps.isFinite && layerNormEps > 0) {
+            throw ValidationError("--layer-norm-eps must be a positive finite number, got \(layerNormEps)")
+        }
+        if layerNormEps != nil, !layerNorm, !resume {
+            throw ValidationError("--layer-norm-eps needs --layer-norm")
+        }
+        if let projClip, projClip > 0, !resume, (projSize ?? 0) == 0 {
+            throw ValidationError("--proj-clip clamps the projected h: it needs --proj-size")
+        }
         try finite(collectiveTimeout, "--collective-timeout", 1e-3...1e7)
         if let optimizer, !["sgd", "adam", "adamw"].contains(optimizer) {
             throw ValidationError("--optimizer must be sgd, adam or adamw, got '\(optimizer)'")
@@ -173,6 +203,8 @@ struct TrainCommand: ParsableCommand {
         var schedule = "constant"
         var warmup = 0
         var seed: UInt64 = 1
+        /// The LSTM's cell options; nil (checkpoints from before they existed) is the plain cell.
+        var cell: LSTMCellOptions?
     }
 
 }
@@ -201,6 +233,9 @@ extension TrainCommand.Settings {
             throw refuse(field, value)
         }
         guard ["sgd", "adam", "adamw"].contains(optimizer) else { throw refuse("optimizer", optimizer) }
+        if let cell {
+            do { try cell.validate(projects: projSize > 0) } catch { throw refuse("cell", TrainCommand.describe(cell)) }
+        }
         do { _ = try TrainCommand.parseSchedule(schedule, steps: 1, lr: lr) } catch {
             throw refuse("schedule", schedule)
         }
@@ -291,6 +326,7 @@ extension TrainCommand {
             s.embedding = file.model.embeddingSize
             s.projSize = file.model.projectionSize
             s.dropout = file.model.dropout
+            s.cell = file.model.cell
             s.globalBatch = file.batch
             s.seqLength = file.sequenceLength
             s.optimizer = file.optimizer
@@ -313,6 +349,15 @@ extension TrainCommand {
         try take(embedding, \.embedding, "--embedding", fixed: true)
         try take(projSize, \.projSize, "--proj-size", fixed: true)
         try take(dropout, \.dropout, "--dropout", fixed: true)
+        if let givenCell {
+            let theirs = recorded.map { $0.cell ?? LSTMCellOptions() }
+            if let theirs, theirs != givenCell {
+                throw ValidationError(
+                    "the cell options given (\(Self.describe(givenCell, plain: "none"))) contradict the checkpoint's "
+                        + "(\(Self.describe(theirs, plain: "none"))): leave them out to continue with the checkpoint's")
+            }
+            s.cell = givenCell
+        }
         try take(seqLength, \.seqLength, "--seq-length", fixed: true)
         if let batch {
             let global = SizeLimits.saturatingProduct([batch, ranks])
@@ -340,6 +385,32 @@ extension TrainCommand {
         try take(schedule, \.schedule, "--schedule", fixed: false)
         try take(warmup, \.warmup, "--warmup", fixed: false)
         return s
+    }
+
+    /// The cell options given on the command line; nil when none was (then a resumed run keeps
+    /// the checkpoint's, a new one the plain cell).
+    var givenCell: LSTMCellOptions? {
+        guard
+            peephole || cifg || layerNorm || layerNormEps != nil || activationClip != nil || cellClip != nil
+                || projClip != nil
+        else { return nil }
+        return LSTMCellOptions(
+            peepholes: peephole, coupledInputForget: cifg, layerNorm: layerNorm,
+            layerNormEpsilon: layerNormEps ?? 1e-5, activationClip: activationClip ?? 0, cellClip: cellClip ?? 0,
+            projectionClip: projClip ?? 0)
+    }
+
+    /// "peepholes, layer norm (ε 1e-05), cell clip 0.5, " for the run's banner; `plain` for none.
+    static func describe(_ cell: LSTMCellOptions, plain: String = "") -> String {
+        var parts: [String] = []
+        if cell.peepholes { parts.append("peepholes") }
+        if cell.coupledInputForget { parts.append("CIFG") }
+        if cell.layerNorm { parts.append("layer norm (ε \(cell.layerNormEpsilon))") }
+        if cell.activationClip > 0 { parts.append("activation clip \(cell.activationClip)") }
+        if cell.cellClip > 0 { parts.append("cell clip \(cell.cellClip)") }
+        if cell.projectionClip > 0 { parts.append("projection clip \(cell.projectionClip)") }
+        if parts.isEmpty { return plain }
+        return parts.joined(separator: ", ") + (plain.isEmpty ? ", " : "")
     }
 
     static func optimizerKind(_ s: Settings) -> OptimizerKind {
@@ -398,7 +469,7 @@ extension TrainCommand {
         let config = LanguageModelConfiguration(
             vocabularySize: vocabulary.count, embeddingSize: settings.embedding,
             hiddenSize: settings.hidden, numLayers: settings.layers, dropout: settings.dropout,
-            projectionSize: settings.projSize)
+            projectionSize: settings.projSize, cell: settings.cell ?? LSTMCellOptions())
         let model = try LanguageModel(config, backend: backend, seed: settings.seed)
         let trainer = try LanguageModelTrainer(
             model: model, vocabulary: vocabulary, ids: ids, options: options, reducer: reducer)
@@ -423,6 +494,7 @@ extension TrainCommand {
                 + "\(trainer.data.training.count) train / \(trainer.data.heldOut.count) held out; model "
                 + "\(settings.layers)×\(settings.hidden) LSTM"
                 + (settings.projSize > 0 ? " projected to \(settings.projSize), " : ", ")
+                + Self.describe(settings.cell ?? LSTMCellOptions())
                 + "embedding \(settings.embedding), \(parameterCount) parameters; batch \(localBatch) × "
                 + "\(settings.seqLength), "
                 + "\(options.optimizer.name) lr \(settings.lr)")

@@ -104,3 +104,68 @@ final class CellOptionsTests: XCTestCase {
                 + "\(worst.output), gradients \(worst.gradient)")
     }
 }
+
+/// A model with cell options saved and loaded: its options come back from the metadata (clips,
+/// ε) and the tensors (peepholes, CIFG, layer norm, reverse), and a bad record is refused.
+final class CellOptionsFileTests: XCTestCase {
+    func testSaveAndLoadKeepTheOptions() throws {
+        let config = LSTMConfiguration(
+            inputSize: 4, hiddenSize: 6, numLayers: 2, projectionSize: 3,
+            cell: LSTMCellOptions(
+                peepholes: true, coupledInputForget: true, layerNorm: true, layerNormEpsilon: 1e-3, activationClip: 2,
+                cellClip: 0.5, projectionClip: 0.25), reverse: true)
+        let lstm = try LSTM(config, weights: LSTM.initialWeights(config, seed: 3))
+        let path = try temporaryFolder() + "/cell.safetensors"
+        try lstm.saveWeights(to: path)
+        let loaded = try LSTM(contentsOf: path)
+        XCTAssertEqual(loaded.configuration, config)
+        let x = randomTensor([5, 2, 4], seed: 1)
+        XCTAssertEqual(try loaded.forward(x, lengths: [5, 2]).output, try lstm.forward(x, lengths: [5, 2]).output)
+
+        // Without metadata the tensors still tell peepholes, CIFG, layer norm and reverse apart.
+        let file = try SafeTensorsFile(contentsOf: path)
+        var shapes: [String: [Int]] = [:]
+        for (name, entry) in file.entries { shapes[name] = entry.shape }
+        let inferred = try LSTMConfiguration.inferred(from: shapes)
+        var expected = config
+        expected.cellOptions = LSTMCellOptions(peepholes: true, coupledInputForget: true, layerNorm: true)
+        XCTAssertEqual(inferred, expected)
+        XCTAssertEqual(shapes["weight_ih_l0_reverse"], [18, 4], "CIFG: 3H rows (f, g, o)")
+        XCTAssertNil(shapes["weight_ci_l0_reverse"])
+        XCTAssertNil(shapes["layer_norm_weight_i_l0_reverse"])
+
+        for (key, value, message) in [
+            ("cell_clip", "-1", "cellClip must be 0 (off) or a positive finite number"),
+            ("layer_norm_eps", "zero", "metadata layer_norm_eps = 'zero' is not a number"),
+            ("peephole", "false", "metadata peephole = false contradicts the tensors"),
+        ] {
+            var metadata = file.metadata
+            metadata[key] = value
+            let bad = try temporaryFolder() + "/bad.safetensors"
+            let tensors: [(name: String, value: SafeTensorsValue)] = try file.entries.keys.sorted().map {
+                ($0, .float32(try file.floatTensor($0)))
+            }
+            try SafeTensorsFile.write(tensors, metadata: metadata, to: bad)
+            assertThrows([message, "bad.safetensors"]) { _ = try LSTM(contentsOf: bad) }
+        }
+    }
+
+    func testMeaninglessCombinationsAreRefusedByName() {
+        assertThrows(["reverse", "bidirectional"]) {
+            try LSTMConfiguration(inputSize: 2, hiddenSize: 3, bidirectional: true, reverse: true).validate()
+        }
+        assertThrows(["projectionClip", "no projection"]) {
+            try LSTMConfiguration(inputSize: 2, hiddenSize: 3, cell: LSTMCellOptions(projectionClip: 1)).validate()
+        }
+        assertThrows(["layerNormEpsilon"]) {
+            try LSTMConfiguration(
+                inputSize: 2, hiddenSize: 3, cell: LSTMCellOptions(layerNorm: true, layerNormEpsilon: 0)
+            )
+            .validate()
+        }
+        assertThrows(["activationClip"]) {
+            try LSTMConfiguration(inputSize: 2, hiddenSize: 3, cell: LSTMCellOptions(activationClip: .infinity))
+                .validate()
+        }
+    }
+}

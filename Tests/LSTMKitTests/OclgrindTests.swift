@@ -9,6 +9,8 @@ import XCTest
 ///   (ragged lengths, both directions, projection, saturated gates) through
 ///   `lstm-gpu check --backend opencl`, each kernel checked element by element against
 ///   PyTorch and by the simulator;
+/// - the options path's kernels (`lstm_options.cl`): the option fixtures with every option,
+///   lengths, layers and both directions;
 /// - the training kernels (embedding gather and scatter, the work-group-per-row softmax of a
 ///   158-symbol vocabulary, reductions, clipping, Adam): two steps of `lstm-gpu train`.
 /// Skips only where `oclgrind` is not installed (`make test` installs it).
@@ -28,6 +30,20 @@ final class OclgrindTests: XCTestCase {
             XCTAssertTrue(result.output.contains("check: \(fixtures.count) passed, 0 failed"), result.output)
             assertClean(result.output, "\(variant)")
         }
+    }
+
+    func testOptionKernelsAreCleanUnderOclgrind() throws {
+        let (oclgrind, executable) = try tools()
+        let fixtures = ["opt-all-bi-layers", "opt-cifg-peephole-ln-reverse", "opt-all-cifg-batch-first"].map {
+            fixtureFolder + "/\($0).safetensors"
+        }
+        let result = try runProcess(
+            oclgrind, ["--data-races", executable, "check"] + fixtures + ["--backend", "opencl", "--quiet"],
+            environment: ["LSTM_GPU_KERNEL_CACHE": "off"])
+        print(result.output)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("check: \(fixtures.count) passed, 0 failed"), result.output)
+        assertClean(result.output, "options")
     }
 
     func testTrainingKernelsAreCleanUnderOclgrind() throws {

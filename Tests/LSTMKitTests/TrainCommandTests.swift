@@ -60,6 +60,37 @@ final class TrainCommandTests: XCTestCase {
     }
 
     /// The training options a checkpoint records are untrusted too: out of range, refused by field.
+    /// The cell options: shown in the banner, recorded in the checkpoint, kept by --resume; a
+    /// contradicting option and a bad value are refused by name.
+    func testCellOptionsAreRecordedAndKept() throws {
+        let folder = try temporaryFolder()
+        let checkpoint = folder + "/cell.safetensors"
+        let first = try run(
+            ["train", "--steps", "1", "--checkpoint", checkpoint, "--peephole", "--layer-norm", "--cell-clip", "0.5"]
+                + small)
+        XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertTrue(
+            first.output.contains("peepholes, layer norm (ε 1e-05), cell clip 0.5, embedding 8"), first.output)
+        let resumed = try run([
+            "train", "--resume", "--checkpoint", checkpoint, "--steps", "2", "--threads", "1", "--eval-every", "0",
+        ])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("peepholes, layer norm (ε 1e-05), cell clip 0.5"), resumed.output)
+        let contradicted = try run(["train", "--resume", "--checkpoint", checkpoint, "--steps", "3", "--cifg"])
+        XCTAssertEqual(contradicted.status, 64, contradicted.output)
+        XCTAssertTrue(contradicted.output.contains("contradict the checkpoint's"), contradicted.output)
+        for (arguments, message) in [
+            (["--cell-clip", "-1"], "--cell-clip must be in"), (["--activation-clip", "nan"], "--activation-clip"),
+            (["--proj-clip", "0.5"], "--proj-clip clamps the projected h: it needs --proj-size"),
+            (["--layer-norm-eps", "0"], "--layer-norm-eps must be a positive finite number"),
+            (["--layer-norm-eps", "1e-3"], "--layer-norm-eps needs --layer-norm"),
+        ] {
+            let refused = try run(["train", "--steps", "1"] + arguments + small)
+            XCTAssertEqual(refused.status, 64, refused.output)
+            XCTAssertTrue(refused.output.contains(message), "\(arguments): \(refused.output)")
+        }
+    }
+
     func testCheckpointTrainingOptionsAreValidated() throws {
         let folder = try temporaryFolder()
         let checkpoint = folder + "/run.safetensors"

@@ -85,13 +85,13 @@ final class LanguageModelTrainingTests: XCTestCase {
 
     func makeTrainer<Backend: ModelOps>(
         _ backend: Backend, dropout: Float = 0.2, layers: Int = 2,
-        batch: Int = 4, projection: Int = 0
+        batch: Int = 4, projection: Int = 0, cell: LSTMCellOptions = LSTMCellOptions()
     ) throws -> LanguageModelTrainer<Backend> {
         let vocabulary = Vocabulary(text: text)
         let model = try LanguageModel(
             LanguageModelConfiguration(
                 vocabularySize: vocabulary.count, embeddingSize: 8, hiddenSize: 24,
-                numLayers: layers, dropout: dropout, projectionSize: projection),
+                numLayers: layers, dropout: dropout, projectionSize: projection, cell: cell),
             backend: backend, seed: 7)
         var options = TrainingOptions()
         options.batch = batch
@@ -127,6 +127,33 @@ final class LanguageModelTrainingTests: XCTestCase {
             XCTAssertLessThan(abs(a - b) / abs(a), 1e-3, "step \(step): cpu \(a), opencl \(b)")
         }
         print("first 20 losses: max relative difference OpenCL vs CPU \(worst)")
+    }
+
+    /// Every cell option trains: the loss falls over 40 steps on the CPU path, and OpenCL's
+    /// losses follow the CPU path's step for step (same seed, data and dropout masks).
+    func testEveryCellOptionTrainsAndOpenCLFollowsTheCPUPath() throws {
+        let gpuBackend = try requireOpenCL()
+        let options: [(String, LSTMCellOptions, Int)] = [
+            ("peepholes", LSTMCellOptions(peepholes: true), 0), ("CIFG", LSTMCellOptions(coupledInputForget: true), 0),
+            ("layer norm", LSTMCellOptions(layerNorm: true), 0),
+            ("activation clip", LSTMCellOptions(activationClip: 1), 0),
+            ("cell clip", LSTMCellOptions(cellClip: 0.5), 0),
+            ("projection clip", LSTMCellOptions(projectionClip: 0.5), 7),
+        ]
+        for (name, cell, projection) in options {
+            let cpu = try makeTrainer(CPUBackend(), projection: projection, cell: cell)
+            let gpu = try makeTrainer(gpuBackend, projection: projection, cell: cell)
+            var losses: [Float] = [], worst: Float = 0
+            for step in 1...40 {
+                let a = try cpu.trainStep().loss, b = try gpu.trainStep().loss
+                losses.append(a)
+                worst = max(worst, abs(a - b) / abs(a))
+                XCTAssertLessThan(abs(a - b) / abs(a), 1e-3, "\(name), step \(step): cpu \(a), opencl \(b)")
+            }
+            let (first, last) = (losses.prefix(5).reduce(0, +) / 5, losses.suffix(5).reduce(0, +) / 5)
+            print("\(name): train loss \(first) -> \(last); OpenCL vs CPU max relative difference \(worst)")
+            XCTAssertLessThan(last, first - 0.3, name)
+        }
     }
 
     /// An LSTMP language model (proj_size P: the head and the carried h are P wide) learns on
