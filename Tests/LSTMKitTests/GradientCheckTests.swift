@@ -62,7 +62,15 @@ final class GradientCheckTests: XCTestCase {
             sequenceLength: 3, batch: 2, lengths: [1, 3]),
     ]
 
-    func testBackwardMatchesFiniteDifferences() throws {
+    func testBackwardMatchesFiniteDifferences() throws { try checkFiniteDifferences(.cpu, device: nil) }
+
+    /// The same on OpenCL (every case, the cell options included).
+    func testBackwardMatchesFiniteDifferencesOnOpenCL() throws {
+        let backend = try requireOpenCL()
+        try checkFiniteDifferences(.opencl, device: "\(backend.device.index)")
+    }
+
+    func checkFiniteDifferences(_ kind: BackendKind, device: String?) throws {
         for (index, c) in cases.enumerated() {
             let config = c.configuration
             let states = config.numLayers * config.numDirections
@@ -77,7 +85,7 @@ final class GradientCheckTests: XCTestCase {
             for (k, key) in weights.keys.sorted().enumerated() {
                 weights[key] = randomTensor(weights[key]!.shape, seed: UInt64(100 + k))
             }
-            let lstm = try LSTM(config, weights: weights)
+            let lstm = try LSTM(config, weights: weights, backend: kind, device: device)
             var x = randomTensor(inputShape, seed: 11)
             var h0 = randomTensor([states, c.batch, config.outputSize], seed: 12, scale: 0.5)
             var c0 = randomTensor([states, c.batch, config.hiddenSize], seed: 13, scale: 0.5)
@@ -152,7 +160,7 @@ final class GradientCheckTests: XCTestCase {
                 }
                 try lstm.setWeights(weights)
             }
-            print("gradient check case \(index): max |backward - finite difference| = \(worst)")
+            print("gradient check (\(kind)) case \(index): max |backward - finite difference| = \(worst)")
         }
     }
 }
