@@ -169,3 +169,19 @@ final class CellOptionsFileTests: XCTestCase {
         }
     }
 }
+
+extension CellOptionsFileTests {
+    /// JSON of a configuration from before the cell options decodes as the plain cell; one with
+    /// them round-trips; an invalid one is refused.
+    func testConfigurationJSONFromBeforeTheOptionsDecodes() throws {
+        let old =
+            #"{"inputSize":3,"hiddenSize":4,"numLayers":1,"bias":true,"batchFirst":false,"bidirectional":false,"projectionSize":0,"dropout":0}"#
+        let decoded = try JSONDecoder().decode(LSTMConfiguration.self, from: Data(old.utf8))
+        XCTAssertEqual(decoded, LSTMConfiguration(inputSize: 3, hiddenSize: 4))
+        let config = LSTMConfiguration(
+            inputSize: 3, hiddenSize: 4, cell: LSTMCellOptions(peepholes: true, cellClip: 2), reverse: true)
+        XCTAssertEqual(try JSONDecoder().decode(LSTMConfiguration.self, from: JSONEncoder().encode(config)), config)
+        let bad = old.replacingOccurrences(of: #""dropout":0"#, with: #""dropout":0,"cellClip":-1"#)
+        XCTAssertThrowsError(try JSONDecoder().decode(LSTMConfiguration.self, from: Data(bad.utf8)))
+    }
+}

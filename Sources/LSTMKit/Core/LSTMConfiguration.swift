@@ -287,3 +287,38 @@ func parseFlag(_ text: String) -> Bool? {
     default: return nil
     }
 }
+
+extension LSTMConfiguration {
+    enum CodingKeys: String, CodingKey {
+        case inputSize, hiddenSize, numLayers, bias, batchFirst, bidirectional, projectionSize, dropout
+        case peepholes, coupledInputForget, layerNorm, layerNormEpsilon, activationClip, cellClip, projectionClip
+        case reverse
+    }
+
+    /// Decodes configurations encoded before the cell options existed: a missing option is
+    /// off (PyTorch's cell), a missing `dropout` is 0. The result is validated.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = LSTMCellOptions()
+        self.init(
+            inputSize: try c.decode(Int.self, forKey: .inputSize),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+            numLayers: try c.decode(Int.self, forKey: .numLayers), bias: try c.decode(Bool.self, forKey: .bias),
+            batchFirst: try c.decode(Bool.self, forKey: .batchFirst),
+            bidirectional: try c.decode(Bool.self, forKey: .bidirectional),
+            projectionSize: try c.decode(Int.self, forKey: .projectionSize),
+            dropout: try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0,
+            cell: LSTMCellOptions(
+                peepholes: try c.decodeIfPresent(Bool.self, forKey: .peepholes) ?? defaults.peepholes,
+                coupledInputForget: try c.decodeIfPresent(Bool.self, forKey: .coupledInputForget)
+                    ?? defaults.coupledInputForget,
+                layerNorm: try c.decodeIfPresent(Bool.self, forKey: .layerNorm) ?? defaults.layerNorm,
+                layerNormEpsilon: try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon)
+                    ?? defaults.layerNormEpsilon,
+                activationClip: try c.decodeIfPresent(Float.self, forKey: .activationClip) ?? 0,
+                cellClip: try c.decodeIfPresent(Float.self, forKey: .cellClip) ?? 0,
+                projectionClip: try c.decodeIfPresent(Float.self, forKey: .projectionClip) ?? 0),
+            reverse: try c.decodeIfPresent(Bool.self, forKey: .reverse) ?? false)
+        try validate()
+    }
+}
