@@ -10,6 +10,8 @@ public struct BenchmarkShape: Sendable, Equatable {
     public var sequenceLength: Int  // T
     public var layers: Int = 1  // L
     public var bidirectional: Bool = false
+    /// Cell options (`bench --cell`); plain by default, so the suite measures PyTorch's cell.
+    public var cell = LSTMCellOptions()
 
     public init(
         name: String, inputSize: Int, hiddenSize: Int, batch: Int, sequenceLength steps: Int, layers: Int = 1,
@@ -68,10 +70,39 @@ public struct BenchmarkShape: Sendable, Equatable {
     }
 
     public var configuration: LSTMConfiguration {
-        LSTMConfiguration(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, bidirectional: bidirectional)
+        LSTMConfiguration(
+            inputSize: inputSize, hiddenSize: hiddenSize, numLayers: layers, bidirectional: bidirectional, cell: cell)
     }
 
-    /// Forward FLOPs: Σ over layers and directions of 2·T·B·4H·(In + H).
+    /// Parses `bench --cell`: a comma-separated list of peephole, cifg, layer-norm,
+    /// activation-clip=C, cell-clip=C (the suite has no projection, so no projection clip).
+    public static func parseCell(_ text: String) throws -> LSTMCellOptions {
+        var cell = LSTMCellOptions()
+        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            func value() throws -> Float {
+                guard parts.count == 2, let v = Float(parts[1]), v.isFinite, v > 0 else {
+                    throw LSTMError.invalidArgument("--cell: '\(item)' needs a positive number, as \(parts[0])=1")
+                }
+                return v
+            }
+            switch parts[0] {
+            case "peephole" where parts.count == 1: cell.peepholes = true
+            case "cifg" where parts.count == 1: cell.coupledInputForget = true
+            case "layer-norm" where parts.count == 1: cell.layerNorm = true
+            case "activation-clip": cell.activationClip = try value()
+            case "cell-clip": cell.cellClip = try value()
+            default:
+                throw LSTMError.invalidArgument(
+                    "--cell: unknown option '\(item)'; known: peephole, cifg, layer-norm, activation-clip=C, cell-clip=C"
+                )
+            }
+        }
+        return cell
+    }
+
+    /// Forward FLOPs: Σ over layers and directions of 2·T·B·4H·(In + H) (counted with four
+    /// gates even with CIFG, so rows with and without options compare by time).
     public var forwardFlops: Double {
         let d = bidirectional ? 2 : 1
         var total = 0.0
@@ -122,6 +153,8 @@ public struct BenchmarkRow: Sendable, Codable {
     /// The OpenCL device's index (what `--device` takes); nil on the CPU path.
     public var deviceIndex: Int? = nil
     public var I: Int, H: Int, B: Int, T: Int, layers: Int, directions: Int
+    /// The cell options of the row (`bench --cell`), nil for PyTorch's plain cell.
+    public var cell: LSTMCellOptions? = nil
     /// CPU threads the row ran on (the first layer's; see `CPUBackend.threads(hiddenSize:…)`);
     /// 0 on OpenCL.
     public var threads: Int
@@ -219,7 +252,7 @@ public func runBenchmark<Backend: ModelOps>(
     let output = try stack.download(result.output, shape: [shape.sequenceLength, shape.batch, width])
     let parity = reference.map { Double(output.maxAbsDifference($0)) } ?? 0
     let flops = shape.forwardFlops
-    let row = BenchmarkRow(
+    var row = BenchmarkRow(
         name: shape.name, backend: backend.kind.rawValue, device: backend.name,
         I: shape.inputSize, H: shape.hiddenSize, B: shape.batch, T: shape.sequenceLength, layers: shape.layers,
         directions: configuration.numDirections,
@@ -228,5 +261,6 @@ public func runBenchmark<Backend: ModelOps>(
             batch: shape.batch, directions: configuration.numDirections) ?? 0,
         forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
         train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
+    if !shape.cell.isPlain { row.cell = shape.cell }
     return (row, output)
 }

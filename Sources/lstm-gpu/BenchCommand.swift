@@ -20,6 +20,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "A custom row: I,H,B,T[,layers[,bi]] (may be repeated).")
     var shape: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Cell options for every row: a comma-separated list of peephole, cifg, layer-norm, "
+                + "activation-clip=C, cell-clip=C (default: PyTorch's plain cell).", valueName: "options"))
+    var cell: String?
+
     @Option(help: "cpu or opencl (default: every available backend).")
     var backend: BackendKind?
 
@@ -69,7 +75,14 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let output { try prepareOutputPath(output, option: "--output") }  // before minutes of measuring
-        let shapes = try selectedShapes(only: only, shapes: shape)
+        var shapes = try selectedShapes(only: only, shapes: shape)
+        if let cell {
+            let options: LSTMCellOptions
+            do { options = try BenchmarkShape.parseCell(cell) } catch let error as LSTMError {
+                throw ValidationError("\(error)")
+            }
+            for index in shapes.indices { shapes[index].cell = options }
+        }
         if list {
             for s in shapes {
                 print(
@@ -138,6 +151,7 @@ struct BenchCommand: ParsableCommand {
             print(
                 "lstm-gpu bench: \(shapes.count) row\(shapes.count == 1 ? "" : "s"), \(threadNote), \(runs) per "
                     + "measurement"
+                    + (shapes.first.map { $0.cell.isPlain ? "" : ", cell options: \($0.cell.summary)" } ?? "")
             )
             print(table.header)
         }

@@ -402,15 +402,8 @@ extension TrainCommand {
 
     /// "peepholes, layer norm (ε 1e-05), cell clip 0.5, " for the run's banner; `plain` for none.
     static func describe(_ cell: LSTMCellOptions, plain: String = "") -> String {
-        var parts: [String] = []
-        if cell.peepholes { parts.append("peepholes") }
-        if cell.coupledInputForget { parts.append("CIFG") }
-        if cell.layerNorm { parts.append("layer norm (ε \(cell.layerNormEpsilon))") }
-        if cell.activationClip > 0 { parts.append("activation clip \(cell.activationClip)") }
-        if cell.cellClip > 0 { parts.append("cell clip \(cell.cellClip)") }
-        if cell.projectionClip > 0 { parts.append("projection clip \(cell.projectionClip)") }
-        if parts.isEmpty { return plain }
-        return parts.joined(separator: ", ") + (plain.isEmpty ? ", " : "")
+        if cell.isPlain { return plain }
+        return cell.summary + (plain.isEmpty ? ", " : "")
     }
 
     static func optimizerKind(_ s: Settings) -> OptimizerKind {

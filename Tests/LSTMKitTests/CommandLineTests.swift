@@ -56,6 +56,29 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(saved.map(\.layers), [1, 2])
     }
 
+    /// `bench --cell` runs every row with the options (recorded in the JSON rows) on both
+    /// backends, OpenCL checked against the CPU path; a bad list is a usage error naming it.
+    func testBenchTakesCellOptions() throws {
+        try requireLSTMGPU()
+        let result = try run([
+            "bench", "--shape", "8,6,2,3,2,1", "--repeat", "1", "--json", "--cell",
+            "peephole,cifg,layer-norm,cell-clip=0.5",
+        ])
+        XCTAssertEqual(result.status, 0, result.output)
+        let rows = try result.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try JSONDecoder().decode(BenchmarkRow.self, from: Data($0.utf8))
+        }
+        XCTAssertFalse(rows.isEmpty, result.output)
+        for row in rows {
+            XCTAssertEqual(
+                row.cell, LSTMCellOptions(peepholes: true, coupledInputForget: true, layerNorm: true, cellClip: 0.5))
+            XCTAssertLessThan(row.parityMaxAbs, 1e-4, "\(row.backend): \(row.parityMaxAbs)")
+        }
+        let refused = try run(["bench", "--shape", "8,6,2,3", "--cell", "peephole,clip=1"])
+        XCTAssertEqual(refused.status, 64, refused.output)
+        XCTAssertTrue(refused.output.contains("--cell: unknown option 'clip=1'"), refused.output)
+    }
+
     /// `bench --profile` on OpenCL, each step variant forced: one forward launch per step and
     /// layer-direction; backward, `classic` a cell and a hidden launch per step, `split` one
     /// fused launch per step (plus one cell launch per layer-direction); no weight transposes

@@ -86,6 +86,19 @@ public struct LSTMCellOptions: Equatable, Hashable, Sendable, Codable {
             + (projectionClip > 0 ? hout : 0)
     }
 
+    /// The options that are set, for people: "peepholes, layer norm (ε 1e-05), cell clip 0.5";
+    /// "none" for the plain cell.
+    public var summary: String {
+        var parts: [String] = []
+        if peepholes { parts.append("peepholes") }
+        if coupledInputForget { parts.append("CIFG") }
+        if layerNorm { parts.append("layer norm (ε \(layerNormEpsilon))") }
+        if activationClip > 0 { parts.append("activation clip \(activationClip)") }
+        if cellClip > 0 { parts.append("cell clip \(cellClip)") }
+        if projectionClip > 0 { parts.append("projection clip \(projectionClip)") }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+
     /// The safetensors metadata of the options that are set (none for a plain cell).
     var metadata: [String: String] {
         var entries: [String: String] = [:]
