@@ -308,18 +308,22 @@ extension CPUBackend {
                 sums.append((gradient, dZ, gate, normalized, gateWidth))
             }
         }
+        // Rows outer, units inner: both operands are contiguous over the units.
+        let (first, count) = (units.lowerBound, units.count)
         for sum in sums {
-            for j in units {
-                var total: Float = 0
-                for t in 0..<s.sequenceLength {
-                    for b in 0..<batch where t < job.lengths[b] {
-                        let row = t * batch + b
-                        let other = sum.width == h ? row * h + j : row * gateWidth + column(sum.gate, j)
-                        total += sum.a.pointer[row * gateWidth + column(sum.gate, j)] * sum.b.pointer[other]
-                    }
+            let total = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            defer { total.deallocate() }
+            total.update(repeating: 0, count: count)
+            let aColumn = column(sum.gate, first)
+            for t in 0..<s.sequenceLength {
+                for b in 0..<batch where t < job.lengths[b] {
+                    let row = t * batch + b
+                    let a = sum.a.pointer + row * gateWidth + aColumn
+                    let other = sum.b.pointer + (sum.width == h ? row * h + first : row * gateWidth + aColumn)
+                    for k in 0..<count { total[k] += a[k] * other[k] }
                 }
-                sum.gradient.pointer[j] = total
             }
+            (sum.gradient.pointer + first).update(from: total, count: count)
         }
     }
 }
