@@ -74,9 +74,8 @@ struct CheckCommand: ParsableCommand {
                 ok ? (passed += 1) : (failed += 1)
                 let c = fixture.configuration
                 let shape =
-                    "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
+                    describeModel(c)
                     + " T=\(fixture.input.shape[c.batchFirst ? 1 : 0]) B=\(fixture.input.shape[c.batchFirst ? 0 : 1])"
-                    + (c.batchFirst ? " batch-first" : "") + (c.bias ? "" : " no-bias")
                     + (fixture.lengths.map { " lengths=\($0)" } ?? "")
                 let worst = rows.contains { $0.maxAbsolute.isNaN } ? Float.nan : rows.map(\.maxAbsolute).max() ?? 0
                 print(

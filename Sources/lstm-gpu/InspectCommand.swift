@@ -21,7 +21,7 @@ struct InspectCommand: ParsableCommand {
         case Fixture.format?:
             let fixture = try Fixture(contentsOf: file)
             print(
-                "\(file): parity fixture, \(describe(fixture.configuration)), input \(fixture.input.shape)"
+                "\(file): parity fixture, \(describeModel(fixture.configuration)), input \(fixture.input.shape)"
                     + (fixture.hasGradients ? ", with gradients" : ", forward only"))
         case Checkpoint.format?:
             let checkpoint = try CheckpointFile(contentsOf: file)
@@ -30,13 +30,9 @@ struct InspectCommand: ParsableCommand {
                     + "\(checkpoint.optimizer), batch \(checkpoint.batch) × \(checkpoint.sequenceLength)")
         default:
             let lstm = try LSTM(contentsOf: file, prefix: prefix)
-            print("\(file): LSTM state_dict, \(describe(lstm.configuration))")
+            print(
+                "\(file): LSTM state_dict, \(describeModel(lstm.configuration))"
+                    + (lstm.configuration.dropout > 0 ? " dropout \(lstm.configuration.dropout)" : ""))
         }
-    }
-
-    func describe(_ c: LSTMConfiguration) -> String {
-        "I=\(c.inputSize) H=\(c.hiddenSize) L=\(c.numLayers) D=\(c.numDirections) P=\(c.projectionSize)"
-            + (c.bias ? "" : " no-bias") + (c.batchFirst ? " batch-first" : "")
-            + (c.dropout > 0 ? " dropout \(c.dropout)" : "")
     }
 }

@@ -75,6 +75,7 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     public var summary: String {
         "vocabulary \(vocabularySize), embedding \(embeddingSize), \(numLayers)×\(hiddenSize) LSTM"
             + (projectionSize > 0 ? " projected to \(projectionSize)" : "") + ", dropout \(dropout)"
+            + (cell.isPlain ? "" : ", cell options: \(cell.summary)")
     }
 }
 
