@@ -62,7 +62,10 @@ extension CPUBackend {
         copyRows(job.initialHidden, into: states.0.pointer, rows: batch, width: hout)
         copyRows(job.initialCell, into: states.2.pointer, rows: batch, width: h)
         let lengths = job.lengths, out = job.output
-        let (inputWeights, recurrentWeights) = (w.inputWeights.pointer, w.recurrentWeights.pointer)
+        // W_hh packed once per weight version for the register-blocked step product (as on the
+        // plain path; OpenBLAS would repack it on every step's small sgemm).
+        let inputWeights = w.inputWeights.pointer
+        let recurrentWeights = packed(w.recurrentWeights, rows: gateWidth, width: hout).pointer
         let projection = w.projectionWeights?.pointer
 
         return { crew in
@@ -95,9 +98,9 @@ extension CPUBackend {
                         copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, 0..<h)
                     }
                 }
-                sgemm(
-                    transposeB: true, m: members.count, n: gateWidth, k: hout, a: hidden + first * hout, lda: hout,
-                    b: recurrentWeights, ldb: hout, beta: 1, c: g + first * gateWidth, ldc: gateWidth)
+                lstm_gemm_packed(
+                    Int32(members.count), Int32(gateWidth), Int32(hout), hidden + first * hout, Int32(hout),
+                    recurrentWeights, g + first * gateWidth, Int32(gateWidth))
                 let r = unprojected?.pointer ?? nextHidden  // m = o·tanh(c), [B, H]
                 for b in members {
                     let row = t * batch + b
@@ -185,6 +188,7 @@ extension CPUBackend {
         copyRows(job.finalCellGradient, into: cellGradient.pointer, rows: batch, width: h)
         let lengths = job.lengths, dy = job.outputGradient
         let projection = w.projectionWeights?.pointer
+        let recurrentTransposed = packedTransposed(w.recurrentWeights, rows: gateWidth, width: hout).pointer
         let g = job.weightGradients
 
         let recurrence: (Crew) -> Void = { crew in
@@ -229,10 +233,10 @@ extension CPUBackend {
                         dG + b * gateWidth, dZ.map { $0 + b * gateWidth })
                 }
                 // dL/dh(prev) = dG(t) · W_hh; padded sequences carry theirs.
-                sgemm(
-                    m: members.count, n: hout, k: gateWidth, a: dG + first * gateWidth, lda: gateWidth,
-                    b: w.recurrentWeights.pointer, ldb: hout, beta: 0, c: previousHidden.pointer + first * hout,
-                    ldc: hout)
+                (previousHidden.pointer + first * hout).update(repeating: 0, count: members.count * hout)
+                lstm_gemm_packed(
+                    Int32(members.count), Int32(hout), Int32(gateWidth), dG + first * gateWidth, Int32(gateWidth),
+                    recurrentTransposed, previousHidden.pointer + first * hout, Int32(hout))
                 for b in members where t < lengths[b] {
                     copy(previousHidden.pointer + b * hout, to: dh + b * hout, 0..<hout)
                 }

@@ -42,4 +42,20 @@ extension CPUBackend {
             lstm_pack_columns(source.pointer, Int32(rows), Int32(width), Int32(width), $0)
         }
     }
+
+    /// `weights` [rows, width] as they are (PyTorch's gate order, the options path), packed in
+    /// panels of 16 rows for `lstm_gemm_packed` (C += A · weightsᵀ).
+    func packed(_ weights: CPUBuffer, rows: Int, width: Int) -> CPUBuffer {
+        derived(weights, "packed-plain", count: lstm_packed_size(Int32(rows), Int32(width))) {
+            lstm_pack_rows(weights.pointer, Int32(rows), Int32(width), Int32(width), $0)
+        }
+    }
+
+    /// `weights` [rows, width] transposed to [width, rows] and packed (C += A · weights, the
+    /// options path's dG · W_hh).
+    func packedTransposed(_ weights: CPUBuffer, rows: Int, width: Int) -> CPUBuffer {
+        derived(weights, "packed-plain-transposed", count: lstm_packed_size(Int32(width), Int32(rows))) {
+            lstm_pack_columns(weights.pointer, Int32(rows), Int32(width), Int32(width), $0)
+        }
+    }
 }
