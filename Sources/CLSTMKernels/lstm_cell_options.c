@@ -2,6 +2,7 @@
 // LSTMCellOptions.swift for the formulas). Clamps compare explicitly so that NaN passes through
 // unchanged, as torch.clamp lets it.
 #include "lstm_cell_options.h"
+#include "lstm_kernels.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -18,8 +19,6 @@ static float clamp(float x, float limit) {
 
 /// The clamp's derivative: 0 outside [−limit, limit], 1 inside (bounds included).
 static float clamp_slope(float x, float limit) { return limit > 0 && fabsf(x) > limit ? 0.0f : 1.0f; }
-
-static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /// Gate q from its sums s [H] (in place): z (normalised, biased) into pre, clamped, activated.
 static void finish_gate(const lstm_cell_options *o, int q, float *s, float *pre, float *normalized,
@@ -43,10 +42,8 @@ static void finish_gate(const lstm_cell_options *o, int q, float *s, float *pre,
     } else {
         for (int j = 0; j < h; j++) z[j] = s[j];
     }
-    for (int j = 0; j < h; j++) {
-        const float a = clamp(z[j], o->activation_clip);
-        s[j] = use_tanh ? tanhf(a) : sigmoid(a);
-    }
+    for (int j = 0; j < h; j++) s[j] = clamp(z[j], o->activation_clip);
+    lstm_activate(s, h, use_tanh);
 }
 
 void lstm_cell_options_forward(const lstm_cell_options *o, float *gates, float *pre, float *normalized,
@@ -70,7 +67,9 @@ void lstm_cell_options_forward(const lstm_cell_options *o, float *gates, float *
         if (o->peephole_o) so[j] += o->peephole_o[j] * cell[j];
     }
     finish_gate(o, GATE_O, so, pre, normalized, inverse_deviation, 0);
-    for (int j = 0; j < h; j++) hidden[j] = so[j] * tanhf(cell[j]);
+    for (int j = 0; j < h; j++) hidden[j] = cell[j];
+    lstm_activate(hidden, h, 1);
+    for (int j = 0; j < h; j++) hidden[j] *= so[j];
 }
 
 /// ds of gate q from its dz (in the dz block): the layer norm's backward, or ds = dz.
@@ -98,8 +97,11 @@ static void gate_sum_gradient(const lstm_cell_options *o, int q, const float *no
 void lstm_cell_options_backward(const lstm_cell_options *o, const float *gates, const float *pre,
                                 const float *normalized, const float *inverse_deviation, const float *prev_cell,
                                 const float *cell, const float *unclipped_cell, const float *dhidden, float *dcell,
-                                float *dsum, float *dpre) {
+                                float *dsum, float *dpre, float *scratch) {
     const int h = o->hidden;
+    float *tanh_cell = scratch;
+    for (int j = 0; j < h; j++) tanh_cell[j] = cell[j];
+    lstm_activate(tanh_cell, h, 1);
     const int ki = o->cifg ? -1 : slot(o, GATE_I), kf = slot(o, GATE_F), kg = slot(o, GATE_G),
               ko = slot(o, GATE_O);
     const float *af = gates + kf * h, *ag = gates + kg * h, *ao = gates + ko * h;
@@ -107,12 +109,11 @@ void lstm_cell_options_backward(const lstm_cell_options *o, const float *gates, 
     const float clip = o->activation_clip;
     // The output gate first: its sum's gradient feeds dc through the o peephole.
     for (int j = 0; j < h; j++) {
-        const float tc = tanhf(cell[j]);
-        dz[ko * h + j] = dhidden[j] * tc * ao[j] * (1 - ao[j]) * clamp_slope(pre[ko * h + j], clip);
+        dz[ko * h + j] = dhidden[j] * tanh_cell[j] * ao[j] * (1 - ao[j]) * clamp_slope(pre[ko * h + j], clip);
     }
     gate_sum_gradient(o, GATE_O, normalized, inverse_deviation, dz + ko * h, dsum);
     for (int j = 0; j < h; j++) {
-        const float tc = tanhf(cell[j]);
+        const float tc = tanh_cell[j];
         float dc = dcell[j] + dhidden[j] * ao[j] * (1 - tc * tc);
         if (o->peephole_o) dc += dsum[ko * h + j] * o->peephole_o[j];
         if (unclipped_cell) dc *= clamp_slope(unclipped_cell[j], o->cell_clip);

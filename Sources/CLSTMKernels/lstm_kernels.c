@@ -438,6 +438,40 @@ AVX512 static void gemm_packed_avx512(int m, int n, int k, const float *a, int l
 }
 #endif
 
+// ---------------------------------------------------------------- activations over an array
+// (the options path's cell, lstm_cell_options.c: its gates are blocks of H, not of 8)
+#ifdef LSTM_X86
+AVX2 static void activate_avx2(float *x, int n, int use_tanh) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(x + i, use_tanh ? tanh_avx2(v) : sigmoid_avx2(v));
+    }
+    for (; i < n; i++) x[i] = use_tanh ? tanhf(x[i]) : sigmoid_scalar(x[i]);
+}
+
+AVX512 static void activate_avx512(float *x, int n, int use_tanh) {
+    const __m512 scale = _mm512_set1_ps(use_tanh ? 2.0f : 1.0f), shift = _mm512_set1_ps(use_tanh ? 1.0f : 0.0f);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, scaled_sigmoid_avx512(_mm512_loadu_ps(x + i), scale, shift));
+    if (i < n) {  // the tail under a mask, so every element takes the same formula
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, scaled_sigmoid_avx512(_mm512_maskz_loadu_ps(m, x + i), scale, shift));
+    }
+}
+#endif
+
+void lstm_activate(float *x, int n, int use_tanh) {
+#ifdef LSTM_X86
+    switch (lstm_kernels_variant()) {
+    case LSTM_VARIANT_AVX512: activate_avx512(x, n, use_tanh); return;
+    case LSTM_VARIANT_AVX2: activate_avx2(x, n, use_tanh); return;
+    default: break;
+    }
+#endif
+    for (int i = 0; i < n; i++) x[i] = use_tanh ? tanhf(x[i]) : sigmoid_scalar(x[i]);
+}
+
 // ---------------------------------------------------------------- dispatch
 
 void lstm_cell_forward_blocks(float *gates, const float *prev_cell, float *cell, float *hidden, int blocks) {

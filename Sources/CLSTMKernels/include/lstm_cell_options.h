@@ -1,7 +1,7 @@
 // The general LSTM cell of the CPU path's options path: peepholes, CIFG, layer normalisation
 // and the clips in one pass over one sequence's row per step (LSTMCellOptions in Swift has the
-// formulas). Plain C, vectorised by the compiler; the plain cell keeps its SIMD kernels
-// (lstm_kernels.h).
+// formulas). Plain C around the SIMD activations of lstm_kernels.h (lstm_activate, in the
+// variant in force); the plain cell keeps its fused SIMD kernels.
 //
 // Layout: a row of gates holds G blocks of H floats in the order of the weight rows, i, f, g, o
 // (G = 4) or f, g, o with CIFG (G = 3), as PyTorch stores them (not GateLayout's blocks of 8).
@@ -40,10 +40,11 @@ void lstm_cell_options_forward(const lstm_cell_options *options, float *gates, f
 /// - dsum [G·H] out: dL/ds, the gradient of the weights' products (what the GEMMs take).
 /// - dpre [G·H] out: dL/dz after the normalisation (the biases' and γ's gradient; with layer
 ///   norm only, else NULL: then it equals dsum).
+/// - scratch [H]: room for tanh(c), overwritten.
 void lstm_cell_options_backward(const lstm_cell_options *options, const float *gates, const float *pre,
                                 const float *normalized, const float *inverse_deviation, const float *prev_cell,
                                 const float *cell, const float *unclipped_cell, const float *dhidden, float *dcell,
-                                float *dsum, float *dpre);
+                                float *dsum, float *dpre, float *scratch);
 
 /// x[i] = clamp(x[i], −limit, limit) for i < n, keeping the unclipped values in `unclipped`.
 void lstm_clip(float *x, float *unclipped, int n, float limit);

@@ -66,6 +66,10 @@ void lstm_cell_forward_partial(float *gates, const float *prev_cell, float *cell
 void lstm_cell_backward_partial(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
                                 float *dcell, float *dgates, int width);
 
+/// x[i] = tanh(x[i]) when use_tanh, else sigmoid(x[i]), for i < n, in the variant's SIMD
+/// (saturation exact, NaN propagates, as the cell kernels).
+void lstm_activate(float *x, int n, int use_tanh);
+
 /// Floats needed to pack an [n, k] matrix into panels of 16 rows.
 size_t lstm_packed_size(int n, int k);
 

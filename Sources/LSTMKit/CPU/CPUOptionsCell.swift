@@ -183,6 +183,7 @@ extension CPUBackend {
         let cellGradient = CPUBuffer(count: batch * h)  // carried dL/dc
         let previousHidden = CPUBuffer(count: batch * hout)  // dG(t)·W_hh
         let unprojectedGradient = CPUBuffer(count: batch * h)  // dL/dm
+        let cellScratch = CPUBuffer(count: batch * h, zeroed: false)  // tanh(c) of each sequence's step
         let projectedGradients = s.projects ? CPUBuffer(count: rows * hout) : nil  // dL/dh(t), for dW_hr
         copyRows(job.finalHiddenGradient, into: hiddenGradient.pointer, rows: batch, width: hout)
         copyRows(job.finalCellGradient, into: cellGradient.pointer, rows: batch, width: h)
@@ -230,7 +231,7 @@ extension CPUBackend {
                         extra.inverseDeviation.map { $0.pointer + row * gateCount },
                         saved.previousCell.pointer + row * h, saved.cell.pointer + row * h,
                         extra.unclippedCell.map { $0.pointer + row * h }, dm + b * h, dc + b * h,
-                        dG + b * gateWidth, dZ.map { $0 + b * gateWidth })
+                        dG + b * gateWidth, dZ.map { $0 + b * gateWidth }, cellScratch.pointer + b * h)
                 }
                 // dL/dh(prev) = dG(t) · W_hh; padded sequences carry theirs.
                 (previousHidden.pointer + first * hout).update(repeating: 0, count: members.count * hout)
