@@ -26,6 +26,12 @@ def main():
     config = json.loads(meta["model"])
     vocab = json.loads(meta["vocabulary"])
     tensors = load_file(a.checkpoint)
+    cell = config.get("cell") or {}
+    used = [k for k in ("peepholes", "coupledInputForget", "layerNorm") if cell.get(k)]
+    used += [k for k in ("activationClip", "cellClip", "projectionClip") if cell.get(k, 0) > 0]
+    if used:
+        sys.exit(f"{a.checkpoint}: the model's LSTM uses cell options torch.nn.LSTM does not have ({', '.join(used)}); "
+                 "compare it with scripts/lstm_reference.py instead")
 
     embedding = torch.nn.Embedding(config["vocabularySize"], config["embeddingSize"])
     projection = config.get("projectionSize", 0)
