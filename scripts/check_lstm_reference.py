@@ -4,7 +4,7 @@
   --torch   option-free configurations against torch.nn.LSTM (forward and autograd
             gradients), and a `reverse` LSTM against the second half of a bidirectional one
   --spec    every option configuration against an independent per-sequence PyTorch
-            autograd implementation of the spec (torch.nn.functional.layer_norm, clamp)
+            autograd implementation of the cell options (README "Cell options") (torch.nn.functional.layer_norm, clamp)
   --fd      the hand-written backward against central finite differences, every option
             alone and combined (asserting no clipped value lies near its bound)
   --onnx    against onnxruntime's ONNX LSTM (peepholes, input_forget, clip, reverse,
@@ -17,7 +17,7 @@
 No flag runs --torch --spec --fd (and --onnx when onnxruntime is installed). Prints the
 max abs difference of each comparison; exits 1 when one exceeds its tolerance.
 
-  /work/torchenv/bin/python scripts/check_lstm_reference.py [--torch] [--spec] [--fd] [--onnx] [--fixtures DIR]
+  python3 scripts/check_lstm_reference.py [--torch] [--spec] [--fd] [--onnx] [--fixtures DIR]
 """
 import argparse, os, sys
 import numpy as np
@@ -225,7 +225,7 @@ def check_fd():
 
 
 # ----------------------------------------------------------------------------------------
-# Independent per-sequence PyTorch autograd implementation of the spec
+# Independent per-sequence PyTorch autograd implementation of the cell options (README "Cell options")
 # ----------------------------------------------------------------------------------------
 
 def torch_spec(cfg, w, x, h0, c0, lengths, gy, ghn, gcn, dtype="float64"):
@@ -302,7 +302,7 @@ def torch_spec(cfg, w, x, h0, c0, lengths, gy, ghn, gcn, dtype="float64"):
 
 
 def check_spec():
-    print("d. NumPy oracle vs an independent per-sequence PyTorch autograd implementation of the spec")
+    print("d. NumPy oracle vs an independent per-sequence PyTorch autograd implementation of the cell options (README: Cell options)")
     for name, cfg, T, B, lengths, scale in option_cases():
         seed, args, _ = clipped_draw(cfg, T, B, lengths, scale, 1e-9)
         ours_f, ours_g, _ = oracle(cfg, *args)
@@ -469,7 +469,7 @@ def check_onnx():
         if "clip" in attrs:
             extra += f"; {clip_report(tape)['activation_clip']['fraction']:.0%} of gate inputs clipped"
         if cfg.cifg:
-            # the spec's mapping (i = 1 - f: ONNX i rows unused) against onnxruntime
+            # LSTMCellOptions' mapping (i = 1 - f: ONNX i rows unused) against onnxruntime
             Y2, Yh2, Yc2 = run_onnx(cfg, w, x, h0, c0, lengths, junk_seed=1, dtype=dtype, **attrs)
             print(f"  info {name}, spec mapping (f rows = our f, junk in i rows/P_i): ORT differs from the "
                   f"spec by {d:.3g}; other junk in the i rows changes ORT's Y by "
@@ -530,7 +530,7 @@ def check_onnx():
                       max_diff(np.delete(Yc, 1, 1), np.delete(cn, 1, 1)))
         print(f"  sequence_lens with a 0 accepted: the other sequences differ from the oracle by {d_valid:.3g}; "
               f"the empty one: max |Y| {np.abs(Y[:, 1]).max():.3g}, max |Y_h| {np.abs(Yh[:, 1]).max():.3g}, "
-              f"max |Y_c| {np.abs(Yc[:, 1]).max():.3g}; the spec's hn = h0, cn = c0 differ from ORT's by "
+              f"max |Y_c| {np.abs(Yc[:, 1]).max():.3g}; LSTMCellOptions' hn = h0, cn = c0 differ from ORT's by "
               f"{max_diff(Yh[:, 1], h0[:, 1]):.3g} and {max_diff(Yc[:, 1], c0[:, 1]):.3g}")
     except Exception as e:
         print(f"  sequence_lens with a 0 refused: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}")
@@ -538,7 +538,7 @@ def check_onnx():
 
 def check_fixtures(folder):
     """Every fixture with a cell option in `folder`: its stored references against the
-    independent PyTorch implementation of the spec, in float64 (the stored float32 values
+    independent PyTorch implementation of the cell options (README "Cell options"), in float64 (the stored float32 values
     must be its values rounded) and in float32 (a float32 engine must pass the README's
     tolerances: atol 1e-5 + rtol 1e-4 for output/hn/cn, atol 1e-4 + rtol 1e-3 for gradients).
     Also checks the names, shapes and metadata against the spec."""

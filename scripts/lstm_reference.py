@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A float64 NumPy oracle for lstm-gpu's LSTM with every cell option (see the cell-options
-spec: peepholes, coupled input-forget gate (CIFG), layer normalisation, activation / cell /
+"""A float64 NumPy oracle for lstm-gpu's LSTM with every cell option (see the README's
+"Cell options" and LSTMCellOptions.swift: peepholes, coupled input-forget gate (CIFG), layer normalisation, activation / cell /
 projection clipping, a single reverse direction), forward and a hand-written backward
 (backpropagation through time).
 
@@ -59,7 +59,7 @@ class LSTMConfig:
     reverse: bool = False
 
     def validate(self):
-        """Raises ValueError for the combinations the spec refuses."""
+        """Raises ValueError for the combinations LSTMConfiguration refuses."""
         if self.input_size < 1 or self.hidden_size < 1 or self.num_layers < 1:
             raise ValueError("sizes must be positive")
         if self.proj_size < 0 or self.proj_size >= self.hidden_size and self.proj_size != 0:

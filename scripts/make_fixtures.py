@@ -21,8 +21,8 @@ backward; self-checked by scripts/check_lstm_reference.py against torch.nn.LSTM,
 differences and onnxruntime), computed from the stored float32 values (clips and epsilon
 rounded to float32 as the engine reads them). Option keys: peephole, cifg, layer_norm,
 layer_norm_eps, activation_clip, cell_clip, proj_clip, reverse (the metadata keys of the
-cell-options spec, written only when not default); the new tensors (weight_ci/cf/co_l*,
-layer_norm_weight_{i,f,g,o}_l*) and their grad.<name> are stored by the spec's names.
+README's "Cell options", written only when not default); the new tensors (weight_ci/cf/co_l*,
+layer_norm_weight_{i,f,g,o}_l*) and their grad.<name> are stored by those names.
 Draws: weights uniform(-1, 1) (W_ih, W_hh, biases times `scale`), layer-norm gains
 uniform(0.5, 1.5), peepholes uniform(-1, 1). Every clipped value is asserted to lie at
 least `min_clip_margin` (default 1e-3) from its bound, so float32 rounding cannot flip a
