@@ -3,7 +3,8 @@
 /// gradients of the layer's parameters (set on `parameters`) and dL/d(input). `Sequential`
 /// chains layers and runs their backwards in reverse, so no user code touches gradients.
 ///
-/// A layer of your own implements the three requirements. Scaling by a constant:
+/// A layer of your own implements the three requirements. Scaling by a constant (the test
+/// suite builds this very class and checks its gradients in a `Sequential`):
 ///
 /// ```swift
 /// final class Scale<Backend: ModelOps>: Layer {
@@ -33,7 +34,7 @@
 ///     }
 /// }
 ///
-/// let model = Sequential<CPUBackend>([embedding, lstm, Scale(backend: cpu, factor: 0.5), pooling, head])
+/// let model = try Sequential<CPUBackend>([embedding, lstm, Scale(backend: cpu, factor: 0.5), pooling, head])
 /// ```
 ///
 /// Gradients flow as buffers shaped like the value they belong to: dL/d(output) like the last
