@@ -8,6 +8,8 @@ public protocol ModelOps: LSTMBackend {
 
     /// Uploads `values` as indices.
     func makeIndices(_ values: [Int]) throws -> Indices
+    /// The values `indices` were made from (the host copy every backend keeps; no device read).
+    func indexValues(_ indices: Indices) -> [Int]
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views.
     @_spi(Backend) func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,

@@ -301,6 +301,40 @@ final class ModelAPITests: XCTestCase {
         XCTAssertLessThan(cpu.last!, 0.5 * cpu.first!, "the loss falls")
     }
 
+    /// `step` clips by the global norm of every parameter's gradient and follows a schedule.
+    func testStepClipsAndFollowsTheSchedule() throws {
+        let b = CPUBackend()
+        let x = try LayerValue.rows(values: randomTensor([8], seed: 1).scalars, count: 4, features: 2, on: b)
+        let targets = randomTensor([12], seed: 2).scalars
+        func model() throws -> Sequential<CPUBackend> {
+            try Sequential([Linear(backend: b, inputSize: 2, outputSize: 3, seed: 3)])
+        }
+        func values(_ m: Sequential<CPUBackend>) throws -> [Float] {
+            try m.parameters.flatMap { try b.read($0.value, offset: 0, count: $0.count) }
+        }
+        let scheduled = try model(), explicit = try model()
+        let (a, c) = (Optimizer(backend: b, kind: .sgd()), Optimizer(backend: b, kind: .sgd()))
+        for rate: Float in [0.1, 0.05] {
+            for (m, optimizer) in [(scheduled, a), (explicit, c)] {
+                let before = try values(m)
+                try m.backward(
+                    MeanSquaredErrorLoss(backend: b)(m.forward(x, training: true), targets: targets).gradient)
+                let gradients = try m.parameters.flatMap { try b.read($0.gradient!, offset: 0, count: $0.count) }
+                let norm = gradients.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let returned =
+                    m === scheduled
+                    ? try m.step(
+                        optimizer, baseLearningRate: 0.1, schedule: .step(every: 1, gamma: 0.5), maxGradientNorm: 0.01)
+                    : try m.step(optimizer, learningRate: rate, maxGradientNorm: 0.01)
+                XCTAssertEqual(try XCTUnwrap(returned), norm, accuracy: 1e-5 * norm)
+                XCTAssertGreaterThan(norm, 0.1, "the limit binds")
+                let moved = zip(try values(m), before).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+                XCTAssertEqual(moved, rate * 0.01, accuracy: 1e-3 * rate * 0.01, "SGD moves lr·maxNorm")
+            }
+        }
+        XCTAssertEqual(try values(scheduled), try values(explicit))
+    }
+
     func testParametersAreNamedByPosition() throws {
         let names = try classifier(CPUBackend()).parameters.map(\.name)
         XCTAssertEqual(names.first, "0.weight")
@@ -348,6 +382,9 @@ final class ModelAPITests: XCTestCase {
         }
         assertThrows(["Embedding expects token ids [T, B], got rows [N=2, F=2]"]) {
             _ = try Embedding(backend: b, vocabularySize: 9, dimension: 2, seed: 1).forward(rows, training: true)
+        }
+        assertThrows(["Embedding: token id 6 at t = 2, b = 1 is outside 0..<6 (V = 6)"]) {
+            _ = try Embedding(backend: b, vocabularySize: 6, dimension: 2, seed: 1).forward(ids, training: true)
         }
         assertThrows(["SequencePooling(mean) expects a sequence", "got token ids"]) {
             _ = try SequencePooling(backend: b, mode: .mean).forward(ids, training: true)

@@ -12,10 +12,17 @@ extension Embedding: Layer {
     public var parameters: [Parameter<Backend.Buffer>] { [weight] }
 
     /// Token ids [T, B] (lengths [B]) → a sequence [T, B, E] (the same lengths).
-    /// - Throws: `LSTMError` for anything but token ids.
+    /// - Throws: `LSTMError` for anything but token ids, or an id outside 0..<V (padded steps too).
     public func forward(_ input: LayerValue<Backend>, training: Bool) throws -> LayerValue<Backend> {
         guard case let .tokens(ids, steps, batch, _) = input else {
             throw LSTMError.invalidArgument("Embedding expects token ids [T, B], got \(input.summary)")
+        }
+        if let (i, id) = backend.indexValues(ids).prefix(steps * batch).enumerated().first(where: {
+            !(0..<vocabularySize).contains($0.element)
+        }) {
+            throw LSTMError.invalidArgument(
+                "Embedding: token id \(id) at t = \(i / batch), b = \(i % batch) is outside 0..<\(vocabularySize)"
+                    + " (V = \(vocabularySize))")
         }
         savedInput = training ? input : nil
         return input.replacing(try forward(ids, count: steps * batch), features: dimension)

@@ -66,4 +66,16 @@ public final class Sequential<Backend: ModelOps>: Layer {
         try optimizer.update(parameters, learningRate: learningRate)
         return norm
     }
+
+    /// `step` at the rate `schedule` gives the step about to be taken (`optimizer.step + 1`,
+    /// 1-based as `LearningRateSchedule.rate` counts), after `warmup` linear warm-up steps.
+    @discardableResult
+    public func step(
+        _ optimizer: Optimizer<Backend>, baseLearningRate: Float, schedule: LearningRateSchedule, warmup: Int = 0,
+        maxGradientNorm: Float? = nil
+    ) throws -> Float? {
+        try step(
+            optimizer, learningRate: schedule.rate(base: baseLearningRate, step: optimizer.step + 1, warmup: warmup),
+            maxGradientNorm: maxGradientNorm)
+    }
 }

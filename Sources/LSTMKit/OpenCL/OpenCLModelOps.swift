@@ -15,6 +15,8 @@ extension OpenCLBackend: ModelOps {
         return OpenCLIndices(buffer: buffer, values: values)
     }
 
+    public func indexValues(_ indices: OpenCLIndices) -> [Int] { indices.values }
+
     public func gatherRows(
         _ table: OpenCLBuffer, width: Int, indices: OpenCLIndices, count: Int, into out: OpenCLBuffer
     ) throws {
