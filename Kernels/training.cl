@@ -19,6 +19,12 @@
 //   square             sq[i] = x[i]²
 //   clip_by_norm       x ·= min(1, max/(sqrt(Σ sums)+1e-6))
 //   sgd_step, adam_step  PyTorch's update formulas (see ModelOps.swift)
+//   bce_logits         g = (σ(x) − y)·scale; terms[i] = max(x, 0) − x·y + log1p(e^−|x|)   global (count)
+//   pool_steps         per (feature j, sequence b): last / mean / max of x[t, b, j] over t < lengths[b]
+//                      (0 and argmax −1 for length 0; first maximum on ties); argmax as a float
+//                      (exact for T < 2^24)                              global (width, batch)
+//   pool_steps_backward dx[t, b, j] = the pooled gradient's share for t < lengths[b], else 0;
+//                      writes every element                              global (width, T·batch)
 
 __kernel void gather_rows(const int width, const int count, __global const float* table,
                           __global const int* idx, __global float* out)
@@ -206,4 +212,58 @@ __kernel void adam_step(const int n, __global float* p, __global const float* g,
     m[i] = beta1 * m[i] + (1.0f - beta1) * d;
     v[i] = beta2 * v[i] + (1.0f - beta2) * d * d;
     p[i] -= (lr / bc1) * m[i] / (sqrt(v[i]) / sqrt(bc2) + eps);
+}
+
+__kernel void bce_logits(const int n, __global const float* x, __global const float* y, const float scale,
+                         __global float* g, __global float* terms)
+{
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float xi = x[i], yi = y[i];
+    terms[i] = fmax(xi, 0.0f) - xi * yi + log1p(exp(-fabs(xi)));
+    g[i] = (1.0f / (1.0f + exp(-xi)) - yi) * scale;
+}
+
+// mode: 0 last, 1 mean, 2 max (PoolingMode's raw values).
+__kernel void pool_steps(const int steps, const int batch, const int width, const int mode, __global const float* x,
+                         __global const int* lengths, __global float* out, __global float* argmax)
+{
+    const int j = get_global_id(0), b = get_global_id(1);
+    if (j >= width || b >= batch) return;
+    const int n = min(lengths[b], steps);
+    float value = 0.0f;
+    int best = -1;
+    if (n > 0) {
+        if (mode == 0) {
+            best = n - 1;
+            value = x[(best * batch + b) * width + j];
+        } else if (mode == 1) {
+            for (int t = 0; t < n; t++) value += x[(t * batch + b) * width + j];
+            value /= (float)n;
+        } else {
+            best = 0;
+            value = x[b * width + j];
+            for (int t = 1; t < n; t++) {
+                const float v = x[(t * batch + b) * width + j];
+                if (v > value) { value = v; best = t; }
+            }
+        }
+    }
+    out[b * width + j] = value;
+    argmax[b * width + j] = (float)best;
+}
+
+__kernel void pool_steps_backward(const int steps, const int batch, const int width, const int mode,
+                                  __global const float* g, __global const int* lengths, __global const float* argmax,
+                                  __global float* dx)
+{
+    const int j = get_global_id(0), r = get_global_id(1);
+    if (j >= width || r >= steps * batch) return;
+    const int t = r / batch, b = r % batch, n = lengths[b];
+    float value = 0.0f;
+    if (t < n) {
+        if (mode == 1) value = g[b * width + j] / (float)n;
+        else if (t == (int)argmax[b * width + j]) value = g[b * width + j];
+    }
+    dx[r * width + j] = value;
 }

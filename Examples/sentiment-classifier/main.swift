@@ -1,7 +1,8 @@
-// sentiment-classifier: an LSTM sequence classifier assembled from the library's pieces
-// (Embedding → LSTMStack with per-sequence lengths → Linear on the last state → softmax
-// cross-entropy, Adam), trained on labelled text from a TSV or CSV file, reporting accuracy
-// on a held-out split beside the majority-class baseline.
+// sentiment-classifier: an LSTM sequence classifier built with the model API (a Sequential
+// of Embedding → LSTM with per-sequence lengths → the last valid state → Linear, softmax
+// cross-entropy, Adam with clipping; the backward runs itself), trained on labelled text
+// from a TSV or CSV file, reporting accuracy on a held-out split beside the majority-class
+// baseline.
 //
 //   scripts/fetch-movie-reviews                  # data/movie-reviews.tsv (id, sentiment, text)
 //   swift run -c release sentiment-classifier data/movie-reviews.tsv [--epochs 4] [--backend opencl]
@@ -139,45 +140,42 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
     classNames = Array(classNames.prefix(max(2, classNames.count)))
     let classes = classNames.count
 
-    let embedding = try Embedding(
-        backend: backend, vocabularySize: vocabularySize, dimension: o.embedding, generator: &generator)
     let lstmConfig = LSTMConfiguration(inputSize: o.embedding, hiddenSize: o.hidden)
-    let lstm = try LSTMStack(
-        configuration: lstmConfig, backend: backend, weights: LSTM.initialWeights(lstmConfig, seed: generator.next()))
+    // The same draws from `generator` as before the model API, so the same initial weights.
+    let embedding = try Embedding(
+        backend: backend, vocabularySize: vocabularySize, dimension: o.embedding, name: "weight",
+        generator: &generator)
+    let lstm = try LSTMLayer(
+        stack: LSTMStack(
+            configuration: lstmConfig, backend: backend,
+            weights: LSTM.initialWeights(lstmConfig, seed: generator.next())))
     let head = try Linear(
-        backend: backend, inputSize: lstmConfig.outputSize, outputSize: classes, name: "head", generator: &generator)
-    let parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
+        backend: backend, inputSize: lstmConfig.outputSize, outputSize: classes, name: "", generator: &generator)
+    // The last valid step's output is hn: each sequence's state after its own length.
+    let model = try Sequential<Backend>([embedding, lstm, SequencePooling(backend: backend, mode: .last), head])
     let optimizer = Optimizer(backend: backend, kind: .adam())
+    let crossEntropy = CrossEntropyLoss(backend: backend)
 
-    /// A batch as the model takes it: ids [T·B] sequence-major with padding 0, the lengths [B],
-    /// the labels [B] and T (the longest sequence).
-    func batchTensors(
-        _ batch: ArraySlice<([String], Int)>
-    ) -> (ids: [Int], lengths: [Int], labels: [Int], sequenceLength: Int) {
+    /// A batch as the model takes it: ids [T, B] with padding 0 and lengths [B], and the labels [B].
+    func batchValue(_ batch: ArraySlice<([String], Int)>) throws -> (LayerValue<Backend>, labels: [Int]) {
         let steps = batch.map { $0.0.count }.max()!
         var ids = [Int](repeating: 0, count: steps * batch.count)
         for (b, (words, _)) in batch.enumerated() {
             for (t, w) in words.enumerated() { ids[t * batch.count + b] = index[w] ?? 1 }
         }
-        return (ids, batch.map { $0.0.count }, batch.map { $0.1 }, steps)
+        let x = try LayerValue.tokens(
+            ids: ids, steps: steps, batch: batch.count, lengths: batch.map { $0.0.count }, on: backend)
+        return (x, batch.map { $0.1 })
     }
 
     func accuracy(_ set: [([String], Int)]) throws -> Double {
-        var correct = 0
+        var correct = 0.0
         for start in stride(from: 0, to: set.count, by: 256) {
-            let batch = set[start..<min(start + 256, set.count)]
-            let (ids, lengths, labels, steps) = batchTensors(batch)
-            let x = try embedding.forward(backend.makeIndices(ids), count: ids.count)
-            let f = try lstm.forward(input: x, sequenceLength: steps, batch: batch.count, lengths: lengths)
-            let logits = try backend.read(
-                try head.forward(MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize), rows: batch.count),
-                offset: 0, count: batch.count * classes)
-            for b in 0..<batch.count {
-                let row = logits[(b * classes)..<((b + 1) * classes)]
-                if row.firstIndex(of: row.max()!)! - b * classes == labels[b] { correct += 1 }
-            }
+            let (x, labels) = try batchValue(set[start..<min(start + 256, set.count)])
+            let logits = try model.forward(x, training: false)
+            correct += Double(try Metrics.accuracy(logits, targets: labels, backend: backend)) * Double(labels.count)
         }
-        return Double(correct) / Double(max(set.count, 1))
+        return correct / Double(max(set.count, 1))
     }
 
     let majority = (0..<classes).map { c in testSet.filter { $0.1 == c }.count }.max()!
@@ -195,25 +193,11 @@ func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
         let started = Date()
         for start in stride(from: 0, to: order.count, by: o.batch) {
             let batch = order[start..<min(start + o.batch, order.count)].map { trainSet[$0] }[...]
-            let (ids, lengths, labels, steps) = batchTensors(batch)
-            let tokenIds = try backend.makeIndices(ids)
-            let x = try embedding.forward(tokenIds, count: ids.count)
-            let f = try lstm.forward(
-                input: x, sequenceLength: steps, batch: batch.count, lengths: lengths, saveActivations: true)
-            // hn: each sequence's state at its last valid step.
-            let last = MatrixView(f.finalHidden, rowStride: lstmConfig.outputSize)
-            let logits = try head.forward(last, rows: batch.count)
-            let loss = try backend.makeBuffer(count: 1), dLogits = try backend.makeBuffer(count: batch.count * classes)
-            try backend.softmaxCrossEntropy(
-                logits: logits, rows: batch.count, classes: classes, targets: backend.makeIndices(labels),
-                ignoreIndex: -1, gradient: dLogits, loss: loss, lossSlot: 0)
-            let dLast = try head.backward(last, rows: batch.count, outputGradient: dLogits)!
-            let g = try lstm.backward(f, outputGradient: nil, finalHiddenGradient: dLast)
-            g.assign(to: parameters, prefix: "lstm.")
-            try embedding.backward(tokenIds, count: ids.count, outputGradient: g.input)
-            try optimizer.clipGradients(parameters, maxNorm: 5)
-            try optimizer.update(parameters, learningRate: o.learningRate)
-            total += try backend.read(loss, offset: 0, count: 1)[0]
+            let (x, labels) = try batchValue(batch)
+            let loss = try crossEntropy(model.forward(x, training: true), targets: labels)
+            try model.backward(loss.gradient)
+            try model.step(optimizer, learningRate: o.learningRate, maxGradientNorm: 5)
+            total += loss.loss
             batches += 1
         }
         print(

@@ -8,6 +8,8 @@ public protocol ModelOps: LSTMBackend {
 
     /// Uploads `values` as indices.
     func makeIndices(_ values: [Int]) throws -> Indices
+    /// The values `indices` were made from (the host copy every backend keeps; no device read).
+    func indexValues(_ indices: Indices) -> [Int]
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on views.
     @_spi(Backend) func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -29,6 +31,24 @@ public protocol ModelOps: LSTMBackend {
     /// Mean squared error: loss[lossSlot] = mean (prediction − target)²; gradient = d loss / d prediction.
     func meanSquaredError(
         prediction: Buffer, target: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
+    /// Binary cross-entropy with logits averaged over `count` elements (PyTorch's
+    /// `BCEWithLogitsLoss`, stable form): loss[lossSlot] = mean (max(x, 0) − x·y + log(1 + e^−|x|));
+    /// gradient [count] = (σ(x) − y)/count. logits, targets [count].
+    func binaryCrossEntropyWithLogits(
+        logits: Buffer, targets: Buffer, count: Int, gradient: Buffer, loss: Buffer, lossSlot: Int) throws
+    /// Pools a sequence [T, B, F] over each sequence's valid steps t < lengths[b] into out [B, F]
+    /// (`mode`: the last valid step, the mean or the maximum, the first maximum on ties); a
+    /// length-0 sequence pools to zeros. argmax [B, F] receives the step each output came from
+    /// (as a float; −1 for length 0; mean writes −1), for `poolStepsBackward`. lengths [B], each in 0...T.
+    func poolSteps(
+        _ input: Buffer, steps: Int, batch: Int, width: Int, lengths: Indices, mode: PoolingMode,
+        into out: Buffer, argmax: Buffer) throws
+    /// The gradient of `poolSteps`: inputGradient [T, B, F] (every element written) from
+    /// outputGradient [B, F]: the valid steps get their share (the chosen step for last and max,
+    /// 1/length each for mean), padded steps and length-0 sequences 0.
+    func poolStepsBackward(
+        _ outputGradient: Buffer, steps: Int, batch: Int, width: Int, lengths: Indices, mode: PoolingMode,
+        argmax: Buffer, into inputGradient: Buffer) throws
     /// sums[slot] = Σ x[i]² (for gradient norms).
     func sumOfSquares(_ x: Buffer, count: Int, into sums: Buffer, slot: Int) throws
     /// x *= min(1, maxNorm / (sqrt(Σ sums[0..<slots]) + 1e-6)): clipping by global norm without a host round trip.
@@ -44,6 +64,16 @@ public protocol ModelOps: LSTMBackend {
         parameter: Buffer, gradient: Buffer, firstMoment: Buffer, secondMoment: Buffer, count: Int,
         learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float,
         decoupled: Bool, biasCorrection1: Float, biasCorrection2: Float) throws
+}
+
+/// How sequence pooling reduces the valid steps of each sequence (`ModelOps.poolSteps`).
+public enum PoolingMode: Int32, Sendable, CaseIterable {
+    /// The output of the last valid step, t = length − 1.
+    case last = 0
+    /// The mean over the valid steps.
+    case mean = 1
+    /// The element-wise maximum over the valid steps.
+    case max = 2
 }
 
 /// Where a replica's [T, b, W] rows sit in the global [T, B, W] batch (data parallelism):

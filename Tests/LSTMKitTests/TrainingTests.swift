@@ -289,23 +289,12 @@ final class LanguageModelGradientTests: XCTestCase {
                 sequenceLength: 4, batch: 2, state: nil)
             return Double(try backend.read(buffer, offset: 0, count: 1)[0])
         }
-        var worst = 0.0
-        for p in model.parameters {
-            let analytic = try backend.read(p.gradient!, offset: 0, count: p.count)
-            var values = try backend.read(p.value, offset: 0, count: p.count)
-            for i in stride(from: 0, to: p.count, by: max(1, p.count / 5)) {
-                let original = values[i], eps: Float = 1e-2
-                values[i] = original + eps; try backend.write(values, to: p.value, offset: 0)
-                let up = try loss()
-                values[i] = original - eps; try backend.write(values, to: p.value, offset: 0)
-                let down = try loss()
-                values[i] = original; try backend.write(values, to: p.value, offset: 0)
-                let numeric = (up - down) / Double(2 * eps)
-                worst = max(worst, abs(numeric - Double(analytic[i])))
-                XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 2e-4 + 1e-2 * abs(numeric), "\(p.name)[\(i)]")
-            }
+        let probes = try model.parameters.map {
+            GradientProbe(name: $0.name, value: $0.value, count: $0.count, analytic: try XCTUnwrap($0.gradient))
         }
-        print("language model: max |backward - finite difference| = \(worst)")
+        // Embedding rows of unused ids have zero gradients, so some samples may all be 0.
+        try LSTMKitTests.checkFiniteDifferences(
+            backend, "language model P=\(projection)", probes: probes, samples: 5, expectNonZero: false, loss: loss)
     }
 }
 

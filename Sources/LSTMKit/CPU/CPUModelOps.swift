@@ -5,6 +5,8 @@ extension CPUBackend: ModelOps {
 
     public func makeIndices(_ values: [Int]) throws -> [Int32] { values.map { Int32(truncatingIfNeeded: $0) } }
 
+    public func indexValues(_ indices: [Int32]) -> [Int] { indices.map(Int.init) }
+
     @_spi(Backend) public func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: MatrixView<CPUBuffer>, b: MatrixView<CPUBuffer>, beta: Float, c: MatrixView<CPUBuffer>

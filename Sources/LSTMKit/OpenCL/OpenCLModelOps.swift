@@ -15,6 +15,8 @@ extension OpenCLBackend: ModelOps {
         return OpenCLIndices(buffer: buffer, values: values)
     }
 
+    public func indexValues(_ indices: OpenCLIndices) -> [Int] { indices.values }
+
     public func gatherRows(
         _ table: OpenCLBuffer, width: Int, indices: OpenCLIndices, count: Int, into out: OpenCLBuffer
     ) throws {
@@ -130,5 +132,41 @@ extension OpenCLBackend: ModelOps {
                 .float(biasCorrection1), .float(biasCorrection2),
             ])
         parameter.markModified()
+    }
+
+    public func binaryCrossEntropyWithLogits(
+        logits: OpenCLBuffer, targets: OpenCLBuffer, count: Int, gradient: OpenCLBuffer, loss: OpenCLBuffer,
+        lossSlot: Int
+    ) throws {
+        let terms = try makeScratchBuffer(count: count)
+        let scale = 1 / Float(max(count, 1))
+        try launch(
+            "bce_logits", in: .training, global: [count],
+            [.int(count), .buffer(logits), .buffer(targets), .float(scale), .buffer(gradient), .buffer(terms)])
+        try reduceSum(terms, count: count, scale: scale, into: loss, slot: lossSlot)
+    }
+
+    public func poolSteps(
+        _ input: OpenCLBuffer, steps: Int, batch: Int, width: Int, lengths: OpenCLIndices, mode: PoolingMode,
+        into out: OpenCLBuffer, argmax: OpenCLBuffer
+    ) throws {
+        try launch(
+            "pool_steps", in: .training, global: [width, batch],
+            [
+                .int(steps), .int(batch), .int(width), .int(Int(mode.rawValue)), .buffer(input),
+                .buffer(lengths.buffer), .buffer(out), .buffer(argmax),
+            ])
+    }
+
+    public func poolStepsBackward(
+        _ outputGradient: OpenCLBuffer, steps: Int, batch: Int, width: Int, lengths: OpenCLIndices,
+        mode: PoolingMode, argmax: OpenCLBuffer, into inputGradient: OpenCLBuffer
+    ) throws {
+        try launch(
+            "pool_steps_backward", in: .training, global: [width, steps * batch],
+            [
+                .int(steps), .int(batch), .int(width), .int(Int(mode.rawValue)), .buffer(outputGradient),
+                .buffer(lengths.buffer), .buffer(argmax), .buffer(inputGradient),
+            ])
     }
 }

@@ -5,6 +5,8 @@ public final class Embedding<Backend: ModelOps> {
     public let vocabularySize: Int  // V
     public let dimension: Int  // E
     public let weight: Parameter<Backend.Buffer>
+    /// The last training forward's input, for the `Layer` backward (nil after an inference forward).
+    var savedInput: LayerValue<Backend>?
 
     public init(
         backend: Backend, vocabularySize: Int, dimension: Int, name: String = "embedding.weight",
@@ -44,7 +46,11 @@ public final class Linear<Backend: ModelOps> {
     public let outputSize: Int
     public let weight: Parameter<Backend.Buffer>
     public let bias: Parameter<Backend.Buffer>
+    /// The last training forward's input, for the `Layer` backward (nil after an inference forward).
+    var savedInput: LayerValue<Backend>?
 
+    /// `name` prefixes the parameter names ("head" gives "head.weight", "head.bias"; "" gives
+    /// "weight", "bias", the names inside a model).
     public init(
         backend: Backend, inputSize: Int, outputSize: Int, name: String, generator: inout SeededGenerator
     ) throws {
@@ -58,8 +64,9 @@ public final class Linear<Backend: ModelOps> {
             offset: 0)
         try backend.write(
             Tensor(uniform: [outputSize], low: -bound, high: bound, generator: &generator).scalars, to: b, offset: 0)
-        weight = Parameter(name: name + ".weight", shape: [outputSize, inputSize], value: w)
-        bias = Parameter(name: name + ".bias", shape: [outputSize], value: b)
+        let prefix = name.isEmpty ? "" : name + "."
+        weight = Parameter(name: prefix + "weight", shape: [outputSize, inputSize], value: w)
+        bias = Parameter(name: prefix + "bias", shape: [outputSize], value: b)
     }
 
     /// y = x·Wᵀ + b.

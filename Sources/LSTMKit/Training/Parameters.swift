@@ -3,7 +3,9 @@ import Foundation
 /// A named weight tensor on a backend, with the gradient of the last backward.
 public final class Parameter<Buffer: AnyObject> {
     /// The checkpoint name (PyTorch's `state_dict` key, e.g. "lstm.weight_ih_l0").
-    public let name: String
+    /// A container prefixes it with the module's position (`Sequential`), as PyTorch's
+    /// `named_parameters` does.
+    public internal(set) var name: String
     public let shape: [Int]
     public let value: Buffer
     /// Set by the model's backward; nil before the first one.
