@@ -256,19 +256,25 @@ final class ModelGradientTests: XCTestCase {
     }
 }
 
+/// Embedding (V = 11, E = 6) → bidirectional 2-layer LSTM (inter-layer dropout 0.2) →
+/// Dropout 0.3 → pooling → Linear to 3 classes.
+func testClassifier<Backend: ModelOps>(
+    _ b: Backend, hiddenSize: Int = 8, pooling: PoolingMode = .max
+) throws -> Sequential<Backend> {
+    try Sequential([
+        Embedding(backend: b, vocabularySize: 11, dimension: 6, seed: 1),
+        LSTMLayer(
+            LSTMConfiguration(inputSize: 6, hiddenSize: hiddenSize, numLayers: 2, bidirectional: true, dropout: 0.2),
+            backend: b, seed: 2),
+        Dropout(backend: b, probability: 0.3, seed: 3),
+        SequencePooling(backend: b, mode: pooling),
+        Linear(backend: b, inputSize: 2 * hiddenSize, outputSize: 3, seed: 4),
+    ])
+}
+
 /// Training parity, names, pooling edge cases, refusals and metrics.
 final class ModelAPITests: XCTestCase {
-    func classifier<Backend: ModelOps>(_ b: Backend) throws -> Sequential<Backend> {
-        try Sequential([
-            Embedding(backend: b, vocabularySize: 11, dimension: 6, seed: 1),
-            LSTMLayer(
-                LSTMConfiguration(inputSize: 6, hiddenSize: 8, numLayers: 2, bidirectional: true, dropout: 0.2),
-                backend: b, seed: 2),
-            Dropout(backend: b, probability: 0.3, seed: 3),
-            SequencePooling(backend: b, mode: .max),
-            Linear(backend: b, inputSize: 16, outputSize: 3, seed: 4),
-        ])
-    }
+    func classifier<Backend: ModelOps>(_ b: Backend) throws -> Sequential<Backend> { try testClassifier(b) }
 
     /// 20 Adam steps with clipping on one batch: the losses, and that they fall.
     func trainingLosses<Backend: ModelOps>(_ b: Backend) throws -> [Float] {
