@@ -19,7 +19,7 @@ The inputs file (default: FILE with ".safetensors" replaced by ".inputs.safetens
 "ids" I64 [T, B], "lengths" I64 [B] and "expected" F32, lstm-gpu's inference output for them.
 The Swift test ModelSaveTests writes both files into $LSTM_GPU_MODEL_EXPORT:
 
-  LSTM_GPU_MODEL_EXPORT=/tmp/export swift test --filter ModelSaveTests
+  mkdir -p /tmp/export && LSTM_GPU_MODEL_EXPORT=/tmp/export swift test --filter ModelSaveTests
   python3 scripts/model_in_torch.py /tmp/export/classifier.safetensors [--inputs FILE]
       [--tolerance 1e-5] [--device cpu]
 
