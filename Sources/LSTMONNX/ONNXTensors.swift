@@ -1,5 +1,5 @@
 import Foundation
-import LSTMKit
+@_spi(Files) import LSTMKit
 
 #if canImport(Glibc)
 import Glibc
@@ -143,30 +143,10 @@ struct TensorDecoder {
     }
 }
 
-/// The contents of the regular file at `url`, at most `maximumBytes`.
+/// The contents of the regular file at `url`, at most `maximumBytes` (LSTMKit's
+/// `readRegularFile`, with the ONNX hint for a file that is too large).
 func readModelFile(_ url: URL, maximumBytes: Int) throws -> Data {
-    let path = url.path
-    var info = stat()
-    guard stat(path, &info) == 0 else {
-        throw LSTMError.io(
-            path: path, reason: errno == ENOENT ? "no such file" : "cannot read: \(String(cString: strerror(errno)))")
-    }
-    switch info.st_mode & S_IFMT {
-    case S_IFREG: break
-    case S_IFDIR: throw LSTMError.io(path: path, reason: "is a directory, not a file")
-    default: throw LSTMError.io(path: path, reason: "is not a regular file (a FIFO, device or socket)")
-    }
-    guard Int(info.st_size) <= maximumBytes else {
-        throw LSTMError.io(
-            path: path,
-            reason: "is \(info.st_size) bytes, more than the \(maximumBytes) an ONNX model file may have "
-                + "(store large weights as external data)")
-    }
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-        throw LSTMError.io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
-    }
-    defer { try? handle.close() }
-    do { return try handle.readToEnd() ?? Data() } catch {
-        throw LSTMError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
-    }
+    try readRegularFile(
+        url.path, maximumBytes: maximumBytes,
+        limitReason: "an ONNX model file may have (store large weights as external data)")
 }

@@ -78,10 +78,9 @@ extension CPUBackend {
                 let t = s.forwardStep(k, reverse: job.reverse)
                 let g = gates.pointer + t * batch * gateWidth
                 if let saved {
-                    for b in members {
-                        copy(hidden + b * hout, to: saved.previousHidden.pointer + (t * batch + b) * hout, outputs)
-                        copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, units)
-                    }
+                    self.savePreviousStates(
+                        saved, hidden: hidden, cell: cell, step: t, rows: members, batch: batch, outputs: outputs,
+                        units: units, hout: hout, h: h)
                 }
                 lstm_gemm_packed(
                     count, Int32(columns.count), Int32(hout), hidden + first * hout, Int32(hout),
@@ -142,11 +141,33 @@ extension CPUBackend {
                 swap(&hidden, &nextHidden)
                 swap(&cell, &nextCell)
             }
-            for b in members {
-                let fh = job.finalHidden, fc = job.finalCell
-                copy(hidden + b * hout, to: fh.buffer.pointer + fh.offset + b * fh.rowStride, outputs)
-                copy(cell + b * h, to: fc.buffer.pointer + fc.offset + b * fc.rowStride, units)
-            }
+            self.writeFinalStates(job, hidden: hidden, cell: cell, rows: members, outputs: outputs, units: units)
+        }
+    }
+
+    /// h(prev) and c(prev) of sequences `rows` at step t into the saved activations: columns
+    /// `outputs` of h [B, Hout], `units` of c [B, H] (a thread's share).
+    func savePreviousStates(
+        _ saved: DirectionActivations<CPUBuffer>, hidden: UnsafePointer<Float>, cell: UnsafePointer<Float>,
+        step t: Int, rows: Range<Int>, batch: Int, outputs: Range<Int>, units: Range<Int>, hout: Int, h: Int
+    ) {
+        for b in rows {
+            copy(hidden + b * hout, to: saved.previousHidden.pointer + (t * batch + b) * hout, outputs)
+            copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, units)
+        }
+    }
+
+    /// The states after the last step into the job's hn, cn for sequences `rows` (columns
+    /// `outputs` of h, `units` of c).
+    func writeFinalStates(
+        _ job: DirectionForward<CPUBackend>, hidden: UnsafePointer<Float>, cell: UnsafePointer<Float>,
+        rows: Range<Int>, outputs: Range<Int>, units: Range<Int>
+    ) {
+        let (fh, fc) = (job.finalHidden, job.finalCell)
+        let (hout, h) = (job.shape.outputSize, job.shape.hiddenSize)
+        for b in rows {
+            copy(hidden + b * hout, to: fh.buffer.pointer + fh.offset + b * fh.rowStride, outputs)
+            copy(cell + b * h, to: fc.buffer.pointer + fc.offset + b * fc.rowStride, units)
         }
     }
 }

@@ -93,10 +93,9 @@ extension CPUBackend {
                 let t = s.forwardStep(k, reverse: job.reverse)
                 let g = gates.pointer + t * batch * gateWidth
                 if let saved {
-                    for b in members {
-                        copy(hidden + b * hout, to: saved.previousHidden.pointer + (t * batch + b) * hout, 0..<hout)
-                        copy(cell + b * h, to: saved.previousCell.pointer + (t * batch + b) * h, 0..<h)
-                    }
+                    self.savePreviousStates(
+                        saved, hidden: hidden, cell: cell, step: t, rows: members, batch: batch, outputs: 0..<hout,
+                        units: 0..<h, hout: hout, h: h)
                 }
                 lstm_gemm_packed(
                     Int32(members.count), Int32(gateWidth), Int32(hout), hidden + first * hout, Int32(hout),
@@ -154,11 +153,7 @@ extension CPUBackend {
                 swap(&hidden, &nextHidden)
                 swap(&cell, &nextCell)
             }
-            for b in members {
-                let fh = job.finalHidden, fc = job.finalCell
-                copy(hidden + b * hout, to: fh.buffer.pointer + fh.offset + b * fh.rowStride, 0..<hout)
-                copy(cell + b * h, to: fc.buffer.pointer + fc.offset + b * fc.rowStride, 0..<h)
-            }
+            self.writeFinalStates(job, hidden: hidden, cell: cell, rows: members, outputs: 0..<hout, units: 0..<h)
         }
     }
 }

@@ -230,8 +230,11 @@ private func exactCount(_ value: Any) -> Int? {
 
 /// The contents of the regular file at `path`; a directory, FIFO, device or socket is
 /// refused by what it is (reading a FIFO would block), as is a missing or unreadable file,
-/// and one larger than `maximumBytes` when given.
-func readRegularFile(_ path: String, maximumBytes: Int? = nil) throws -> Data {
+/// and one larger than `maximumBytes` when given (the error ends "more than the N " +
+/// `limitReason`). SPI for the package's other modules (LSTMONNX reads models with it).
+@_spi(Files) public func readRegularFile(
+    _ path: String, maximumBytes: Int? = nil, limitReason: String = "such a file may have"
+) throws -> Data {
     var info = stat()
     guard stat(path, &info) == 0 else {
         throw LSTMError.io(
@@ -244,7 +247,7 @@ func readRegularFile(_ path: String, maximumBytes: Int? = nil) throws -> Data {
     }
     if let maximumBytes, Int(info.st_size) > maximumBytes {
         throw LSTMError.io(
-            path: path, reason: "is \(info.st_size) bytes, more than the \(maximumBytes) such a file may have")
+            path: path, reason: "is \(info.st_size) bytes, more than the \(maximumBytes) \(limitReason)")
     }
     guard let handle = FileHandle(forReadingAtPath: path) else {
         throw LSTMError.io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
