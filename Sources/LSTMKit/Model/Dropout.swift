@@ -5,7 +5,7 @@
 public final class Dropout<Backend: ModelOps>: Layer {
     public let backend: Backend
     public let probability: Float
-    private var seeds: SeededGenerator
+    var seeds: SeededGenerator
     /// The last training forward's mask (nil when nothing was dropped) and its size.
     private var saved: (mask: Backend.Buffer?, count: Int)?
 

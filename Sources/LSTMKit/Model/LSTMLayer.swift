@@ -16,7 +16,7 @@ public final class LSTMLayer<Backend: ModelOps>: Layer {
     /// The `state_dict` name of each parameter (a container renames `parameters`).
     private let weightNames: [String]
     /// Draws each training forward's dropout seed (the same on every backend for one seed).
-    private var dropoutSeeds: SeededGenerator
+    var dropoutSeeds: SeededGenerator
     private var saved: LSTMStackForward<Backend>?
 
     public var configuration: LSTMConfiguration { stack.configuration }
