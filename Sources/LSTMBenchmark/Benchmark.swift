@@ -170,6 +170,8 @@ public struct BenchmarkRow: Sendable, Codable {
     /// With `bench --profile` on an OpenCL device: device time per kernel of one forward and
     /// one training step; nil otherwise.
     public var profile: BenchmarkProfile? = nil
+    /// With `bench --in-model`: the same steps through the model API (`runInModelBenchmark`).
+    public var inModel: InModelTiming? = nil
 }
 
 /// Device time per kernel of one forward and one training step of a row (OpenCL profiling
@@ -263,4 +265,45 @@ public func runBenchmark<Backend: ModelOps>(
         train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
     if !shape.cell.isPlain { row.cell = shape.cell }
     return (row, output)
+}
+
+/// The same forward and training step as `runBenchmark`, run through the model API: the LSTM
+/// as an `LSTMLayer` inside a `Sequential`, its input a `LayerValue` (`bench --in-model`), so
+/// the two timings side by side show what the model API costs.
+public struct InModelTiming: Sendable, Codable {
+    public var forward: TimingSummary
+    public var train: TimingSummary
+}
+
+/// Times `shape` as a one-layer `Sequential` (same weights, input and output gradient as
+/// `runBenchmark`): `model.forward(training: false)`, and `forward(training: true)` +
+/// `backward`.
+public func runInModelBenchmark<Backend: ModelOps>(
+    _ shape: BenchmarkShape, backend: Backend, seconds: Double, maximumRuns: Int? = nil, seed: UInt64 = 1
+) throws -> InModelTiming {
+    let configuration = shape.configuration
+    let model = try Sequential<Backend>([
+        LSTMLayer(
+            stack: LSTMStack(
+                configuration: configuration, backend: backend,
+                weights: LSTM.initialWeights(configuration, seed: seed)))
+    ])
+    var generator = SeededGenerator(seed: seed &+ 1)
+    let x = Tensor(uniform: [shape.sequenceLength, shape.batch, shape.inputSize], generator: &generator)
+    let width = configuration.numDirections * configuration.outputSize
+    let dy = Tensor(uniform: [shape.sequenceLength, shape.batch, width], generator: &generator)
+    let input = try LayerValue<Backend>.sequence(
+        values: x.scalars, steps: shape.sequenceLength, batch: shape.batch, features: shape.inputSize, on: backend)
+    let outputGradient = try backend.makeBuffer(count: dy.count)
+    try backend.write(dy.scalars, to: outputGradient, offset: 0)
+    let forward = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
+        _ = try model.forward(input, training: false)
+        try backend.synchronize()
+    }
+    let train = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
+        _ = try model.forward(input, training: true)
+        try model.backward(outputGradient)
+        try backend.synchronize()
+    }
+    return InModelTiming(forward: forward, train: train)
 }

@@ -53,6 +53,12 @@ struct BenchCommand: ParsableCommand {
                 + "device time per kernel (OpenCL profiling events; in --json as `profile`)."))
     var profile = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "Also time every row through the model API (the LSTM as an LSTMLayer in a Sequential) and print its "
+                + "times beside the engine's alone (in --json as `inModel`)."))
+    var inModel = false
+
     @Flag(help: "Print one JSON object per row instead of a table.")
     var json = false
 
@@ -161,12 +167,21 @@ struct BenchCommand: ParsableCommand {
                 let text = "bench: row \(index + 1)/\(shapes.count) \(shape.name) on \(what)"
                 FileHandle.standardError.write(Data((statusLine ? text + "\u{1B}[K\r" : text + "\n").utf8))
             }
-            func emit(_ row: BenchmarkRow) throws {
+            func emit<Backend: ModelOps>(_ row: BenchmarkRow, _ backend: Backend) throws {
                 var row = row
                 row.cpu = cpuInfo
+                if inModel {
+                    row.inModel = try runInModelBenchmark(shape, backend: backend, seconds: seconds, maximumRuns: `repeat`)
+                }
                 if statusLine { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
                 rows.append(row)
                 print(json ? try jsonLine(row) : table.format(row))
+                if let timing = row.inModel, !json {
+                    print(
+                        "    inside a model: forward \(fixed(timing.forward.medianMs, 3)) ms "
+                            + "(\(fixed(timing.forward.medianMs / row.forward.medianMs, 3))× alone), training step "
+                            + "\(fixed(timing.train.medianMs, 3)) ms (\(fixed(timing.train.medianMs / row.train.medianMs, 3))× alone)")
+                }
             }
             let reference: Tensor
             if backend == .opencl {
@@ -175,7 +190,7 @@ struct BenchCommand: ParsableCommand {
                 progress("cpu")
                 let (row, output) = try runBenchmark(shape, backend: cpu, seconds: seconds, maximumRuns: `repeat`)
                 reference = output
-                try emit(row)
+                try emit(row, cpu)
             }
             for device in devices {
                 progress(deviceLabel(device.device))
@@ -187,7 +202,7 @@ struct BenchCommand: ParsableCommand {
                     _ = try device.takeProfile()  // the timing runs' events
                     row.profile = try profileBenchmark(shape, backend: device)
                 }
-                try emit(row)
+                try emit(row, device)
                 if profile, !json, let p = row.profile { printProfile(p) }
             }
         }
