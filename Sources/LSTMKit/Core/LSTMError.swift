@@ -20,7 +20,9 @@ public enum LSTMError: Error, CustomStringConvertible, Equatable {
     /// A file is not of the kind expected there (`expected`: "an lstm-fixture/1 parity
     /// fixture", "an lstm-gpu train checkpoint"); `found` says what its metadata holds.
     case unknownFormat(path: String, expected: String, found: String)
-    /// Reading or writing a file failed at the operating-system level.
+    /// Reading or writing a file failed at the operating-system level, or a data file (a
+    /// table, tagging file or parallel text read by the loaders in `Data/`) is malformed;
+    /// `reason` then begins with the 1-based line ("line 12: ...").
     case io(path: String, reason: String)
     /// An OpenCL call failed; `call` names the API function, `status` its error code by name.
     case openCL(call: String, status: String)

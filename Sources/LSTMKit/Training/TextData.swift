@@ -1,9 +1,13 @@
 import Foundation
 
 /// The text of a UTF-8 file for training. A folder, FIFO or device, a file that is not valid
-/// UTF-8, or one with NUL bytes (a binary file) is refused, naming the file and the offset.
-public func readTextFile(_ path: String) throws -> String {
-    let data = try readRegularFile(path)
+/// UTF-8, or one with NUL bytes (a binary file) is refused, naming the file and the offset;
+/// so is a file longer than `maximumBytes` (no limit when nil), saying "more than the
+/// `maximumBytes` `limitReason`".
+public func readTextFile(
+    _ path: String, maximumBytes: Int? = nil, limitReason: String = "bytes such a file may have"
+) throws -> String {
+    let data = try readRegularFile(path, maximumBytes: maximumBytes, limitReason: limitReason)
     if let zero = data.firstIndex(of: 0) {
         throw LSTMError.io(
             path: path, reason: "holds a NUL byte at offset \(zero - data.startIndex): a binary file, not text")
