@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "LSTMKit", targets: ["LSTMKit"]),
         .library(name: "LSTMONNX", targets: ["LSTMONNX"]),
+        .library(name: "LSTMApplications", targets: ["LSTMApplications"]),
         .executable(name: "lstm-gpu", targets: ["lstm-gpu"]),
     ],
     dependencies: [
@@ -62,6 +63,9 @@ let package = Package(
             name: "LSTMONNX",
             dependencies: ["LSTMKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Sources/LSTMONNX"),
+        // The applications (text classification, sequences of rows, tagging, forecasting,
+        // translation) that `lstm-gpu train --task` and the examples run, on the model API.
+        .target(name: "LSTMApplications", dependencies: ["LSTMKit"], path: "Sources/LSTMApplications"),
         // Data parallelism over Open MPI, kept out of LSTMKit: importing the engine links no MPI.
         .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
         .executableTarget(

@@ -18,6 +18,8 @@ public struct LabelledText: Sendable {
         case names
         /// The sign of a numeric score: classes ["negative", "positive"]; 0 is dropped.
         case numericSign
+        /// `.numericSign` when every label of the table is a finite number, else `.names`.
+        case automatic
     }
 
     /// One example: the text as the file has it, and its class id (an index into `classNames`).
@@ -54,6 +56,10 @@ public struct LabelledText: Sendable {
         throws
     {
         let (labelIndex, textIndex) = try Self.columns(table, label: labelColumn, text: textColumn)
+        let numeric = table.rows.allSatisfy {
+            Double($0[labelIndex].trimmingCharacters(in: .whitespaces)).map(\.isFinite) ?? false
+        }
+        let labels: Labels = labels == .automatic ? (numeric ? .numericSign : .names) : labels
         var kept: [(text: String, label: String, line: Int)] = []
         var droppedEmpty = 0, droppedNeutral = 0
         for (row, line) in zip(table.rows, table.lineNumbers) {
@@ -63,7 +69,7 @@ public struct LabelledText: Sendable {
                 continue
             }
             switch labels {
-            case .names:
+            case .names, .automatic:
                 guard !label.isEmpty else {
                     throw dataFileError(table.path, line: line, "empty label in column \(table.header[labelIndex])")
                 }

@@ -29,7 +29,12 @@ public final class SupervisedModel<Backend: ModelOps>: Trainable {
         set { model.randomStates = newValue }
     }
 
-    public func save(to path: String) throws { try model.save(to: path) }
+    /// String entries `save` adds to the model file's metadata (a vocabulary, class names),
+    /// so the one file is all an application needs to use the model again.
+    public var metadata: [String: String] = [:]
+
+    /// The whole model (`Sequential.save(to:metadata:)`) with `metadata`.
+    public func save(to path: String) throws { try model.save(to: path, metadata: metadata) }
 
     /// Checks the input against the model's first layer (token ids in 0..<V for an `Embedding`,
     /// steps of the LSTM's or Linear's input width), the length (≥ 1), and the target against

@@ -92,8 +92,14 @@ extension Sequential {
     /// is untouched): the weights under their `nn.Sequential` names ("0.weight",
     /// "1.weight_ih_l0", …) and the architecture as JSON in the metadata key "lstm_gpu_model".
     /// `Sequential(contentsOf:backend:)` and `scripts/model_in_torch.py` read it back.
-    /// - Throws: `LSTMError` for a layer that cannot be described, or an I/O failure.
-    public func save(to path: String) throws {
+    /// `metadata` adds string entries of your own (a vocabulary, class names); the keys
+    /// "format" and "lstm_gpu_model" are the file's own and refused.
+    /// - Throws: `LSTMError` for a layer that cannot be described, a reserved metadata key, or an
+    ///   I/O failure.
+    public func save(to path: String, metadata: [String: String] = [:]) throws {
+        if let reserved = metadata.keys.first(where: { $0 == "format" || $0 == ModelArchitecture.metadataKey }) {
+            throw LSTMError.invalidArgument("model metadata key '\(reserved)' is the file's own; choose another")
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let described = try described()
@@ -105,7 +111,8 @@ extension Sequential {
             return (p.name, .float32(try Tensor(shape: p.shape, scalars: values)))
         }
         try SafeTensorsFile.write(
-            tensors, metadata: ["format": "pt", ModelArchitecture.metadataKey: json], to: path)
+            tensors, metadata: metadata.merging(["format": "pt", ModelArchitecture.metadataKey: json]) { $1 },
+            to: path)
     }
 
     /// Reads a model file written by `save(to:)` onto `backend` (any backend, whichever wrote it).

@@ -1,0 +1,109 @@
+import Foundation
+import LSTMKit
+
+/// Time-series forecasting: from the last `window` values, the next `horizon` values (one-step
+/// with horizon 1, multi-step with more, all at once: LSTM → last step → Linear to `horizon`
+/// outputs), trained with MSE on the standardised series.
+///
+/// The series is cut in time order: the first 1 − validation − test fraction of the values
+/// trains, the next part validates, the last part tests; a window belongs to the part its
+/// first target falls in and must have all its targets there (its inputs may reach back into
+/// the part before, which is already observed then). The standardiser is fitted on the
+/// training part alone. Test MAE is in the series' own units, beside two baselines on the same
+/// windows: naive (every target = the last input) and, with `season`, seasonal naive (a target
+/// = the value one season before it, or whole seasons before it when the horizon is longer).
+public enum Forecasting {
+    /// The metadata keys: the standardiser (JSON), the window and the horizon.
+    public static let standardizerKey = "lstm_gpu_standardizer"
+    public static let windowKey = "lstm_gpu_window"
+    public static let horizonKey = "lstm_gpu_horizon"
+
+    /// Trains and tests on `values`.
+    /// - Returns: figures "test_mae", "naive_mae", "seasonal_naive_mae" (with `season`),
+    ///   "test_mae_step_1", … per horizon step, and "test_windows".
+    /// - Throws: `LSTMError` for a series too short for a window in every part, or settings out of range.
+    public static func run<Backend: ModelOps>(
+        _ values: [Double], name: String = "series", window: Int, horizon: Int = 1, season: Int? = nil,
+        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = { print($0) }
+    ) throws -> ApplicationReport {
+        let started = Date()
+        try settings.validate()
+        try SizeLimits.requireSize(window, "the window", limit: SizeLimits.maxCount)
+        try SizeLimits.requireSize(horizon, "the horizon", limit: SizeLimits.maxCount)
+        if let season { try SizeLimits.requireSize(season, "the season", limit: SizeLimits.maxCount) }
+        let series = limited(values, settings.limit), n = series.count
+        let trainEnd = Int(Double(n) * (1 - settings.validationFraction - settings.testFraction))
+        let validationEnd = Int(Double(n) * (1 - settings.testFraction))
+        let standardizer = try Standardizer(fitting: series[0..<max(trainEnd, 1)])
+        let scaled = standardizer.apply(series)
+        /// The windows whose targets all lie in lower..<upper: their starts.
+        func starts(_ lower: Int, _ upper: Int) -> [Int] {
+            guard upper - lower >= horizon else { return [] }
+            return Array(max(0, lower - window)...(upper - window - horizon)).filter { $0 + window >= lower }
+        }
+        let parts = [starts(0, trainEnd), starts(trainEnd, validationEnd), starts(validationEnd, n)]
+        guard !parts[0].isEmpty, !parts[2].isEmpty || settings.testFraction == 0 else {
+            throw LSTMError.invalidArgument(
+                "a series of \(n) values is too short: the training part (\(trainEnd) values) and the test part "
+                    + "(\(n - validationEnd)) each need at least window + horizon = \(window + horizon) (test: horizon)")
+        }
+        if let season, season > window {
+            throw LSTMError.invalidArgument("the season (\(season)) must not exceed the window (\(window))")
+        }
+        func example(_ start: Int) -> LabelledSequence {
+            LabelledSequence(
+                .steps(scaled[start..<(start + window)].map { Float($0) }, width: 1),
+                target: .values(scaled[(start + window)..<(start + window + horizon)].map { Float($0) }))
+        }
+        let training = parts[0].map(example), validation = parts[1].map(example)
+        let testStarts = parts[2].isEmpty ? parts[1] : parts[2]
+        say(
+            "\(name): \(n) values → \(training.count) training, \(validation.count) validation, \(testStarts.count) "
+                + "test windows of \(window) → \(horizon); \(backend.name)")
+        var seeds = SeededGenerator(seed: settings.seed &+ 404)
+        let layers: [any Layer<Backend>] =
+            (try shape.recurrentLayers(input: 1, backend: backend, seed: seeds.next()))
+            + [
+                SequencePooling(backend: backend, mode: .last),
+                try Linear(backend: backend, inputSize: shape.outputWidth, outputSize: horizon, seed: seeds.next()),
+            ]
+        let model = try SupervisedModel(Sequential<Backend>(layers), loss: .meanSquaredError)
+        model.metadata = [
+            standardizerKey: try jsonString(standardizer), windowKey: "\(window)", horizonKey: "\(horizon)",
+        ]
+        let (history, best) = try fitAndKeepBest(model, training: training, validation: validation, settings: settings)
+
+        // Test figures in the series' units.
+        let output = try best.predict(testStarts.map(example))
+        let predicted = standardizer.invert(
+            try backend.read(output.buffer!, offset: 0, count: testStarts.count * horizon))
+        var model_ = [Double](repeating: 0, count: horizon), naive = 0.0, seasonal = 0.0
+        for (w, start) in testStarts.enumerated() {
+            let last = series[start + window - 1]
+            for j in 0..<horizon {
+                let t = start + window + j, truth = series[t]
+                model_[j] += abs(predicted[w * horizon + j] - truth)
+                naive += abs(last - truth)
+                if let season { seasonal += abs(series[t - season * (1 + j / season)] - truth) }
+            }
+        }
+        let count = Double(testStarts.count)
+        let perStep = model_.map { $0 / count }
+        let mae = perStep.reduce(0, +) / Double(horizon)
+        var figures: [String: Double] = [
+            "test_mae": mae, "naive_mae": naive / (count * Double(horizon)), "test_windows": count,
+        ]
+        for (j, value) in perStep.enumerated() { figures["test_mae_step_\(j + 1)"] = value }
+        var line =
+            "test MAE \(String(format: "%.3f", mae)) (naive: \(String(format: "%.3f", figures["naive_mae"]!))"
+        if season != nil {
+            figures["seasonal_naive_mae"] = seasonal / (count * Double(horizon))
+            line += ", seasonal naive (\(season!)): \(String(format: "%.3f", figures["seasonal_naive_mae"]!))"
+        }
+        say(line + ") over \(testStarts.count) windows")
+        if horizon > 1 {
+            say("  per step ahead: " + perStep.enumerated().map { "\($0 + 1): \(String(format: "%.3f", $1))" }.joined(separator: ", "))
+        }
+        return ApplicationReport(history: history, figures: figures, seconds: Date().timeIntervalSince(started))
+    }
+}
