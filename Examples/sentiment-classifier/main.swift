@@ -71,59 +71,22 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-/// Rows of a TSV (or a simple CSV with double-quoted fields) as dictionaries by header name.
-func readTable(_ path: String) -> [[String: String]] {
-    guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
-    let text = String(decoding: data, as: UTF8.self)
-    let separator: Character = path.hasSuffix(".csv") ? "," : "\t"
-    func split(_ line: Substring) -> [String] {
-        guard separator == "," else {
-            return line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-        }
-        var fields: [String] = [], field = "", quoted = false
-        var chars = line.makeIterator()
-        while let c = chars.next() {
-            if c == "\"" { quoted.toggle(); continue }
-            if c == ",", !quoted { fields.append(field); field = ""; continue }
-            field.append(c)
-        }
-        fields.append(field)
-        return fields
-    }
-    let lines = text.split(whereSeparator: \.isNewline)
-    guard let header = lines.first.map(split) else { fail("\(path) is empty") }
-    return lines.dropFirst().compactMap { line in
-        let fields = split(line)
-        guard fields.count >= header.count else { return nil }
-        return Dictionary(uniqueKeysWithValues: zip(header, fields))
-    }
-}
-
 func tokens(_ text: String) -> [String] {
     text.lowercased().split { !($0.isLetter || $0 == "'") }.map(String.init)
 }
 
 func train<Backend: ModelOps>(_ o: Options, backend: Backend) throws {
-    // Examples: (tokens, label).
-    let rows = readTable(o.path)
-    guard let first = rows.first, first[o.textColumn] != nil, first[o.labelColumn] != nil else {
-        fail("\(o.path) needs columns '\(o.textColumn)' and '\(o.labelColumn)' (--text-column, --label-column)")
-    }
-    let numeric = rows.allSatisfy { Double($0[o.labelColumn]!) != nil }
-    var classNames: [String] =
-        numeric ? ["negative", "positive"] : Array(Set(rows.map { $0[o.labelColumn]! })).sorted()
+    // Examples: (tokens, label). A malformed file, a missing column or a bad label is a thrown
+    // error naming the file and the line.
+    let table = try DelimitedTable(contentsOf: o.path, separator: o.path.hasSuffix(".csv") ? "," : "\t")
+    let numeric = try table.column(named: o.labelColumn).allSatisfy { Double($0) != nil }
+    let labelled = try LabelledText(
+        table: table, labelColumn: o.labelColumn, textColumn: o.textColumn, labels: numeric ? .numericSign : .names)
+    var classNames = labelled.classNames
     var examples: [([String], Int)] = []
-    for row in rows {
-        let label: Int
-        if numeric {
-            let score = Double(row[o.labelColumn]!)!
-            if score == 0 { continue }
-            label = score > 0 ? 1 : 0
-        } else {
-            label = classNames.firstIndex(of: row[o.labelColumn]!)!
-        }
-        let words = tokens(row[o.textColumn]!)
-        if !words.isEmpty { examples.append((Array(words.prefix(o.maxTokens)), label)) }
+    for example in labelled.examples {
+        let words = tokens(example.text)
+        if !words.isEmpty { examples.append((Array(words.prefix(o.maxTokens)), example.label)) }
     }
     var generator = SeededGenerator(seed: o.seed)
     examples.shuffle(using: &generator)
