@@ -297,6 +297,45 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(try spanish.decode(spanish.encode("Y dijo Dios")), "y dijo dios")
     }
 
+    /// The whole data sets the fetch scripts write into data/, each checked when it is there.
+    func testFetchedDataSetsWhenPresent() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../data").standardized.path
+        func present(_ name: String) -> String? {
+            FileManager.default.fileExists(atPath: folder + "/" + name) ? folder + "/" + name : nil
+        }
+        var checked = 0
+        if let digits = present("digits.csv") {
+            let table = try DelimitedTable(contentsOf: digits)
+            XCTAssertEqual(table.rows.count, 1797)
+            XCTAssertEqual(table.header.count, 65)
+            checked += 1
+        }
+        if let sunspots = present("sunspots.csv") {
+            XCTAssertEqual(try NumericSeries(contentsOf: sunspots).values.count, 309)
+            checked += 1
+        }
+        if let co2 = present("co2.csv") {
+            // Weeks without a measurement are empty cells: the first is on line 8.
+            assertThrows(["co2.csv", "line 8", "empty cell"]) { _ = try NumericSeries(contentsOf: co2) }
+            checked += 1
+        }
+        if let english = present("bible.en"), let spanish = present("bible.es"), let references = present("bible.refs")
+        {
+            let text = try ParallelText(source: english, target: spanish)
+            let lines = try readTextFile(references).split(separator: "\n").count
+            XCTAssertEqual(text.pairs.count, lines)
+            XCTAssertEqual(text.droppedBlank, 0)
+            checked += 1
+        }
+        if let reviews = present("movie-reviews.tsv") {
+            let data = try LabelledText(contentsOf: reviews, labelColumn: "sentiment", labels: .numericSign)
+            XCTAssertGreaterThan(data.examples.count, 10_000)
+            checked += 1
+        }
+        if checked == 0 { throw XCTSkip("no fetched data sets in \(folder) (scripts/fetch-*)") }
+    }
+
     func testTaggingSliceHasFortySentences() throws {
         let data = try TaggedSentences(contentsOf: appFixtureFolder + "/tagging-small.txt")
         XCTAssertEqual(data.sentences.count, 40)

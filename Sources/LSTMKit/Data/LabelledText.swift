@@ -24,7 +24,9 @@ public struct LabelledText: Sendable {
 
     /// One example: the text as the file has it, and its class id (an index into `classNames`).
     public struct Example: Sendable, Equatable {
+        /// The text column's cell.
         public var text: String
+        /// The class id.
         public var label: Int
         /// The 1-based line of the file where the example's row begins.
         public var line: Int

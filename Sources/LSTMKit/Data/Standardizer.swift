@@ -44,6 +44,7 @@ public struct Standardizer: Codable, Sendable, Equatable {
         self.isConstant = isConstant
     }
 
+    /// Decodes `{"mean", "standardDeviation", "isConstant"}`, validated as `init(mean:standardDeviation:isConstant:)`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         try self.init(

@@ -132,6 +132,7 @@ public struct TokenVocabulary: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey { case tokenization, tokens }
 
+    /// Decodes `{"tokenization", "tokens"}`, validated as `init(tokens:tokenization:)`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         try self.init(
@@ -139,12 +140,14 @@ public struct TokenVocabulary: Codable, Sendable, Equatable {
             tokenization: container.decode(Tokenization.self, forKey: .tokenization))
     }
 
+    /// Encodes `{"tokenization", "tokens"}`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(tokenization, forKey: .tokenization)
         try container.encode(tokens, forKey: .tokens)
     }
 
+    /// Same tokenization and the same tokens in the same order.
     public static func == (a: Self, b: Self) -> Bool { a.tokenization == b.tokenization && a.tokens == b.tokens }
 
     /// A `DecodingError` in a sentence: what was wrong and at which key.
