@@ -68,13 +68,18 @@ let package = Package(
         .target(name: "LSTMApplications", dependencies: ["LSTMKit"], path: "Sources/LSTMApplications"),
         // Data parallelism over Open MPI, kept out of LSTMKit: importing the engine links no MPI.
         .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
+        // The applications as example programs (each a thin command line over LSTMApplications).
         .executableTarget(
-            name: "sentiment-classifier",
-            dependencies: ["LSTMKit"],
+            name: "sentiment-classifier", dependencies: ["LSTMKit", "LSTMApplications"],
             path: "Examples/sentiment-classifier"),
+        .executableTarget(
+            name: "digits-classifier", dependencies: ["LSTMKit", "LSTMApplications"],
+            path: "Examples/digits-classifier"),
+        .executableTarget(
+            name: "forecaster", dependencies: ["LSTMKit", "LSTMApplications"], path: "Examples/forecaster"),
         .testTarget(
             name: "LSTMKitTests",
-            dependencies: ["LSTMKit", "LSTMBenchmark", "LSTMONNX"],
+            dependencies: ["LSTMKit", "LSTMBenchmark", "LSTMONNX", "LSTMApplications"],
             path: "Tests/LSTMKitTests",
             exclude: ["Fixtures"]),
     ]

@@ -13,7 +13,8 @@ let usage = """
     \(ExampleArguments.sharedUsage)
     """
 let arguments = ExampleArguments(
-    Array(CommandLine.arguments.dropFirst()), program: "forecaster", options: ["column", "window", "horizon", "season"],
+    Array(CommandLine.arguments.dropFirst()), program: "forecaster",
+    options: ["column", "window", "horizon", "season"],
     usage: usage)
 guard arguments.positional.count == 1 else {
     arguments.fail("give one data file (scripts/fetch-sunspots writes data/sunspots.csv)")
@@ -31,6 +32,7 @@ arguments.onBackend { backend in
     let series = try NumericSeries(contentsOf: arguments.positional[0], column: arguments.string("column"))
     _ = try Forecasting.run(
         series.values, name: series.name, window: arguments.value("window", 22),
-        horizon: arguments.value("horizon", 1), season: arguments.string("season").map { _ in arguments.value("season", 0) },
+        horizon: arguments.value("horizon", 1),
+        season: arguments.string("season").map { _ in arguments.value("season", 0) },
         shape: arguments.shape(network), settings: arguments.settings(defaults), backend: backend)
 }

@@ -152,10 +152,19 @@ func bestValidationMetric(_ history: FitHistory) -> Double {
 
 /// The class most frequent in `training` and the fraction of `held` it is: the accuracy of
 /// always answering it.
-func majorityBaseline(training: [LabelledSequence], held: [LabelledSequence], classes: Int) -> (
+func majorityBaseline(
+    training: [LabelledSequence], held: [LabelledSequence], classes: Int
+) -> (
     majority: Int, accuracy: Double
 ) {
     let counts = (0..<classes).map { c in training.filter { $0.target == .label(c) }.count }
     let majority = counts.indices.max { counts[$0] < counts[$1] }!
     return (majority, Double(held.filter { $0.target == .label(majority) }.count) / Double(max(1, held.count)))
+}
+
+/// `print` and a flush: an application's lines keep their place among the progress report's
+/// (written unbuffered) when standard output is a pipe or a file.
+public func printLine(_ line: String) {
+    print(line)
+    fflush(nil)
 }

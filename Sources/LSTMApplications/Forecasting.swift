@@ -24,7 +24,7 @@ public enum Forecasting {
     /// - Throws: `LSTMError` for a series too short for a window in every part, or settings out of range.
     public static func run<Backend: ModelOps>(
         _ values: [Double], name: String = "series", window: Int, horizon: Int = 1, season: Int? = nil,
-        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = { print($0) }
+        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = printLine
     ) throws -> ApplicationReport {
         let started = Date()
         try settings.validate()
@@ -38,14 +38,16 @@ public enum Forecasting {
         let scaled = standardizer.apply(series)
         /// The windows whose targets all lie in lower..<upper: their starts.
         func starts(_ lower: Int, _ upper: Int) -> [Int] {
-            guard upper - lower >= horizon else { return [] }
-            return Array(max(0, lower - window)...(upper - window - horizon)).filter { $0 + window >= lower }
+            let first = max(0, lower - window), last = upper - window - horizon
+            guard upper - lower >= horizon, first <= last else { return [] }
+            return Array(first...last).filter { $0 + window >= lower }
         }
         let parts = [starts(0, trainEnd), starts(trainEnd, validationEnd), starts(validationEnd, n)]
         guard !parts[0].isEmpty, !parts[2].isEmpty || settings.testFraction == 0 else {
             throw LSTMError.invalidArgument(
                 "a series of \(n) values is too short: the training part (\(trainEnd) values) and the test part "
-                    + "(\(n - validationEnd)) each need at least window + horizon = \(window + horizon) (test: horizon)")
+                    + "(\(n - validationEnd)) each need at least window + horizon = \(window + horizon) (test: horizon)"
+            )
         }
         if let season, season > window {
             throw LSTMError.invalidArgument("the season (\(season)) must not exceed the window (\(window))")
@@ -102,7 +104,9 @@ public enum Forecasting {
         }
         say(line + ") over \(testStarts.count) windows")
         if horizon > 1 {
-            say("  per step ahead: " + perStep.enumerated().map { "\($0 + 1): \(String(format: "%.3f", $1))" }.joined(separator: ", "))
+            say(
+                "  per step ahead: "
+                    + perStep.enumerated().map { "\($0 + 1): \(String(format: "%.3f", $1))" }.joined(separator: ", "))
         }
         return ApplicationReport(history: history, figures: figures, seconds: Date().timeIntervalSince(started))
     }

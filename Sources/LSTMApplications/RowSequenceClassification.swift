@@ -20,7 +20,7 @@ public enum RowSequenceClassification {
     ///   when the feature columns do not divide into `steps`, or for settings out of range.
     public static func run<Backend: ModelOps>(
         _ table: DelimitedTable, labelColumn: String = "label", steps: Int, shape: NetworkShape,
-        settings: ApplicationSettings, backend: Backend, say: (String) -> Void = { print($0) }
+        settings: ApplicationSettings, backend: Backend, say: (String) -> Void = printLine
     ) throws -> ApplicationReport {
         let started = Date()
         try settings.validate()
@@ -38,7 +38,9 @@ public enum RowSequenceClassification {
                 guard let value = Float(row[column].trimmingCharacters(in: .whitespaces)), value.isFinite else {
                     throw LSTMError.io(
                         path: table.path,
-                        reason: "line \(line): \(displayed(row[column])) in column '\(table.header[column])' is not a finite number")
+                        reason:
+                            "line \(line): \(displayed(row[column])) in column '\(table.header[column])' is not a finite number"
+                    )
                 }
                 return value
             }
@@ -49,7 +51,8 @@ public enum RowSequenceClassification {
             names.allSatisfy { Double($0) != nil }
             ? names.sorted { Double($0)! < Double($1)! } : names.sorted()
         guard classNames.count >= 2 else {
-            throw LSTMError.invalidArgument("classification needs at least 2 classes; \(table.path) has \(classNames.count)")
+            throw LSTMError.invalidArgument(
+                "classification needs at least 2 classes; \(table.path) has \(classNames.count)")
         }
         let classOf = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, $0) })
         let split = try DataSplit(
@@ -59,13 +62,15 @@ public enum RowSequenceClassification {
         let scale = largest > 0 ? largest : 1
         func examples(_ items: [(features: [Float], label: String)]) -> [LabelledSequence] {
             items.map {
-                LabelledSequence(.steps($0.features.map { $0 / scale }, width: width), target: .label(classOf[$0.label]!))
+                LabelledSequence(
+                    .steps($0.features.map { $0 / scale }, width: width), target: .label(classOf[$0.label]!))
             }
         }
         let training = examples(split.training), validation = examples(split.validation), test = examples(split.test)
         say(
             "\(rows.count) rows → \(training.count) training, \(validation.count) validation, \(test.count) test; "
-                + "\(steps) steps of \(width) features (scaled by 1/\(scale)); \(classNames.count) classes; \(backend.name)")
+                + "\(steps) steps of \(width) features (scaled by 1/\(scale)); \(classNames.count) classes; \(backend.name)"
+        )
         var seeds = SeededGenerator(seed: settings.seed &+ 202)
         let layers: [any Layer<Backend>] =
             (try shape.recurrentLayers(input: width, backend: backend, seed: seeds.next()))
@@ -81,7 +86,8 @@ public enum RowSequenceClassification {
         let measured = try best.evaluate(held)
         let baseline = majorityBaseline(training: training, held: held, classes: classNames.count).accuracy
         say(
-            "test accuracy \(percent(measured.metricValue)) on \(held.count) rows (majority class: \(percent(baseline)))")
+            "test accuracy \(percent(measured.metricValue)) on \(held.count) rows (majority class: \(percent(baseline)))"
+        )
         return ApplicationReport(
             history: history,
             figures: [

@@ -16,7 +16,7 @@ public enum SequenceTagging {
     /// - Returns: figures "test_accuracy" (per word), "baseline_accuracy", "validation_accuracy".
     public static func run<Backend: ModelOps>(
         _ data: TaggedSentences, lowercase: Bool = true, minimumCount: Int = 1, shape: NetworkShape,
-        settings: ApplicationSettings, backend: Backend, say: (String) -> Void = { print($0) }
+        settings: ApplicationSettings, backend: Backend, say: (String) -> Void = printLine
     ) throws -> ApplicationReport {
         let started = Date()
         try settings.validate()
@@ -34,7 +34,9 @@ public enum SequenceTagging {
             .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
         let vocabulary = try TokenVocabulary(tokens: TokenVocabulary.specialTokens + kept, tokenization: .words)
         func examples(_ items: [[(word: String, tag: Int)]]) -> [LabelledSequence] {
-            items.map { LabelledSequence(.tokens($0.map { vocabulary.id(of: $0.word) }), target: .labels($0.map(\.tag))) }
+            items.map {
+                LabelledSequence(.tokens($0.map { vocabulary.id(of: $0.word) }), target: .labels($0.map(\.tag)))
+            }
         }
         let training = examples(split.training), validation = examples(split.validation), test = examples(split.test)
         let tags = data.tags
@@ -43,7 +45,10 @@ public enum SequenceTagging {
                 + "\(test.count) test; \(vocabulary.count) words, \(tags.count) tags; \(backend.name)")
         var seeds = SeededGenerator(seed: settings.seed &+ 303)
         let layers: [any Layer<Backend>] =
-            [try Embedding(backend: backend, vocabularySize: vocabulary.count, dimension: shape.embedding, seed: seeds.next())]
+            [
+                try Embedding(
+                    backend: backend, vocabularySize: vocabulary.count, dimension: shape.embedding, seed: seeds.next())
+            ]
             + (try shape.recurrentLayers(input: shape.embedding, backend: backend, seed: seeds.next()))
             + [try Linear(backend: backend, inputSize: shape.outputWidth, outputSize: tags.count, seed: seeds.next())]
         let model = try SupervisedModel(Sequential<Backend>(layers), loss: .crossEntropy())

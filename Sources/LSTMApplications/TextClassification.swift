@@ -20,7 +20,7 @@ public enum TextClassification {
     /// - Throws: `LSTMError` for settings out of range, too few examples, or any failure of the model.
     public static func run<Backend: ModelOps>(
         _ data: LabelledText, tokenization: Tokenization = .words, maxTokens: Int = 64, minimumCount: Int = 2,
-        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = { print($0) }
+        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = printLine
     ) throws -> ApplicationReport {
         let started = Date()
         try settings.validate()
@@ -50,7 +50,10 @@ public enum TextClassification {
 
         var seeds = SeededGenerator(seed: settings.seed &+ 101)
         let layers: [any Layer<Backend>] =
-            [try Embedding(backend: backend, vocabularySize: vocabulary.count, dimension: shape.embedding, seed: seeds.next())]
+            [
+                try Embedding(
+                    backend: backend, vocabularySize: vocabulary.count, dimension: shape.embedding, seed: seeds.next())
+            ]
             + (try shape.recurrentLayers(input: shape.embedding, backend: backend, seed: seeds.next()))
             + [
                 SequencePooling(backend: backend, mode: shape.pooling),
@@ -74,7 +77,9 @@ public enum TextClassification {
             let logits = try best.predict([LabelledSequence(tokens: ids, label: item.label)])
             let row = try backend.read(logits.buffer!, offset: 0, count: classes)
             let predicted = row.indices.max { row[$0] < row[$1] }!
-            say("  \"\(item.text.prefix(70))\" → \(data.classNames[predicted]) (labelled \(data.classNames[item.label]))")
+            say(
+                "  \"\(item.text.prefix(70))\" → \(data.classNames[predicted]) (labelled \(data.classNames[item.label]))"
+            )
         }
         return ApplicationReport(
             history: history,

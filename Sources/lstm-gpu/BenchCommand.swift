@@ -171,7 +171,8 @@ struct BenchCommand: ParsableCommand {
                 var row = row
                 row.cpu = cpuInfo
                 if inModel {
-                    row.inModel = try runInModelBenchmark(shape, backend: backend, seconds: seconds, maximumRuns: `repeat`)
+                    row.inModel = try runInModelBenchmark(
+                        shape, backend: backend, seconds: seconds, maximumRuns: `repeat`)
                 }
                 if statusLine { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
                 rows.append(row)
@@ -180,7 +181,8 @@ struct BenchCommand: ParsableCommand {
                     print(
                         "    inside a model: forward \(fixed(timing.forward.medianMs, 3)) ms "
                             + "(\(fixed(timing.forward.medianMs / row.forward.medianMs, 3))× alone), training step "
-                            + "\(fixed(timing.train.medianMs, 3)) ms (\(fixed(timing.train.medianMs / row.train.medianMs, 3))× alone)")
+                            + "\(fixed(timing.train.medianMs, 3)) ms (\(fixed(timing.train.medianMs / row.train.medianMs, 3))× alone)"
+                    )
                 }
             }
             let reference: Tensor
