@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "lstm-gpu",
             dependencies: [
-                "LSTMKit", "LSTMDistributed", "LSTMBenchmark", "LSTMONNX",
+                "LSTMKit", "LSTMDistributed", "LSTMBenchmark", "LSTMONNX", "LSTMApplications",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/lstm-gpu",

@@ -21,8 +21,15 @@ struct TrainCommand: ParsableCommand {
             --batch N·batch.
             """)
 
-    @Option(help: "UTF-8 text file to train on (default: the built-in text).")
+    @Option(
+        help: ArgumentHelp(
+            "lm (the default: a character language model), classify (labelled text, a TSV/CSV), tag (token-per-line "
+                + "tagging), forecast (a numeric series, CSV) or translate (--data and --target-data, line-aligned).",
+            valueName: "task"))
+    var task: TrainTask = .lm
+    @Option(help: "UTF-8 text file to train on (default: the built-in text); with --task, the task's data file.")
     var data: String?
+    @OptionGroup(title: "Options of --task classify, tag, forecast and translate") var taskOptions: TaskOptions
     @Option(parsing: .unconditional, help: "LSTM layers (default: 1, or the checkpoint's with --resume).") var layers:
         Int?
     @Option(parsing: .unconditional, help: "LSTM hidden size H (default: 512, or the checkpoint's).") var hidden: Int?
@@ -111,6 +118,14 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         if backend == .reference { throw referenceBackendRefused("train") }
+        if task != .lm { return try validateTask() }
+        if let option = taskOptions.given.first {
+            let tasks =
+                TrainCommand.taskOptionUse[option].map { $0.map(\.rawValue).sorted() } ?? [
+                    "classify", "tag", "forecast", "translate",
+                ]
+            throw ValidationError("\(option) is an option of --task \(tasks.joined(separator: ", ")), not of lm")
+        }
         func atLeast(_ value: Int?, _ minimum: Int, _ name: String) throws {
             if let value, value < minimum { throw ValidationError("\(name) must be at least \(minimum), got \(value)") }
         }
@@ -247,6 +262,7 @@ extension TrainCommand {
     static let settingsKey = "train_options"
 
     func run() throws {
+        if task != .lm { return try runTask() }
         if let threads {
             let used = CPUThreads.set(threads)
             if used < threads {
