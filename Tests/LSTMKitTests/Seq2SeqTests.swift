@@ -115,12 +115,52 @@ final class Seq2SeqTests: XCTestCase {
         try loaded.save(to: again)
         XCTAssertEqual(try Seq2Seq(contentsOf: again, backend: cpu).metadata, vocabularies)
         assertThrows(["'format' is reserved"]) { try model.save(to: again, extraMetadata: ["format": "x"]) }
+        if let folder = ProcessInfo.processInfo.environment["LSTM_GPU_MODEL_EXPORT"] {
+            try exportForTorch(model, to: folder + "/seq2seq")
+        }
         if let gpu = try? requireOpenCL() {
             let onGPU = try Seq2Seq(contentsOf: path, backend: gpu)
             XCTAssertEqual(try loss(onGPU), try loss(model), accuracy: 1e-5)
             XCTAssertEqual(
                 try onGPU.translate(Self.sources, maxLength: 5), try model.translate(Self.sources, maxLength: 5))
         }
+    }
+
+    /// Writes `model` to `<base>.safetensors` and, for `scripts/seq2seq_in_torch.py`, the test
+    /// batch to `<base>.inputs.safetensors`: "source" I64 [S, B], "source_lengths" I64 [B],
+    /// "decoder_input" I64 [T, B] (<bos> + target), "target_lengths" I64 [B] and "logits" F32
+    /// [T, B, Vt], the teacher-forced logits (inference).
+    func exportForTorch<B: ModelOps>(_ model: Seq2Seq<B>, to base: String) throws {
+        try model.save(to: base + ".safetensors")
+        let (sources, targets, batch) = (Self.sources, Self.targets, Self.sources.count)
+        func padded(_ rows: [[Int]]) -> (ids: [Int], steps: Int) {
+            let steps = rows.map(\.count).max()!
+            var ids = Array(repeating: model.configuration.padId, count: steps * batch)
+            for (b, row) in rows.enumerated() { for (t, id) in row.enumerated() { ids[t * batch + b] = id } }
+            return (ids, steps)
+        }
+        let source = padded(sources), input = padded(targets.map { [model.configuration.bosId] + $0 })
+        let state = try model.encode(sources)
+        let (decoded, _) = try model.decoder.forward(
+            model.targetEmbedding.forward(
+                LayerValue.tokens(
+                    ids: input.ids, steps: input.steps, batch: batch, lengths: targets.map { $0.count + 1 },
+                    on: model.backend), training: false), initialState: state, training: false)
+        let logits = try model.output.forward(decoded, training: false)
+        try SafeTensorsFile.write(
+            [
+                ("source", .int64(shape: [source.steps, batch], values: source.ids)),
+                ("source_lengths", .int64(shape: [batch], values: sources.map(\.count))),
+                ("decoder_input", .int64(shape: [input.steps, batch], values: input.ids)),
+                ("target_lengths", .int64(shape: [batch], values: targets.map { $0.count + 1 })),
+                (
+                    "logits",
+                    .float32(
+                        try Tensor(
+                            shape: logits.shape,
+                            scalars: model.backend.read(logits.buffer!, offset: 0, count: logits.elementCount)))
+                ),
+            ], to: base + ".inputs.safetensors")
     }
 
     /// A model file rewritten with `tensors` (name → tensor) and `metadata`.
