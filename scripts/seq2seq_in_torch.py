@@ -11,6 +11,9 @@ bosId, eosId). The module below has the file's tensor names as its state_dict:
   encoder           nn.LSTM(E, H, L, dropout)       on packed sources; its (hn, cn) ...
   target_embedding  nn.Embedding(Vt, E)
   decoder           nn.LSTM(E, H, L, dropout)       ... is the decoder's (h0, c0)
+  attention         nn.Linear(2H, H)                only with "attention": true (Luong dot attention:
+                    scores = decoder outputs · encoder outputs, masked softmax over the valid source
+                    steps, context = weights · encoder outputs, tanh(attention(cat[context, h])))
   output            nn.Linear(H, Vt)                per decoder step
 
 (embedding dropout is nn.Dropout after each embedding: identity in eval mode). The inputs file
@@ -21,7 +24,7 @@ and "logits" F32 [T, B, Vt], lstm-gpu's logits. The Swift test Seq2SeqTests writ
   mkdir -p /tmp/export && LSTM_GPU_MODEL_EXPORT=/tmp/export swift test --filter Seq2SeqTests
   python3 scripts/seq2seq_in_torch.py /tmp/export/seq2seq.safetensors [--inputs FILE] [--tolerance 1e-5]
 
-Prints the max abs difference over the valid steps (padded ones hold output.bias in both);
+Prints the max abs difference over the valid steps (padded ones are not compared);
 exits 1 above the tolerance, 2 for a file it cannot load.
 """
 import argparse, json, sys
@@ -40,16 +43,24 @@ class Seq2Seq(nn.Module):
         self.encoder = nn.LSTM(e, h, num_layers=l, dropout=c["dropout"])
         self.target_embedding = nn.Embedding(c["targetVocabularySize"], e)
         self.decoder = nn.LSTM(e, h, num_layers=l, dropout=c["dropout"])
+        self.attention = nn.Linear(2 * h, h) if c.get("attention") else None
         self.output = nn.Linear(h, c["targetVocabularySize"])
 
     def forward(self, source, source_lengths, decoder_input, target_lengths):
         packed = nn.utils.rnn.pack_padded_sequence(
             self.source_embedding(source), source_lengths, enforce_sorted=False)
-        _, state = self.encoder(packed)
+        memory, state = self.encoder(packed)
+        memory, _ = nn.utils.rnn.pad_packed_sequence(memory, total_length=source.shape[0])  # [S, B, H]
         packed = nn.utils.rnn.pack_padded_sequence(
             self.target_embedding(decoder_input), target_lengths, enforce_sorted=False)
         y, _ = self.decoder(packed, state)
-        y, _ = nn.utils.rnn.pad_packed_sequence(y, total_length=decoder_input.shape[0])
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, total_length=decoder_input.shape[0])  # [T, B, H]
+        if self.attention is not None:
+            scores = torch.einsum("tbh,sbh->bts", y, memory)
+            valid = torch.arange(source.shape[0])[None, :] < source_lengths[:, None]  # [B, S]
+            weights = torch.softmax(scores.masked_fill(~valid[:, None, :], float("-inf")), dim=-1)
+            context = torch.einsum("bts,sbh->tbh", weights, memory)
+            y = torch.tanh(self.attention(torch.cat([context, y], dim=-1)))
         return self.output(y)
 
 

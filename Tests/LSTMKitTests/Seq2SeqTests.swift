@@ -8,26 +8,30 @@ import XCTest
 /// refusals and a small learning task.
 final class Seq2SeqTests: XCTestCase {
     /// A tiny model: Vs = 7, Vt = 8 (0 pad, 2 bos, 3 eos), E = 3, H = 4, L = 2.
-    static func tiny(dropout: Float = 0, embeddingDropout: Float = 0) -> Seq2SeqConfiguration {
+    static func tiny(dropout: Float = 0, embeddingDropout: Float = 0, attention: Bool = false) -> Seq2SeqConfiguration {
         Seq2SeqConfiguration(
             sourceVocabularySize: 7, targetVocabularySize: 8, embeddingSize: 3, hiddenSize: 4, numLayers: 2,
-            dropout: dropout, embeddingDropout: embeddingDropout)
+            dropout: dropout, embeddingDropout: embeddingDropout, attention: attention)
     }
     static let sources = [[1, 4, 5, 6], [6, 1], [5], [2, 3, 4]]
     static let targets = [[4, 5, 6], [], [7, 1, 1, 5], [6]]
 
     /// Every parameter's gradient from `backward` against central differences of the loss.
-    func checkGradients<B: ModelOps>(_ b: B, _ name: String) throws {
-        let model = try Seq2Seq(Self.tiny(), backend: b, seed: 11)
-        XCTAssertEqual(model.parameters.map(\.name), Self.tiny().parameterSpecs.map(\.name))
-        XCTAssertEqual(model.parameters.map(\.shape), Self.tiny().parameterSpecs.map(\.shape))
+    func checkGradients<B: ModelOps>(_ b: B, _ name: String, attention: Bool = false) throws {
+        let configuration = Self.tiny(attention: attention)
+        let model = try Seq2Seq(configuration, backend: b, seed: 11)
+        XCTAssertEqual(model.parameters.map(\.name), configuration.parameterSpecs.map(\.name))
+        XCTAssertEqual(model.parameters.map(\.shape), configuration.parameterSpecs.map(\.shape))
+        XCTAssertEqual(model.parameters.contains { $0.name == "attention.weight" }, attention)
         let value = try model.loss(sources: Self.sources, targets: Self.targets, training: true)
         XCTAssertEqual(value.tokens, 3 + 1 + 0 + 1 + 4 + 1 + 1 + 1)
         try model.backward()
         let probes = try model.parameters.map {
             GradientProbe(name: $0.name, value: $0.value, count: $0.count, analytic: try XCTUnwrap($0.gradient))
         }
-        try checkFiniteDifferences(b, "\(name) seq2seq", probes: probes) {
+        // More samples with attention: the encoder's recurrent weights get small gradients there
+        // (max ~1e-4), and the check wants a sampled one above its 5e-5 noise floor.
+        try checkFiniteDifferences(b, "\(name) seq2seq", probes: probes, samples: attention ? 17 : 7) {
             Double(try model.loss(sources: Self.sources, targets: Self.targets, training: false).loss)
         }
         // A second backward without a new training loss is refused.
@@ -36,11 +40,18 @@ final class Seq2SeqTests: XCTestCase {
 
     func testGradientsOnTheCPU() throws { try checkGradients(CPUBackend(), "cpu") }
     func testGradientsOnOpenCL() throws { try checkGradients(requireOpenCL(), "opencl") }
+    func testAttentionGradientsOnTheCPU() throws { try checkGradients(CPUBackend(), "cpu", attention: true) }
+    func testAttentionGradientsOnOpenCL() throws { try checkGradients(requireOpenCL(), "opencl", attention: true) }
 
     /// Same seed, same weights and the same dropout masks: Adam steps give the same losses.
     func testCPUAndOpenCLTrainAlike() throws {
         let gpu = try requireOpenCL(), cpu = CPUBackend()
-        let configuration = Self.tiny(dropout: 0.2, embeddingDropout: 0.1)
+        for attention in [false, true] {
+            try checkTrainAlike(cpu, gpu, Self.tiny(dropout: 0.2, embeddingDropout: 0.1, attention: attention))
+        }
+    }
+
+    func checkTrainAlike(_ cpu: CPUBackend, _ gpu: OpenCLBackend, _ configuration: Seq2SeqConfiguration) throws {
         func losses<B: ModelOps>(_ b: B) throws -> [Float] {
             let model = try Seq2Seq(configuration, backend: b, seed: 5)
             let optimizer = Optimizer(backend: b, kind: .adam())
@@ -59,7 +70,12 @@ final class Seq2SeqTests: XCTestCase {
 
     /// Greedy decoding is beam search of width 1, and scores as the teacher-forced loss says.
     func testGreedyIsBeamOfWidthOne() throws {
-        let model = try Seq2Seq(Self.tiny(), backend: CPUBackend(), seed: 3)
+        try checkGreedyIsBeamOfWidthOne(attention: false)
+        try checkGreedyIsBeamOfWidthOne(attention: true)
+    }
+
+    func checkGreedyIsBeamOfWidthOne(attention: Bool) throws {
+        let model = try Seq2Seq(Self.tiny(attention: attention), backend: CPUBackend(), seed: 3)
         // Favour <eos> a little so that some sentences finish.
         try model.backend.write(
             [0, 0, 0, 1.5, 0, 0, 0, 0], to: model.output.bias.value, offset: 0)
@@ -83,7 +99,7 @@ final class Seq2SeqTests: XCTestCase {
     /// Beam search finds translations that score at least as well as greedy decoding's here,
     /// with and without length normalisation.
     func testBeamSearchScoresAtLeastGreedy() throws {
-        let model = try Seq2Seq(Self.tiny(), backend: CPUBackend(), seed: 4)
+        let model = try Seq2Seq(Self.tiny(attention: true), backend: CPUBackend(), seed: 4)
         try model.backend.write([0, 0, 0, 1, 0, 0, 0, 0], to: model.output.bias.value, offset: 0)
         for lengthPenalty: Float in [0, 1] {
             let greedy = try model.translations(Self.sources, maxLength: 5, lengthPenalty: lengthPenalty)
@@ -94,14 +110,26 @@ final class Seq2SeqTests: XCTestCase {
 
     /// save → load gives the same weights, loss, translations and metadata, on both backends.
     func testSaveAndLoad() throws {
+        try checkSaveAndLoad(attention: false)
+        try checkSaveAndLoad(attention: true)
+    }
+
+    func checkSaveAndLoad(attention: Bool) throws {
         let cpu = CPUBackend()
-        let model = try Seq2Seq(Self.tiny(dropout: 0.1), backend: cpu, seed: 8)
+        let model = try Seq2Seq(Self.tiny(dropout: 0.1, attention: attention), backend: cpu, seed: 8)
         let path = try temporaryFolder() + "/seq2seq.safetensors"
         let vocabularies = ["source_vocabulary": "<pad>\n<unk>\na", "target_vocabulary": "x\ny"]
         try model.save(to: path, extraMetadata: vocabularies)
         XCTAssertEqual(Set(try SafeTensorsFile(contentsOf: path).names), Set(model.parameters.map(\.name)))
         let loaded = try Seq2Seq(contentsOf: path, backend: cpu)
         XCTAssertEqual(loaded.configuration, model.configuration)
+        // JSON without "attention" (written before it existed) reads as no attention.
+        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(Self.tiny(attention: true)))
+        var fields = try XCTUnwrap(object as? [String: Any])
+        fields["attention"] = nil
+        XCTAssertEqual(
+            try JSONDecoder().decode(Seq2SeqConfiguration.self, from: JSONSerialization.data(withJSONObject: fields)),
+            Self.tiny())
         XCTAssertEqual(loaded.metadata, vocabularies)
         func loss<B: ModelOps>(_ m: Seq2Seq<B>) throws -> Float {
             try m.loss(sources: Self.sources, targets: Self.targets, training: false).loss
@@ -116,7 +144,7 @@ final class Seq2SeqTests: XCTestCase {
         XCTAssertEqual(try Seq2Seq(contentsOf: again, backend: cpu).metadata, vocabularies)
         assertThrows(["'format' is reserved"]) { try model.save(to: again, extraMetadata: ["format": "x"]) }
         if let folder = ProcessInfo.processInfo.environment["LSTM_GPU_MODEL_EXPORT"] {
-            try exportForTorch(model, to: folder + "/seq2seq")
+            try exportForTorch(model, to: folder + (attention ? "/seq2seq-attention" : "/seq2seq"))
         }
         if let gpu = try? requireOpenCL() {
             let onGPU = try Seq2Seq(contentsOf: path, backend: gpu)
@@ -146,7 +174,8 @@ final class Seq2SeqTests: XCTestCase {
                 LayerValue.tokens(
                     ids: input.ids, steps: input.steps, batch: batch, lengths: targets.map { $0.count + 1 },
                     on: model.backend), training: false), initialState: state, training: false)
-        let logits = try model.output.forward(decoded, training: false)
+        let logits = try model.output.forward(
+            model.attend(decoded, model.encodeAll(sources, training: false), training: false), training: false)
         try SafeTensorsFile.write(
             [
                 ("source", .int64(shape: [source.steps, batch], values: source.ids)),
@@ -259,11 +288,15 @@ final class Seq2SeqTests: XCTestCase {
 
     /// Learns to reverse random digit strings of length 1...5 (ids 4...13) on the CPU: high
     /// teacher-forced token accuracy and mostly exact greedy reversals on unseen strings.
-    func testLearnsToReverseDigits() throws {
+    func testLearnsToReverseDigits() throws { try checkLearnsToReverseDigits(attention: false) }
+    func testLearnsToReverseDigitsWithAttention() throws { try checkLearnsToReverseDigits(attention: true) }
+
+    func checkLearnsToReverseDigits(attention: Bool) throws {
         let cpu = CPUBackend()
         let model = try Seq2Seq(
             Seq2SeqConfiguration(
-                sourceVocabularySize: 14, targetVocabularySize: 14, embeddingSize: 16, hiddenSize: 64),
+                sourceVocabularySize: 14, targetVocabularySize: 14, embeddingSize: 16, hiddenSize: 64,
+                attention: attention),
             backend: cpu, seed: 1)
         var generator = SeededGenerator(seed: 9)
         func batch(_ count: Int) -> [[Int]] {
@@ -289,7 +322,7 @@ final class Seq2SeqTests: XCTestCase {
         for (g, s) in zip(greedy, beam) { XCTAssertGreaterThanOrEqual(s.score, g.score - 1e-6) }
         XCTAssertGreaterThan(zip(beam, test).filter { $0.0.tokens == $0.1.reversed() }.count, 20)
         print(
-            "seq2seq reversal: loss \(value.loss), token accuracy \(value.accuracy!), exact \(exact)/100 in"
+            "seq2seq reversal (attention: \(attention)): loss \(value.loss), token accuracy \(value.accuracy!), exact \(exact)/100 in"
                 + " \(Date().timeIntervalSince(start)) s")
         XCTAssertGreaterThan(value.accuracy!, 0.9)
         XCTAssertGreaterThan(exact, 70)

@@ -29,11 +29,15 @@ public struct Seq2SeqConfiguration: Codable, Equatable, Sendable {
     public var padId: Int
     public var bosId: Int
     public var eosId: Int
+    /// Luong dot attention over the encoder's outputs between the decoder and the output layer
+    /// (`LuongAttention`, parameters "attention.weight" [H, 2H] and "attention.bias" [H]);
+    /// false: the plain encoder-decoder. Absent in JSON: false.
+    public var attention: Bool
 
     public init(
         sourceVocabularySize: Int, targetVocabularySize: Int, embeddingSize: Int, hiddenSize: Int,
         numLayers: Int = 1, dropout: Float = 0, embeddingDropout: Float = 0, padId: Int = 0, bosId: Int = 2,
-        eosId: Int = 3
+        eosId: Int = 3, attention: Bool = false
     ) {
         self.sourceVocabularySize = sourceVocabularySize
         self.targetVocabularySize = targetVocabularySize
@@ -45,6 +49,28 @@ public struct Seq2SeqConfiguration: Codable, Equatable, Sendable {
         self.padId = padId
         self.bosId = bosId
         self.eosId = eosId
+        self.attention = attention
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case sourceVocabularySize, targetVocabularySize, embeddingSize, hiddenSize, numLayers, dropout
+        case embeddingDropout, padId, bosId, eosId, attention
+    }
+
+    /// Decodes every field; `attention` may be absent (false).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            sourceVocabularySize: try c.decode(Int.self, forKey: .sourceVocabularySize),
+            targetVocabularySize: try c.decode(Int.self, forKey: .targetVocabularySize),
+            embeddingSize: try c.decode(Int.self, forKey: .embeddingSize),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+            numLayers: try c.decode(Int.self, forKey: .numLayers),
+            dropout: try c.decode(Float.self, forKey: .dropout),
+            embeddingDropout: try c.decode(Float.self, forKey: .embeddingDropout),
+            padId: try c.decode(Int.self, forKey: .padId), bosId: try c.decode(Int.self, forKey: .bosId),
+            eosId: try c.decode(Int.self, forKey: .eosId),
+            attention: try c.decodeIfPresent(Bool.self, forKey: .attention) ?? false)
     }
 
     /// Checks every setting.
@@ -96,7 +122,8 @@ public struct Seq2SeqConfiguration: Codable, Equatable, Sendable {
 
     /// Every parameter's name and shape, in `Seq2Seq.parameters` order: "source_embedding.weight"
     /// [Vs, E], "encoder.weight_ih_l0" … (`torch.nn.LSTM` names), "target_embedding.weight"
-    /// [Vt, E], "decoder.…", "output.weight" [Vt, H], "output.bias" [Vt].
+    /// [Vt, E], "decoder.…", with attention "attention.weight" [H, 2H] and "attention.bias" [H],
+    /// "output.weight" [Vt, H], "output.bias" [Vt].
     public var parameterSpecs: [(name: String, shape: [Int])] {
         var specs: [(name: String, shape: [Int])] = [
             ("source_embedding.weight", [sourceVocabularySize, embeddingSize])
@@ -104,6 +131,9 @@ public struct Seq2SeqConfiguration: Codable, Equatable, Sendable {
         specs += encoderConfiguration.parameterSpecs.map { ("encoder." + $0.name, $0.shape) }
         specs.append(("target_embedding.weight", [targetVocabularySize, embeddingSize]))
         specs += decoderConfiguration.parameterSpecs.map { ("decoder." + $0.name, $0.shape) }
+        if attention {
+            specs += [("attention.weight", [hiddenSize, 2 * hiddenSize]), ("attention.bias", [hiddenSize])]
+        }
         specs += [("output.weight", [targetVocabularySize, hiddenSize]), ("output.bias", [targetVocabularySize])]
         return specs
     }
@@ -123,11 +153,13 @@ public struct Seq2SeqLoss: Equatable, Sendable {
 }
 
 /// An LSTM encoder-decoder for sequence-to-sequence tasks such as translation (Sutskever et
-/// al. 2014, without attention), PyTorch-compatible module by module:
+/// al. 2014), optionally with Luong dot attention (`Seq2SeqConfiguration.attention`),
+/// PyTorch-compatible module by module:
 ///
 ///     source ids [S, B] → source_embedding [S, B, E] → (dropout) → encoder LSTM → (hn, cn)
 ///     <bos> + target [T, B] → target_embedding [T, B, E] → (dropout)
-///         → decoder LSTM from (h0, c0) = encoder (hn, cn) → [T, B, H] → output Linear → [T, B, Vt]
+///         → decoder LSTM from (h0, c0) = encoder (hn, cn) → [T, B, H]
+///         → (attention over the encoder's outputs [S, B, H] → [T, B, H]) → output Linear → [T, B, Vt]
 ///
 /// Both LSTMs are unidirectional with L layers of H units. Lengths go to the engine, so padded
 /// steps are never computed: a source's final state is the one after its own last token.
@@ -152,6 +184,8 @@ public final class Seq2Seq<Backend: ModelOps> {
     public let targetEmbedding: Embedding<Backend>
     /// E → H, L layers, starting from the encoder's final state; parameters "decoder.…".
     public let decoder: LSTMLayer<Backend>
+    /// Between the decoder and `output` when `configuration.attention`; "attention.weight", "attention.bias".
+    public let attention: LuongAttention<Backend>?
     /// H → Vt per step; "output.weight" [Vt, H], "output.bias" [Vt].
     public let output: Linear<Backend>
     let sourceDropout: Dropout<Backend>
@@ -195,6 +229,7 @@ public final class Seq2Seq<Backend: ModelOps> {
         targetEmbedding = try Embedding(
             backend: backend, vocabularySize: c.targetVocabularySize, dimension: c.embeddingSize, seed: seed &+ 2)
         decoder = try lstm("decoder.", c.decoderConfiguration, seed &+ 3)
+        attention = c.attention ? try LuongAttention(backend: backend, hiddenSize: c.hiddenSize, seed: seed &+ 7) : nil
         output = try Linear(
             backend: backend, inputSize: c.hiddenSize, outputSize: c.targetVocabularySize, seed: seed &+ 4)
         sourceDropout = try Dropout(backend: backend, probability: c.embeddingDropout, seed: seed &+ 5)
@@ -205,8 +240,9 @@ public final class Seq2Seq<Backend: ModelOps> {
         ] as [(String, any Layer<Backend>)] {
             for parameter in layer.parameters { parameter.name = prefix + parameter.name }
         }
-        let layers: [any Layer<Backend>] = [sourceEmbedding, encoder, targetEmbedding, decoder, output]
-        parameters = layers.flatMap { $0.parameters }
+        for parameter in attention?.parameters ?? [] { parameter.name = "attention." + parameter.name }
+        let layers: [any Layer<Backend>] = [sourceEmbedding, encoder, targetEmbedding, decoder]
+        parameters = layers.flatMap { $0.parameters } + (attention?.parameters ?? []) + output.parameters
         if let weights {
             for parameter in parameters where !parameter.name.contains("coder.") {
                 try backend.write(
@@ -234,7 +270,7 @@ public final class Seq2Seq<Backend: ModelOps> {
             throw LSTMError.invalidArgument(
                 "seq2seq: \(sources.count) sources but \(targets.count) targets (one target per source)")
         }
-        let state = try encode(sources, training: training)
+        let encoded = try encodeAll(sources, training: training)
         let batch = sources.count, c = configuration
         for (index, target) in targets.enumerated() {
             try checkIds(target, vocabulary: c.targetVocabularySize, what: "target \(index)")
@@ -248,8 +284,8 @@ public final class Seq2Seq<Backend: ModelOps> {
         let decoderInput = try LayerValue.tokens(ids: inputs, steps: steps, batch: batch, lengths: lengths, on: backend)
         let embedded = try targetDropout.forward(
             targetEmbedding.forward(decoderInput, training: training), training: training)
-        let (decoded, _) = try decoder.forward(embedded, initialState: state, training: training)
-        let logits = try output.forward(decoded, training: training)
+        let (decoded, _) = try decoder.forward(embedded, initialState: encoded.state, training: training)
+        let logits = try output.forward(attend(decoded, encoded, training: training), training: training)
         let value = try CrossEntropyLoss(backend: backend)(logits, targets: expected)
         if training { pendingGradient = value.gradient }
         let tokens = lengths.reduce(0, +)
@@ -275,11 +311,13 @@ public final class Seq2Seq<Backend: ModelOps> {
                 "Seq2Seq.backward needs a loss(sources:targets:training: true) first (none was kept)")
         }
         pendingGradient = nil
-        let decoded = try output.backward(gradient).unwrapped(or: "output gradient")
+        var decoded = try output.backward(gradient).unwrapped(or: "output gradient")
+        var memory: Backend.Buffer?
+        if let attention { (decoded, memory) = try attention.backward(decoded) }
         let (embedded, stateGradient) = try decoder.backward(decoded, finalStateGradient: nil)
         _ = try targetEmbedding.backward(
             targetDropout.backward(embedded.unwrapped(or: "decoder input gradient")).unwrapped(or: "dropout gradient"))
-        let (source, _) = try encoder.backward(nil, finalStateGradient: stateGradient)
+        let (source, _) = try encoder.backward(memory, finalStateGradient: stateGradient)
         _ = try sourceEmbedding.backward(
             sourceDropout.backward(source.unwrapped(or: "encoder input gradient")).unwrapped(or: "dropout gradient"))
     }
@@ -290,6 +328,29 @@ public final class Seq2Seq<Backend: ModelOps> {
     /// - Throws: `LSTMError.invalidArgument` for an empty batch, an empty source or an id
     ///   outside 0..<Vs (naming the source index and position).
     public func encode(_ sources: [[Int]], training: Bool = false) throws -> LSTMState<Backend> {
+        try encodeAll(sources, training: training).state
+    }
+
+    /// The decoder's outputs [T, B, H] through the attention over `encoded` (when the model has
+    /// one), as the output layer's input.
+    func attend(_ decoded: LayerValue<Backend>, _ encoded: Encoded, training: Bool) throws -> LayerValue<Backend> {
+        guard let attention else { return decoded }
+        let x = try decoded.sequenceParts(for: "attention", features: configuration.hiddenSize)
+        return decoded.replacing(
+            try attention.forward(
+                decoded: x.buffer, steps: x.steps, memory: encoded.memory, sourceSteps: encoded.steps,
+                lengths: encoded.lengths, training: training), features: configuration.hiddenSize)
+    }
+
+    /// The encoder's outputs (`memory` [S, B, H] with the sources' lengths) and final state.
+    struct Encoded {
+        var memory: Backend.Buffer
+        var steps: Int
+        var lengths: [Int]
+        var state: LSTMState<Backend>
+    }
+
+    func encodeAll(_ sources: [[Int]], training: Bool) throws -> Encoded {
         pendingGradient = nil
         guard !sources.isEmpty else { throw LSTMError.invalidArgument("seq2seq: the batch has no sentences") }
         let c = configuration, batch = sources.count
@@ -307,7 +368,8 @@ public final class Seq2Seq<Backend: ModelOps> {
         let input = try LayerValue.tokens(ids: ids, steps: steps, batch: batch, lengths: lengths, on: backend)
         let embedded = try sourceDropout.forward(
             sourceEmbedding.forward(input, training: training), training: training)
-        return try encoder.forward(embedded, initialState: nil, training: training).finalState
+        let (outputs, state) = try encoder.forward(embedded, initialState: nil, training: training)
+        return Encoded(memory: outputs.buffer!, steps: steps, lengths: lengths, state: state)
     }
 
     private func checkIds(_ ids: [Int], vocabulary: Int, what: String) throws {

@@ -77,13 +77,14 @@ extension Seq2Seq {
     /// Greedy decoding of the whole batch.
     func greedy(_ sources: [[Int]], maxLength: Int, lengthPenalty: Float) throws -> [Seq2SeqTranslation] {
         let batch = sources.count, eos = configuration.eosId
-        var state = try encode(sources)
+        let encoded = try encodeAll(sources, training: false)
+        var state = encoded.state
         var current = Array(repeating: configuration.bosId, count: batch)
         var tokens = Array(repeating: [Int](), count: batch), logProbability = Array(repeating: 0.0, count: batch)
         var finished = Array(repeating: false, count: batch)
         for _ in 0..<maxLength {
             if !finished.contains(false) { break }
-            let (rows, next) = try step(current, state: state)
+            let (rows, next) = try step(current, state: state, encoded: encoded)
             state = next
             for b in 0..<batch where !finished[b] {
                 let best = rows[b].indices.max { rows[b][$0] < rows[b][$1] || (rows[b][$0] == rows[b][$1] && $0 > $1) }!
@@ -105,11 +106,14 @@ extension Seq2Seq {
         -> Seq2SeqTranslation
     {
         let eos = configuration.eosId
-        var state = try encode([source])
+        let encoded = try encodeAll([source], training: false)
+        var state = encoded.state
         var live: [(tokens: [Int], logProbability: Double)] = [([], 0)]
         var hypotheses: [Seq2SeqTranslation] = []
         for _ in 0..<maxLength {
-            let (rows, next) = try step(live.map { $0.tokens.last ?? configuration.bosId }, state: state)
+            let (rows, next) = try step(
+                live.map { $0.tokens.last ?? configuration.bosId }, state: state,
+                encoded: attention == nil ? encoded : replicated(encoded, live.count))
             var candidates: [(logProbability: Double, beam: Int, token: Int)] = []
             for (beam, row) in rows.enumerated() {
                 let top = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(beamWidth)
@@ -143,10 +147,11 @@ extension Seq2Seq {
         return best
     }
 
-    /// One decoder step for n sentences: their last ids [n] and state (h, c [L, n, H]) →
-    /// log-softmax of the logits [n][Vt] (in Double, on the host) and the next state.
+    /// One decoder step for n sentences: their last ids [n] and state (h, c [L, n, H]), and
+    /// their encoder outputs for the attention → log-softmax of the logits [n][Vt] (in Double,
+    /// on the host) and the next state.
     func step(
-        _ ids: [Int], state: LSTMState<Backend>
+        _ ids: [Int], state: LSTMState<Backend>, encoded: Encoded
     ) throws -> (
         logProbabilities: [[Double]], state: LSTMState<Backend>
     ) {
@@ -154,7 +159,9 @@ extension Seq2Seq {
         let input = try LayerValue.tokens(ids: ids, steps: 1, batch: n, on: backend)
         let (decoded, next) = try decoder.forward(
             targetEmbedding.forward(input, training: false), initialState: state, training: false)
-        let logits = try backend.read(output.forward(decoded, training: false).buffer!, offset: 0, count: n * classes)
+        let logits = try backend.read(
+            output.forward(attend(decoded, encoded, training: false), training: false).buffer!, offset: 0,
+            count: n * classes)
         let rows = (0..<n).map { r in
             let row = logits[(r * classes)..<((r + 1) * classes)].map(Double.init)
             let top = row.max()!
@@ -162,6 +169,17 @@ extension Seq2Seq {
             return row.map { $0 - logSum }
         }
         return (rows, next)
+    }
+
+    /// One source's encoder outputs [S, 1, H] repeated for n beams: [S, n, H].
+    func replicated(_ encoded: Encoded, _ n: Int) throws -> Encoded {
+        let (steps, width) = (encoded.steps, configuration.hiddenSize)
+        let memory = try backend.makeBuffer(count: steps * n * width)
+        try backend.gatherRows(
+            encoded.memory, width: width, indices: backend.makeIndices((0..<(steps * n)).map { $0 / n }),
+            count: steps * n, into: memory)
+        return Encoded(
+            memory: memory, steps: steps, lengths: Array(repeating: encoded.lengths[0], count: n), state: encoded.state)
     }
 
     /// The state rows of the chosen sentences: h, c [L, n, H] → [L, m, H] with row (l, j) =
