@@ -21,7 +21,9 @@ public struct LayerDescription: Codable, Equatable, Sendable {
 }
 
 /// The architecture a model file keeps in its metadata under `ModelArchitecture.metadataKey`.
-public struct ModelArchitecture: Codable, Equatable, Sendable {
+public struct ModelArchitecture: Codable, Equatable, Sendable, ArchitectureMetadata {
+    static let subject = "model"
+    static let fileDescription = "an lstm-gpu model file"
     public static let metadataKey = "lstm_gpu_model"
     public static let currentFormat = "lstm-gpu-sequential"
     public static let currentVersion = 1
@@ -127,20 +129,7 @@ extension Sequential {
         for (position, layer) in architecture.layers.enumerated() {
             specs += Self.parameterSpecs(layer).map { ("\(position).\($0.name)", $0.shape) }
         }
-        let expected = Set(specs.map(\.name))
-        if let extra = file.names.first(where: { !expected.contains($0) }) {
-            throw LSTMError.corruptFile(
-                path: path, reason: "model has a tensor '\(extra)' that none of its layers has")
-        }
-        for (name, shape) in specs {
-            guard let entry = file.entries[name] else { throw LSTMError.missingTensor(name: name, file: path) }
-            guard entry.shape == shape else {
-                throw LSTMError.shapeMismatch(what: "\(path): \(name)", expected: shape, got: entry.shape)
-            }
-            guard [.f32, .f64, .f16, .bf16].contains(entry.dtype) else {
-                throw LSTMError.wrongDType(name: name, expected: "F32", got: entry.dtype.rawValue)
-            }
-        }
+        try checkTensors(file, specs, extra: "model has a tensor '%@' that none of its layers has")
         let layers: [any Layer<Backend>] = try architecture.layers.enumerated().map { position, d in
             func tensor(_ name: String) throws -> Tensor { try file.floatTensor("\(position).\(name)") }
             switch d.kind {
@@ -185,27 +174,7 @@ extension Sequential {
     static func readArchitecture(_ file: SafeTensorsFile) throws -> ModelArchitecture {
         let path = file.path
         func corrupt(_ reason: String) -> LSTMError { .corruptFile(path: path, reason: "model \(reason)") }
-        guard let json = file.metadata[ModelArchitecture.metadataKey] else {
-            throw LSTMError.unknownFormat(
-                path: path, expected: "an lstm-gpu model file",
-                found: "no metadata '\(ModelArchitecture.metadataKey)'")
-        }
-        let architecture: ModelArchitecture
-        do {
-            architecture = try JSONDecoder().decode(ModelArchitecture.self, from: Data(json.utf8))
-        } catch let error as LSTMError {
-            throw corrupt("metadata '\(ModelArchitecture.metadataKey)': \(error.description)")
-        } catch {
-            throw corrupt("metadata '\(ModelArchitecture.metadataKey)' is not valid model JSON (\(error))")
-        }
-        guard architecture.format == ModelArchitecture.currentFormat else {
-            throw corrupt("format is '\(architecture.format)', not '\(ModelArchitecture.currentFormat)'")
-        }
-        guard architecture.version == ModelArchitecture.currentVersion else {
-            throw corrupt(
-                "version \(architecture.version) is not supported (this build reads version \(ModelArchitecture.currentVersion))"
-            )
-        }
+        let architecture = try ModelArchitecture.read(from: file)
         guard !architecture.layers.isEmpty else { throw corrupt("has no layers") }
         guard architecture.layers.count <= SizeLimits.maxLayers else {
             throw corrupt("has \(architecture.layers.count) layers (at most \(SizeLimits.maxLayers))")
@@ -271,6 +240,68 @@ extension Sequential {
             default:
                 throw bad("unknown layer kind '\(d.kind)' (known: embedding, lstm, linear, dropout, pooling)")
             }
+        }
+        return architecture
+    }
+}
+
+/// Checks that `file` holds exactly the tensors `specs` names, each with its shape and a float
+/// dtype. `extra` is the reason for an unexpected tensor, with "%@" standing for its name.
+/// - Throws: `LSTMError.corruptFile` (an extra tensor), `.missingTensor`, `.shapeMismatch` or `.wrongDType`.
+func checkTensors(_ file: SafeTensorsFile, _ specs: [(name: String, shape: [Int])], extra: String) throws {
+    let expected = Set(specs.map(\.name))
+    if let name = file.names.first(where: { !expected.contains($0) }) {
+        throw LSTMError.corruptFile(path: file.path, reason: extra.replacingOccurrences(of: "%@", with: name))
+    }
+    for (name, shape) in specs {
+        guard let entry = file.entries[name] else { throw LSTMError.missingTensor(name: name, file: file.path) }
+        guard entry.shape == shape else {
+            throw LSTMError.shapeMismatch(what: "\(file.path): \(name)", expected: shape, got: entry.shape)
+        }
+        guard [.f32, .f64, .f16, .bf16].contains(entry.dtype) else {
+            throw LSTMError.wrongDType(name: name, expected: "F32", got: entry.dtype.rawValue)
+        }
+    }
+}
+
+/// The architecture JSON a model file keeps under one metadata key, with a format name and a
+/// version that reading checks.
+protocol ArchitectureMetadata: Decodable {
+    static var metadataKey: String { get }
+    static var currentFormat: String { get }
+    static var currentVersion: Int { get }
+    /// What error messages call the file's content: "model", "seq2seq model".
+    static var subject: String { get }
+    /// What such a file is, for `LSTMError.unknownFormat`: "an lstm-gpu model file".
+    static var fileDescription: String { get }
+    var format: String { get }
+    var version: Int { get }
+}
+
+extension ArchitectureMetadata {
+    /// The architecture in `file`'s metadata, decoded, with a known format and version.
+    /// - Throws: `LSTMError.unknownFormat` without the key; `.corruptFile` for JSON that does
+    ///   not decode, another format or another version.
+    static func read(from file: SafeTensorsFile) throws -> Self {
+        func corrupt(_ reason: String) -> LSTMError { .corruptFile(path: file.path, reason: "\(subject) \(reason)") }
+        guard let json = file.metadata[metadataKey] else {
+            throw LSTMError.unknownFormat(
+                path: file.path, expected: fileDescription, found: "no metadata '\(metadataKey)'")
+        }
+        let architecture: Self
+        do {
+            architecture = try JSONDecoder().decode(Self.self, from: Data(json.utf8))
+        } catch let error as LSTMError {
+            throw corrupt("metadata '\(metadataKey)': \(error.description)")
+        } catch {
+            throw corrupt("metadata '\(metadataKey)' is not valid \(subject) JSON (\(error))")
+        }
+        guard architecture.format == currentFormat else {
+            throw corrupt("format is '\(architecture.format)', not '\(currentFormat)'")
+        }
+        guard architecture.version == currentVersion else {
+            throw corrupt(
+                "version \(architecture.version) is not supported (this build reads version \(currentVersion))")
         }
         return architecture
     }
