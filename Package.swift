@@ -77,6 +77,8 @@ let package = Package(
             path: "Examples/digits-classifier"),
         .executableTarget(
             name: "forecaster", dependencies: ["LSTMKit", "LSTMApplications"], path: "Examples/forecaster"),
+        .executableTarget(
+            name: "translator", dependencies: ["LSTMKit", "LSTMApplications"], path: "Examples/translator"),
         .testTarget(
             name: "LSTMKitTests",
             dependencies: ["LSTMKit", "LSTMBenchmark", "LSTMONNX", "LSTMApplications"],

@@ -102,6 +102,18 @@ func fitAndKeepBest<Backend: ModelOps>(
     _ model: SupervisedModel<Backend>, training: [LabelledSequence], validation: [LabelledSequence],
     settings: ApplicationSettings
 ) throws -> (history: FitHistory, best: SupervisedModel<Backend>) {
+    try fitAndKeepBest(model, training: training, validation: validation, settings: settings) { path in
+        let best = try SupervisedModel(Sequential<Backend>(contentsOf: path, backend: model.backend), loss: model.loss)
+        best.metadata = model.metadata
+        return best
+    }
+}
+
+/// `fit` with the standard callbacks; `reload` reads the best model's file back.
+func fitAndKeepBest<Model: Trainable>(
+    _ model: Model, training: [Model.Example], validation: [Model.Example], settings: ApplicationSettings,
+    reload: (String) throws -> Model
+) throws -> (history: FitHistory, best: Model) {
     let temporary = settings.modelPath == nil
     let path =
         settings.modelPath
@@ -112,9 +124,7 @@ func fitAndKeepBest<Backend: ModelOps>(
         settings: settings.fitSettings(stateFile: temporary ? nil : path + ".fitstate"),
         callbacks: try standardCallbacks(settings, bestModel: path, validation: !validation.isEmpty))
     guard FileManager.default.fileExists(atPath: path) else { return (history, model) }
-    let best = try SupervisedModel(Sequential<Backend>(contentsOf: path, backend: model.backend), loss: model.loss)
-    best.metadata = model.metadata
-    return (history, best)
+    return (history, try reload(path))
 }
 
 /// Progress, early stopping and the best model on the validation loss (on the training loss

@@ -26,6 +26,9 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "translate: the target-language file, line-aligned with --data.") var targetData: String?
     @Option(help: "translate: beam width of the test translations (default: 1, greedy).") var beam: Int?
     @Option(help: "translate: longest sentence kept, in tokens (default: 30).") var maxLength: Int?
+    @Flag(help: "translate: Luong dot attention over the encoder's outputs.") var attention = false
+    @Option(help: "translate: write the test translations to PREFIX.hyp (references PREFIX.ref, sources PREFIX.src).")
+    var translations: String?
     @Flag(help: "classify, tag: a bidirectional LSTM.") var bidirectional = false
     @Option(help: "classify: pool the steps by last, mean or max (default: mean).") var pooling: String?
     @Option(help: "Stop when the validation loss has not improved for N epochs (default: 3).") var patience: Int?
@@ -42,11 +45,12 @@ struct TaskOptions: ParsableArguments {
             (labelColumn, "--label-column"), (textColumn, "--text-column"), (maxTokens, "--max-tokens"),
             (tokens, "--tokens"), (minCount, "--min-count"), (column, "--column"), (window, "--window"),
             (horizon, "--horizon"), (season, "--season"), (targetData, "--target-data"), (beam, "--beam"),
-            (maxLength, "--max-length"), (pooling, "--pooling"), (patience, "--patience"),
+            (maxLength, "--max-length"), (translations, "--translations"), (pooling, "--pooling"),
+            (patience, "--patience"),
             (validationFraction, "--validation-fraction"), (testFraction, "--test-fraction"), (limit, "--limit"),
         ]
         return values.compactMap { $0.0 == nil ? nil : $0.1 } + (bidirectional ? ["--bidirectional"] : [])
-            + (noEarlyStop ? ["--no-early-stop"] : [])
+            + (noEarlyStop ? ["--no-early-stop"] : []) + (attention ? ["--attention"] : [])
     }
 }
 
@@ -70,7 +74,8 @@ extension TrainCommand {
         "--label-column": [.classify], "--text-column": [.classify], "--max-tokens": [.classify],
         "--tokens": [.classify, .translate], "--min-count": [.classify, .tag, .translate], "--column": [.forecast],
         "--window": [.forecast], "--horizon": [.forecast], "--season": [.forecast], "--target-data": [.translate],
-        "--beam": [.translate], "--max-length": [.translate], "--pooling": [.classify],
+        "--beam": [.translate], "--max-length": [.translate], "--attention": [.translate],
+        "--translations": [.translate], "--pooling": [.classify],
         "--bidirectional": [.classify, .tag],
     ]
 
@@ -229,6 +234,15 @@ extension TrainCommand {
     ) throws
         -> ApplicationReport
     {
-        throw ValidationError("translate: pending")
+        let o = taskOptions
+        let tokenization = o.tokens ?? .words
+        var decoding = Translation.Decoding()
+        decoding.beamWidth = o.beam ?? 1
+        decoding.outputPrefix = o.translations
+        return try Translation.run(
+            ParallelText(
+                source: data!, target: o.targetData!, maximumLength: o.maxLength ?? 30, lengthUnit: tokenization),
+            tokenization: tokenization, minimumCount: o.minCount ?? 2, attention: o.attention, decoding: decoding,
+            shape: shape, settings: settings, backend: backend)
     }
 }

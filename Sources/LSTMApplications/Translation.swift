@@ -1,0 +1,105 @@
+import Foundation
+import LSTMKit
+
+/// Machine translation with an LSTM encoder-decoder (`Seq2Seq`): the encoder's final state
+/// initialises the decoder, trained with teacher forcing by `fit` (loss over the target tokens
+/// and `<eos>`), optionally with Luong attention over the encoder's outputs; the test split is
+/// translated greedily or by beam search and scored with chrF (`characterF`), the translations
+/// and references written out for `scripts/translation_score.py` (sacrebleu's BLEU and chrF).
+///
+/// Each side has its own vocabulary from the training split (`minimumCount`, at most
+/// `maximumVocabulary` tokens, the rest `<unk>`).
+public enum Translation {
+    /// The metadata keys of the saved model: the two vocabularies (`TokenVocabulary.json()`).
+    public static let sourceVocabularyKey = "lstm_gpu_source_vocabulary"
+    public static let targetVocabularyKey = "lstm_gpu_target_vocabulary"
+
+    /// What decodes the test split and where the translations go.
+    public struct Decoding: Sendable {
+        /// 1: greedy.
+        public var beamWidth = 1
+        /// Translate at most this many test sentences (decoding is the slow part); nil: all.
+        public var sentences: Int? = 500
+        /// Writes `<prefix>.hyp` (translations), `.ref` (references) and `.src` (sources), one a line.
+        public var outputPrefix: String?
+        public init() {}
+    }
+
+    /// Trains on `data`, then translates the test split.
+    /// - Returns: figures "chrf" (test, ×100), "validation_token_accuracy", "test_loss",
+    ///   "test_sentences" and "copy_chrf", the chrF of the source itself as the translation (a floor).
+    public static func run<Backend: ModelOps>(
+        _ data: ParallelText, tokenization: Tokenization = .words, minimumCount: Int = 2,
+        maximumVocabulary: Int? = 16_000, attention: Bool = false, decoding: Decoding = Decoding(),
+        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = printLine
+    ) throws -> ApplicationReport {
+        let started = Date()
+        try settings.validate()
+        try SizeLimits.requireSize(decoding.beamWidth, "the beam width")
+        let pairs = limited(data.pairs.map { [$0.source, $0.target] }, settings.limit)
+        let split = try DataSplit(
+            shuffling: pairs, validationFraction: settings.validationFraction, testFraction: settings.testFraction,
+            seed: settings.seed)
+        let source = try TokenVocabulary(
+            training: split.training.map { $0[0] }, tokenization: tokenization, minimumCount: minimumCount,
+            maximumSize: maximumVocabulary)
+        let target = try TokenVocabulary(
+            training: split.training.map { $0[1] }, tokenization: tokenization, minimumCount: minimumCount,
+            maximumSize: maximumVocabulary)
+        func examples(_ items: [[String]]) -> [TranslationPair] {
+            items.map { TranslationPair(source: source.encode($0[0]), target: target.encode($0[1])) }
+                .filter { !$0.source.isEmpty }
+        }
+        let training = examples(split.training), validation = examples(split.validation)
+        say(
+            "\(pairs.count) sentence pairs → \(training.count) training, \(validation.count) validation, "
+                + "\(split.test.count) test; vocabularies \(source.count) and \(target.count) \(tokenization == .words ? "word" : "character") "
+                + "tokens each side; \(attention ? "with" : "no") attention; \(backend.name)")
+        let configuration = Seq2SeqConfiguration(
+            sourceVocabularySize: source.count, targetVocabularySize: target.count, embeddingSize: shape.embedding,
+            hiddenSize: shape.hidden, numLayers: shape.layers, dropout: shape.layers > 1 ? shape.dropout : 0,
+            embeddingDropout: shape.dropout, attention: attention)
+        let model = try Seq2Seq(configuration, backend: backend, seed: settings.seed &+ 505)
+        model.metadata = [sourceVocabularyKey: source.json(), targetVocabularyKey: target.json()]
+        let (history, best) = try fitAndKeepBest(
+            model, training: training, validation: validation, settings: settings
+        ) { try Seq2Seq(contentsOf: $0, backend: backend) }
+
+        // Translate the test split (its first `sentences` pairs).
+        let test = limited(split.test, decoding.sentences).filter { !source.encode($0[0]).isEmpty }
+        let testLoss = test.isEmpty ? BatchOutcome.zero : try best.evaluate(examples(test))
+        var hypotheses: [String] = []
+        for start in stride(from: 0, to: test.count, by: 64) {
+            let chunk = test[start..<min(start + 64, test.count)]
+            let ids = try best.translate(
+                chunk.map { source.encode($0[0]) },
+                maxLength: 2 * (chunk.map { target.encode($0[1]).count }.max() ?? 0) + 10,
+                beamWidth: decoding.beamWidth)
+            hypotheses += try ids.map { try target.decode($0) }
+        }
+        let references = test.map { $0[1] }, sources = test.map { $0[0] }
+        let chrf = characterF(hypotheses: hypotheses, references: references)
+        let copy = characterF(hypotheses: sources, references: references)
+        say(
+            "test chrF \(String(format: "%.1f", chrf)) on \(test.count) sentences "
+                + "(\(decoding.beamWidth == 1 ? "greedy" : "beam \(decoding.beamWidth)"); the source copied: "
+                + "\(String(format: "%.1f", copy))), test loss \(String(format: "%.3f", testLoss.loss)) "
+                + "(perplexity \(String(format: "%.1f", Foundation.exp(testLoss.loss))))")
+        for index in test.indices.prefix(4) {
+            say("  \(sources[index])\n    → \(hypotheses[index])\n    reference: \(references[index])")
+        }
+        if let prefix = decoding.outputPrefix {
+            for (suffix, lines) in [("hyp", hypotheses), ("ref", references), ("src", sources)] {
+                try writeAtomically(Data(lines.map { $0 + "\n" }.joined().utf8), to: "\(prefix).\(suffix)")
+            }
+            say("translations in \(prefix).hyp (references \(prefix).ref): scripts/translation_score.py \(prefix)")
+        }
+        return ApplicationReport(
+            history: history,
+            figures: [
+                "chrf": chrf, "copy_chrf": copy, "test_loss": testLoss.loss, "test_sentences": Double(test.count),
+                "validation_token_accuracy": bestValidationMetric(history),
+            ],
+            seconds: Date().timeIntervalSince(started))
+    }
+}
