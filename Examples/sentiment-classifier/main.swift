@@ -27,7 +27,7 @@ var defaults = ApplicationSettings()
 defaults.epochs = 8
 var network = NetworkShape()
 network.bidirectional = true
-network.pooling = .mean
+network.pooling = .max
 arguments.onBackend { backend in
     let table = try DelimitedTable(contentsOf: arguments.positional[0])
     let labelColumn = arguments.string("label-column") ?? (table.header.contains("sentiment") ? "sentiment" : nil)

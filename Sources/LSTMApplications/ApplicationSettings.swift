@@ -19,7 +19,12 @@ public struct ApplicationSettings: Sendable {
     /// for the final test figures. Forecasting cuts the series in time order instead.
     public var validationFraction = 0.1
     public var testFraction = 0.1
-    /// Stop when the validation loss has not improved for this many epochs; nil: never.
+    /// What picks the best model and stops early: by default the validation metric the
+    /// application reports (accuracy, MAE, token accuracy), which the validation loss does not
+    /// always follow once a classifier grows confident; `.validationLoss` as Keras does.
+    /// Without a validation set the training figure of the same kind is used.
+    public var monitor: FitMonitor = .validationMetric
+    /// Stop when the monitored figure has not improved for this many epochs; nil: never.
     public var patience: Int? = 3
     /// The best model (lowest validation loss) is written here with what the application needs
     /// to use it again in its metadata; its fit state file is `modelPath + ".fitstate"`. nil: a
@@ -127,11 +132,14 @@ func fitAndKeepBest<Model: Trainable>(
     return (history, try reload(path))
 }
 
-/// Progress, early stopping and the best model on the validation loss (on the training loss
+/// Progress, early stopping and the best model on `settings.monitor` (its training counterpart
 /// without a validation set), the epoch log, and a stop on a non-finite loss.
 func standardCallbacks(_ settings: ApplicationSettings, bestModel: String, validation: Bool) throws -> [any FitCallback]
 {
-    let monitor: FitMonitor = validation ? .validationLoss : .loss
+    let monitor: FitMonitor =
+        validation
+        ? settings.monitor
+        : (settings.monitor == .validationMetric || settings.monitor == .metric ? .metric : .loss)
     var callbacks: [any FitCallback] = [
         ProgressReport(style: settings.progress), SaveBestModel(path: bestModel, monitor: monitor),
         StopOnNonFiniteLoss(),
@@ -154,10 +162,10 @@ func jsonString(_ value: some Encodable) throws -> String {
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
-/// The validation metric of the epoch with the lowest validation loss (the saved model's).
+/// The best validation metric of the run (NaN without a validation set).
 func bestValidationMetric(_ history: FitHistory) -> Double {
-    history.records.filter { $0.validationLoss != nil }.min { $0.validationLoss! < $1.validationLoss! }?
-        .validationMetric ?? .nan
+    let values = history.records.compactMap(\.validationMetric).filter { !$0.isNaN }
+    return (history.metric.higherIsBetter ? values.max() : values.min()) ?? .nan
 }
 
 /// The class most frequent in `training` and the fraction of `held` it is: the accuracy of

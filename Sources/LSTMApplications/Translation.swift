@@ -53,8 +53,8 @@ public enum Translation {
         let training = examples(split.training), validation = examples(split.validation)
         say(
             "\(pairs.count) sentence pairs → \(training.count) training, \(validation.count) validation, "
-                + "\(split.test.count) test; vocabularies \(source.count) and \(target.count) \(tokenization == .words ? "word" : "character") "
-                + "tokens each side; \(attention ? "with" : "no") attention; \(backend.name)")
+                + "\(split.test.count) test; \(tokenization == .words ? "word" : "character") vocabularies of \(source.count) "
+                + "(source) and \(target.count) (target); \(attention ? "with" : "no") attention; \(backend.name)")
         let configuration = Seq2SeqConfiguration(
             sourceVocabularySize: source.count, targetVocabularySize: target.count, embeddingSize: shape.embedding,
             hiddenSize: shape.hidden, numLayers: shape.layers, dropout: shape.layers > 1 ? shape.dropout : 0,
@@ -75,7 +75,7 @@ public enum Translation {
                 chunk.map { source.encode($0[0]) },
                 maxLength: 2 * (chunk.map { target.encode($0[1]).count }.max() ?? 0) + 10,
                 beamWidth: decoding.beamWidth)
-            hypotheses += try ids.map { try target.decode($0) }
+            hypotheses += try ids.map { try detokenized(target.decode($0), tokenization) }
         }
         let references = test.map { $0[1] }, sources = test.map { $0[0] }
         let chrf = characterF(hypotheses: hypotheses, references: references)
@@ -102,4 +102,23 @@ public enum Translation {
             ],
             seconds: Date().timeIntervalSince(started))
     }
+}
+
+/// Words joined as text: the spaces `TokenVocabulary.decode` puts before closing punctuation
+/// (. , ; : ! ? ) ] » ” ’) and after opening punctuation (¿ ¡ ( [ « “) removed, so the
+/// translations read (and BLEU tokenises them) as text; chrF ignores spaces either way.
+/// Characters are joined as they are.
+func detokenized(_ text: String, _ tokenization: Tokenization) -> String {
+    guard tokenization == .words else { return text }
+    let closing: Set<Character> = [".", ",", ";", ":", "!", "?", ")", "]", "»", "”", "’"]
+    let opening: Set<Character> = ["¿", "¡", "(", "[", "«", "“"]
+    var out = ""
+    for word in text.split(separator: " ") {
+        if let first = word.first, closing.contains(first) || out.last.map(opening.contains) == true || out.isEmpty {
+            out += word
+        } else {
+            out += " " + word
+        }
+    }
+    return out
 }

@@ -161,4 +161,70 @@ final class ApplicationTests: XCTestCase {
                 table, steps: 3, shape: NetworkShape(), settings: self.quiet(), backend: CPUBackend(), say: { _ in })
         }
     }
+
+    /// chrF against sacrebleu 2's `corpus_chrf` (values printed by sacrebleu for these pairs).
+    func testCharacterFMatchesSacrebleu() {
+        let cases: [([String], [String], Double)] = [
+            (["the cat sat on the mat"], ["the cat is on the mat"], 64.5779420625287),
+            (
+                ["Y dijo Dios: Sea la luz", "hola"], ["Y dijo Dios: Sea la luz: y fué la luz.", "hola mundo"],
+                57.111685797921474
+            ),
+            (["abc"], ["xyz"], 0),
+            (["a"], ["abcdefg"], 17.241379310344822),
+        ]
+        for (hypotheses, references, sacrebleu) in cases {
+            let ours = characterF(hypotheses: hypotheses, references: references)
+            print("chrF \(hypotheses): ours \(ours), sacrebleu \(sacrebleu), difference \(abs(ours - sacrebleu))")
+            XCTAssertEqual(ours, sacrebleu, accuracy: 1e-9)
+        }
+    }
+
+    /// The translation application end to end on 300 verse pairs: it trains (the loss falls),
+    /// translates the test split, writes the files and keeps the vocabularies in the model file.
+    func testTranslationOnASlice() throws {
+        var settings = quiet()
+        settings.epochs = 4
+        settings.patience = nil
+        settings.learningRate = 5e-3
+        settings.validationFraction = 0.1
+        settings.testFraction = 0.1
+        settings.modelPath = temporaryPath("translation.safetensors")
+        try? FileManager.default.removeItem(atPath: settings.modelPath! + ".fitstate")
+        var shape = NetworkShape()
+        shape.embedding = 16
+        shape.hidden = 32
+        var decoding = Translation.Decoding()
+        decoding.beamWidth = 2
+        decoding.outputPrefix = temporaryPath("bible-slice")
+        var lines: [String] = []
+        let data = try ParallelText(
+            source: appFixtureFolder + "/bible-300.en", target: appFixtureFolder + "/bible-300.es", maximumLength: 30)
+        let report = try silently {
+            try Translation.run(
+                data, minimumCount: 1, attention: true, decoding: decoding, shape: shape, settings: settings,
+                backend: CPUBackend(), say: { lines.append($0) })
+        }
+        print(lines.prefix(2).joined(separator: "\n"))
+        let records = report.history.records
+        XCTAssertEqual(records.count, 4)
+        XCTAssertLessThan(records.last!.loss, records.first!.loss)
+        let hypotheses = try String(contentsOfFile: decoding.outputPrefix! + ".hyp", encoding: .utf8)
+        let references = try String(contentsOfFile: decoding.outputPrefix! + ".ref", encoding: .utf8)
+        let count = Int(report.figures["test_sentences"]!)
+        XCTAssertEqual(hypotheses.split(separator: "\n", omittingEmptySubsequences: false).count, count + 1)
+        XCTAssertEqual(references.split(separator: "\n", omittingEmptySubsequences: false).count, count + 1)
+        XCTAssertEqual(
+            report.figures["chrf"]!,
+            characterF(
+                hypotheses: hypotheses.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(
+                    String.init),
+                references: references.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(
+                    String.init)),
+            accuracy: 1e-9)
+        let model = try Seq2Seq(contentsOf: settings.modelPath!, backend: CPUBackend())
+        XCTAssertTrue(model.configuration.attention)
+        let vocabulary = try TokenVocabulary(json: model.metadata[Translation.targetVocabularyKey]!)
+        XCTAssertEqual(vocabulary.count, model.configuration.targetVocabularySize)
+    }
 }

@@ -12,7 +12,8 @@ import XCTest
 /// - the options path's kernels (`lstm_options.cl`): the option fixtures with every option,
 ///   lengths, layers and both directions;
 /// - the training kernels (embedding gather and scatter, the work-group-per-row softmax of a
-///   158-symbol vocabulary, reductions, clipping, Adam): two steps of `lstm-gpu train`.
+///   158-symbol vocabulary, reductions, clipping, Adam): two steps of `lstm-gpu train`;
+/// - the model API's kernels (pooling, dropout, MSE): `train --task classify` and `forecast`.
 /// Skips only where `oclgrind` is not installed (`make test` installs it).
 final class OclgrindTests: XCTestCase {
     func testStepKernelsAreCleanUnderOclgrind() throws {
@@ -68,6 +69,36 @@ final class OclgrindTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("done: 2 steps"), result.output)
         assertClean(result.output, "train")
+    }
+
+    /// The model API's kernels (pooling forward and backward by max and by last step, per-step
+    /// Linear, dropout, MSE, the fit loop's reads) through `train --task classify` and
+    /// `--task forecast` on a few examples.
+    func testModelKernelsAreCleanUnderOclgrind() throws {
+        let (oclgrind, executable) = try tools()
+        let table = try temporaryFolder() + "/tiny.tsv"
+        try (["label\ttext"] + (0..<12).map { "\($0 % 3)\tw\($0 % 5) x y\(String(repeating: " z", count: $0 % 4))" })
+            .joined(separator: "\n").write(toFile: table, atomically: true, encoding: .utf8)
+        let small = [
+            "--backend", "opencl", "--epochs", "1", "--hidden", "4", "--embedding", "4", "--batch", "4",
+            "--min-count", "1",
+        ]
+        let runs: [[String]] = [
+            ["--task", "classify", "--data", table, "--pooling", "max", "--bidirectional", "--dropout", "0.2"] + small,
+            [
+                "--task", "forecast", "--data", appFixtureFolder + "/sunspots.csv", "--limit", "40", "--window", "4",
+                "--backend", "opencl", "--epochs", "1", "--hidden", "4", "--batch", "8",
+            ],
+        ]
+        for arguments in runs {
+            let result = try runProcess(
+                oclgrind, ["--data-races", executable, "train"] + arguments,
+                environment: ["LSTM_GPU_KERNEL_CACHE": "off"])
+            print(result.output)
+            XCTAssertEqual(result.status, 0, result.output)
+            XCTAssertTrue(result.output.contains("1 epochs"), result.output)
+            assertClean(result.output, arguments[1])
+        }
     }
 
     /// Oclgrind and the binary, or a skip.
