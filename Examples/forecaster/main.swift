@@ -5,17 +5,18 @@
 //
 //   scripts/fetch-sunspots               # data/sunspots.csv (yearly, 1700–2008), data/co2.csv (weekly)
 //   swift run -c release forecaster data/sunspots.csv --window 22 --season 11 [--horizon 3]
+//   swift run -c release forecaster data/co2.csv --window 104 --season 52 --difference   # a trend: model the changes
 import LSTMApplications
 import LSTMKit
 
 let usage = """
-    usage: forecaster FILE.csv [--column NAME] [--window 22] [--horizon 1] [--season 11]
+    usage: forecaster FILE.csv [--column NAME] [--window 22] [--horizon 1] [--season 11] [--difference]
     \(ExampleArguments.sharedUsage)
     """
 let arguments = ExampleArguments(
     Array(CommandLine.arguments.dropFirst()), program: "forecaster",
     options: ["column", "window", "horizon", "season"],
-    usage: usage)
+    flags: ["difference"], usage: usage)
 guard arguments.positional.count == 1 else {
     arguments.fail("give one data file (scripts/fetch-sunspots writes data/sunspots.csv)")
 }
@@ -34,5 +35,6 @@ arguments.onBackend { backend in
         series.values, name: series.name, window: arguments.value("window", 22),
         horizon: arguments.value("horizon", 1),
         season: arguments.string("season").map { _ in arguments.value("season", 0) },
-        shape: arguments.shape(network), settings: arguments.settings(defaults), backend: backend)
+        difference: arguments.flag("difference"), shape: arguments.shape(network),
+        settings: arguments.settings(defaults), backend: backend)
 }

@@ -12,11 +12,19 @@ import LSTMKit
 /// training part alone. Test MAE is in the series' own units, beside two baselines on the same
 /// windows: naive (every target = the last input) and, with `season`, seasonal naive (a target
 /// = the value one season before it, or whole seasons before it when the horizon is longer).
+///
+/// With `difference`, the model reads and forecasts the changes y[t] − y[t−1] instead of the
+/// values, and a forecast is the last observed value plus the forecast changes summed: the
+/// way to forecast a series with a trend (CO2), whose later values lie outside the range the
+/// standardiser saw in training. Windows, parts and figures are then over the changes' times
+/// (one value fewer); the MAE and the baselines stay in the series' own units.
 public enum Forecasting {
     /// The metadata keys: the standardiser (JSON), the window and the horizon.
     public static let standardizerKey = "lstm_gpu_standardizer"
     public static let windowKey = "lstm_gpu_window"
     public static let horizonKey = "lstm_gpu_horizon"
+    /// "true" when the model forecasts changes (`difference`), else "false".
+    public static let differenceKey = "lstm_gpu_difference"
 
     /// Trains and tests on `values`.
     /// - Returns: figures "test_mae", "naive_mae", "seasonal_naive_mae" (with `season`),
@@ -24,14 +32,18 @@ public enum Forecasting {
     /// - Throws: `LSTMError` for a series too short for a window in every part, or settings out of range.
     public static func run<Backend: ModelOps>(
         _ values: [Double], name: String = "series", window: Int, horizon: Int = 1, season: Int? = nil,
-        shape: NetworkShape, settings: ApplicationSettings, backend: Backend, say: (String) -> Void = printLine
+        difference: Bool = false, shape: NetworkShape, settings: ApplicationSettings, backend: Backend,
+        say: (String) -> Void = printLine
     ) throws -> ApplicationReport {
         let started = Date()
         try settings.validate()
         try SizeLimits.requireSize(window, "the window", limit: SizeLimits.maxCount)
         try SizeLimits.requireSize(horizon, "the horizon", limit: SizeLimits.maxCount)
         if let season { try SizeLimits.requireSize(season, "the season", limit: SizeLimits.maxCount) }
-        let series = limited(values, settings.limit), n = series.count
+        let original = limited(values, settings.limit)
+        // The modelled series: the values, or their changes (then value index = change index + 1).
+        let offset = difference ? 1 : 0
+        let series = difference ? zip(original.dropFirst(), original).map { $0 - $1 } : original, n = series.count
         let trainEnd = Int(Double(n) * (1 - settings.validationFraction - settings.testFraction))
         let validationEnd = Int(Double(n) * (1 - settings.testFraction))
         let standardizer = try Standardizer(fitting: series[0..<max(trainEnd, 1)])
@@ -60,7 +72,7 @@ public enum Forecasting {
         let training = parts[0].map(example), validation = parts[1].map(example)
         let testStarts = parts[2].isEmpty ? parts[1] : parts[2]
         say(
-            "\(name): \(n) values → \(training.count) training, \(validation.count) validation, \(testStarts.count) "
+            "\(name): \(n) \(difference ? "changes" : "values") → \(training.count) training, \(validation.count) validation, \(testStarts.count) "
                 + "test windows of \(window) → \(horizon); \(backend.name)")
         var seeds = SeededGenerator(seed: settings.seed &+ 404)
         let layers: [any Layer<Backend>] =
@@ -71,6 +83,7 @@ public enum Forecasting {
             ]
         let model = try SupervisedModel(Sequential<Backend>(layers), loss: .meanSquaredError)
         model.metadata = [
+            differenceKey: difference ? "true" : "false",
             standardizerKey: try jsonString(standardizer), windowKey: "\(window)", horizonKey: "\(horizon)",
         ]
         let (history, best) = try fitAndKeepBest(model, training: training, validation: validation, settings: settings)
@@ -81,12 +94,14 @@ public enum Forecasting {
             try backend.read(output.buffer!, offset: 0, count: testStarts.count * horizon))
         var model_ = [Double](repeating: 0, count: horizon), naive = 0.0, seasonal = 0.0
         for (w, start) in testStarts.enumerated() {
-            let last = series[start + window - 1]
+            let last = original[start + window - 1 + offset]
+            var forecast = last
             for j in 0..<horizon {
-                let t = start + window + j, truth = series[t]
-                model_[j] += abs(predicted[w * horizon + j] - truth)
+                let t = start + window + j + offset, truth = original[t]
+                forecast = difference ? forecast + predicted[w * horizon + j] : predicted[w * horizon + j]
+                model_[j] += abs(forecast - truth)
                 naive += abs(last - truth)
-                if let season { seasonal += abs(series[t - season * (1 + j / season)] - truth) }
+                if let season { seasonal += abs(original[t - season * (1 + j / season)] - truth) }
             }
         }
         let count = Double(testStarts.count)

@@ -23,6 +23,7 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "forecast: past values in each input window (default: 24).") var window: Int?
     @Option(help: "forecast: values forecast at once (default: 1).") var horizon: Int?
     @Option(help: "forecast: the season in steps, for the seasonal-naive baseline (default: none).") var season: Int?
+    @Flag(help: "forecast: model the changes y[t] − y[t−1] (for a series with a trend).") var difference = false
     @Option(help: "translate: the target-language file, line-aligned with --data.") var targetData: String?
     @Option(help: "translate: beam width of the test translations (default: 1, greedy).") var beam: Int?
     @Option(help: "translate: longest sentence kept, in tokens (default: 30).") var maxLength: Int?
@@ -51,6 +52,7 @@ struct TaskOptions: ParsableArguments {
         ]
         return values.compactMap { $0.0 == nil ? nil : $0.1 } + (bidirectional ? ["--bidirectional"] : [])
             + (noEarlyStop ? ["--no-early-stop"] : []) + (attention ? ["--attention"] : [])
+            + (difference ? ["--difference"] : [])
     }
 }
 
@@ -73,7 +75,8 @@ extension TrainCommand {
     static let taskOptionUse: [String: Set<TrainTask>] = [
         "--label-column": [.classify], "--text-column": [.classify], "--max-tokens": [.classify],
         "--tokens": [.classify, .translate], "--min-count": [.classify, .tag, .translate], "--column": [.forecast],
-        "--window": [.forecast], "--horizon": [.forecast], "--season": [.forecast], "--target-data": [.translate],
+        "--window": [.forecast], "--difference": [.forecast], "--horizon": [.forecast], "--season": [.forecast],
+        "--target-data": [.translate],
         "--beam": [.translate], "--max-length": [.translate], "--attention": [.translate],
         "--translations": [.translate], "--pooling": [.classify],
         "--bidirectional": [.classify, .tag],
@@ -216,6 +219,7 @@ extension TrainCommand {
             let series = try NumericSeries(contentsOf: path, column: o.column)
             report = try Forecasting.run(
                 series.values, name: series.name, window: o.window ?? 24, horizon: o.horizon ?? 1, season: o.season,
+                difference: o.difference,
                 shape: shape, settings: settings, backend: backend)
         case .translate:
             report = try runTranslation(settings: settings, shape: shape, backend: backend)

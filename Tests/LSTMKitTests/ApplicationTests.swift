@@ -87,6 +87,27 @@ final class ApplicationTests: XCTestCase {
             accuracy: 1e-9)
     }
 
+    /// A trend the standardiser never saw in training: modelling the changes (`difference`)
+    /// forecasts it better than the naive forecast, in the series' units.
+    func testDifferencingForecastsATrend() throws {
+        let series = (0..<300).map { 0.05 * Double($0) + sin(2 * Double.pi * Double($0) / 12) }
+        var settings = quiet()
+        settings.epochs = 40
+        settings.batchSize = 16
+        settings.learningRate = 3e-3
+        settings.validationFraction = 0.15
+        settings.testFraction = 0.15
+        var shape = NetworkShape()
+        shape.hidden = 16
+        let report = try silently {
+            try Forecasting.run(
+                series, window: 24, horizon: 2, season: 12, difference: true, shape: shape, settings: settings,
+                backend: CPUBackend(), say: { _ in })
+        }
+        print("trend: test MAE \(report.figures["test_mae"]!), naive \(report.figures["naive_mae"]!)")
+        XCTAssertLessThan(report.figures["test_mae"]!, 0.5 * report.figures["naive_mae"]!)
+    }
+
     func testTaggingBeatsTheMostFrequentTag() throws {
         var settings = quiet()
         settings.epochs = 30
