@@ -14,6 +14,7 @@ let usage = """
     """
 let arguments = ExampleArguments(
     Array(CommandLine.arguments.dropFirst()), program: "digits-classifier", options: ["label-column", "steps"],
+    unused: ["embedding"],
     usage: usage)
 guard arguments.positional.count == 1 else {
     arguments.fail("give one data file (scripts/fetch-digits writes data/digits.csv)")

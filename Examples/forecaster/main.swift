@@ -16,7 +16,7 @@ let usage = """
 let arguments = ExampleArguments(
     Array(CommandLine.arguments.dropFirst()), program: "forecaster",
     options: ["column", "window", "horizon", "season"],
-    flags: ["difference"], usage: usage)
+    flags: ["difference"], unused: ["embedding", "pooling"], usage: usage)
 guard arguments.positional.count == 1 else {
     arguments.fail("give one data file (scripts/fetch-sunspots writes data/sunspots.csv)")
 }

@@ -1,6 +1,6 @@
 // sentiment-classifier: text classification with the model API: Embedding → bidirectional
-// LSTM over each text's own length → mean pooling → Linear, trained by `fit` (bucketed batches,
-// early stopping on the validation loss, the best model kept) on a TSV or CSV of labelled text;
+// LSTM over each text's own length → max pooling → Linear, trained by `fit` (bucketed batches,
+// early stopping and the best model on the validation accuracy) on a TSV or CSV of labelled text;
 // reports test accuracy beside the majority class. The work is `TextClassification.run`, the
 // same code as `lstm-gpu train --task classify`.
 //

@@ -19,7 +19,7 @@ let usage = """
 let arguments = ExampleArguments(
     Array(CommandLine.arguments.dropFirst()), program: "translator",
     options: ["max-length", "min-count", "vocabulary", "beam", "test-sentences", "translations", "tokens"],
-    flags: ["no-attention"], usage: usage)
+    flags: ["no-attention"], unused: ["pooling", "bidirectional"], usage: usage)
 guard arguments.positional.count == 2 else {
     arguments.fail("give the two line-aligned files (scripts/fetch-bible writes data/bible.en and data/bible.es)")
 }

@@ -26,7 +26,7 @@ public struct ApplicationSettings: Sendable {
     public var monitor: FitMonitor = .validationMetric
     /// Stop when the monitored figure has not improved for this many epochs; nil: never.
     public var patience: Int? = 3
-    /// The best model (lowest validation loss) is written here with what the application needs
+    /// The best model (best `monitor` value) is written here with what the application needs
     /// to use it again in its metadata; its fit state file is `modelPath + ".fitstate"`. nil: a
     /// temporary file, removed at the end.
     public var modelPath: String?
@@ -49,11 +49,18 @@ public struct ApplicationSettings: Sendable {
     }
 
     /// - Throws: `LSTMError.invalidArgument` naming the first setting out of range.
-    func validate() throws {
+    public func validate() throws {
         try fitSettings(stateFile: modelPath.map { $0 + ".fitstate" }).validate()
         if resume, modelPath == nil { throw LSTMError.invalidArgument("resuming needs a model path (--checkpoint)") }
         if let patience, patience < 0 { throw LSTMError.invalidArgument("patience is \(patience); it must be ≥ 0") }
         if let limit { try SizeLimits.requireSize(limit, "the example limit", limit: SizeLimits.maxCount) }
+        guard validationFraction.isFinite, testFraction.isFinite, validationFraction >= 0, testFraction > 0,
+            validationFraction + testFraction < 1
+        else {
+            throw LSTMError.invalidArgument(
+                "the validation fraction (\(validationFraction)) must be ≥ 0 and the test fraction (\(testFraction)) > 0 "
+                    + "(the applications report test figures), summing to less than 1")
+        }
     }
 }
 
@@ -122,13 +129,18 @@ func fitAndKeepBest<Model: Trainable>(
     let temporary = settings.modelPath == nil
     let path =
         settings.modelPath
-        ?? FileManager.default.temporaryDirectory.appendingPathComponent("lstm-gpu-best-\(getpid()).safetensors").path
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+            "lstm-gpu-best-\(UUID().uuidString).safetensors"
+        )
+        .path
     defer { if temporary { try? FileManager.default.removeItem(atPath: path) } }
+    let callbacks = try standardCallbacks(settings, bestModel: path, validation: !validation.isEmpty)
     let history = try model.fit(
         training: training, validation: validation.isEmpty ? nil : validation,
-        settings: settings.fitSettings(stateFile: temporary ? nil : path + ".fitstate"),
-        callbacks: try standardCallbacks(settings, bestModel: path, validation: !validation.isEmpty))
-    guard FileManager.default.fileExists(atPath: path) else { return (history, model) }
+        settings: settings.fitSettings(stateFile: temporary ? nil : path + ".fitstate"), callbacks: callbacks)
+    // Only a model this fit saved (or the resumed fit's): never a file an earlier run left at the path.
+    let saver = callbacks.compactMap { $0 as? SaveBestModel }.first
+    guard saver?.best != nil, FileManager.default.fileExists(atPath: path) else { return (history, model) }
     return (history, try reload(path))
 }
 
@@ -185,4 +197,15 @@ func majorityBaseline(
 public func printLine(_ line: String) {
     print(line)
     fflush(nil)
+}
+
+/// The held-out examples the test figures come from.
+/// - Throws: `LSTMError` when the split left none (too few examples for the test fraction).
+func requireTest<T>(_ test: [T], of total: Int, _ settings: ApplicationSettings) throws -> [T] {
+    guard !test.isEmpty else {
+        throw LSTMError.invalidArgument(
+            "no test examples: \(total) examples with a test fraction of \(settings.testFraction) leave none; "
+                + "give more data or a larger test fraction")
+    }
+    return test
 }

@@ -4,7 +4,9 @@
 /// a recall, their means over the orders give F_β, reported ×100. A score to watch during
 /// training and in tests; `scripts/translation_score.py` gives sacrebleu's own BLEU and chrF
 /// for reports.
+/// `order` below 1 gives 0.
 public func characterF(hypotheses: [String], references: [String], order: Int = 6, beta: Double = 2) -> Double {
+    guard order >= 1 else { return 0 }
     var matches = [Double](repeating: 0, count: order), hypothesisCounts = matches, referenceCounts = matches
     for (hypothesis, reference) in zip(hypotheses, references) {
         let h = Array(hypothesis.filter { !$0.isWhitespace }), r = Array(reference.filter { !$0.isWhitespace })

@@ -21,10 +21,16 @@ public struct ExampleArguments {
 
     /// Parses `arguments` (without the program name). `options` and `flags` are the program's
     /// own besides the shared ones; `usage` is printed with `--help` and with any mistake.
-    public init(_ arguments: [String], program: String, options: [String] = [], flags: [String] = [], usage: String) {
+    /// `unused` names shared options and flags the program has no use for (a forecaster has no
+    /// embedding): given, they are refused rather than ignored.
+    public init(
+        _ arguments: [String], program: String, options: [String] = [], flags: [String] = [], unused: [String] = [],
+        usage: String
+    ) {
         self.program = program
         self.usage = usage
-        let known = Set(Self.sharedOptions + options), knownFlags = Set(Self.sharedFlags + flags)
+        let known = Set(Self.sharedOptions + options).subtracting(unused)
+        let knownFlags = Set(Self.sharedFlags + flags).subtracting(unused)
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]

@@ -44,6 +44,10 @@ public enum Forecasting {
         // The modelled series: the values, or their changes (then value index = change index + 1).
         let offset = difference ? 1 : 0
         let series = difference ? zip(original.dropFirst(), original).map { $0 - $1 } : original, n = series.count
+        guard n >= 2 else {
+            throw LSTMError.invalidArgument(
+                "a series of \(original.count) values is too short to forecast\(difference ? " its changes" : "")")
+        }
         let trainEnd = Int(Double(n) * (1 - settings.validationFraction - settings.testFraction))
         let validationEnd = Int(Double(n) * (1 - settings.testFraction))
         let standardizer = try Standardizer(fitting: series[0..<max(trainEnd, 1)])
@@ -55,7 +59,7 @@ public enum Forecasting {
             return Array(first...last).filter { $0 + window >= lower }
         }
         let parts = [starts(0, trainEnd), starts(trainEnd, validationEnd), starts(validationEnd, n)]
-        guard !parts[0].isEmpty, !parts[2].isEmpty || settings.testFraction == 0 else {
+        guard !parts[0].isEmpty, !parts[2].isEmpty else {
             throw LSTMError.invalidArgument(
                 "a series of \(n) values is too short: the training part (\(trainEnd) values) and the test part "
                     + "(\(n - validationEnd)) each need at least window + horizon = \(window + horizon) (test: horizon)"
@@ -70,7 +74,7 @@ public enum Forecasting {
                 target: .values(scaled[(start + window)..<(start + window + horizon)].map { Float($0) }))
         }
         let training = parts[0].map(example), validation = parts[1].map(example)
-        let testStarts = parts[2].isEmpty ? parts[1] : parts[2]
+        let testStarts = parts[2]
         say(
             "\(name): \(n) \(difference ? "changes" : "values") → \(training.count) training, \(validation.count) validation, \(testStarts.count) "
                 + "test windows of \(window) → \(horizon); \(backend.name)")

@@ -82,7 +82,7 @@ public enum RowSequenceClassification {
         let model = try SupervisedModel(Sequential<Backend>(layers), loss: .crossEntropy())
         model.metadata = [classesKey: try jsonString(classNames), scaleKey: "\(scale)", stepsKey: "\(steps)"]
         let (history, best) = try fitAndKeepBest(model, training: training, validation: validation, settings: settings)
-        let held = test.isEmpty ? validation : test
+        let held = try requireTest(test, of: rows.count, settings)
         let measured = try best.evaluate(held)
         let baseline = majorityBaseline(training: training, held: held, classes: classNames.count).accuracy
         say(

@@ -40,6 +40,9 @@ public enum SequenceTagging {
         }
         let training = examples(split.training), validation = examples(split.validation), test = examples(split.test)
         let tags = data.tags
+        guard tags.count >= 2 else {
+            throw LSTMError.invalidArgument("tagging needs at least 2 tags; the data has \(tags.count) (\(tags))")
+        }
         say(
             "\(sentences.count) sentences → \(training.count) training, \(validation.count) validation, "
                 + "\(test.count) test; \(vocabulary.count) words, \(tags.count) tags; \(backend.name)")
@@ -54,7 +57,7 @@ public enum SequenceTagging {
         let model = try SupervisedModel(Sequential<Backend>(layers), loss: .crossEntropy())
         model.metadata = [vocabularyKey: vocabulary.json(), tagsKey: try jsonString(tags)]
         let (history, best) = try fitAndKeepBest(model, training: training, validation: validation, settings: settings)
-        let heldSentences = split.test.isEmpty ? split.validation : split.test
+        let heldSentences = try requireTest(split.test, of: sentences.count, settings)
         let measured = try best.evaluate(examples(heldSentences))
 
         // Baseline: each word's most frequent training tag.

@@ -6,8 +6,9 @@ import LSTMKit
 ///
 /// The texts are cut into tokens (`Tokenization`), the vocabulary is built from the training
 /// split alone (tokens seen `minimumCount` times; the rest are `<unk>`), each text keeps its
-/// first `maxTokens` tokens. The test figures are those of the best model on the validation
-/// loss, beside the majority class of the training split.
+/// first `maxTokens` tokens. The test figures are those of the best model (by
+/// `ApplicationSettings.monitor`, the validation accuracy by default), beside the majority
+/// class of the training split.
 public enum TextClassification {
     /// The metadata keys of the saved model: the vocabulary (`TokenVocabulary.json()`) and the
     /// class names (a JSON array).
@@ -45,7 +46,7 @@ public enum TextClassification {
         let classes = data.classNames.count
         say(
             "\(data.examples.count) examples → \(training.count) training, \(validation.count) validation, "
-                + "\(test.count) test; \(vocabulary.count) \(tokenization.rawValue) tokens; classes "
+                + "\(test.count) test; \(vocabulary.count) \(tokenization == .words ? "word" : "character") tokens; classes "
                 + data.classNames.joined(separator: ", ") + "; \(backend.name)")
 
         var seeds = SeededGenerator(seed: settings.seed &+ 101)
@@ -64,12 +65,12 @@ public enum TextClassification {
         let (history, best) = try fitAndKeepBest(
             model, training: training, validation: validation, settings: settings)
 
-        let held = test.isEmpty ? validation : test
+        let held = try requireTest(test, of: data.examples.count, settings)
         let measured = try best.evaluate(held)
         let (majority, baseline) = majorityBaseline(training: training, held: held, classes: classes)
         say(
             "test accuracy \(percent(measured.metricValue)) (majority class '\(data.classNames[majority])': "
-                + "\(percent(baseline))), \(test.isEmpty ? "validation" : "test") loss "
+                + "\(percent(baseline))), test loss "
                 + String(format: "%.4f", measured.loss))
         for item in split.test.prefix(3) {
             let ids = Array(vocabulary.encode(item.text).prefix(maxTokens))

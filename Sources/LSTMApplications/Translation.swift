@@ -36,6 +36,9 @@ public enum Translation {
         let started = Date()
         try settings.validate()
         try SizeLimits.requireSize(decoding.beamWidth, "the beam width")
+        if let sentences = decoding.sentences {
+            try SizeLimits.requireSize(sentences, "the test sentences to translate")
+        }
         let pairs = limited(data.pairs.map { [$0.source, $0.target] }, settings.limit)
         let split = try DataSplit(
             shuffling: pairs, validationFraction: settings.validationFraction, testFraction: settings.testFraction,
@@ -66,14 +69,16 @@ public enum Translation {
         ) { try Seq2Seq(contentsOf: $0, backend: backend) }
 
         // Translate the test split (its first `sentences` pairs).
-        let test = limited(split.test, decoding.sentences).filter { !source.encode($0[0]).isEmpty }
-        let testLoss = test.isEmpty ? BatchOutcome.zero : try best.evaluate(examples(test))
+        let test = try requireTest(
+            limited(split.test, decoding.sentences).filter { !source.encode($0[0]).isEmpty }, of: pairs.count, settings)
+        let testLoss = try best.evaluate(examples(test))
         var hypotheses: [String] = []
         for start in stride(from: 0, to: test.count, by: 64) {
             let chunk = test[start..<min(start + 64, test.count)]
             let ids = try best.translate(
                 chunk.map { source.encode($0[0]) },
-                maxLength: 2 * (chunk.map { target.encode($0[1]).count }.max() ?? 0) + 10,
+                // Twice the longest source plus 10 tokens: from the sources, never the references.
+                maxLength: 2 * (chunk.map { source.encode($0[0]).count }.max() ?? 0) + 10,
                 beamWidth: decoding.beamWidth)
             hypotheses += try ids.map { try detokenized(target.decode($0), tokenization) }
         }

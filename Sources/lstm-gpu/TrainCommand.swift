@@ -110,7 +110,8 @@ struct TrainCommand: ParsableCommand {
                     + "from it unless given.")
     )
     var resume = false
-    @Option(help: "Write one JSON line per step (and per evaluation) to this file.") var log: String?
+    @Option(help: "Write one JSON line per step (and per evaluation) to this file; with --task, one per epoch.")
+    var log: String?
     @Option(
         name: .customLong("collective-timeout"), parsing: .unconditional,
         help: "Under MPI: seconds a collective may wait before the job is stopped.")

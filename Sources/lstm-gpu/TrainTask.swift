@@ -27,12 +27,15 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "translate: the target-language file, line-aligned with --data.") var targetData: String?
     @Option(help: "translate: beam width of the test translations (default: 1, greedy).") var beam: Int?
     @Option(help: "translate: longest sentence kept, in tokens (default: 30).") var maxLength: Int?
-    @Flag(help: "translate: Luong dot attention over the encoder's outputs.") var attention = false
+    @Flag(help: "translate: no attention (by default the decoder has Luong dot attention over the encoder's outputs).")
+    var noAttention = false
     @Option(help: "translate: write the test translations to PREFIX.hyp (references PREFIX.ref, sources PREFIX.src).")
     var translations: String?
     @Flag(help: "classify, tag: a bidirectional LSTM.") var bidirectional = false
     @Option(help: "classify: pool the steps by last, mean or max (default: mean).") var pooling: String?
-    @Option(help: "Stop when the validation loss has not improved for N epochs (default: 3).") var patience: Int?
+    @Option(
+        help: "Stop when the validation metric has not improved for N epochs in a row (default: 3; forecast 20).")
+    var patience: Int?
     @Flag(help: "Never stop early.") var noEarlyStop = false
     @Option(help: "Fraction of the examples for validation (default: 0.1; forecast 0.15).") var validationFraction:
         Double?
@@ -51,7 +54,7 @@ struct TaskOptions: ParsableArguments {
             (validationFraction, "--validation-fraction"), (testFraction, "--test-fraction"), (limit, "--limit"),
         ]
         return values.compactMap { $0.0 == nil ? nil : $0.1 } + (bidirectional ? ["--bidirectional"] : [])
-            + (noEarlyStop ? ["--no-early-stop"] : []) + (attention ? ["--attention"] : [])
+            + (noEarlyStop ? ["--no-early-stop"] : []) + (noAttention ? ["--no-attention"] : [])
             + (difference ? ["--difference"] : [])
     }
 }
@@ -77,12 +80,20 @@ extension TrainCommand {
         "--tokens": [.classify, .translate], "--min-count": [.classify, .tag, .translate], "--column": [.forecast],
         "--window": [.forecast], "--difference": [.forecast], "--horizon": [.forecast], "--season": [.forecast],
         "--target-data": [.translate],
-        "--beam": [.translate], "--max-length": [.translate], "--attention": [.translate],
+        "--beam": [.translate], "--max-length": [.translate], "--no-attention": [.translate],
         "--translations": [.translate], "--pooling": [.classify],
         "--bidirectional": [.classify, .tag],
     ]
 
     func validateTask() throws {
+        if task == .translate, givenCell != nil {
+            throw ValidationError(
+                "the cell options (--peephole, --cifg, --layer-norm, clips) apply to --task lm, classify, tag and "
+                    + "forecast; the translation model has plain LSTM cells")
+        }
+        if task == .forecast, embedding != nil {
+            throw ValidationError("--embedding is for token inputs; --task forecast reads numbers")
+        }
         if let option = languageModelOptionsGiven.first {
             throw ValidationError("\(option) is an option of the language model (--task lm), not of --task \(task)")
         }
@@ -193,6 +204,7 @@ extension TrainCommand {
         }
         if let log { try prepareOutputPath(log, option: "--log") }
         let settings = try applicationSettings(), shape = networkShape
+        try settings.validate()  // before the data is read: a bad setting is named first
         switch backend {
         case .cpu: try runTask(settings: settings, shape: shape, backend: CPUBackend())
         case .opencl: try runTask(settings: settings, shape: shape, backend: OpenCLBackend.shared(device: device))
@@ -246,7 +258,7 @@ extension TrainCommand {
         return try Translation.run(
             ParallelText(
                 source: data!, target: o.targetData!, maximumLength: o.maxLength ?? 30, lengthUnit: tokenization),
-            tokenization: tokenization, minimumCount: o.minCount ?? 2, attention: o.attention, decoding: decoding,
+            tokenization: tokenization, minimumCount: o.minCount ?? 2, attention: !o.noAttention, decoding: decoding,
             shape: shape, settings: settings, backend: backend)
     }
 }

@@ -344,4 +344,18 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(data.tags, ["ADJ", "ADP", "ADV", "DET", "NOUN", "PRON", "PUNCT", "VERB"])
         XCTAssertTrue(data.sentences.allSatisfy { $0.last?.tag == "PUNCT" })
     }
+
+    /// `.automatic` labels: scores (negative or fractional) become their sign; whole numbers
+    /// 0, 1, 2 stay class names.
+    func testAutomaticLabels() throws {
+        let ids = try DelimitedTable(text: "label,text\n0,a\n1,b\n2,c\n", separator: ",")
+        let classes = try LabelledText(table: ids, labels: .automatic)
+        XCTAssertEqual(classes.classNames, ["0", "1", "2"])
+        XCTAssertEqual(classes.examples.map(\.label), [0, 1, 2])
+        let scores = try DelimitedTable(text: "label,text\n2.25,a\n-0.5,b\n0,c\n1,d\n", separator: ",")
+        let signs = try LabelledText(table: scores, labels: .automatic)
+        XCTAssertEqual(signs.classNames, ["negative", "positive"])
+        XCTAssertEqual(signs.examples.map(\.label), [1, 0, 1])
+        XCTAssertEqual(signs.droppedNeutral, 1)
+    }
 }

@@ -172,10 +172,25 @@ final class FitTests: XCTestCase {
         assertThrows(["seed 1"]) {
             try resume(FitSettings(epochs: 2, batchSize: 8, seed: 2, stateFile: path, resume: true))
         }
-        assertThrows(["callbacks [], this fit has [\"StopOnNonFiniteLoss\"]"]) {
+        assertThrows(["callbacks that keep state [], this fit has [\"EarlyStopping\"]"]) {
             try resume(
-                FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true), callbacks: [StopOnNonFiniteLoss()])
+                FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true),
+                callbacks: [try EarlyStopping(monitor: .loss)])
         }
+        assertThrows(["learning rate settings 0.001 constant warmup 0 clip none, this fit has 0.002"]) {
+            try resume(FitSettings(epochs: 2, batchSize: 8, learningRate: 2e-3, stateFile: path, resume: true))
+        }
+        var shuffled = training
+        shuffled.swapAt(0, 5)
+        if shuffled[0].length != training[0].length {
+            assertThrows(["the examples are not those the state file was written with"]) {
+                try resume(FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true), shuffled)
+            }
+        }
+        // A callback without state (a progress report, a log) may come or go.
+        try resume(
+            FitSettings(epochs: 1, batchSize: 8, stateFile: path, resume: true),
+            callbacks: [StopOnNonFiniteLoss(), EpochLog(path: temporaryPath("resume-log.jsonl"))])
         // Another model's parameters.
         let other = try Sequential<CPUBackend>([
             Embedding(backend: cpu, vocabularySize: 8, dimension: 4, seed: 1),
@@ -216,7 +231,8 @@ final class FitTests: XCTestCase {
             training: countingTask(64, seed: 1), validation: countingTask(32, seed: 2), loss: .crossEntropy(),
             settings: FitSettings(epochs: 20, batchSize: 16, learningRate: 1e-9),
             callbacks: [saver, try EarlyStopping(monitor: .validationLoss, patience: 2, minimumDelta: 0.5)])
-        XCTAssertEqual(history.records.count, 4)
+        // Epoch 1 sets the best, epochs 2 and 3 do not improve by 0.5: patience 2 stops after 3.
+        XCTAssertEqual(history.records.count, 3)
         XCTAssertEqual(history.stoppedBy, "EarlyStopping")
         let bestLoss = history.records.compactMap(\.validationLoss).min()!
         XCTAssertEqual(saver.best, bestLoss)
@@ -348,6 +364,8 @@ final class FitTests: XCTestCase {
         }
         assertThrows(["patience (-1)"]) { _ = try EarlyStopping(patience: -1) }
         // A class beyond the model's outputs is the loss's error.
-        assertThrows(["target 5 is outside 0..<2"]) { try fit([LabelledSequence(tokens: [2, 3], label: 5)]) }
+        assertThrows(["training example 0: class 5 is outside the model's 2 outputs"]) {
+            try fit([LabelledSequence(tokens: [2, 3], label: 5)])
+        }
     }
 }

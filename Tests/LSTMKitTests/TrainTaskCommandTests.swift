@@ -7,7 +7,7 @@ import XCTest
 /// slices: it trains, reports its figures, keeps the best model, resumes, and refuses options
 /// of another task by name.
 final class TrainTaskCommandTests: XCTestCase {
-    let small = ["--hidden", "16", "--embedding", "8", "--threads", "1"]
+    let small = ["--hidden", "16", "--threads", "1"]
 
     func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
         try requireLSTMGPU()
@@ -22,8 +22,11 @@ final class TrainTaskCommandTests: XCTestCase {
             + (0..<60).map { "\($0 % 2 == 0 ? "pos" : "neg")\t\($0 % 2 == 0 ? "good" : "bad") film \($0)" })
             .joined(separator: "\n").write(toFile: table, atomically: true, encoding: .utf8)
         let runs: [(task: String, arguments: [String], expected: String)] = [
-            ("classify", ["--data", table, "--bidirectional", "--pooling", "max"], "test accuracy"),
-            ("tag", ["--data", appFixtureFolder + "/tagging-small.txt"], "per word"),
+            (
+                "classify", ["--data", table, "--bidirectional", "--pooling", "max", "--embedding", "8"],
+                "test accuracy"
+            ),
+            ("tag", ["--data", appFixtureFolder + "/tagging-small.txt", "--embedding", "8"], "per word"),
             (
                 "forecast", ["--data", appFixtureFolder + "/sunspots.csv", "--window", "22", "--season", "11"],
                 "seasonal naive (11)"
@@ -32,7 +35,7 @@ final class TrainTaskCommandTests: XCTestCase {
                 "translate",
                 [
                     "--data", appFixtureFolder + "/bible-300.en", "--target-data", appFixtureFolder + "/bible-300.es",
-                    "--limit", "60", "--beam", "2", "--translations", folder + "/slice",
+                    "--limit", "60", "--beam", "2", "--translations", folder + "/slice", "--embedding", "8",
                 ],
                 "test chrF"
             ),
@@ -85,6 +88,15 @@ final class TrainTaskCommandTests: XCTestCase {
             (["--task", "tag"], "--task tag needs --data FILE"),
             (["--window", "2", "--steps", "1"], "--window is an option of --task forecast, not of lm"),
             (["--task", "classify", "--data", "x.tsv", "--pooling", "median"], "--pooling must be last, mean or max"),
+            (["--task", "forecast", "--data", "x.csv", "--embedding", "8"], "--embedding is for token inputs"),
+            (
+                ["--task", "translate", "--data", "x", "--target-data", "y", "--peephole"],
+                "the translation model has plain LSTM cells"
+            ),
+            (
+                ["--task", "forecast", "--data", "x.csv", "--validation-fraction", "0.6", "--test-fraction", "0.5"],
+                "summing to less than 1"
+            ),
             (["--task", "classify", "--data", "/nonexistent/x.tsv", "--epochs", "1"], "/nonexistent/x.tsv"),
         ]
         for (arguments, message) in refusals {

@@ -18,7 +18,9 @@ public struct LabelledText: Sendable {
         case names
         /// The sign of a numeric score: classes ["negative", "positive"]; 0 is dropped.
         case numericSign
-        /// `.numericSign` when every label of the table is a finite number, else `.names`.
+        /// `.numericSign` when every label of the table is a finite number and some label is
+        /// negative or not a whole number (scores such as 2.27 and −0.6); else `.names`, so
+        /// class ids written as 0, 1, 2 stay classes.
         case automatic
     }
 
@@ -58,9 +60,10 @@ public struct LabelledText: Sendable {
         throws
     {
         let (labelIndex, textIndex) = try Self.columns(table, label: labelColumn, text: textColumn)
-        let numeric = table.rows.allSatisfy {
-            Double($0[labelIndex].trimmingCharacters(in: .whitespaces)).map(\.isFinite) ?? false
-        }
+        let scores = table.rows.map { Double($0[labelIndex].trimmingCharacters(in: .whitespaces)) }
+        let numeric =
+            scores.allSatisfy { $0?.isFinite ?? false }
+            && scores.contains { $0! < 0 || $0! != $0!.rounded() }
         let labels: Labels = labels == .automatic ? (numeric ? .numericSign : .names) : labels
         var kept: [(text: String, label: String, line: Int)] = []
         var droppedEmpty = 0, droppedNeutral = 0

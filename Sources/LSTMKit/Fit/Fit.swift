@@ -32,7 +32,11 @@ extension Trainable {
         let fingerprint = FitState.Fingerprint(
             trainingExamples: training.count, validationExamples: validation?.count ?? 0,
             batchSize: settings.batchSize, seed: settings.seed, optimizer: "\(settings.optimizer)",
-            bucketing: settings.bucketing, bucketPool: settings.bucketPool)
+            bucketing: settings.bucketing, bucketPool: settings.bucketPool,
+            rate:
+                "\(settings.learningRate) \(settings.schedule) warmup \(settings.warmup) clip "
+                + (settings.maxGradientNorm.map { "\($0)" } ?? "none"),
+            lengths: lengthsHash(training.map { length(of: $0) } + (validation ?? []).map { length(of: $0) }))
         var shuffle = SeededGenerator(seed: settings.seed)
         var stoppedBy: String?
         if settings.resume, let path = settings.stateFile, FileManager.default.fileExists(atPath: path) {
@@ -80,8 +84,10 @@ extension Trainable {
                 let state = FitState(
                     fingerprint: fingerprint, epochsDone: epoch, optimizerStep: optimizer.step,
                     shuffleState: shuffle.state, randomStates: randomStates,
-                    learningRateScale: context.learningRateScale, callbacks: callbacks.map { "\(type(of: $0))" },
-                    callbackStates: callbacks.map(\.resumeState), records: context.records, stoppedBy: stoppedBy)
+                    learningRateScale: context.learningRateScale,
+                    callbacks: statefulCallbacks(callbacks).map { "\(type(of: $0))" },
+                    callbackStates: statefulCallbacks(callbacks).map(\.resumeState), records: context.records,
+                    stoppedBy: stoppedBy)
                 try FitState.write(state, model: self, optimizer: optimizer, to: path)
             }
             epoch += 1
@@ -125,4 +131,11 @@ extension Sequential {
             training: training, validation: validation, loss: loss,
             settings: FitSettings(epochs: epochs, batchSize: batchSize), callbacks: callbacks)
     }
+}
+
+/// FNV-1a of a list of lengths (the state file's data fingerprint).
+func lengthsHash(_ lengths: [Int]) -> UInt64 {
+    var hasher = FNV1a()
+    for length in lengths { hasher.combine(UInt64(truncatingIfNeeded: length)) }
+    return hasher.value
 }

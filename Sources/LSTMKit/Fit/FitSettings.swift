@@ -63,7 +63,9 @@ public struct FitSettings: Equatable, Sendable {
             throw bad("maxGradientNorm is \(maxGradientNorm); it must be finite and > 0")
         }
         guard bucketPool >= 1 else { throw bad("bucketPool is \(bucketPool); it must be at least 1") }
-        if let evaluationBatchSize { try SizeLimits.requireSize(evaluationBatchSize, "fit evaluationBatchSize") }
+        try SizeLimits.requireSize(
+            evaluationBatchSize ?? SizeLimits.saturatingProduct([4, batchSize]),
+            "fit evaluationBatchSize (4 × batchSize when not given)")
         if resume, stateFile == nil { throw bad("resume needs a stateFile") }
         switch schedule {
         case let .step(every, gamma) where every < 1 || !(gamma.isFinite && gamma > 0):

@@ -20,6 +20,11 @@ struct FitState: Codable, Equatable {
         var optimizer: String
         var bucketing: Bool
         var bucketPool: Int
+        /// The learning rate, schedule, warm-up and clipping, as text.
+        var rate: String
+        /// FNV-1a of every training and validation example's length, in order: the same data
+        /// in the same order (as far as lengths tell).
+        var lengths: UInt64
     }
 
     var format = currentFormat
@@ -95,12 +100,20 @@ struct FitState: Codable, Equatable {
             throw LSTMError.invalidArgument(
                 "\(path): cannot resume exactly: the state file was written with \(name) \(saved), this fit has \(now)")
         }
-        guard state.fingerprint == fingerprint else {
+        let texts = [
+            ("seed", "\(state.fingerprint.seed)", "\(fingerprint.seed)"),
+            ("optimizer", state.fingerprint.optimizer, fingerprint.optimizer),
+            ("bucketing", "\(state.fingerprint.bucketing)", "\(fingerprint.bucketing)"),
+            ("learning rate settings", state.fingerprint.rate, fingerprint.rate),
+        ]
+        for (name, saved, now) in texts where saved != now {
             throw LSTMError.invalidArgument(
-                "\(path): cannot resume exactly: the state file was written with seed \(state.fingerprint.seed), "
-                    + "optimizer \(state.fingerprint.optimizer), bucketing \(state.fingerprint.bucketing); this fit "
-                    + "has seed \(fingerprint.seed), optimizer \(fingerprint.optimizer), bucketing \(fingerprint.bucketing)"
-            )
+                "\(path): cannot resume exactly: the state file was written with \(name) \(saved), this fit has \(now)")
+        }
+        guard state.fingerprint.lengths == fingerprint.lengths else {
+            throw LSTMError.invalidArgument(
+                "\(path): cannot resume exactly: the examples are not those the state file was written with "
+                    + "(their lengths differ)")
         }
         guard state.epochsDone >= 0, state.epochsDone == state.records.count else {
             throw corrupt("says \(state.epochsDone) epochs done but holds \(state.records.count) records")
@@ -110,14 +123,16 @@ struct FitState: Codable, Equatable {
             throw corrupt("learning-rate scale \(state.learningRateScale) is not finite and > 0")
         }
         guard state.randomStates.count == model.randomStates.count else {
-            throw corrupt(
-                "has \(state.randomStates.count) random generator states; the model has \(model.randomStates.count)")
+            throw LSTMError.invalidArgument(
+                "\(path): cannot resume exactly: the state file has \(state.randomStates.count) random generators "
+                    + "(dropout), this model \(model.randomStates.count): another model or dropout setting")
         }
-        let names = callbacks.map { "\(type(of: $0))" }
+        let stateful = statefulCallbacks(callbacks)
+        let names = stateful.map { "\(type(of: $0))" }
         guard state.callbacks == names, state.callbackStates.count == names.count else {
             throw LSTMError.invalidArgument(
-                "\(path): cannot resume exactly: the state file was written with callbacks \(state.callbacks), "
-                    + "this fit has \(names)")
+                "\(path): cannot resume exactly: the state file was written with callbacks that keep state "
+                    + "\(state.callbacks), this fit has \(names)")
         }
         let parameterNames = Set(model.parameters.map(\.name))
         if let extra = file.names.first(where: { !parameterNames.contains($0) && !$0.hasPrefix("optimizer.") }) {
@@ -138,11 +153,24 @@ struct FitState: Codable, Equatable {
             optimizerTensors[name] = try file.floatTensor(name)
         }
         try optimizer.importState(optimizerTensors, step: state.optimizerStep, parameters: model.parameters)
-        for (callback, saved) in zip(callbacks, state.callbackStates) { try callback.restore(resumeState: saved) }
+        // Callbacks: all restored or none (a bad state puts back the ones already restored).
+        let before = stateful.map(\.resumeState)
+        do {
+            for (callback, saved) in zip(stateful, state.callbackStates) { try callback.restore(resumeState: saved) }
+        } catch {
+            for (callback, saved) in zip(stateful, before) { try? callback.restore(resumeState: saved) }
+            throw error
+        }
         for (p, tensor) in zip(model.parameters, weights) {
             try model.backend.write(tensor.scalars, to: p.value, offset: 0)
         }
         model.randomStates = state.randomStates
         return state
     }
+}
+
+/// The callbacks whose state goes into a fit state file (those that keep some): adding or
+/// removing a progress report or a log on resume changes nothing.
+func statefulCallbacks(_ callbacks: [any FitCallback]) -> [any FitCallback] {
+    callbacks.filter { !$0.resumeState.isEmpty }
 }

@@ -47,6 +47,7 @@ extension Seq2Seq: Trainable {
     public var randomStates: [UInt64] {
         get { [sourceDropout, targetDropout].flatMap(\.randomStates) + encoder.randomStates + decoder.randomStates }
         set {
+            precondition(newValue.count == 4, "Seq2Seq.randomStates takes 4 states, got \(newValue.count)")
             sourceDropout.randomStates = [newValue[0]]
             targetDropout.randomStates = [newValue[1]]
             encoder.randomStates = [newValue[2]]

@@ -16,7 +16,10 @@ public final class SaveBestModel: FitCallback {
     /// The best value so far (nil before the first epoch).
     public var best: Double? { tracker.best }
 
-    public func fitStarted(_ context: FitContext) throws { try requireValidation(monitor, context, "SaveBestModel") }
+    public func fitStarted(_ context: FitContext) throws {
+        try requireValidation(monitor, context, "SaveBestModel")
+        if context.records.isEmpty { tracker = BestValue() }
+    }
 
     public func epochEnded(_ record: EpochRecord, context: FitContext) throws -> FitDecision {
         let value = monitored(record, monitor)
@@ -33,7 +36,8 @@ public final class SaveBestModel: FitCallback {
 }
 
 /// Stops the fit when the monitored figure has not improved by more than `minimumDelta` for
-/// `patience` epochs (Keras' `EarlyStopping`).
+/// `patience` epochs in a row (Keras' `EarlyStopping`: with patience 2, after the second
+/// epoch without improvement; patience 0 stops at the first).
 public final class EarlyStopping: FitCallback {
     public let monitor: FitMonitor
     public let patience: Int
@@ -51,12 +55,16 @@ public final class EarlyStopping: FitCallback {
         self.minimumDelta = minimumDelta
     }
 
-    public func fitStarted(_ context: FitContext) throws { try requireValidation(monitor, context, "EarlyStopping") }
+    public func fitStarted(_ context: FitContext) throws {
+        try requireValidation(monitor, context, "EarlyStopping")
+        if context.records.isEmpty { tracker = BestValue() }
+    }
 
     public func epochEnded(_ record: EpochRecord, context: FitContext) throws -> FitDecision {
         let value = monitored(record, monitor)
-        _ = tracker.update(value, higherIsBetter: monitor.higherIsBetter(context.metric), delta: minimumDelta)
-        return tracker.wait > patience ? .stop : .proceed
+        let improved = tracker.update(
+            value, higherIsBetter: monitor.higherIsBetter(context.metric), delta: minimumDelta)
+        return !improved && tracker.wait >= patience ? .stop : .proceed
     }
 
     public var resumeState: [Double] { tracker.state }
@@ -91,6 +99,7 @@ public final class ReduceLearningRateOnPlateau: FitCallback {
 
     public func fitStarted(_ context: FitContext) throws {
         try requireValidation(monitor, context, "ReduceLearningRateOnPlateau")
+        if context.records.isEmpty { tracker = BestValue() }
     }
 
     public func epochEnded(_ record: EpochRecord, context: FitContext) throws -> FitDecision {

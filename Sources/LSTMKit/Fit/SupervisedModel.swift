@@ -38,8 +38,8 @@ public final class SupervisedModel<Backend: ModelOps>: Trainable {
 
     /// Checks the input against the model's first layer (token ids in 0..<V for an `Embedding`,
     /// steps of the LSTM's or Linear's input width), the length (≥ 1), and the target against
-    /// the loss (a class per step for per-step labels, 0/1 labels for binary cross-entropy,
-    /// values for MSE).
+    /// the loss (a class per step for per-step labels, every class in 0..<C where C is the last
+    /// `Linear`'s output size, 0/1 labels for binary cross-entropy, values for MSE).
     public func check(_ example: LabelledSequence, position: String) throws {
         func bad(_ reason: String) -> LSTMError { .invalidArgument("\(position): \(reason)") }
         guard example.length > 0 else { throw bad("the sequence is empty (every example needs at least one step)") }
@@ -66,11 +66,21 @@ public final class SupervisedModel<Backend: ModelOps>: Trainable {
                 throw bad("steps have width \(width) but the model's first layer takes \(expected)")
             }
         }
+        let classes = outputClasses
+        func checkClass(_ c: Int, ignore: Int) throws {
+            guard c != ignore else { return }
+            if c < 0 { throw bad("class \(c) is negative") }
+            if let classes, c >= classes {
+                throw bad("class \(c) is outside the model's \(classes) outputs (0..<\(classes))")
+            }
+        }
         switch (loss, example.target) {
         case let (.crossEntropy, .labels(labels)) where labels.count != example.length:
             throw bad("\(labels.count) per-step labels for a sequence of \(example.length) steps")
-        case let (.crossEntropy(ignore), .label(c)) where c < 0 && c != ignore:
-            throw bad("class \(c) is negative")
+        case let (.crossEntropy(ignore), .labels(labels)):
+            for c in labels { try checkClass(c, ignore: ignore) }
+        case let (.crossEntropy(ignore), .label(c)):
+            try checkClass(c, ignore: ignore)
         case (.crossEntropy, .values):
             throw bad("cross-entropy needs class labels, the target is values")
         case let (.binaryCrossEntropy, .label(c)) where c != 0 && c != 1:
@@ -82,6 +92,9 @@ public final class SupervisedModel<Backend: ModelOps>: Trainable {
         default: break
         }
     }
+
+    /// C: the output width of the model's last `Linear` (nil when it ends otherwise).
+    var outputClasses: Int? { (model.layers.last { $0 is Linear<Backend> } as? Linear<Backend>)?.outputSize }
 
     /// Forward, loss, and with `training` the backward, over one batch.
     /// - Throws: `LSTMError` when the batch mixes kinds of input or target, widths differ, or
@@ -100,12 +113,13 @@ public final class SupervisedModel<Backend: ModelOps>: Trainable {
                 targets[r] != ignoreIndex
                     && (targets.count == batch.count || r / batch.count < lengths[r % batch.count])
             }.count
-            let accuracy =
+            // Metrics.accuracy is correct / counted in Float: × counted and rounded, the exact count.
+            let correct =
                 counted > 0
-                ? Double(try Metrics.accuracy(output, targets: targets, ignoreIndex: ignoreIndex, backend: backend)) : 0
+                ? (Double(try Metrics.accuracy(output, targets: targets, ignoreIndex: ignoreIndex, backend: backend))
+                    * Double(counted)).rounded() : 0
             outcome = BatchOutcome(
-                lossSum: Double(value.loss) * Double(counted), count: counted, metricSum: accuracy * Double(counted),
-                metricCount: counted)
+                lossSum: Double(value.loss) * Double(counted), count: counted, metricSum: correct, metricCount: counted)
             gradient = value.gradient
         case .binaryCrossEntropy:
             let targets = try valueTargets(batch, allowLabels: true)
@@ -130,8 +144,10 @@ public final class SupervisedModel<Backend: ModelOps>: Trainable {
     }
 
     /// The model's output for `batch` (inference), e.g. logits rows [B, C] or forecasts [B, K].
+    /// - Throws: `LSTMError` for an empty batch or examples of mixed kinds.
     public func predict(_ batch: [LabelledSequence]) throws -> LayerValue<Backend> {
-        try model.forward(try input(batch), training: false)
+        guard !batch.isEmpty else { throw LSTMError.invalidArgument("predict: the batch is empty") }
+        return try model.forward(try input(batch), training: false)
     }
 
     /// Ids [T, B] (padding 0) or features [T, B, F] (padding 0) with each sequence's length.

@@ -25,6 +25,9 @@ extension Sequential: RandomStateHolder {
     public var randomStates: [UInt64] {
         get { layers.flatMap { ($0 as? RandomStateHolder)?.randomStates ?? [] } }
         set {
+            precondition(
+                newValue.count == randomStates.count,
+                "Sequential.randomStates takes \(randomStates.count) states, got \(newValue.count)")
             var rest = newValue[...]
             for case let holder as RandomStateHolder in layers {
                 let count = holder.randomStates.count
