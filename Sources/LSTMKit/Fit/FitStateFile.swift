@@ -9,7 +9,8 @@ import Foundation
 struct FitState: Codable, Equatable {
     static let metadataKey = "lstm_gpu_fit_state"
     static let currentFormat = "lstm-gpu-fit-state"
-    static let currentVersion = 1
+    /// 2: the fingerprint has the learning-rate settings and the examples' lengths.
+    static let currentVersion = 2
 
     /// What must be the same for a resume to be exact.
     struct Fingerprint: Codable, Equatable {
@@ -82,13 +83,19 @@ struct FitState: Codable, Equatable {
             throw LSTMError.unknownFormat(
                 path: path, expected: "an lstm-gpu fit state file", found: "no metadata '\(metadataKey)'")
         }
+        // Format and version first: a file of another version is named as such, not as bad JSON.
+        let header: FitStateHeader
+        do { header = try decoder().decode(FitStateHeader.self, from: Data(json.utf8)) } catch {
+            throw corrupt("metadata '\(metadataKey)' is not valid fit state JSON (\(error))")
+        }
+        guard header.format == currentFormat, header.version == currentVersion else {
+            throw corrupt(
+                "is format '\(header.format)' version \(header.version); this build reads '\(currentFormat)' version "
+                    + "\(currentVersion) (start the fit afresh)")
+        }
         let state: FitState
         do { state = try decoder().decode(FitState.self, from: Data(json.utf8)) } catch {
             throw corrupt("metadata '\(metadataKey)' is not valid fit state JSON (\(error))")
-        }
-        guard state.format == currentFormat, state.version == currentVersion else {
-            throw corrupt(
-                "is format '\(state.format)' version \(state.version), not '\(currentFormat)' \(currentVersion)")
         }
         let fields = [
             ("trainingExamples", state.fingerprint.trainingExamples, fingerprint.trainingExamples),
@@ -173,4 +180,10 @@ struct FitState: Codable, Equatable {
 /// removing a progress report or a log on resume changes nothing.
 func statefulCallbacks(_ callbacks: [any FitCallback]) -> [any FitCallback] {
     callbacks.filter { !$0.resumeState.isEmpty }
+}
+
+/// The format and version of a fit state's JSON, read before the rest.
+struct FitStateHeader: Decodable {
+    var format: String
+    var version: Int
 }
