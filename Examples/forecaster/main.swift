@@ -20,21 +20,12 @@ let arguments = ExampleArguments(
 guard arguments.positional.count == 1 else {
     arguments.fail("give one data file (scripts/fetch-sunspots writes data/sunspots.csv)")
 }
-var defaults = ApplicationSettings()
-defaults.epochs = 200
-defaults.batchSize = 16
-defaults.learningRate = 3e-3
-defaults.patience = 20
-defaults.validationFraction = 0.15
-defaults.testFraction = 0.15
-var network = NetworkShape()
-network.hidden = 32
 arguments.onBackend { backend in
     let series = try NumericSeries(contentsOf: arguments.positional[0], column: arguments.string("column"))
     _ = try Forecasting.run(
         series.values, name: series.name, window: arguments.value("window", 22),
         horizon: arguments.value("horizon", 1),
         season: arguments.string("season").map { _ in arguments.value("season", 0) },
-        difference: arguments.flag("difference"), shape: arguments.shape(network),
-        settings: arguments.settings(defaults), backend: backend)
+        difference: arguments.flag("difference"), shape: arguments.shape(Forecasting.defaultShape),
+        settings: arguments.settings(Forecasting.defaultSettings), backend: backend)
 }

@@ -19,6 +19,22 @@ import LSTMKit
 /// standardiser saw in training. Windows, parts and figures are then over the changes' times
 /// (one value fewer); the MAE and the baselines stay in the series' own units.
 public enum Forecasting {
+    /// The settings the forecaster and `train --task forecast` start from: a small series
+    /// wants many short epochs (200, batch 16, rate 3e-3, patience 20) and larger validation
+    /// and test parts (15% each).
+    public static var defaultSettings: ApplicationSettings {
+        var s = ApplicationSettings()
+        (s.epochs, s.batchSize, s.learningRate, s.patience) = (200, 16, 3e-3, 20)
+        (s.validationFraction, s.testFraction) = (0.15, 0.15)
+        return s
+    }
+
+    /// The network they start from: an LSTM of 32 (a series has one feature per step).
+    public static var defaultShape: NetworkShape {
+        var n = NetworkShape()
+        n.hidden = 32
+        return n
+    }
     /// The metadata keys: the standardiser (JSON), the window and the horizon.
     public static let standardizerKey = "lstm_gpu_standardizer"
     public static let windowKey = "lstm_gpu_window"

@@ -151,11 +151,7 @@ extension TrainCommand {
 
     /// The application settings from the options, over the task's defaults.
     func applicationSettings() throws -> ApplicationSettings {
-        var s = ApplicationSettings()
-        if task == .forecast {
-            (s.epochs, s.batchSize, s.learningRate, s.patience) = (200, 16, 3e-3, 20)
-            (s.validationFraction, s.testFraction) = (0.15, 0.15)
-        }
+        var s = task == .forecast ? Forecasting.defaultSettings : ApplicationSettings()
         s.epochs = epochs ?? s.epochs
         s.batchSize = batch ?? s.batchSize
         s.learningRate = lr ?? s.learningRate
@@ -180,8 +176,7 @@ extension TrainCommand {
 
     /// The network from the options, over the task's defaults.
     var networkShape: NetworkShape {
-        var n = NetworkShape()
-        if task == .forecast { n.hidden = 32 }
+        var n = task == .forecast ? Forecasting.defaultShape : NetworkShape()
         n.embedding = embedding ?? n.embedding
         n.hidden = hidden ?? n.hidden
         n.layers = layers ?? n.layers

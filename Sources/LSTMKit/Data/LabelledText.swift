@@ -60,11 +60,7 @@ public struct LabelledText: Sendable {
         throws
     {
         let (labelIndex, textIndex) = try Self.columns(table, label: labelColumn, text: textColumn)
-        let scores = table.rows.map { Double($0[labelIndex].trimmingCharacters(in: .whitespaces)) }
-        let numeric =
-            scores.allSatisfy { $0?.isFinite ?? false }
-            && scores.contains { $0! < 0 || $0! != $0!.rounded() }
-        let labels: Labels = labels == .automatic ? (numeric ? .numericSign : .names) : labels
+        let labels: Labels = labels == .automatic ? Self.automaticLabels(table, labelIndex) : labels
         var kept: [(text: String, label: String, line: Int)] = []
         var droppedEmpty = 0, droppedNeutral = 0
         for (row, line) in zip(table.rows, table.lineNumbers) {
@@ -99,6 +95,15 @@ public struct LabelledText: Sendable {
         classNames = names
         droppedEmptyText = droppedEmpty
         self.droppedNeutral = droppedNeutral
+    }
+
+    /// What `.automatic` means for `table`: `.numericSign` for scores (every label a finite
+    /// number, some negative or not whole), else `.names`.
+    private static func automaticLabels(_ table: DelimitedTable, _ labelIndex: Int) -> Labels {
+        let scores = table.rows.map { Double($0[labelIndex].trimmingCharacters(in: .whitespaces)) }
+        let numeric =
+            scores.allSatisfy { $0?.isFinite ?? false } && scores.contains { $0! < 0 || $0! != $0!.rounded() }
+        return numeric ? .numericSign : .names
     }
 
     /// The (label, text) column indices of `table` (see the type's documentation).

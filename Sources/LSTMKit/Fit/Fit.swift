@@ -70,7 +70,8 @@ extension Trainable {
                 for callback in callbacks { try callback.batchEnded(progress, context: context) }
             }
             let measured = try validation.flatMap {
-                $0.isEmpty ? nil : try evaluate($0, batchSize: settings.evaluationBatchSize ?? 4 * settings.batchSize)
+                $0.isEmpty
+                    ? nil : try evaluateChecked($0, batchSize: settings.evaluationBatchSize ?? 4 * settings.batchSize)
             }
             let record = EpochRecord(
                 epoch: epoch, loss: sum.loss, metric: sum.metricValue, validationLoss: measured?.loss,
@@ -103,7 +104,12 @@ extension Trainable {
     public func evaluate(_ examples: [Example], batchSize: Int = 256) throws -> BatchOutcome {
         try SizeLimits.requireSize(batchSize, "evaluation batchSize")
         for (index, example) in examples.enumerated() { try check(example, position: "example \(index)") }
-        return try BatchPlan.evaluation(lengths: examples.map { length(of: $0) }, batchSize: batchSize).reduce(.zero) {
+        return try evaluateChecked(examples, batchSize: batchSize)
+    }
+
+    /// `evaluate` over examples already checked (`fit`'s validation set, checked once at the start).
+    func evaluateChecked(_ examples: [Example], batchSize: Int) throws -> BatchOutcome {
+        try BatchPlan.evaluation(lengths: examples.map { length(of: $0) }, batchSize: batchSize).reduce(.zero) {
             $0 + (try run($1.map { examples[$0] }, training: false))
         }
     }

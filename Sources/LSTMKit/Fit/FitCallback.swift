@@ -93,6 +93,13 @@ struct BestValue {
         return improved
     }
 
+    /// At the start of a fit: refuses a validation figure without a validation set, and forgets
+    /// an earlier fit's best (a resumed fit keeps the state restored from its file).
+    mutating func start(watching monitor: FitMonitor, in context: FitContext, for owner: String) throws {
+        try requireValidation(monitor, context, owner)
+        if context.records.isEmpty { self = BestValue() }
+    }
+
     var state: [Double] { [best ?? .nan, Double(wait)] }
 
     init() {}

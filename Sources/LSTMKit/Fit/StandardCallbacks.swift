@@ -17,8 +17,7 @@ public final class SaveBestModel: FitCallback {
     public var best: Double? { tracker.best }
 
     public func fitStarted(_ context: FitContext) throws {
-        try requireValidation(monitor, context, "SaveBestModel")
-        if context.records.isEmpty { tracker = BestValue() }
+        try tracker.start(watching: monitor, in: context, for: "SaveBestModel")
     }
 
     public func epochEnded(_ record: EpochRecord, context: FitContext) throws -> FitDecision {
@@ -56,8 +55,7 @@ public final class EarlyStopping: FitCallback {
     }
 
     public func fitStarted(_ context: FitContext) throws {
-        try requireValidation(monitor, context, "EarlyStopping")
-        if context.records.isEmpty { tracker = BestValue() }
+        try tracker.start(watching: monitor, in: context, for: "EarlyStopping")
     }
 
     public func epochEnded(_ record: EpochRecord, context: FitContext) throws -> FitDecision {
@@ -98,8 +96,7 @@ public final class ReduceLearningRateOnPlateau: FitCallback {
     }
 
     public func fitStarted(_ context: FitContext) throws {
-        try requireValidation(monitor, context, "ReduceLearningRateOnPlateau")
-        if context.records.isEmpty { tracker = BestValue() }
+        try tracker.start(watching: monitor, in: context, for: "ReduceLearningRateOnPlateau")
     }
 
     public func epochEnded(_ record: EpochRecord, context: FitContext) throws -> FitDecision {
