@@ -32,10 +32,19 @@ let package = Package(
         // libopenblas0, which libopenblas-dev pulls in) or another CBLAS as libcblas.so.3 /
         // libblas.so.3; nothing at build time.
         .target(name: "CBLASLoader", path: "Sources/CBLASLoader", linkerSettings: [.linkedLibrary("dl")]),
+        // The engine's library targets, one job each (docs/architecture.md has the graph).
+        // The core: tensors, configuration, errors, safetensors, the backend contract and the stack.
+        .target(name: "LSTMCore", path: "Sources/LSTMCore"),
+        // The plain-loop oracle every fast path is checked against, and the parity fixture format.
+        .target(name: "LSTMReference", dependencies: ["LSTMCore"], path: "Sources/LSTMReference"),
+        // The fast CPU path: the C kernels and BLAS behind `CPUBackend`.
         .target(
-            name: "LSTMKit",
-            dependencies: ["COpenCL", "CBLASLoader", "CLSTMKernels"],
-            path: "Sources/LSTMKit",
+            name: "LSTMCPU", dependencies: ["LSTMCore", "CBLASLoader", "CLSTMKernels"], path: "Sources/LSTMCPU"),
+        // The OpenCL path: runtime, kernels, autotuner, caches.
+        .target(
+            name: "LSTMOpenCL",
+            dependencies: ["LSTMCore", "COpenCL"],
+            path: "Sources/LSTMOpenCL",
             // Kernels are compiled into the binary: an installed lstm-gpu needs no source tree.
             resources: [
                 .embedInCode("../../Kernels/gemm.cl"),
@@ -45,6 +54,15 @@ let package = Package(
                 .embedInCode("../../Kernels/training.cl"),
                 .embedInCode("../../Kernels/lstm_options.cl"),
             ]),
+        // Data loaders and vocabularies.
+        .target(name: "LSTMData", dependencies: ["LSTMCore"], path: "Sources/LSTMData"),
+        // Layers, Sequential, losses, optimisers, fit, model files, Seq2Seq, the char-LM trainer.
+        .target(name: "LSTMNN", dependencies: ["LSTMCore", "LSTMData"], path: "Sources/LSTMNN"),
+        // The umbrella: re-exports the targets above and adds the `LSTM` facade that picks a backend.
+        .target(
+            name: "LSTMKit",
+            dependencies: ["LSTMCore", "LSTMReference", "LSTMCPU", "LSTMOpenCL", "LSTMData", "LSTMNN"],
+            path: "Sources/LSTMKit"),
         .executableTarget(
             name: "lstm-gpu",
             dependencies: [

@@ -1,18 +1,5 @@
 import Foundation
 
-/// Which engine runs the model.
-public enum BackendKind: String, Sendable, CaseIterable {
-    /// The fast CPU path: OpenBLAS + SIMD kernels on the host (`CPUBackend`).
-    case cpu
-    /// An OpenCL device (see `OpenCLDevice`).
-    case opencl
-    /// The readable oracle: a plain-loop LSTM computed in Double (`ReferenceLSTM`), for
-    /// checking the other engines (`lstm-gpu check --backend reference`, the parity tests).
-    /// Slow, and only behind `LSTM`: the model pieces, training and benchmarks run on the
-    /// `ModelOps` backends (cpu, opencl).
-    case reference
-}
-
 /// An LSTM with `torch.nn.LSTM`'s semantics, weights and names, on host tensors.
 ///
 /// ```swift
@@ -41,7 +28,7 @@ public final class LSTM {
             floats: configuration.parameterCount,
             for: "initialising \(configuration.parameterCount) parameters")
         try self.init(
-            configuration, weights: LSTM.initialWeights(configuration, seed: seed), backend: backend, device: device,
+            configuration, weights: configuration.initialWeights(seed: seed), backend: backend, device: device,
             dropoutSeed: seed)
     }
 
@@ -100,25 +87,16 @@ public final class LSTM {
             from: shapes, metadata: file.metadata, batchFirst: batchFirst,
             source: path)
         try self.init(
-            configuration, weights: LSTM.weights(in: file, prefix: prefix, configuration: configuration),
+            configuration, weights: configuration.weights(in: file, prefix: prefix),
             backend: backend, device: device)
     }
 
     /// The engine's name ("cpu", "opencl: <device>", "reference").
     public var backendName: String { engine.backendName }
 
-    /// PyTorch's default initialisation for `configuration`.
+    /// PyTorch's default initialisation for `configuration` (`configuration.initialWeights(seed:)`).
     public static func initialWeights(_ configuration: LSTMConfiguration, seed: UInt64) -> [String: Tensor] {
-        var generator = SeededGenerator(seed: seed)
-        let bound = 1 / Float(configuration.hiddenSize).squareRoot()
-        var weights: [String: Tensor] = [:]
-        for (name, shape) in configuration.parameterSpecs {
-            weights[name] = Tensor(uniform: shape, low: -bound, high: bound, generator: &generator)
-            if name.hasPrefix("layer_norm_weight_") {  // γ = 1, as torch.nn.LayerNorm starts
-                weights[name] = try! Tensor(shape: shape, scalars: [Float](repeating: 1, count: shape[0]))
-            }
-        }
-        return weights
+        configuration.initialWeights(seed: seed)
     }
 
     /// The weights, by `state_dict` name.
@@ -139,7 +117,7 @@ public final class LSTM {
     ///   under `prefix`, or what is wrong with the file; the model is unchanged then.
     public func loadWeights(from path: String, prefix: String = "") throws {
         let file = try SafeTensorsFile(contentsOf: path)
-        try engine.setWeightTensors(LSTM.weights(in: file, prefix: prefix, configuration: configuration), source: path)
+        try engine.setWeightTensors(configuration.weights(in: file, prefix: prefix), source: path)
     }
 
     /// Saves the weights under their `state_dict` names (atomically), so that
@@ -156,29 +134,6 @@ public final class LSTM {
         try SafeTensorsFile.write(
             c.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) },
             metadata: metadata, to: path)
-    }
-
-    /// The configuration's weights from `file` under `prefix`, strictly: a tensor under the
-    /// prefix that is not a weight of this configuration is an error unless `ignoring` says so.
-    static func weights(
-        in file: SafeTensorsFile, prefix: String, configuration: LSTMConfiguration,
-        ignoring: (String) -> Bool = { _ in false }
-    ) throws -> [String: Tensor] {
-        let expected = Set(configuration.parameterSpecs.map(\.name))
-        var weights: [String: Tensor] = [:]
-        for name in file.entries.keys.sorted() where name.hasPrefix(prefix) {
-            let short = String(name.dropFirst(prefix.count))
-            if ignoring(short) { continue }
-            guard expected.contains(short) else { throw LSTMError.unexpectedTensor(name: name, file: file.path) }
-            weights[short] = try file.floatTensor(name)
-        }
-        for (name, shape) in configuration.parameterSpecs {
-            guard let tensor = weights[name] else {
-                throw LSTMError.missingTensor(name: prefix + name, file: file.path)
-            }
-            try checkShape(tensor, shape, "\(file.path): '\(prefix + name)'")
-        }
-        return weights
     }
 
     /// Runs the LSTM.
@@ -249,99 +204,5 @@ public final class LSTM {
         if let cnGradient { try checkShape(cnGradient, result.cn.shape, "cn gradient (like cn)") }
         return try engine.backward(
             result, outputGradient: outputGradient, hnGradient: hnGradient, cnGradient: cnGradient)
-    }
-}
-
-/// What `LSTM.forward` returns: output [T, B, D·Hout] (batch-first when configured),
-/// hn [L·D, B, Hout], cn [L·D, B, H].
-public struct LSTMOutput {
-    public let output: Tensor
-    public let hn: Tensor
-    public let cn: Tensor
-    /// The device-side forward (with activations when training), for `backward`.
-    let context: AnyObject
-}
-
-/// What `LSTM.backward` returns: gradients shaped like the input, h0, c0 and each weight
-/// (by `state_dict` name).
-public struct LSTMGradients {
-    public let input: Tensor
-    public let h0: Tensor
-    public let c0: Tensor
-    public let weights: [String: Tensor]
-}
-
-extension LSTMStack {
-    /// Copies a host tensor into a new backend buffer (for device-resident use of the stack).
-    public func upload(_ tensor: Tensor) throws -> Backend.Buffer {
-        let buffer = try backend.makeBuffer(count: tensor.count)
-        try backend.write(tensor.scalars, to: buffer, offset: 0)
-        return buffer
-    }
-
-    /// Copies the first `shape.product` values of a backend buffer back as a host tensor.
-    public func download(_ buffer: Backend.Buffer, shape: [Int]) throws -> Tensor {
-        try Tensor(shape: shape, scalars: backend.read(buffer, offset: 0, count: shape.reduce(1, *)))
-    }
-}
-
-/// The host-tensor face of an `LSTMStack`, whatever its backend.
-protocol HostEngine: AnyObject {
-    var backendName: String { get }
-    func weightTensors() throws -> [String: Tensor]
-    func setWeightTensors(_ weights: [String: Tensor], source: String) throws
-    func forward(
-        _ input: Tensor, sequenceLength steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-        training: Bool, dropoutSeed: UInt64?
-    ) throws -> LSTMOutput
-    func backward(
-        _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?
-    ) throws -> LSTMGradients
-}
-
-extension LSTMStack: HostEngine {
-    var backendName: String { backend.name }
-    func weightTensors() throws -> [String: Tensor] { try parameterTensors() }
-    func setWeightTensors(_ weights: [String: Tensor], source: String) throws {
-        try setParameters(weights, source: source)
-    }
-
-    func forward(
-        _ input: Tensor, sequenceLength steps: Int, batch: Int, h0: Tensor?, c0: Tensor?, lengths: [Int]?,
-        training: Bool, dropoutSeed: UInt64?
-    ) throws -> LSTMOutput {
-        let c = configuration
-        let result = try forward(
-            input: upload(input), sequenceLength: steps, batch: batch, initialHidden: h0.map(upload),
-            initialCell: c0.map(upload), lengths: lengths, saveActivations: training,
-            dropoutSeed: dropoutSeed)
-        let width = c.numDirections * c.outputSize
-        let states = c.numLayers * c.numDirections
-        return LSTMOutput(
-            output: try download(result.output, shape: c.batchFirst ? [batch, steps, width] : [steps, batch, width]),
-            hn: try download(result.finalHidden, shape: [states, batch, c.outputSize]),
-            cn: try download(result.finalCell, shape: [states, batch, c.hiddenSize]),
-            context: result)
-    }
-
-    func backward(
-        _ result: LSTMOutput, outputGradient: Tensor?, hnGradient: Tensor?, cnGradient: Tensor?
-    ) throws -> LSTMGradients {
-        guard let forward = result.context as? LSTMStackForward<Backend> else {
-            throw LSTMError.invalidArgument("backward was given the forward result of another backend")
-        }
-        let g = try backward(
-            forward, outputGradient: outputGradient.map(upload), finalHiddenGradient: hnGradient.map(upload),
-            finalCellGradient: cnGradient.map(upload))
-        let c = configuration
-        let batch = forward.batch, steps = forward.sequenceLength
-        var weights: [String: Tensor] = [:]
-        for (name, shape) in c.parameterSpecs { weights[name] = try download(g.weights[name]!, shape: shape) }
-        return LSTMGradients(
-            input: try download(
-                g.input, shape: c.batchFirst ? [batch, steps, c.inputSize] : [steps, batch, c.inputSize]),
-            h0: try download(g.initialHidden, shape: result.hn.shape),
-            c0: try download(g.initialCell, shape: result.cn.shape),
-            weights: weights)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
-@_spi(Files) import LSTMKit
+import LSTMCore
+import LSTMKit
 
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,13 @@ import Foundation
 import LSTMApplications
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Each application on a small slice of its real data (Fixtures/apps), end to end: read, split,
 /// fit with the standard callbacks, the best model saved with its metadata, test figures beside

@@ -2,7 +2,13 @@ import Foundation
 import LSTMBenchmark
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The BLAS library loaded at run time, the OpenBLAS core chosen from CPUID, and what
 /// `lstm-gpu devices` and `bench` report about the CPU path. The child processes run with

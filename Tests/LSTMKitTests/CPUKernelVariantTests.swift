@@ -2,7 +2,13 @@ import CLSTMKernels
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The CPU path's kernel variants (portable, AVX2, AVX-512; `CPUKernelVariant`): every one
 /// this machine supports passes the PyTorch fixtures and agrees with a float64 reference and

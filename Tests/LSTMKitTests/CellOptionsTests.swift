@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The cell options (peepholes, CIFG, layer norm, clips, a single reverse direction) on the
 /// fast paths against the readable reference, element by element, on every option alone and

@@ -2,7 +2,13 @@ import Foundation
 import LSTMBenchmark
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The `lstm-gpu` executable, run as a user runs it.
 final class CommandLineTests: XCTestCase {

@@ -2,7 +2,13 @@ import Foundation
 import LSTMBenchmark
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// What a new user of the `lstm-gpu` command meets: `--version`, `--help`, `sample --score`.
 final class CommandUsabilityTests: XCTestCase {

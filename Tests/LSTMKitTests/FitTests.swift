@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// A task an LSTM learns in a few epochs: sequences of ids 2..<8 of length 3…12, labelled 1
 /// when id 2 occurs more often than id 3 (ties: 0). Deterministic for a seed.

@@ -1,6 +1,12 @@
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The CPU path against PyTorch's float64 reference on every committed fixture.
 final class FixtureParityTests: XCTestCase {

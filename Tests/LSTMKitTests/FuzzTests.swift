@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Mutated fixtures, checkpoints and state dicts through `check`, `sample` and `inspect`
 /// (which loads a state dict with `LSTM(contentsOf:)`), each in a child process with a time

@@ -1,6 +1,12 @@
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Finite differences as an oracle independent of PyTorch: for the loss
 /// L = Σ output·dY + Σ hn·dHn + Σ cn·dCn, central differences of L with respect to

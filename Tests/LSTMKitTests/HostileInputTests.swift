@@ -2,7 +2,13 @@ import Foundation
 import LSTMBenchmark
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Rewrites the JSON header of the safetensors file at `source` with `edit` and writes the
 /// result to `destination` (the data section is kept as it is).

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// `LSTMLayer` with states in and out (the seq2seq form): finite differences for h0, c0 and
 /// hn, cn of one layer, an encoder whose final state initialises a decoder, and shape refusals.

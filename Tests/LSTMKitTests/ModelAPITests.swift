@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The layer of `Layer`'s documentation example, written as a user would (public API only).
 final class Scale<Backend: ModelOps>: Layer {

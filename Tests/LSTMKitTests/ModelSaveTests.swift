@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Whole-model files: `Sequential.save(to:)` and `Sequential(contentsOf:backend:)`.
 /// With LSTM_GPU_MODEL_EXPORT=<folder>, the round-trip tests also leave `classifier` and

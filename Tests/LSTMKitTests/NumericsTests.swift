@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// NaN, ±Inf and saturated gates behave as in PyTorch on every path: the CPU path's kernel
 /// variants (portable, AVX2, AVX-512: each one this machine supports), and OpenCL.

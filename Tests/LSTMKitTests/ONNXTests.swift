@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 @testable import LSTMONNX
 
 /// The ONNX test models, written by `scripts/onnx_check.py --write-fixtures`: NAME.onnx and

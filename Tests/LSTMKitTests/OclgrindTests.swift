@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The OpenCL kernels under Oclgrind, a second OpenCL implementation that simulates a device
 /// and reports out-of-bounds accesses, data races and barrier divergence:

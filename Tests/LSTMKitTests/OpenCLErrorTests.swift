@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// OpenCL failures a user can act on.
 final class OpenCLErrorTests: XCTestCase {

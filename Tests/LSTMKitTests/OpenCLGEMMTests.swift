@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@_spi(Backend) @testable import LSTMCore
+@_spi(Backend) @testable import LSTMCPU
+@testable import LSTMData
 @_spi(Backend) @testable import LSTMKit
+@_spi(Backend) @testable import LSTMNN
+@_spi(Backend) @testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The OpenCL GEMM (tiled, blocked, and split-K with its two-pass sum) against a float64 product on
 /// the host, every transpose combination, offsets, leading dimensions wider than the rows,

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The OpenCL backend against PyTorch's fixtures and, element by element, against the CPU path.
 final class OpenCLParityTests: XCTestCase {

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Skips the calling test when no OpenCL platform exists, unless LSTM_GPU_REQUIRE_DEVICE=1
 /// makes that a failure. Returns the backend the tests use (LSTM_GPU_DEVICE picks it).

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@_spi(Backend) @testable import LSTMCore
+@_spi(Backend) @testable import LSTMCPU
+@testable import LSTMData
 @_spi(Backend) @testable import LSTMKit
+@_spi(Backend) @testable import LSTMNN
+@_spi(Backend) @testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The OpenCL step-kernel autotuner (`OpenCLStepVariant`, `OpenCLBackend.tune`): it times
 /// every variant the device runs, keeps the faster per shape, and a forced variant wins.

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The `Reference` model (the plain-loop oracle) against PyTorch and against finite
 /// differences, and every fast path against it, element by element: the CPU backend with the

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@_spi(Backend) @testable import LSTMCore
+@_spi(Backend) @testable import LSTMCPU
+@testable import LSTMData
 @_spi(Backend) @testable import LSTMKit
+@_spi(Backend) @testable import LSTMNN
+@_spi(Backend) @testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Properties of torch.nn.LSTM's semantics that hold whatever the weights.
 final class SemanticsTests: XCTestCase {

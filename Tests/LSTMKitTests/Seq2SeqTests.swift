@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// The `Seq2Seq` encoder-decoder: gradients against finite differences, CPU and OpenCL
 /// agreement in training, greedy and beam decoding, save and load (and corrupt files), input

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// `lstm-gpu train` as a user runs it: resuming, divergence, output paths, time limits.
 final class TrainCommandTests: XCTestCase {

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// `lstm-gpu train --task classify|tag|forecast|translate` as a user runs it, on the committed
 /// slices: it trains, reports its figures, keeps the best model, resumes, and refuses options

@@ -1,7 +1,13 @@
 import Foundation
 import XCTest
 
+@testable import LSTMCPU
+@testable import LSTMCore
+@testable import LSTMData
 @testable import LSTMKit
+@testable import LSTMNN
+@testable import LSTMOpenCL
+@testable import LSTMReference
 
 /// Optimisers against PyTorch's, training on both backends, checkpoints and resume.
 final class OptimizerTests: XCTestCase {
