@@ -47,11 +47,11 @@ check: build
 
 ## fixtures: regenerate the parity fixtures (needs torch and safetensors in $(PYTHON))
 fixtures:
-	$(PYTHON) scripts/make_fixtures.py
+	$(PYTHON) scripts/make-fixtures
 
 clean:
 	rm -rf .build dist
 
 ## bundle: dist/lstm-gpu-linux-x86_64.tar.xz, runs on Linux machines without Swift
 bundle: deps
-	scripts/make-bundle.sh --check
+	scripts/make-bundle --check

@@ -1,6 +1,5 @@
-#!/usr/bin/env python3
-"""A float64 NumPy oracle for lstm-gpu's LSTM with every cell option (see the README's
-"Cell options" and LSTMCellOptions.swift: peepholes, coupled input-forget gate (CIFG), layer normalisation, activation / cell /
+"""A float64 NumPy oracle for lstm-gpu's LSTM with every cell option (see docs/cell-options.md
+and LSTMCellOptions.swift: peepholes, coupled input-forget gate (CIFG), layer normalisation, activation / cell /
 projection clipping, a single reverse direction), forward and a hand-written backward
 (backpropagation through time).
 

@@ -7,7 +7,7 @@
 //   swift run -c release translator data/bible.en data/bible.es --translations runs/bible
 //   swift run -c release translator data/bible.en data/bible.es --checkpoint runs/bible.safetensors --resume \
 //       --beam 4 --translations runs/bible-beam4    # a finished fit resumed: decoding only
-//   scripts/translation_score.py runs/bible       # sacrebleu's BLEU and chrF
+//   scripts/translation-score runs/bible       # sacrebleu's BLEU and chrF
 import LSTMApplications
 import LSTMKit
 

@@ -2,7 +2,7 @@
 /// orders 1…6, no word n-grams, β = 2, whitespace removed), over a whole corpus: the n-gram
 /// matches and counts of every sentence are summed per order, each order gives a precision and
 /// a recall, their means over the orders give F_β, reported ×100. A score to watch during
-/// training and in tests; `scripts/translation_score.py` gives sacrebleu's own BLEU and chrF
+/// training and in tests; `scripts/translation-score` gives sacrebleu's own BLEU and chrF
 /// for reports.
 /// `order` below 1 gives 0.
 public func characterF(hypotheses: [String], references: [String], order: Int = 6, beta: Double = 2) -> Double {

@@ -5,7 +5,7 @@ import LSTMKit
 /// initialises the decoder, trained with teacher forcing by `fit` (loss over the target tokens
 /// and `<eos>`), optionally with Luong attention over the encoder's outputs; the test split is
 /// translated greedily or by beam search and scored with chrF (`characterF`), the translations
-/// and references written out for `scripts/translation_score.py` (sacrebleu's BLEU and chrF).
+/// and references written out for `scripts/translation-score` (sacrebleu's BLEU and chrF).
 ///
 /// Each side has its own vocabulary from the training split (`minimumCount`, at most
 /// `maximumVocabulary` tokens, the rest `<unk>`).
@@ -97,7 +97,7 @@ public enum Translation {
             for (suffix, lines) in [("hyp", hypotheses), ("ref", references), ("src", sources)] {
                 try writeAtomically(Data(lines.map { $0 + "\n" }.joined().utf8), to: "\(prefix).\(suffix)")
             }
-            say("translations in \(prefix).hyp (references \(prefix).ref): scripts/translation_score.py \(prefix)")
+            say("translations in \(prefix).hyp (references \(prefix).ref): scripts/translation-score \(prefix)")
         }
         return ApplicationReport(
             history: history,

@@ -11,7 +11,7 @@ import XCTest
 
 /// Whole-model files: `Sequential.save(to:)` and `Sequential(contentsOf:backend:)`.
 /// With LSTM_GPU_MODEL_EXPORT=<folder>, the round-trip tests also leave `classifier` and
-/// `tagger` model files and their `.inputs.safetensors` there for `scripts/model_in_torch.py`.
+/// `tagger` model files and their `.inputs.safetensors` there for `scripts/model-in-torch`.
 final class ModelSaveTests: XCTestCase {
     static let (steps, batch) = (6, 3)
     static let ids = (0..<(steps * batch)).map { ($0 * 7 + 3) % 11 }

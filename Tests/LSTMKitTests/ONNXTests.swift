@@ -10,7 +10,7 @@ import XCTest
 @testable import LSTMReference
 @testable import LSTMONNX
 
-/// The ONNX test models, written by `scripts/onnx_check.py --write-fixtures`: NAME.onnx and
+/// The ONNX test models, written by `scripts/onnx-check --write-fixtures`: NAME.onnx and
 /// NAME.safetensors with the inputs (input, h0, c0, lengths) and onnxruntime's output, hn, cn.
 let onnxFixtureFolder = fixtureFolder + "/onnx"
 

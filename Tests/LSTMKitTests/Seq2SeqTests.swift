@@ -160,7 +160,7 @@ final class Seq2SeqTests: XCTestCase {
         }
     }
 
-    /// Writes `model` to `<base>.safetensors` and, for `scripts/seq2seq_in_torch.py`, the test
+    /// Writes `model` to `<base>.safetensors` and, for `scripts/seq2seq-in-torch`, the test
     /// batch to `<base>.inputs.safetensors`: "source" I64 [S, B], "source_lengths" I64 [B],
     /// "decoder_input" I64 [T, B] (<bos> + target), "target_lengths" I64 [B] and "logits" F32
     /// [T, B, Vt], the teacher-forced logits (inference).

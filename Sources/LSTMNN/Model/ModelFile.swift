@@ -94,7 +94,7 @@ extension Sequential {
     /// Writes the whole model to one safetensors file, atomically (on failure an existing file
     /// is untouched): the weights under their `nn.Sequential` names ("0.weight",
     /// "1.weight_ih_l0", …) and the architecture as JSON in the metadata key "lstm_gpu_model".
-    /// `Sequential(contentsOf:backend:)` and `scripts/model_in_torch.py` read it back.
+    /// `Sequential(contentsOf:backend:)` and `scripts/model-in-torch` read it back.
     /// `metadata` adds string entries of your own (a vocabulary, class names); the keys
     /// "format" and "lstm_gpu_model" are the file's own and refused.
     /// - Throws: `LSTMError` for a layer that cannot be described, a reserved metadata key, or an

@@ -30,7 +30,7 @@ public struct LanguageModelConfiguration: Codable, Equatable, Sendable {
     }
 
     /// JSON keys; `numLayers` is stored as "layers" (the checkpoints' format, which
-    /// scripts/checkpoint_in_torch.py reads).
+    /// scripts/checkpoint-in-torch reads).
     enum CodingKeys: String, CodingKey {
         case vocabularySize, embeddingSize, hiddenSize, numLayers = "layers", dropout, projectionSize, cell
     }
