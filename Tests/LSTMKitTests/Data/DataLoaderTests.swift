@@ -305,8 +305,7 @@ final class DataLoaderTests: XCTestCase {
 
     /// The whole data sets the fetch scripts write into data/, each checked when it is there.
     func testFetchedDataSetsWhenPresent() throws {
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../data").standardized.path
+        let folder = packageRoot.appendingPathComponent("data").path
         func present(_ name: String) -> String? {
             FileManager.default.fileExists(atPath: folder + "/" + name) ? folder + "/" + name : nil
         }

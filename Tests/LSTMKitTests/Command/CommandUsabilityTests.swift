@@ -24,8 +24,7 @@ final class CommandUsabilityTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.hasPrefix("lstm-gpu 0."), result.output)
         // Built in this checkout: the commit of the source tree is named.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
+        let root = packageRoot.path
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/git"),
             case let head = try runProcess("/usr/bin/git", ["-C", root, "rev-parse", "--short=12", "HEAD"]),
             head.status == 0

@@ -9,8 +9,12 @@ import XCTest
 @testable import LSTMOpenCL
 @testable import LSTMReference
 
-/// The committed parity fixtures, found next to this file.
-let fixtureFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+/// The package's root folder (this file is Tests/LSTMKitTests/Support/TestSupport.swift).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+/// The committed parity fixtures: Tests/LSTMKitTests/Fixtures.
+let fixtureFolder = packageRoot.appendingPathComponent("Tests/LSTMKitTests/Fixtures").path
 
 func fixturePaths() throws -> [String] {
     try FileManager.default.contentsOfDirectory(atPath: fixtureFolder)

@@ -214,27 +214,3 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5)
     }
 }
-
-/// Runs a program to completion; returns its status and its output (stdout and stderr).
-/// `environment` is added to this process's environment, after the variables in `removing` are taken out.
-func runProcess(
-    _ path: String, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
-    directory: String? = nil
-) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    process.arguments = arguments
-    if !environment.isEmpty || !removing.isEmpty {
-        var merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        for name in removing where environment[name] == nil { merged[name] = nil }
-        process.environment = merged
-    }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}

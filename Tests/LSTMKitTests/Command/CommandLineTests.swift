@@ -239,23 +239,3 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(usage.output.contains("SUBCOMMANDS"), usage.output)
     }
 }
-
-/// The `lstm-gpu` built beside the test bundle (`LSTM_GPU_EXECUTABLE` names another, e.g. an
-/// older build to show that a test catches what it was written for).
-var lstmGPUExecutable: URL {
-    if let path = ProcessInfo.processInfo.environment["LSTM_GPU_EXECUTABLE"] { return URL(fileURLWithPath: path) }
-    var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents"
-        || folder.lastPathComponent == "MacOS"
-    {
-        folder = folder.deletingLastPathComponent()
-    }
-    return folder.appendingPathComponent("lstm-gpu")
-}
-
-/// Skips the calling test when `lstm-gpu` is not built (`lstmGPUExecutable`).
-func requireLSTMGPU() throws {
-    try XCTSkipUnless(
-        FileManager.default.isExecutableFile(atPath: lstmGPUExecutable.path),
-        "lstm-gpu not built at \(lstmGPUExecutable.path)")
-}

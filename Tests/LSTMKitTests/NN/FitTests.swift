@@ -40,12 +40,6 @@ func parameterValues<Backend: ModelOps>(_ model: Sequential<Backend>) throws -> 
         })
 }
 
-func temporaryPath(_ name: String) -> String {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fit-tests-\(getpid())")
-    try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    return folder.appendingPathComponent(name).path
-}
-
 /// Collects what a fit told its callbacks.
 final class Recorder: FitCallback {
     var batches: [BatchProgress] = []

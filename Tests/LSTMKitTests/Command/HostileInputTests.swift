@@ -10,52 +10,6 @@ import XCTest
 @testable import LSTMOpenCL
 @testable import LSTMReference
 
-/// Rewrites the JSON header of the safetensors file at `source` with `edit` and writes the
-/// result to `destination` (the data section is kept as it is).
-func rewriteHeader(_ source: String, to destination: String, _ edit: (inout [String: Any]) -> Void) throws {
-    let data = try Data(contentsOf: URL(fileURLWithPath: source))
-    let size = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-    var header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + size))) as! [String: Any]
-    edit(&header)
-    let json = try JSONSerialization.data(withJSONObject: header)
-    var out = Data()
-    withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-    out.append(json)
-    out.append(data.subdata(in: (8 + size)..<data.count))
-    try out.write(to: URL(fileURLWithPath: destination))
-}
-
-/// Overwrites the first float of `tensor` in the safetensors file at `path` with NaN.
-func rewriteNaN(into path: String, tensor: String) throws {
-    let file = try SafeTensorsFile(contentsOf: path)
-    var data = try Data(contentsOf: URL(fileURLWithPath: path))
-    let headerSize = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-    let offset = 8 + headerSize + file.entries[tensor]!.range.lowerBound
-    withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { data.replaceSubrange(offset..<(offset + 4), with: $0) }
-    try data.write(to: URL(fileURLWithPath: path))
-}
-
-/// A tiny train checkpoint (CPU, 1×8 LSTM) at `path`, and the trainer that wrote it.
-@discardableResult
-func makeSmallCheckpoint(_ path: String, optimizer: OptimizerKind = .adam()) throws -> LanguageModelTrainer<CPUBackend>
-{
-    let text = String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 20)
-    let vocabulary = Vocabulary(text: text)
-    let model = try LanguageModel(
-        LanguageModelConfiguration(vocabularySize: vocabulary.count, embeddingSize: 4, hiddenSize: 8),
-        backend: CPUBackend(threads: 1), seed: 3)
-    var options = TrainingOptions()
-    options.batch = 2
-    options.sequenceLength = 8
-    options.optimizer = optimizer
-    let trainer = try LanguageModelTrainer(
-        model: model, vocabulary: vocabulary, ids: vocabulary.encode(text), options: options)
-    try trainer.trainStep()
-    try trainer.trainStep()
-    try trainer.saveCheckpoint(to: path)
-    return trainer
-}
-
 /// Issue classes of hostile input: sizes, checkpoints, output paths, messages, replicas.
 final class HostileInputTests: XCTestCase {
     // MARK: sizes used before they are checked
@@ -300,7 +254,7 @@ final class HostileInputTests: XCTestCase {
         try Data([0x61, 0x62, 0xE9, 0x63]).write(to: URL(fileURLWithPath: latin1))
         assertThrows(["NUL byte at offset 2", "binary"]) { _ = try readTextFile(binary) }
         assertThrows(["not UTF-8 text", "offset 2"]) { _ = try readTextFile(latin1) }
-        XCTAssertEqual(try readTextFile(fixtureFolder + "/../HostileInputTests.swift").prefix(6), "import")
+        XCTAssertEqual(try readTextFile(fixtureFolder + "/../Command/HostileInputTests.swift").prefix(6), "import")
     }
 
     func testParityRowsTreatNaNAndInfinityAsPyTorchDoes() throws {
