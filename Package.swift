@@ -63,10 +63,19 @@ let package = Package(
             name: "LSTMKit",
             dependencies: ["LSTMCore", "LSTMReference", "LSTMCPU", "LSTMOpenCL", "LSTMData", "LSTMNN"],
             path: "Sources/LSTMKit"),
+        // The command-line pieces every program shares: option groups with one set of bounds
+        // (SettingBounds), exit codes, error reporting.
+        .target(
+            name: "LSTMCommandLine",
+            dependencies: [
+                "LSTMKit", "LSTMONNX", "LSTMApplications",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/LSTMCommandLine"),
         .executableTarget(
             name: "lstm-gpu",
             dependencies: [
-                "LSTMKit", "LSTMDistributed", "LSTMBenchmark", "LSTMONNX", "LSTMApplications",
+                "LSTMKit", "LSTMDistributed", "LSTMBenchmark", "LSTMONNX", "LSTMApplications", "LSTMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/lstm-gpu",
@@ -88,18 +97,20 @@ let package = Package(
         .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
         // The applications as example programs (each a thin command line over LSTMApplications).
         .executableTarget(
-            name: "sentiment-classifier", dependencies: ["LSTMKit", "LSTMApplications"],
+            name: "sentiment-classifier", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
             path: "Examples/sentiment-classifier"),
         .executableTarget(
-            name: "digits-classifier", dependencies: ["LSTMKit", "LSTMApplications"],
+            name: "digits-classifier", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
             path: "Examples/digits-classifier"),
         .executableTarget(
-            name: "forecaster", dependencies: ["LSTMKit", "LSTMApplications"], path: "Examples/forecaster"),
+            name: "forecaster", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
+            path: "Examples/forecaster"),
         .executableTarget(
-            name: "translator", dependencies: ["LSTMKit", "LSTMApplications"], path: "Examples/translator"),
+            name: "translator", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
+            path: "Examples/translator"),
         .testTarget(
             name: "LSTMKitTests",
-            dependencies: ["LSTMKit", "LSTMBenchmark", "LSTMONNX", "LSTMApplications"],
+            dependencies: ["LSTMKit", "LSTMBenchmark", "LSTMONNX", "LSTMApplications", "LSTMCommandLine"],
             path: "Tests/LSTMKitTests",
             exclude: ["Fixtures"]),
     ]

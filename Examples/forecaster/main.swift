@@ -1,31 +1,49 @@
 // forecaster: time-series forecasting with an LSTM: from a window of past values, the next one
 // (or the next --horizon values at once), trained by `fit` with MSE on the standardised series,
 // tested on the series' last part in time against the naive and seasonal-naive forecasts. The
-// work is `Forecasting.run`, the same code as `lstm-gpu train --task forecast`.
+// work is `Forecasting.run`, the same code as `lstm-gpu train --task forecast`, with the same
+// options and exit codes.
 //
 //   scripts/fetch-sunspots               # data/sunspots.csv (yearly, 1700–2008), data/co2.csv (weekly)
 //   swift run -c release forecaster data/sunspots.csv --window 22 --season 11 [--horizon 3]
 //   swift run -c release forecaster data/co2.csv --window 104 --season 52 --difference   # a trend: model the changes
+import ArgumentParser
 import LSTMApplications
+import LSTMCommandLine
 import LSTMKit
 
-let usage = """
-    usage: forecaster FILE.csv [--column NAME] [--window 22] [--horizon 1] [--season 11] [--difference]
-    \(ExampleArguments.sharedUsage)
-    """
-let arguments = ExampleArguments(
-    Array(CommandLine.arguments.dropFirst()), program: "forecaster",
-    options: ["column", "window", "horizon", "season"],
-    flags: ["difference"], unused: ["embedding", "pooling"], usage: usage)
-guard arguments.positional.count == 1 else {
-    arguments.fail("give one data file (scripts/fetch-sunspots writes data/sunspots.csv)")
+struct Forecaster: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forecaster", abstract: "Forecast a numeric series with an LSTM (scripts/fetch-sunspots).")
+
+    @Argument(help: "A CSV file with the series (scripts/fetch-sunspots writes data/sunspots.csv).") var file: String
+    @Option(help: "The series' column (default: the last numeric column).") var column: String?
+    @Option(parsing: .unconditional, help: "Past values in each input window.") var window = 22
+    @Option(parsing: .unconditional, help: "Values forecast at once.") var horizon = 1
+    @Option(parsing: .unconditional, help: "The season in steps, for the seasonal-naive baseline.") var season: Int?
+    @Flag(help: "Model the changes y[t] − y[t−1] (for a series with a trend).") var difference = false
+    @OptionGroup var options: ApplicationProgramOptions
+
+    func validate() throws {
+        try CommandEntry.validating {
+            for (value, name) in [(window, "--window"), (horizon, "--horizon"), (season, "--season")] {
+                try SettingBounds.count(value, name, minimum: 1)
+            }
+        }
+        try options.validate(
+            program: "forecaster", settings: Forecasting.defaultSettings,
+            unused: ["--embedding", "--pooling", "--bidirectional"], reason: " (a series is read as numbers)")
+    }
+
+    func run() throws {
+        let series = try NumericSeries(contentsOf: file, column: column)
+        try options.engine.withModelBackend("forecaster") { backend in
+            _ = try Forecasting.run(
+                series.values, name: series.name, window: window, horizon: horizon, season: season,
+                difference: difference, shape: options.shape(Forecasting.defaultShape),
+                settings: options.settings(Forecasting.defaultSettings), backend: backend)
+        }
+    }
 }
-arguments.onBackend { backend in
-    let series = try NumericSeries(contentsOf: arguments.positional[0], column: arguments.string("column"))
-    _ = try Forecasting.run(
-        series.values, name: series.name, window: arguments.value("window", 22),
-        horizon: arguments.value("horizon", 1),
-        season: arguments.string("season").map { _ in arguments.value("season", 0) },
-        difference: arguments.flag("difference"), shape: arguments.shape(Forecasting.defaultShape),
-        settings: arguments.settings(Forecasting.defaultSettings), backend: backend)
-}
+
+CommandEntry.main(Forecaster.self)

@@ -9,36 +9,55 @@
 //
 // Labels: a label column of numbers becomes its sign (> 0 positive, < 0 negative, 0 dropped);
 // any other label column is used as class names.
+import ArgumentParser
 import LSTMApplications
+import LSTMCommandLine
 import LSTMKit
 
-let usage = """
-    usage: sentiment-classifier FILE.tsv|FILE.csv [--text-column text] [--label-column sentiment]
-          [--max-tokens 64] [--min-count 2] [--tokens words|characters]
-    \(ExampleArguments.sharedUsage)
-    """
-let arguments = ExampleArguments(
-    Array(CommandLine.arguments.dropFirst()), program: "sentiment-classifier",
-    options: ["text-column", "label-column", "max-tokens", "min-count", "tokens"], usage: usage)
-guard arguments.positional.count == 1 else {
-    arguments.fail("give one data file (scripts/fetch-movie-reviews writes data/movie-reviews.tsv)")
-}
-var defaults = ApplicationSettings()
-defaults.epochs = 8
-var network = NetworkShape()
-network.bidirectional = true
-network.pooling = .max
-arguments.onBackend { backend in
-    let table = try DelimitedTable(contentsOf: arguments.positional[0])
-    let labelColumn = arguments.string("label-column") ?? (table.header.contains("sentiment") ? "sentiment" : nil)
-    let data = try LabelledText(
-        table: table, labelColumn: labelColumn, textColumn: arguments.string("text-column"),
-        labels: .automatic)
-    guard let tokenization = Tokenization(rawValue: arguments.string("tokens") ?? "words") else {
-        arguments.fail("--tokens must be words or characters")
+struct SentimentClassifier: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sentiment-classifier",
+        abstract: "Classify texts (movie reviews by default) with a bidirectional LSTM.")
+
+    @Argument(help: "A TSV or CSV file (scripts/fetch-movie-reviews writes data/movie-reviews.tsv).") var file: String
+    @Option(help: "The text column (default: text, or the second of two columns).") var textColumn: String?
+    @Option(help: "The label column (default: sentiment when there is one, else label).") var labelColumn: String?
+    @Option(parsing: .unconditional, help: "Tokens kept from the start of each text.") var maxTokens = 64
+    @Option(parsing: .unconditional, help: "Keep tokens seen at least N times in training.") var minCount = 2
+    @Option(help: "words or characters.") var tokens: Tokenization = .words
+    @OptionGroup var options: ApplicationProgramOptions
+
+    static var defaults: ApplicationSettings {
+        var s = ApplicationSettings()
+        s.epochs = 8
+        return s
     }
-    _ = try TextClassification.run(
-        data, tokenization: tokenization, maxTokens: arguments.value("max-tokens", 64),
-        minimumCount: arguments.value("min-count", 2), shape: arguments.shape(network),
-        settings: arguments.settings(defaults), backend: backend)
+
+    static var network: NetworkShape {
+        var n = NetworkShape()
+        (n.bidirectional, n.pooling) = (true, .max)
+        return n
+    }
+
+    func validate() throws {
+        try CommandEntry.validating {
+            try SettingBounds.count(maxTokens, "--max-tokens", minimum: 1)
+            try SettingBounds.count(minCount, "--min-count", minimum: 1)
+        }
+        try options.validate(program: "sentiment-classifier", settings: Self.defaults)
+    }
+
+    func run() throws {
+        let table = try DelimitedTable(contentsOf: file)
+        let data = try LabelledText(
+            table: table, labelColumn: labelColumn ?? (table.header.contains("sentiment") ? "sentiment" : nil),
+            textColumn: textColumn, labels: .automatic)
+        try options.engine.withModelBackend("sentiment-classifier") { backend in
+            _ = try TextClassification.run(
+                data, tokenization: tokens, maxTokens: maxTokens, minimumCount: minCount,
+                shape: options.shape(Self.network), settings: options.settings(Self.defaults), backend: backend)
+        }
+    }
 }
+
+CommandEntry.main(SentimentClassifier.self)

@@ -8,42 +8,71 @@
 //   swift run -c release translator data/bible.en data/bible.es --checkpoint runs/bible.safetensors --resume \
 //       --beam 4 --translations runs/bible-beam4    # a finished fit resumed: decoding only
 //   scripts/translation-score runs/bible       # sacrebleu's BLEU and chrF
+import ArgumentParser
 import LSTMApplications
+import LSTMCommandLine
 import LSTMKit
 
-let usage = """
-    usage: translator SOURCE.txt TARGET.txt [--max-length 30] [--min-count 2] [--vocabulary 16000]
-          [--beam 1] [--no-attention] [--test-sentences 500] [--translations PREFIX] [--tokens words|characters]
-    \(ExampleArguments.sharedUsage)
-    """
-let arguments = ExampleArguments(
-    Array(CommandLine.arguments.dropFirst()), program: "translator",
-    options: ["max-length", "min-count", "vocabulary", "beam", "test-sentences", "translations", "tokens"],
-    flags: ["no-attention"], unused: ["pooling", "bidirectional"], usage: usage)
-guard arguments.positional.count == 2 else {
-    arguments.fail("give the two line-aligned files (scripts/fetch-bible writes data/bible.en and data/bible.es)")
-}
-var defaults = ApplicationSettings()
-defaults.epochs = 10
-defaults.batchSize = 64
-defaults.validationFraction = 0.02
-defaults.testFraction = 0.02
-var network = NetworkShape()
-network.embedding = 128
-network.hidden = 256
-arguments.onBackend { backend in
-    guard let tokenization = Tokenization(rawValue: arguments.string("tokens") ?? "words") else {
-        arguments.fail("--tokens must be words or characters")
+struct Translator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "translator", abstract: "Translate with an LSTM encoder-decoder (scripts/fetch-bible).")
+
+    @Argument(help: "The source-language file, one sentence per line.") var source: String
+    @Argument(help: "The target-language file, line-aligned with the source.") var target: String
+    @Option(parsing: .unconditional, help: "Longest sentence kept, in tokens.") var maxLength = 30
+    @Option(parsing: .unconditional, help: "Keep tokens seen at least N times in training.") var minCount = 2
+    @Option(parsing: .unconditional, help: "At most this many tokens per vocabulary.") var vocabulary = 16_000
+    @Option(parsing: .unconditional, help: "Beam width of the test translations (1: greedy).") var beam = 1
+    @Flag(help: "No attention (by default the decoder has Luong dot attention over the encoder's outputs).")
+    var noAttention = false
+    @Option(parsing: .unconditional, help: "Translate at most this many test sentences.") var testSentences = 500
+    @Option(help: "Write the test translations to PREFIX.hyp (references PREFIX.ref, sources PREFIX.src).")
+    var translations: String?
+    @Option(help: "words or characters.") var tokens: Tokenization = .words
+    @OptionGroup var options: ApplicationProgramOptions
+
+    static var defaults: ApplicationSettings {
+        var s = ApplicationSettings()
+        (s.epochs, s.batchSize, s.validationFraction, s.testFraction) = (10, 64, 0.02, 0.02)
+        return s
     }
-    var decoding = Translation.Decoding()
-    decoding.beamWidth = arguments.value("beam", 1)
-    decoding.sentences = arguments.value("test-sentences", 500)
-    decoding.outputPrefix = arguments.string("translations")
-    _ = try Translation.run(
-        ParallelText(
-            source: arguments.positional[0], target: arguments.positional[1],
-            maximumLength: arguments.value("max-length", 30), lengthUnit: tokenization),
-        tokenization: tokenization, minimumCount: arguments.value("min-count", 2),
-        maximumVocabulary: arguments.value("vocabulary", 16_000), attention: !arguments.flag("no-attention"),
-        decoding: decoding, shape: arguments.shape(network), settings: arguments.settings(defaults), backend: backend)
+
+    static var network: NetworkShape {
+        var n = NetworkShape()
+        (n.embedding, n.hidden) = (128, 256)
+        return n
+    }
+
+    func validate() throws {
+        try CommandEntry.validating {
+            for (value, name) in [
+                (maxLength, "--max-length"), (minCount, "--min-count"), (vocabulary, "--vocabulary"), (beam, "--beam"),
+                (testSentences, "--test-sentences"),
+            ] {
+                try SettingBounds.count(value, name, minimum: 1)
+            }
+        }
+        if options.cell.given != nil {
+            throw ValidationError("the cell options are not options of translator: its model has plain LSTM cells")
+        }
+        try options.validate(
+            program: "translator", settings: Self.defaults, unused: ["--pooling", "--bidirectional"],
+            reason: " (the encoder reads forwards; the decoder's steps are not pooled)")
+    }
+
+    func run() throws {
+        var decoding = Translation.Decoding()
+        decoding.beamWidth = beam
+        decoding.sentences = testSentences
+        decoding.outputPrefix = translations
+        let pairs = try ParallelText(source: source, target: target, maximumLength: maxLength, lengthUnit: tokens)
+        try options.engine.withModelBackend("translator") { backend in
+            _ = try Translation.run(
+                pairs, tokenization: tokens, minimumCount: minCount, maximumVocabulary: vocabulary,
+                attention: !noAttention, decoding: decoding, shape: options.shape(Self.network),
+                settings: options.settings(Self.defaults), backend: backend)
+        }
+    }
 }
+
+CommandEntry.main(Translator.self)

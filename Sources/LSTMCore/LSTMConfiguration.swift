@@ -25,22 +25,9 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
     /// Dropout probability on the outputs of every layer but the last, in training runs
     /// (PyTorch's `dropout`).
     public var dropout: Float = 0
-    /// Diagonal peephole connections: p_i ⊙ c(prev) into i, p_f ⊙ c(prev) into f, p_o ⊙ c(t)
-    /// into o (`weight_ci`, `weight_cf`, `weight_co` [H]; no `weight_ci` with CIFG).
-    public var peepholes: Bool = false
-    /// CIFG: i = 1 − f. The input gate has no weights, so the gate rows are f, g, o (G = 3).
-    public var coupledInputForget: Bool = false
-    /// Layer normalisation of each gate's pre-activation over its H units, scaled by
-    /// `layer_norm_weight_{i,f,g,o}` [H], before the biases are added.
-    public var layerNorm: Bool = false
-    /// ε of the layer normalisation: x̂ = (s − mean) / √(var + ε).
-    public var layerNormEpsilon: Float = 1e-5
-    /// When > 0, every gate pre-activation is clamped to [−c, c] before its activation (ONNX `clip`).
-    public var activationClip: Float = 0
-    /// When > 0, the cell state is clamped to [−c, c] after each update.
-    public var cellClip: Float = 0
-    /// When > 0 (projection only), the projected h is clamped to [−c, c].
-    public var projectionClip: Float = 0
+    /// The cell options beyond PyTorch's cell (peepholes, CIFG, layer norm, clips), stored
+    /// once here; the flat properties below (`peepholes`, `cellClip`, …) read and write them.
+    public var cellOptions = LSTMCellOptions()
     /// One direction that reads each sequence backwards (ONNX `direction="reverse"`); output in
     /// the original time order, weights named with the `_reverse` suffix. Not with `bidirectional`.
     public var reverse: Bool = false
@@ -62,23 +49,42 @@ public struct LSTMConfiguration: Equatable, Hashable, Sendable, Codable {
         self.cellOptions = cell
     }
 
-    /// The cell options together (what the backends' step kernels take).
-    public var cellOptions: LSTMCellOptions {
-        get {
-            LSTMCellOptions(
-                peepholes: peepholes, coupledInputForget: coupledInputForget, layerNorm: layerNorm,
-                layerNormEpsilon: layerNormEpsilon, activationClip: activationClip, cellClip: cellClip,
-                projectionClip: projectionClip)
-        }
-        set {
-            peepholes = newValue.peepholes
-            coupledInputForget = newValue.coupledInputForget
-            layerNorm = newValue.layerNorm
-            layerNormEpsilon = newValue.layerNormEpsilon
-            activationClip = newValue.activationClip
-            cellClip = newValue.cellClip
-            projectionClip = newValue.projectionClip
-        }
+    /// Diagonal peephole connections: p_i ⊙ c(prev) into i, p_f ⊙ c(prev) into f, p_o ⊙ c(t)
+    /// into o (`weight_ci`, `weight_cf`, `weight_co` [H]; no `weight_ci` with CIFG).
+    public var peepholes: Bool {
+        get { cellOptions.peepholes }
+        set { cellOptions.peepholes = newValue }
+    }
+    /// CIFG: i = 1 − f. The input gate has no weights, so the gate rows are f, g, o (G = 3).
+    public var coupledInputForget: Bool {
+        get { cellOptions.coupledInputForget }
+        set { cellOptions.coupledInputForget = newValue }
+    }
+    /// Layer normalisation of each gate's pre-activation over its H units, scaled by
+    /// `layer_norm_weight_{i,f,g,o}` [H], before the biases are added.
+    public var layerNorm: Bool {
+        get { cellOptions.layerNorm }
+        set { cellOptions.layerNorm = newValue }
+    }
+    /// ε of the layer normalisation: x̂ = (s − mean) / √(var + ε).
+    public var layerNormEpsilon: Float {
+        get { cellOptions.layerNormEpsilon }
+        set { cellOptions.layerNormEpsilon = newValue }
+    }
+    /// When > 0, every gate pre-activation is clamped to [−c, c] before its activation (ONNX `clip`).
+    public var activationClip: Float {
+        get { cellOptions.activationClip }
+        set { cellOptions.activationClip = newValue }
+    }
+    /// When > 0, the cell state is clamped to [−c, c] after each update.
+    public var cellClip: Float {
+        get { cellOptions.cellClip }
+        set { cellOptions.cellClip = newValue }
+    }
+    /// When > 0 (projection only), the projected h is clamped to [−c, c].
+    public var projectionClip: Float {
+        get { cellOptions.projectionClip }
+        set { cellOptions.projectionClip = newValue }
     }
 
     /// D: 1 or 2.
@@ -293,6 +299,28 @@ extension LSTMConfiguration {
         case inputSize, hiddenSize, numLayers, bias, batchFirst, bidirectional, projectionSize, dropout
         case peepholes, coupledInputForget, layerNorm, layerNormEpsilon, activationClip, cellClip, projectionClip
         case reverse
+    }
+
+    /// Encodes the cell options flat beside the other settings (the keys above, the format
+    /// every model and state file has used).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(inputSize, forKey: .inputSize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numLayers, forKey: .numLayers)
+        try c.encode(bias, forKey: .bias)
+        try c.encode(batchFirst, forKey: .batchFirst)
+        try c.encode(bidirectional, forKey: .bidirectional)
+        try c.encode(projectionSize, forKey: .projectionSize)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encode(peepholes, forKey: .peepholes)
+        try c.encode(coupledInputForget, forKey: .coupledInputForget)
+        try c.encode(layerNorm, forKey: .layerNorm)
+        try c.encode(layerNormEpsilon, forKey: .layerNormEpsilon)
+        try c.encode(activationClip, forKey: .activationClip)
+        try c.encode(cellClip, forKey: .cellClip)
+        try c.encode(projectionClip, forKey: .projectionClip)
+        try c.encode(reverse, forKey: .reverse)
     }
 
     /// Decodes configurations encoded before the cell options existed: a missing option is

@@ -74,6 +74,16 @@ public enum PoolingMode: Int32, Sendable, CaseIterable {
     case mean = 1
     /// The element-wise maximum over the valid steps.
     case max = 2
+
+    /// "last", "mean" or "max".
+    public init?(name: String) {
+        switch name {
+        case "last": self = .last
+        case "mean": self = .mean
+        case "max": self = .max
+        default: return nil
+        }
+    }
 }
 
 /// Where a replica's [T, b, W] rows sit in the global [T, B, W] batch (data parallelism):

@@ -100,7 +100,6 @@ public struct Fixture {
     }
 }
 
-
 /// The pass rule for one tensor: |ours − ref| ≤ absolute + relative·|ref| per element.
 public struct Tolerance: Sendable {
     public var absolute: Float

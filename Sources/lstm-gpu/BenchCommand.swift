@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LSTMBenchmark
+import LSTMCommandLine
 import LSTMKit
 
 struct BenchCommand: ParsableCommand {
@@ -29,8 +30,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "cpu or opencl (default: every available backend).")
     var backend: BackendKind?
 
-    @Option(help: "OpenCL device: index or name substring.")
-    var device: String?
+    @OptionGroup var deviceOption: DeviceOption
+    var device: String? { deviceOption.device }
 
     @Option(parsing: .unconditional, help: "Seconds of timing per measurement.")
     var seconds: Double = 1.0
@@ -69,7 +70,7 @@ struct BenchCommand: ParsableCommand {
     var list = false
 
     func validate() throws {
-        if backend == .reference { throw referenceBackendRefused("bench") }
+        if backend == .reference { throw BackendOptions.referenceRefused("bench") }
         guard seconds.isFinite, seconds >= 0, seconds <= 3600 else {
             throw ValidationError("--seconds must be a finite number in 0...3600, got \(seconds)")
         }

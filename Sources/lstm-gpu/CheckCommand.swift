@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMCommandLine
 import LSTMKit
 
 struct CheckCommand: ParsableCommand {
@@ -16,11 +17,9 @@ struct CheckCommand: ParsableCommand {
     @Argument(help: "Fixture files, or folders of *.safetensors fixtures.")
     var files: [String]
 
-    @Option(help: "cpu, opencl, or reference (the plain-loop oracle the fast paths are tested against; slow).")
-    var backend: BackendKind = .cpu
-
-    @Option(help: "OpenCL device: index or name substring (default: LSTM_GPU_DEVICE, else the first GPU).")
-    var device: String?
+    @OptionGroup var engine: BackendOptions
+    var backend: BackendKind { engine.backend }
+    var device: String? { engine.device }
 
     @Option(parsing: .unconditional, help: "Absolute tolerance for every tensor (replaces the defaults).")
     var atol: Float?

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LSTMCommandLine
 import LSTMKit
 
 struct DevicesCommand: ParsableCommand {

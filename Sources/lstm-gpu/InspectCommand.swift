@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMCommandLine
 import LSTMKit
 
 struct InspectCommand: ParsableCommand {

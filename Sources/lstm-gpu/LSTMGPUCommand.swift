@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
+import LSTMCommandLine
 import LSTMKit
-import LSTMONNX
 
 /// Parses the command line, runs the subcommand, and maps every failure to one exit code
-/// (README "Exit codes"): 0 success, 1 a parity check failed, 2 an input (file, device,
+/// (docs/command.md, "Exit codes"): 0 success, 1 a parity check failed, 2 an input (file, device,
 /// checkpoint) cannot be used, 3 training diverged, 64 a usage error (printed with the
 /// subcommand's usage, also when it is found after parsing).
 @main
@@ -26,33 +26,8 @@ enum Entry {
     }
 
     static func finish(_ error: Error, in command: ParsableCommand.Type) -> Never {
-        let name = command._commandName == LSTMGPUCommand._commandName ? "lstm-gpu" : "lstm-gpu \(command._commandName)"
-        switch error {
-        case let code as ExitCode: Foundation.exit(code.rawValue)
-        case is ValidationError:
-            printError("Error: \(error)")
-            printError("Usage: lstm-gpu \(command.usageString())")
-            printError("  See 'lstm-gpu \(command._commandName) --help' for more information.")
-            Foundation.exit(ExitStatus.usage)
-        case let training as TrainingError:
-            printError("\(name): \(training)")
-            Foundation.exit(training.isDivergence ? ExitStatus.diverged : ExitStatus.unusable)
-        case is LSTMError, is DistributedError, is CocoaError, is ONNXError:
-            printError("\(name): error: \(error.localizedDescription)")
-            Foundation.exit(ExitStatus.unusable)
-        default:
-            // Argument parser's own outcomes (help, version, clean exits) keep their behaviour.
-            command.exit(withError: error)
-        }
+        CommandEntry.finish(error, in: command, program: LSTMGPUCommand._commandName)
     }
-}
-
-/// The exit codes every subcommand uses.
-enum ExitStatus {
-    static let checkFailed: Int32 = 1
-    static let unusable: Int32 = 2
-    static let diverged: Int32 = 3
-    static let usage: Int32 = 64
 }
 
 struct LSTMGPUCommand: ParsableCommand {
@@ -71,20 +46,6 @@ struct LSTMGPUCommand: ParsableCommand {
         guard version else { throw CleanExit.helpRequest(self) }
         print(LSTMGPUVersion.describe())
     }
-}
-
-extension BackendKind: ExpressibleByArgument {}
-
-/// The usage error for `--backend reference` in a command built on the `ModelOps` backends.
-func referenceBackendRefused(_ command: String) -> ValidationError {
-    ValidationError(
-        "--backend reference is only for 'lstm-gpu check' and the library's LSTM (it is the slow, readable "
-            + "oracle); '\(command)' runs on cpu or opencl")
-}
-
-/// Prints `message` to standard error.
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 /// Formats a number with a fixed count of decimals.

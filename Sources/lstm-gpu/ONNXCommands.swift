@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMCommandLine
 import LSTMKit
 import LSTMONNX
 
@@ -104,9 +105,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Safetensors file with 'input' and optionally 'h0', 'c0', 'lengths'.") var input: String
     @Option(help: "Safetensors file to write with 'output', 'hn', 'cn' (replaced atomically).") var output: String
     @Option(help: "Tensor name prefix of the LSTM in a state_dict (e.g. lstm.).") var prefix = ""
-    @Option(help: "cpu, opencl, or reference (the slow plain-loop oracle).") var backend: BackendKind = .cpu
-    @Option(help: "OpenCL device: index or name substring (default: LSTM_GPU_DEVICE, else the first GPU).")
-    var device: String?
+    @OptionGroup var engine: BackendOptions
+    var backend: BackendKind { engine.backend }
+    var device: String? { engine.device }
 
     func validate() throws {
         if isONNXPath(model), !prefix.isEmpty {

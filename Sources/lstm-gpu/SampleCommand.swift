@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMCommandLine
 import LSTMKit
 
 struct SampleCommand: ParsableCommand {
@@ -20,8 +21,9 @@ struct SampleCommand: ParsableCommand {
         name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the K most likely characters.")
     var topK: Int?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 1
-    @Option(help: "cpu or opencl.") var backend: BackendKind = .cpu
-    @Option(help: "OpenCL device.") var device: String?
+    @OptionGroup var engine: BackendOptions
+    var backend: BackendKind { engine.backend }
+    var device: String? { engine.device }
     @Flag(
         help: """
             Print as JSON, instead of generating: the prompt's mean cross-entropy in nats per predicted \
@@ -32,7 +34,7 @@ struct SampleCommand: ParsableCommand {
     var score = false
 
     func validate() throws {
-        if backend == .reference { throw referenceBackendRefused("sample") }
+        try engine.requireModelBackend("sample")
         guard length >= 0 else { throw ValidationError("--length must be at least 0, got \(length)") }
         guard length <= SizeLimits.maxCount else {
             throw ValidationError("--length must be at most \(SizeLimits.maxCount), got \(length)")
@@ -46,11 +48,7 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
-        switch backend {
-        case .cpu: try sample(CPUBackend())
-        case .opencl: try sample(OpenCLBackend.shared(device: device))
-        case .reference: throw referenceBackendRefused("sample")  // refused by validate() already
-        }
+        try engine.withModelBackend("sample") { try sample($0) }
     }
 
     func sample<Backend: ModelOps>(_ backend: Backend) throws {

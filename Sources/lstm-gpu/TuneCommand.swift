@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMCommandLine
 import LSTMKit
 
 /// `lstm-gpu tune`: runs the OpenCL step-kernel autotuner (`OpenCLBackend.tune`) on the
@@ -26,8 +27,8 @@ struct TuneCommand: ParsableCommand {
     @Option(help: "A custom row: I,H,B,T[,layers[,bi]] (may be repeated).")
     var shape: [String] = []
 
-    @Option(help: "OpenCL device: index or name substring (default: LSTM_GPU_DEVICE, else the first GPU).")
-    var device: String?
+    @OptionGroup var deviceOption: DeviceOption
+    var device: String? { deviceOption.device }
 
     @Flag(help: "Print one JSON object per shape (its timings, the choice and why).")
     var json = false

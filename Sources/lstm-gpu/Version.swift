@@ -1,4 +1,5 @@
 import Foundation
+import LSTMCommandLine
 
 /// What `lstm-gpu --version` prints.
 ///

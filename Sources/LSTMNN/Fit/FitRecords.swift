@@ -40,16 +40,15 @@ public struct EpochRecord: Equatable, Sendable, Codable {
     /// The record as one JSON object: {"epoch":…,"loss":…,"<metric>":…,"val_loss":…,
     /// "val_<metric>":…,"lr":…,"seconds":…}; non-finite numbers as null.
     public func jsonLine(metric name: String) -> String {
-        func number(_ value: Double?) -> String {
-            guard let value, value.isFinite else { return "null" }
-            return "\(value)"
-        }
-        var fields = ["\"epoch\":\(epoch)", "\"loss\":\(number(loss))", "\"\(name)\":\(number(metric))"]
+        func number(_ value: Double?) -> JSONLineValue { .double(value ?? .nan) }  // nil and NaN: null
+        var fields: [(key: String, value: JSONLineValue)] = [
+            ("epoch", .int(epoch)), ("loss", number(loss)), (name, number(metric)),
+        ]
         if validationLoss != nil {
-            fields += ["\"val_loss\":\(number(validationLoss))", "\"val_\(name)\":\(number(validationMetric))"]
+            fields += [("val_loss", number(validationLoss)), ("val_\(name)", number(validationMetric))]
         }
-        fields += ["\"lr\":\(number(learningRate))", "\"seconds\":\(number(seconds))"]
-        return "{" + fields.joined(separator: ",") + "}"
+        fields += [("lr", number(learningRate)), ("seconds", number(seconds))]
+        return LSTMCore.jsonLine(fields)
     }
 }
 

@@ -203,14 +203,20 @@ final class CommandLineTests: XCTestCase {
     /// Bad training configurations are refused with a message that names the option.
     func testTrainRefusesBadConfigurations() throws {
         try requireLSTMGPU()
-        // Usage errors exit 64 with the subcommand's usage; unusable inputs exit 2 (README "Exit codes").
+        // Usage errors exit 64 with the subcommand's usage; unusable inputs exit 2 (docs/command.md, "Exit codes").
         let cases: [([String], String, Int32)] = [
             (["train", "--hidden", "8"], "say when to stop", 64),
-            (["train", "--steps", "0"], "--steps must be at least 1, got 0", 64),
-            (["train", "--steps", "2", "--hidden", "-3"], "--hidden must be at least 1, got -3", 64),
-            (["train", "--steps", "2", "--dropout", "1.5"], "--dropout must be in 0.0...0.999999, got 1.5", 64),
-            (["train", "--steps", "2", "--momentum", "nan"], "--momentum must be a finite number, got nan", 64),
-            (["train", "--minutes", "inf"], "--minutes must be a finite number, got inf", 64),
+            (["train", "--steps", "0"], "--steps must be in 1...1099511627776, got 0", 64),
+            (["train", "--steps", "2", "--hidden", "-3"], "--hidden must be in 1...16777216, got -3", 64),
+            (
+                ["train", "--steps", "2", "--dropout", "1.5"],
+                "--dropout must be a finite number in 0.0...0.999999, got 1.5", 64
+            ),
+            (
+                ["train", "--steps", "2", "--momentum", "nan"],
+                "--momentum must be a finite number in 0.0...1.0, got nan", 64
+            ),
+            (["train", "--minutes", "inf"], "--minutes must be a finite number in 1e-06...10000000.0, got inf", 64),
             (["train", "--steps", "2", "--schedule", "step:1:nan"], "GAMMA, a finite number > 0, got 'nan'", 64),
             (["train", "--steps", "2", "--optimizer", "lion"], "--optimizer must be sgd, adam or adamw", 64),
             (["train", "--steps", "2", "--resume"], "--resume needs --checkpoint", 64),

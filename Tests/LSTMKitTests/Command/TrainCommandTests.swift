@@ -86,7 +86,8 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(contradicted.status, 64, contradicted.output)
         XCTAssertTrue(contradicted.output.contains("contradict the checkpoint's"), contradicted.output)
         for (arguments, message) in [
-            (["--cell-clip", "-1"], "--cell-clip must be in"), (["--activation-clip", "nan"], "--activation-clip"),
+            (["--cell-clip", "-1"], "--cell-clip must be a finite number in 0.0..."),
+            (["--activation-clip", "nan"], "--activation-clip"),
             (["--proj-clip", "0.5"], "--proj-clip clamps the projected h: it needs --proj-size"),
             (["--layer-norm-eps", "0"], "--layer-norm-eps must be a positive finite number"),
             (["--layer-norm-eps", "1e-3"], "--layer-norm-eps needs --layer-norm"),
@@ -110,7 +111,9 @@ final class TrainCommandTests: XCTestCase {
         }
         let result = try run(["train", "--resume", "--checkpoint", checkpoint, "--steps", "2", "--threads", "1"])
         XCTAssertEqual(result.status, 2, result.output)
-        XCTAssertTrue(result.output.contains("'train_options': lr = -1.0 is out of range"), result.output)
+        XCTAssertTrue(
+            result.output.contains("'train_options': lr must be a finite number in 1e-30...1000000.0, got -1.0"),
+            result.output)
     }
 
     /// A checkpoint with a NaN weight stops the run with exit 3, naming the step and tensor.
@@ -163,7 +166,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(capped.output.contains("held-out loss"), capped.output)
         let bad = try run(["train", "--steps", "1", "--eval-chars", "-1"] + small)
         XCTAssertEqual(bad.status, 64, bad.output)
-        XCTAssertTrue(bad.output.contains("--eval-chars must be at least 2, got -1"), bad.output)
+        XCTAssertTrue(bad.output.contains("--eval-chars must be in 2...1099511627776, got -1"), bad.output)
     }
 
     /// More threads than cores are capped, with a note saying why (they made two steps take minutes).

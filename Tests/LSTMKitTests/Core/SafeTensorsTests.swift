@@ -83,3 +83,31 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try SafeTensorsFile(contentsOf: path).names, ["a"])
     }
 }
+
+/// JSON lines (the training logs) escape what they write: keys and strings by JSONEncoder,
+/// non-finite numbers as null, so every line parses whatever a class name or path holds.
+final class JSONLineTests: XCTestCase {
+    func testStringsAreEscapedAndNonFiniteNumbersAreNull() throws {
+        let line = jsonLine([
+            ("name", .string("a \"quoted\"\\ name\n\u{1B}[31m")), ("loss", .double(.nan)), ("step", .int(3)),
+            ("lr", .double(0.25)), ("inf", .double(-.infinity)),
+        ])
+        XCTAssertFalse(line.contains("\n"), line)
+        let parsed = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        XCTAssertEqual(parsed["name"] as? String, "a \"quoted\"\\ name\n\u{1B}[31m")
+        XCTAssertTrue(parsed["loss"] is NSNull, line)
+        XCTAssertTrue(parsed["inf"] is NSNull, line)
+        XCTAssertEqual(parsed["step"] as? Int, 3)
+        XCTAssertEqual(parsed["lr"] as? Double, 0.25)
+        XCTAssertTrue(line.hasPrefix("{\"name\":"), "fields keep their order: \(line)")
+    }
+
+    func testTheLogWritesOneParsableLinePerRecord() throws {
+        let path = try temporaryFolder() + "/log.jsonl"
+        let log = try JSONLineLog(path: path, append: false)
+        try log.write(["b": .string("x\ty"), "a": .int(1)])
+        try log.write(["a": .double(.infinity)])
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines, ["{\"a\":1,\"b\":\"x\\ty\"}", "{\"a\":null}"])
+    }
+}

@@ -6,9 +6,9 @@ import XCTest
 @testable import LSTMData
 @testable import LSTMKit
 @testable import LSTMNN
+@testable import LSTMONNX
 @testable import LSTMOpenCL
 @testable import LSTMReference
-@testable import LSTMONNX
 
 /// The ONNX test models, written by `scripts/onnx-check --write-fixtures`: NAME.onnx and
 /// NAME.safetensors with the inputs (input, h0, c0, lengths) and onnxruntime's output, hn, cn.

@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-@_spi(Backend) @testable import LSTMCore
 @_spi(Backend) @testable import LSTMCPU
+@_spi(Backend) @testable import LSTMCore
 @testable import LSTMData
 @_spi(Backend) @testable import LSTMKit
 @_spi(Backend) @testable import LSTMNN
