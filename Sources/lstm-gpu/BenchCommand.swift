@@ -82,7 +82,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let output { try prepareOutputPath(output, option: "--output") }  // before minutes of measuring
-        var shapes = try selectedShapes(only: only, shapes: shape)
+        var shapes: [BenchmarkShape]
+        do { shapes = try BenchmarkShape.selected(only: only, shapes: shape) } catch let error as SettingError {
+            throw ValidationError(error.description)
+        }
         if let cell {
             let options: LSTMCellOptions
             do { options = try BenchmarkShape.parseCell(cell) } catch let error as LSTMError {
@@ -206,7 +209,7 @@ struct BenchCommand: ParsableCommand {
                     row.profile = try profileBenchmark(shape, backend: device)
                 }
                 try emit(row, device)
-                if profile, !json, let p = row.profile { printProfile(p) }
+                if profile, !json, let p = row.profile { p.tableLines().forEach { print($0) } }
             }
         }
         if let output {
@@ -226,122 +229,4 @@ struct BenchCommand: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(row), as: UTF8.self)
     }
-
-    /// The profile of one row: per kernel, launches per step and device time, forward then training step.
-    func printProfile(_ p: BenchmarkProfile) {
-        let passes = [
-            ("forward", p.forward, p.forwardIdleMilliseconds), ("training step", p.train, p.trainIdleMilliseconds),
-        ]
-        for (pass, kernels, idle) in passes {
-            let total = kernels.reduce(0) { $0 + $1.milliseconds }
-            print(
-                "    profile, \(pass): \(fixed(total, 2)) ms of device time over \(p.steps) steps (T·L·D), "
-                    + "\(fixed(idle, 2)) ms idle between launches")
-            for k in kernels {
-                print(
-                    "      " + pad(k.kernel, 32) + pad("\(k.launches) launches", 14, right: true)
-                        + pad(fixed(Double(k.launches) / Double(max(p.steps, 1)), 2) + " per step", 16, right: true)
-                        + pad(fixed(k.milliseconds, 3) + " ms", 14, right: true)
-                        + pad(fixed(100 * k.milliseconds / max(total, 1e-12), 1) + "%", 8, right: true)
-                        + pad(k.gflops.map { fixed($0, 1) + " GFLOP/s" } ?? "", 16, right: true)
-                        + pad(k.gigabytesPerSecond.map { fixed($0, 1) + " GB/s" } ?? "", 13, right: true))
-            }
-        }
-    }
-}
-
-/// `opencl[N] NAME`: the index `--device` takes and the device's name, shortened: "(R)" and
-/// "(TM)" marks and PoCL's "pthread-"/"cpu-" prefixes dropped, spaces collapsed, and past 24
-/// characters cut to 23 and an ellipsis (the full name is in `--json`'s `device`).
-func deviceLabel(_ device: OpenCLDeviceInfo) -> String { deviceLabel(index: device.index, name: device.name) }
-
-func deviceLabel(index: Int, name full: String) -> String {
-    var name = full
-    for mark in ["(R)", "(r)", "(TM)", "(tm)"] { name = name.replacingOccurrences(of: mark, with: "") }
-    for prefix in ["pthread-", "cpu-"] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
-    name = name.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-    if name.count > 24 { name = String(name.prefix(23)) + "…" }
-    return "opencl[\(index)] \(name)"
-}
-
-/// The bench table: rows are printed as they are measured, so column widths come from what
-/// is known before the first row (every row name, every backend label, the headers) with
-/// room for typical numbers; a wider value still gets the two-space gap before the next
-/// column (it shifts that row's later columns instead of running into them).
-struct BenchTable {
-    /// Columns: title, width, right-aligned.
-    var columns: [(title: String, width: Int, right: Bool)]
-    static let gap = "  "
-
-    init(shapes: [BenchmarkShape], devices: [String], cpu: Bool) {
-        let names = shapes.map(\.name) + ["name"]
-        let backends = devices + (cpu ? ["cpu"] : []) + ["backend"]
-        func widest(_ values: [String]) -> Int { values.map(\.count).max() ?? 0 }
-        func digits(_ values: [Int], _ title: String) -> Int { widest(values.map { "\($0)" } + [title]) }
-        columns = [
-            ("name", widest(names), false), ("backend", widest(backends), false), ("threads", 7, true),
-            ("I", digits(shapes.map(\.inputSize), "I"), true), ("H", digits(shapes.map(\.hiddenSize), "H"), true),
-            ("B", digits(shapes.map(\.batch), "B"), true), ("T", digits(shapes.map(\.sequenceLength), "T"), true),
-            ("L", digits(shapes.map(\.layers), "L"), true), ("D", 1, true),
-            ("fwd ms (min-max)", 24, true), ("GFLOP/s", 7, true),
-            ("train ms (min-max)", 24, true), ("GFLOP/s", 7, true), ("parity", 8, true),
-        ]
-    }
-
-    var header: String { line(columns.map(\.title)) }
-
-    func format(_ r: BenchmarkRow) -> String {
-        func timing(_ t: TimingSummary) -> String {
-            "\(fixed(t.medianMs, 2)) (\(fixed(t.minMs, 1))-\(fixed(t.maxMs, 1)))"
-        }
-        let backend =
-            r.backend == "cpu"
-            ? "cpu"
-            : r.deviceIndex.map { index in
-                let name = String(r.device.dropFirst(r.device.hasPrefix("opencl: ") ? "opencl: ".count : 0))
-                return deviceLabel(index: index, name: name)
-            } ?? r.device
-        return line([
-            r.name, backend, r.backend == "cpu" ? "\(r.threads)" : "-", "\(r.I)", "\(r.H)", "\(r.B)", "\(r.T)",
-            "\(r.layers)", "\(r.directions)", timing(r.forward), fixed(r.forwardGflops, 1), timing(r.train),
-            fixed(r.trainGflops, 1), scientific(Float(r.parityMaxAbs)),
-        ])
-    }
-
-    /// The cells padded to their columns, joined by the gap; the last column is not padded on the right.
-    func line(_ cells: [String]) -> String {
-        var out = ""
-        var overflow = 0  // how far earlier cells ran past their columns
-        for (index, (cell, column)) in zip(cells, columns).enumerated() {
-            if index > 0 { out += Self.gap }
-            let room = max(0, column.width - overflow)
-            let fill = String(repeating: " ", count: max(0, room - cell.count))
-            let last = index == columns.count - 1
-            out += column.right ? fill + cell : cell + (last ? "" : fill)
-            overflow = max(0, cell.count - room)
-        }
-        return out
-    }
-}
-
-/// The rows `--only` (suite names, comma-separated) and `--shape` (I,H,B,T[,layers[,bi]])
-/// select, in that order; the whole suite when neither is given. Unknown names and bad shapes
-/// are usage errors (exit 64).
-func selectedShapes(only: String?, shapes texts: [String]) throws -> [BenchmarkShape] {
-    var shapes: [BenchmarkShape] = []
-    if let only {
-        let names = only.split(separator: ",").map(String.init)
-        guard !names.isEmpty else { throw ValidationError("--only needs at least one suite row name") }
-        for name in names where !BenchmarkShape.suite.contains(where: { $0.name == name }) {
-            throw ValidationError(
-                "unknown suite row '\(name)'; known: \(BenchmarkShape.suite.map(\.name).joined(separator: ", "))")
-        }
-        shapes = BenchmarkShape.suite.filter { names.contains($0.name) }
-    }
-    for text in texts {
-        do { shapes.append(try BenchmarkShape.parse(text)) } catch let error as LSTMError {
-            throw ValidationError("\(error)")
-        }
-    }
-    return only == nil && texts.isEmpty ? BenchmarkShape.suite : shapes
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMBenchmark
 import LSTMCommandLine
 import LSTMKit
 

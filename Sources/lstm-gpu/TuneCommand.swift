@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMBenchmark
 import LSTMCommandLine
 import LSTMKit
 
@@ -34,7 +35,10 @@ struct TuneCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let rows = try selectedShapes(only: only, shapes: shape)
+        let rows: [BenchmarkShape]
+        do { rows = try BenchmarkShape.selected(only: only, shapes: shape) } catch let error as SettingError {
+            throw ValidationError(error.description)
+        }
         var shapes: [OpenCLStepShape] = []
         for row in rows {
             let step = OpenCLStepShape(hiddenSize: row.hiddenSize, outputSize: row.hiddenSize, batch: row.batch)
