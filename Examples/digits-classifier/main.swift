@@ -42,11 +42,14 @@ struct DigitsClassifier: ParsableCommand {
     }
 
     func run() throws {
+        let lock = try options.output.prepareApplicationOutputs(inputs: [("FILE", file)])
+        defer { withExtendedLifetime(lock) {} }
         let table = try DelimitedTable(contentsOf: file)
         try options.engine.withModelBackend("digits-classifier") { backend in
-            _ = try RowSequenceClassification.run(
+            let report = try RowSequenceClassification.run(
                 table, labelColumn: labelColumn, steps: steps, shape: options.shape(Self.network),
                 settings: options.settings(Self.defaults), backend: backend)
+            try report.requireConverged(program: "digits-classifier")
         }
     }
 }

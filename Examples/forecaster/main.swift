@@ -30,18 +30,26 @@ struct Forecaster: ParsableCommand {
                 try SettingBounds.count(value, name, minimum: 1)
             }
         }
+        if let season, season > window {
+            throw ValidationError(
+                "--season \(season) must not exceed --window \(window) (the seasonal-naive baseline looks one season "
+                    + "back within a window)")
+        }
         try options.validate(
             program: "forecaster", settings: Forecasting.defaultSettings,
             unused: ["--embedding", "--pooling", "--bidirectional"], reason: " (a series is read as numbers)")
     }
 
     func run() throws {
+        let lock = try options.output.prepareApplicationOutputs(inputs: [("FILE", file)])
+        defer { withExtendedLifetime(lock) {} }
         let series = try NumericSeries(contentsOf: file, column: column)
         try options.engine.withModelBackend("forecaster") { backend in
-            _ = try Forecasting.run(
+            let report = try Forecasting.run(
                 series.values, name: series.name, window: window, horizon: horizon, season: season,
                 difference: difference, shape: options.shape(Forecasting.defaultShape),
                 settings: options.settings(Forecasting.defaultSettings), backend: backend)
+            try report.requireConverged(program: "forecaster")
         }
     }
 }

@@ -48,14 +48,17 @@ struct SentimentClassifier: ParsableCommand {
     }
 
     func run() throws {
+        let lock = try options.output.prepareApplicationOutputs(inputs: [("FILE", file)])
+        defer { withExtendedLifetime(lock) {} }
         let table = try DelimitedTable(contentsOf: file)
         let data = try LabelledText(
             table: table, labelColumn: labelColumn ?? (table.header.contains("sentiment") ? "sentiment" : nil),
             textColumn: textColumn, labels: .automatic)
         try options.engine.withModelBackend("sentiment-classifier") { backend in
-            _ = try TextClassification.run(
+            let report = try TextClassification.run(
                 data, tokenization: tokens, maxTokens: maxTokens, minimumCount: minCount,
                 shape: options.shape(Self.network), settings: options.settings(Self.defaults), backend: backend)
+            try report.requireConverged(program: "sentiment-classifier")
         }
     }
 }

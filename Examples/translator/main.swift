@@ -61,16 +61,23 @@ struct Translator: ParsableCommand {
     }
 
     func run() throws {
+        let lock = try options.output.prepareApplicationOutputs(
+            inputs: [("SOURCE", source), ("TARGET", target)],
+            extraOutputs: translations.map { prefix in
+                ["hyp", "ref", "src"].map { (option: "--translations (.\($0))", path: prefix + "." + $0) }
+            } ?? [])
+        defer { withExtendedLifetime(lock) {} }
         var decoding = Translation.Decoding()
         decoding.beamWidth = beam
         decoding.sentences = testSentences
         decoding.outputPrefix = translations
         let pairs = try ParallelText(source: source, target: target, maximumLength: maxLength, lengthUnit: tokens)
         try options.engine.withModelBackend("translator") { backend in
-            _ = try Translation.run(
+            let report = try Translation.run(
                 pairs, tokenization: tokens, minimumCount: minCount, maximumVocabulary: vocabulary,
                 attention: !noAttention, decoding: decoding, shape: options.shape(Self.network),
                 settings: options.settings(Self.defaults), backend: backend)
+            try report.requireConverged(program: "translator")
         }
     }
 }

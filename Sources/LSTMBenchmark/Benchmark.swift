@@ -79,7 +79,12 @@ public struct BenchmarkShape: Sendable, Equatable {
     public static func parseCell(_ text: String) throws -> LSTMCellOptions {
         var cell = LSTMCellOptions()
         for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard !item.isEmpty else {
+                throw LSTMError.invalidArgument(
+                    "--cell: '\(text)' has an empty item; give a comma-separated list of peephole, cifg, layer-norm, "
+                        + "activation-clip=C, cell-clip=C")
+            }
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             func value() throws -> Float {
                 guard parts.count == 2, let v = Float(parts[1]), v.isFinite, v > 0 else {
                     throw LSTMError.invalidArgument("--cell: '\(item)' needs a positive number, as \(parts[0])=1")

@@ -49,12 +49,14 @@ public final class CPUBackend: LSTMBackend {
 
     public func makeBuffer(count: Int) throws -> CPUBuffer {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) floats") }
+        try requireCapacity(SizeLimits.saturatingProduct([count, 4]), for: "a buffer of \(count) floats")
         try BLASLibrary.require()  // every computation starts with buffers: a missing BLAS is reported here
         return CPUBuffer(count: count)
     }
 
     public func makeScratchBuffer(count: Int) throws -> CPUBuffer {
         guard count >= 0 else { throw LSTMError.invalidArgument("buffer of \(count) floats") }
+        try requireCapacity(SizeLimits.saturatingProduct([count, 4]), for: "a buffer of \(count) floats")
         try BLASLibrary.require()
         return CPUBuffer(count: count, zeroed: false)
     }

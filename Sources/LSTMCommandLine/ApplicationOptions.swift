@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LSTMApplications
 import LSTMKit
 
@@ -182,5 +183,45 @@ public struct ApplicationProgramOptions: ParsableArguments {
     /// The network over the program's defaults.
     public func shape(_ defaults: NetworkShape) -> NetworkShape {
         NetworkShape(defaults, sizes: sizes, cell: cell, application: application)
+    }
+}
+
+extension ApplicationReport {
+    /// Ends the program with exit status 3 (diverged) when the fit stopped on a non-finite loss,
+    /// saying at which epoch and what to try; returns otherwise.
+    public func requireConverged(program: String) throws {
+        guard let last = history.records.last, !last.loss.isFinite else { return }
+        printError(
+            "\(program): training diverged: the loss is \(last.loss.isNaN ? "NaN" : "\(last.loss)") at epoch "
+                + "\(last.epoch); try a lower --lr or a gradient clip (--clip)")
+        throw ExitCode(ExitStatus.diverged)
+    }
+}
+
+extension OutputOptions {
+    /// Checks every output of an application run before any data is read and locks the
+    /// checkpoint: each path can be written (its folder created), none is an input or another
+    /// output (the checkpoint's fit state `FILE.fitstate` included), and `--resume` has a fit
+    /// state to resume from.
+    /// - Parameters: `inputs` the data files, `extraOutputs` other files the run writes
+    ///   (translations), each as (option, path).
+    /// - Returns: the lock held on the checkpoint (keep it for the run), if there is one.
+    public func prepareApplicationOutputs(
+        inputs: [(option: String, path: String)], extraOutputs: [(option: String, path: String)] = []
+    ) throws -> FileLock? {
+        var outputs = extraOutputs
+        if let checkpoint {
+            outputs += [("--checkpoint", checkpoint), ("--checkpoint's fit state", checkpoint + ".fitstate")]
+        }
+        if let log { outputs.append(("--log", log)) }
+        try requireDistinctPaths(inputs: inputs, outputs: outputs)
+        for (option, path) in outputs { try prepareOutputPath(path, option: option) }
+        guard let checkpoint else { return nil }
+        if resume, !FileManager.default.fileExists(atPath: checkpoint + ".fitstate") {
+            throw LSTMError.io(
+                path: checkpoint + ".fitstate",
+                reason: "--resume: there is no fit state to resume from; leave out --resume to start afresh")
+        }
+        return try FileLock(for: checkpoint, what: "checkpoint")
     }
 }

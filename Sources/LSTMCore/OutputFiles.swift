@@ -69,6 +69,8 @@ public func prepareOutputPath(_ path: String, option: String) throws {
     let url = URL(fileURLWithPath: path)
     let folder = url.deletingLastPathComponent().path
     func refuse(_ reason: String) -> LSTMError { .io(path: path, reason: "\(option): \(reason)") }
+    guard !path.isEmpty else { throw LSTMError.io(path: "''", reason: "\(option): needs a file name") }
+    guard !path.hasSuffix("/") else { throw refuse("names a folder (it ends with '/'); give a file name") }
     var info = stat()
     if stat(path, &info) == 0 {
         switch info.st_mode & S_IFMT {
@@ -86,6 +88,47 @@ public func prepareOutputPath(_ path: String, option: String) throws {
     guard fd >= 0 else { throw refuse("cannot write in \(folder): \(String(cString: strerror(errno)))") }
     close(fd)
     unlink(probe)
+}
+
+/// Refuses, before any work is done, an output that is also an input or another output (the
+/// data overwritten by a checkpoint, a model destroyed by a log): paths are compared resolved
+/// (symbolic links and `..` followed, the missing part appended), and existing files also by
+/// identity (device and inode, so a hard link is caught too).
+/// - Parameters: `inputs` and `outputs` as (option, path), e.g. ("--data", "x.csv").
+/// - Throws: `LSTMError.io` naming both options.
+public func requireDistinctPaths(
+    inputs: [(option: String, path: String)], outputs: [(option: String, path: String)]
+)
+    throws
+{
+    func resolved(_ path: String) -> String {
+        var url = URL(fileURLWithPath: path).standardizedFileURL
+        var missing: [String] = []
+        while !FileManager.default.fileExists(atPath: url.path), url.path != "/" {
+            missing.insert(url.lastPathComponent, at: 0)
+            url.deleteLastPathComponent()
+        }
+        var base = url.resolvingSymlinksInPath().path
+        for part in missing { base = (base == "/" ? "" : base) + "/" + part }
+        return base
+    }
+    func identity(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return "\(info.st_dev):\(info.st_ino)"
+    }
+    let all = inputs.map { ($0, false) } + outputs.map { ($0, true) }
+    for (i, (a, aIsOutput)) in all.enumerated() {
+        for (b, bIsOutput) in all[(i + 1)...] where aIsOutput || bIsOutput {
+            let same =
+                resolved(a.path) == resolved(b.path)
+                || (identity(a.path) != nil && identity(a.path) == identity(b.path))
+            guard same else { continue }
+            let what = aIsOutput && bIsOutput ? "both outputs" : "an output would overwrite an input"
+            throw LSTMError.io(
+                path: b.path, reason: "\(a.option) and \(b.option) name the same file (\(what)): give another path")
+        }
+    }
 }
 
 /// An advisory lock held on a file for the life of this object (flock on a hidden

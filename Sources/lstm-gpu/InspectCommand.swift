@@ -6,11 +6,12 @@ import LSTMKit
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Say what a safetensors file holds: a parity fixture, a train checkpoint or an LSTM state_dict.",
+        abstract: "Say what a safetensors file holds and which command uses it.",
         discussion: """
-            Reads and validates the whole file the way check, sample and the library would (a \
-            state_dict through LSTM(contentsOf:)), then prints its kind and configuration. Exits 2 \
-            when the file cannot be used.
+            Recognises every file the project writes (parity fixtures, train checkpoints, model \
+            files of Sequential and Seq2Seq models, fit state files) and LSTM state_dicts; reads and \
+            validates the whole file the way its reader would, then prints its kind, architecture, \
+            parameter count and the command that uses it. Exits 2 when the file cannot be used.
             """)
 
     @Argument(help: "A .safetensors file.") var file: String
@@ -18,22 +19,51 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let contents = try SafeTensorsFile(contentsOf: file)
-        switch contents.metadata["format"] {
-        case Fixture.format?:
+        let kind = ProjectFileKind(contents)
+        let what: String
+        switch kind {
+        case .fixture:
             let fixture = try Fixture(contentsOf: file)
-            print(
-                "\(file): parity fixture, \(describeModel(fixture.configuration)), input \(fixture.input.shape)"
-                    + (fixture.hasGradients ? ", with gradients" : ", forward only"))
-        case Checkpoint.format?:
+            what =
+                "\(describeModel(fixture.configuration)), input \(fixture.input.shape)"
+                + (fixture.hasGradients ? ", with gradients" : ", forward only")
+        case .checkpoint:
             let checkpoint = try CheckpointFile(contentsOf: file)
-            print(
-                "\(file): train checkpoint at step \(checkpoint.counters.step), \(checkpoint.model.summary), "
-                    + "\(checkpoint.optimizer), batch \(checkpoint.batch) × \(checkpoint.sequenceLength)")
-        default:
+            what =
+                "step \(checkpoint.counters.step), \(checkpoint.model.summary), \(checkpoint.optimizer), batch "
+                + "\(checkpoint.batch) × \(checkpoint.sequenceLength)"
+        case .sequentialModel:
+            let model = try Sequential(contentsOf: file, backend: CPUBackend())
+            let layers = try model.architecture().layers.map(\.kind).joined(separator: " → ")
+            what =
+                "\(layers), \(model.parameters.reduce(0) { $0 + $1.count }) parameters"
+                + metadataNote(contents.metadata)
+        case .seq2seqModel:
+            let model = try Seq2Seq(contentsOf: file, backend: CPUBackend())
+            let c = model.configuration
+            what =
+                "vocabularies \(c.sourceVocabularySize) → \(c.targetVocabularySize), embedding \(c.embeddingSize), "
+                + "\(c.numLayers)×\(c.hiddenSize) LSTM encoder and decoder"
+                + (c.attention ? " with attention" : "")
+                + ", \(model.parameters.reduce(0) { $0 + $1.count }) parameters"
+        case .fitState:
+            let state = try FitStateSummary(contents)
+            what =
+                "version \(state.version), \(state.epochsDone) epoch\(state.epochsDone == 1 ? "" : "s") done"
+                + (state.stoppedBy.map { ", stopped by \(terminalSafe($0))" } ?? "") + ", \(state.tensors) tensors"
+        case .stateDict:
             let lstm = try LSTM(contentsOf: file, prefix: prefix)
-            print(
-                "\(file): LSTM state_dict, \(describeModel(lstm.configuration))"
-                    + (lstm.configuration.dropout > 0 ? " dropout \(lstm.configuration.dropout)" : ""))
+            what =
+                describeModel(lstm.configuration)
+                + (lstm.configuration.dropout > 0 ? " dropout \(lstm.configuration.dropout)" : "")
         }
+        print("\(file): \(kind.name): \(what)")
+        print("  used by: \(kind.usedBy)")
+    }
+
+    /// The extra metadata keys a model file carries (task, vocabularies, class names), named.
+    func metadataNote(_ metadata: [String: String]) -> String {
+        let keys = metadata.keys.filter { $0 != "format" && $0 != ModelArchitecture.metadataKey }.sorted()
+        return keys.isEmpty ? "" : "; metadata: " + keys.map(terminalSafe).joined(separator: ", ")
     }
 }

@@ -115,6 +115,11 @@ extension TrainCommand {
         do {
             // Inside the `do`: under MPI a rank that fails here must end the whole job.
             if leader {
+                try requireDistinctPaths(
+                    inputs: data.map { [("--data", $0)] } ?? [],
+                    outputs: [("--checkpoint", output.checkpoint), ("--log", output.log)].compactMap { option, path in
+                        path.map { (option, $0) }
+                    })
                 if let checkpoint = output.checkpoint {
                     try prepareOutputPath(checkpoint, option: "--checkpoint")
                     lock = try FileLock(for: checkpoint, what: "checkpoint")

@@ -96,6 +96,11 @@ extension TrainCommand {
         if task == .translate, taskOptions.targetData == nil {
             throw ValidationError("--task translate needs --target-data FILE (line-aligned with --data)")
         }
+        if let season = taskOptions.season, season > (taskOptions.window ?? 24) {
+            throw ValidationError(
+                "--season \(season) must not exceed --window \(taskOptions.window ?? 24) (the seasonal-naive "
+                    + "baseline looks one season back within a window)")
+        }
         if optimizer.schedule == "cosine" {
             throw ValidationError("--schedule cosine needs a step count; with --task use constant or step:EVERY:GAMMA")
         }
@@ -125,12 +130,12 @@ extension TrainCommand {
             throw ValidationError("--task \(task) runs in one process; data parallelism (mpirun) is for --task lm")
         }
         applyThreads()
-        var lock: FileLock?
-        if let checkpoint = output.checkpoint {
-            try prepareOutputPath(checkpoint, option: "--checkpoint")
-            lock = try FileLock(for: checkpoint, what: "checkpoint")
+        var inputs = [(option: "--data", path: data!)]
+        if let target = taskOptions.targetData { inputs.append(("--target-data", target)) }
+        let translations = taskOptions.translations.map { prefix in
+            ["hyp", "ref", "src"].map { (option: "--translations (.\($0))", path: prefix + "." + $0) }
         }
-        if let log = output.log { try prepareOutputPath(log, option: "--log") }
+        let lock = try output.prepareApplicationOutputs(inputs: inputs, extraOutputs: translations ?? [])
         let settings = try applicationSettings(), shape = networkShape
         try engine.withModelBackend("train") { backend in
             try runTask(settings: settings, shape: shape, backend: backend)
@@ -169,6 +174,7 @@ extension TrainCommand {
                 decoding: decoding, shape: shape, settings: settings, backend: backend)
         case .lm: return
         }
+        try report.requireConverged(program: "lstm-gpu train")
         let stopped = report.history.stoppedBy.map { ", stopped by \($0)" } ?? ""
         printLine(
             "\(report.history.records.count) epochs\(stopped), \(String(format: "%.0f", report.seconds)) s"

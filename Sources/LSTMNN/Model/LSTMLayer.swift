@@ -30,6 +30,8 @@ public final class LSTMLayer<Backend: ModelOps>: Layer {
             throw LSTMError.invalidConfiguration("inside a model sequences are [T, B, ·]: use batchFirst: false")
         }
         try configuration.validate()
+        try SizeLimits.requireHostMemory(
+            floats: configuration.parameterCount, for: "an LSTM layer of \(configuration.parameterCount) parameters")
         try self.init(
             stack: LSTMStack(
                 configuration: configuration, backend: backend,

@@ -216,6 +216,8 @@ public final class Seq2Seq<Backend: ModelOps> {
         sourceEmbedding = try Embedding(
             backend: backend, vocabularySize: c.sourceVocabularySize, dimension: c.embeddingSize, seed: seed)
         func lstm(_ prefix: String, _ configuration: LSTMConfiguration, _ seed: UInt64) throws -> LSTMLayer<Backend> {
+            try SizeLimits.requireHostMemory(
+                floats: configuration.parameterCount, for: "an LSTM of \(configuration.parameterCount) parameters")
             let initial =
                 try weights.map { all in
                     Dictionary(
