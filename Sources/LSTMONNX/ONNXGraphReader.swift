@@ -30,8 +30,6 @@ struct Trace {
     var lstm: (node: Int, output: Int)?
     /// The shape-only nodes passed (graph indices), nearest first.
     var nodes: [Int] = []
-    /// The perms of the Transposes passed (nil: a Transpose without perm).
-    var transposes: [(node: Int, perm: [Int]?)] = []
 }
 
 struct GraphReader {
@@ -40,6 +38,8 @@ struct GraphReader {
     var nodes: [Onnx_NodeProto] = []
     var constants: [String: Onnx_TensorProto] = [:]
     var producers: [String: (node: Int, output: Int)] = [:]
+    /// The graph's inputs that are not initializers (values given at run time).
+    var graphInputs: Set<String> = []
 
     init(source: String, decoder: TensorDecoder) {
         self.source = source
@@ -97,6 +97,8 @@ struct GraphReader {
                 constants[output] = value.t
             }
         }
+        graphInputs = Set(graph.input.map(\.name).filter { !$0.isEmpty && constants[$0] == nil })
+        try checkAcyclic()
         let lstmIndices = nodes.indices.filter { isLSTM(nodes[$0]) }
         guard !lstmIndices.isEmpty else {
             let types = Set(nodes.map(\.opType)).sorted().prefix(20).map { quoted($0) }.joined(separator: ", ")
@@ -134,6 +136,12 @@ struct GraphReader {
             } else {
                 heads.append(index)
             }
+        }
+        guard !heads.isEmpty else {
+            // Not reached for an acyclic graph (checkAcyclic), kept so a message never lists nothing.
+            throw invalid(
+                "the LSTM nodes are not one chain: every one of \(lstmIndices.map(label).joined(separator: ", ")) reads "
+                    + "another's Y")
         }
         guard heads.count == 1 else {
             throw invalid(
@@ -182,6 +190,21 @@ struct GraphReader {
             }
         }
         let batchFirst = try inputLayout(traces[first.index]!, first)
+        for slot in [5, 6] {
+            var wholeInputs: [String: Int] = [:]
+            for (l, layer) in layers.enumerated() {
+                let source = try stateSource(layer, slot: slot, position: l, of: layers.count)
+                guard layers.count > 1, case let .runtime(input, nil) = source else { continue }
+                if let other = wholeInputs[input] {
+                    throw unsupported(
+                        layer.index,
+                        "input \(slot == 5 ? "initial_h" : "initial_c") is graph input \(quoted(input)) whole, as for "
+                            + "layer \(other) (\(label(layers[other].index))); lstm-gpu gives each layer its own rows "
+                            + "of h0, c0 [L·D, B, H] (a Slice of axis 0 per layer, as torch.onnx.export writes)")
+                }
+                wholeInputs[input] = l
+            }
+        }
 
         var cell = LSTMCellOptions()
         cell.peepholes = layers.contains { $0.p != nil }

@@ -24,9 +24,14 @@ import SwiftProtobuf
 /// Tanh, Tanh; `activation_alpha`/`activation_beta`; unknown attributes; weights that are not
 /// constants or have the wrong shape or a type other than float32; LSTM nodes that are not
 /// one chain; layers that differ in hidden size, direction, layout or options; constant
-/// `sequence_lens` or non-zero constant initial states. Initial states and `sequence_lens`
-/// computed from graph inputs are run-time inputs (`LSTM.forward`'s h0, c0, lengths). Every
-/// other operator of the graph is listed in `warnings`.
+/// `sequence_lens` or non-zero constant initial states; initial states computed in the graph
+/// (another layer's `Y_h`/`Y_c`, any operator); glue between layers that does not provably
+/// make Y [T, D, B, H] into [T, B, D·H] (followed symbolically through Transpose, Reshape,
+/// Squeeze, Unsqueeze, Flatten); graphs with a cycle (the nodes on it named). Initial states
+/// and `sequence_lens` that are graph inputs (states whole or sliced per layer) are run-time
+/// inputs (`LSTM.forward`'s h0, c0, lengths). Every other operator of the graph is listed in
+/// `warnings`. Files are checked against the protobuf limit and the host's memory before
+/// they are read; external data reads only the bytes used.
 public struct ONNXImport {
     /// Largest model file read (the protobuf limit); larger weights belong in external data.
     public static let maximumFileBytes = Int(Int32.max)

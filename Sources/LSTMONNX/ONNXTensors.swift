@@ -22,6 +22,8 @@ struct TensorDecoder {
     let source: String
     /// The model file's folder, for external data; nil when the model came from memory.
     let folder: URL?
+    /// What the tensors decoded so far hold, shared by the copies of this decoder.
+    let budget = DecodedBytes()
 
     func invalid(_ reason: String) -> ONNXError { .invalidModel(source: source, reason: reason) }
 
@@ -61,6 +63,7 @@ struct TensorDecoder {
             throw invalid(
                 "\(what): dims \(shape) need \(count) float32 values (\(byteCount) bytes), raw data has \(bytes.count)")
         }
+        budget.bytes = SizeLimits.saturatingSum([budget.bytes, byteCount])
         var values = [Float](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
             for i in 0..<count {
@@ -109,15 +112,11 @@ struct TensorDecoder {
         guard file.path.hasPrefix(base.path.hasSuffix("/") ? base.path : base.path + "/") else {
             throw invalid("\(what): external data \(quoted(location)) resolves outside the model's folder \(base.path)")
         }
-        var info = stat()
-        guard stat(file.path, &info) == 0 else {
-            throw invalid(
-                "\(what): external data file \(file.path) cannot be read: \(String(cString: strerror(errno)))")
+        let opened: OpenedFile
+        do { opened = try OpenedFile(file.path) } catch let error as LSTMError {
+            throw invalid("\(what): external data file \(error)")
         }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw invalid("\(what): external data \(file.path) is not a regular file")
-        }
-        let size = Int(info.st_size)
+        let size = opened.size
         let needed = length ?? byteCount
         guard needed == byteCount else {
             throw invalid("\(what): external_data length \(needed) does not match the \(byteCount) bytes its dims need")
@@ -127,27 +126,102 @@ struct TensorDecoder {
                 "\(what): external data \(file.path) is \(size) bytes; offset \(offset) + length \(needed) runs past its end"
             )
         }
-        guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            throw invalid("\(what): cannot open the external data file \(file.path)")
+        // The bytes read and the floats decoded from them, beside the weights read before.
+        let total = SizeLimits.saturatingSum([budget.bytes, needed, needed])
+        guard total <= SizeLimits.hostMemory else {
+            throw invalid(
+                "\(what): reading its \(needed) bytes of external data from \(file.path) needs \(formatBytes(total)) "
+                    + "(with the weights read before), the host has \(formatBytes(SizeLimits.hostMemory))")
         }
-        defer { try? handle.close() }
-        do {
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try handle.read(upToCount: needed) ?? Data()
-            guard data.count == needed else {
-                throw invalid("\(what): external data \(file.path) ended after \(data.count) of \(needed) bytes")
-            }
-            return data
-        } catch let error as ONNXError { throw error } catch {
-            throw invalid("\(what): cannot read the external data file \(file.path): \(error.localizedDescription)")
+        do { return try opened.read(count: needed, at: offset) } catch let error as LSTMError {
+            throw invalid("\(what): external data file \(error)")
         }
     }
 }
 
-/// The contents of the regular file at `url`, at most `maximumBytes` (LSTMKit's
-/// `readRegularFile`, with the ONNX hint for a file that is too large).
+/// Bytes of the weights decoded so far (for the host-memory check of external data).
+final class DecodedBytes {
+    var bytes = 0
+}
+
+/// A regular file opened for reading, its size taken from the open descriptor. Errors are
+/// `LSTMError.io` naming the file with the system's reason (never a Foundation error code);
+/// FIFOs and devices are refused without blocking.
+final class OpenedFile {
+    let path: String
+    let descriptor: Int32
+    let size: Int
+
+    init(_ path: String) throws {
+        self.path = path
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw LSTMError.io(
+                path: path,
+                reason: "cannot be read: " + (errno == ENOENT ? "no such file" : String(cString: strerror(errno))))
+        }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw LSTMError.io(path: path, reason: "cannot be read: \(reason)")
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR:
+            close(descriptor)
+            throw LSTMError.io(path: path, reason: "is a directory, not a file")
+        default:
+            close(descriptor)
+            throw LSTMError.io(path: path, reason: "is not a regular file (a FIFO, device or socket)")
+        }
+        self.descriptor = descriptor
+        size = Int(info.st_size)
+    }
+
+    deinit { close(descriptor) }
+
+    /// `count` bytes from `offset` (which the caller checked against `size`); a file that
+    /// shrank or a failing read is an error naming the file.
+    func read(count: Int, at offset: Int) throws -> Data {
+        var data = Data(count: count)
+        var done = 0
+        try data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
+            while done < count {
+                let chunk = min(count - done, 1 << 30)
+                let got = pread(descriptor, buffer.baseAddress! + done, chunk, off_t(offset + done))
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    throw LSTMError.io(path: path, reason: "cannot be read: \(String(cString: strerror(errno)))")
+                }
+                guard got > 0 else {
+                    throw LSTMError.io(
+                        path: path, reason: "ended after \(done) of the \(count) bytes wanted from offset \(offset)")
+                }
+                done += got
+            }
+        }
+        return data
+    }
+}
+
+/// The contents of the ONNX model file at `url`: refused before reading when it is not a
+/// regular file, is larger than `maximumBytes`, or would not fit in the host's memory
+/// (the bytes and the decoded model); read errors name the file and the system's reason.
 func readModelFile(_ url: URL, maximumBytes: Int) throws -> Data {
-    try readRegularFile(
-        url.path, maximumBytes: maximumBytes,
-        limitReason: "an ONNX model file may have (store large weights as external data)")
+    let file = try OpenedFile(url.path)
+    guard file.size <= maximumBytes else {
+        throw LSTMError.io(
+            path: url.path,
+            reason: "is \(file.size) bytes, more than the \(maximumBytes) an ONNX model file may have (store large "
+                + "weights as external data)")
+    }
+    let needed = SizeLimits.saturatingProduct([file.size, 2])
+    guard needed <= SizeLimits.hostMemory else {
+        throw LSTMError.io(
+            path: url.path,
+            reason: "is \(file.size) bytes; reading it needs \(formatBytes(needed)) (the file and its decoded model), "
+                + "the host has \(formatBytes(SizeLimits.hostMemory))")
+    }
+    return try file.read(count: file.size, at: 0)
 }
