@@ -13,13 +13,13 @@ import XCTest
 let appFixtureFolder = fixtureFolder + "/apps"
 
 /// Writes `text` to a file called `name` in a fresh temporary folder and returns its path.
-private func dataFile(_ name: String, _ text: String) throws -> String {
+func dataFile(_ name: String, _ text: String) throws -> String {
     let path = try temporaryFolder() + "/" + name
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     return path
 }
 
-/// The data loaders of Sources/LSTMKit/Data: good files, the committed application slices, and
+/// The data loaders of Sources/LSTMData: good files, the committed application slices, and
 /// hostile files whose errors must name the file and the line (or the column).
 final class DataLoaderTests: XCTestCase {
     // MARK: DelimitedTable
