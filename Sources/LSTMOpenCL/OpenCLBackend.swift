@@ -170,28 +170,16 @@ public final class OpenCLBackend: LSTMBackend {
         a: MatrixView<OpenCLBuffer>, b: MatrixView<OpenCLBuffer>, beta: Float, c: MatrixView<OpenCLBuffer>
     ) throws {
         guard m > 0, n > 0 else { return }
-        let work = KernelWork(
-            flops: 2 * Double(m) * Double(n) * Double(k),
-            bytes: 4
-                * (Double(m) * Double(k) + Double(k) * Double(n) + Double(beta == 0 ? 1 : 2) * Double(m) * Double(n)))
-        let arguments: [KernelArgument] = [
-            .int(m), .int(n), .int(k), .float(alpha),
-            .buffer(a.buffer), .int(a.offset), .int(a.rowStride), .int(transposeA ? 1 : 0),
-            .buffer(b.buffer), .int(b.offset), .int(b.rowStride), .int(transposeB ? 1 : 0),
-            .float(beta), .buffer(c.buffer), .int(c.offset), .int(c.rowStride),
-        ]
         let slices = useTiledGEMM ? gemmSlicesOverride ?? gemmSlices(m: m, n: n, k: k) : 1
         if slices > 1 {
             try splitGEMM(
                 transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, b: b,
                 beta: beta, c: c, slices: slices)
         } else if useTiledGEMM {
-            let tile = OpenCLTiles.gemmTile
             let run = { (variant: OpenCLGEMMVariant) in
-                let side = variant.groupSide
-                try self.launch(
-                    variant.kernel, in: .gemm, global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side],
-                    local: [side, side], work: work, arguments)
+                try self.gemmTiled(
+                    variant, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+                    b: b, beta: beta, c: c)
             }
             loadTuningsOnce()
             if gemmVariantOverride == nil, gemmTuning == nil, beta == 0 {
@@ -200,7 +188,9 @@ public final class OpenCLBackend: LSTMBackend {
                 try run(gemmVariant())
             }
         } else {
-            try launch("gemm_plain", in: .gemm, global: [n, m], work: work, arguments)
+            try gemmPlain(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, b: b,
+                beta: beta, c: c)
         }
     }
 
@@ -244,25 +234,10 @@ public final class OpenCLBackend: LSTMBackend {
         let chunk = ((k + requested - 1) / requested + step - 1) / step * step  // whole GEMM_K slices
         let slices = (k + chunk - 1) / chunk
         let workspace = try makeScratchBuffer(count: slices * m * n)
-        let (tile, side) = (OpenCLTiles.gemmTile, OpenCLTiles.gemmGroupSide)
-        let (dm, dn, dk, ds) = (Double(m), Double(n), Double(k), Double(slices))
-        try launch(
-            "gemm_tiled_split", in: .gemm,
-            global: [(n + tile - 1) / tile * side, (m + tile - 1) / tile * side, slices], local: [side, side, 1],
-            work: KernelWork(flops: 2 * dm * dn * dk, bytes: 4 * (dm * dk + dk * dn + ds * dm * dn)),
-            [
-                .int(m), .int(n), .int(k), .int(chunk), .float(alpha),
-                .buffer(a.buffer), .int(a.offset), .int(a.rowStride), .int(transposeA ? 1 : 0),
-                .buffer(b.buffer), .int(b.offset), .int(b.rowStride), .int(transposeB ? 1 : 0),
-                .buffer(workspace),
-            ])
-        try launch(
-            "gemm_sum_splits", in: .gemm, global: [n, m],
-            work: KernelWork(flops: ds * dm * dn, bytes: 4 * (ds * dm * dn + (beta == 0 ? 1 : 2) * dm * dn)),
-            [
-                .int(m), .int(n), .int(slices), .buffer(workspace), .float(beta), .buffer(c.buffer), .int(c.offset),
-                .int(c.rowStride),
-            ])
+        try gemmTiledSplit(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, chunk: chunk, alpha: alpha, a: a,
+            b: b, workspace: workspace, slices: slices)
+        try gemmSumSplits(m: m, n: n, slices: slices, workspace: workspace, beta: beta, c: c, declaringWork: true)
     }
 
     /// A [rows, width] buffer holding `view`'s rows, or zeros when `view` is nil.

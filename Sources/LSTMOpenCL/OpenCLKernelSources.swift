@@ -1,7 +1,9 @@
 @_spi(Backend) import LSTMCore
 
 /// The kernels compiled into the binary (Kernels/*.cl), by file. Each file's banner lists
-/// its kernels and their preconditions; `OpenCLKernels.swift` has one typed launcher per kernel.
+/// its kernels and their preconditions; each kernel has one typed launcher: OpenCLKernels.swift
+/// (tensor_ops, lstm_forward, lstm_backward), OpenCLGEMMKernels.swift (gemm),
+/// OpenCLOptionsKernels.swift (lstm_options), OpenCLTrainingKernels.swift (training).
 enum KernelSource: String, CaseIterable {
     case gemm, tensorOps = "tensor_ops", lstmForward = "lstm_forward", lstmBackward = "lstm_backward", training
     case lstmOptions = "lstm_options"

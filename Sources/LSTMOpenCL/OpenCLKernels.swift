@@ -4,8 +4,11 @@ import COpenCL
 /// One typed launcher per kernel of Kernels/tensor_ops.cl, lstm_forward.cl and
 /// lstm_backward.cl: named arguments here, the kernel's positional order in one place.
 /// Shapes use the kernels' letters: B batch, H hidden, Hout (P when projecting), t the step.
+/// The other kernel files' launchers: OpenCLGEMMKernels.swift (gemm.cl),
+/// OpenCLOptionsKernels.swift (lstm_options.cl), OpenCLTrainingKernels.swift (training.cl).
 extension OpenCLBackend {
-    /// `fill_bias`: gates [R, W] ← b_ih + b_hh per row (0 without bias).
+    /// `fill_bias` (tensor_ops.cl): every row of `gates` [rows, width] ← b_ih + b_hh (each
+    /// [width]; 0 without bias). Global (width, rows), any work-group.
     func fillBias(
         _ gates: OpenCLBuffer, rows: Int, width: Int, inputBias: OpenCLBuffer?, recurrentBias: OpenCLBuffer?
     ) throws {
@@ -17,7 +20,8 @@ extension OpenCLBackend {
             ])
     }
 
-    /// `transpose`: a new [columns, rows] buffer holding srcᵀ for src [rows, columns].
+    /// `transpose` (tensor_ops.cl): a new [columns, rows] buffer holding srcᵀ for src
+    /// [rows, columns]. Global (columns, rows), any work-group.
     func transposed(_ src: OpenCLBuffer, rows: Int, columns: Int) throws -> OpenCLBuffer {
         let dst = try makeBuffer(count: rows * columns)
         try launch(
@@ -26,14 +30,16 @@ extension OpenCLBackend {
         return dst
     }
 
-    /// `swap_outer`: dst[j, i, :] = src[i, j, :] for src [A, C, inner].
+    /// `swap_outer` (tensor_ops.cl): dst[j, i, :] = src[i, j, :] for src [A, C, inner], dst
+    /// [C, A, inner] (batch-first ↔ sequence-major). Global (inner, C, A), any work-group.
     public func swapOuterDimensions(_ src: OpenCLBuffer, into dst: OpenCLBuffer, a: Int, c: Int, inner: Int) throws {
         try launch(
             "swap_outer", in: .tensorOps, global: [inner, c, a],
             [.int(a), .int(c), .int(inner), .buffer(src), .buffer(dst)])
     }
 
-    /// `copy_rows`: [rows, width] from one view to another.
+    /// `copy_rows` (tensor_ops.cl): [rows, width] from one view to another. Global (width,
+    /// rows), any work-group.
     func copyRows(from src: MatrixView<OpenCLBuffer>, to dst: MatrixView<OpenCLBuffer>, rows: Int, width: Int) throws {
         try launch(
             "copy_rows", in: .tensorOps, global: [width, rows],
@@ -43,39 +49,30 @@ extension OpenCLBackend {
             ])
     }
 
-    /// `column_sums`: out[c] = Σ_r m[r, c] for m [rows, width] (the bias gradients, rows = T·B).
-    /// A narrow matrix gives too few items to fill a device, so its rows are cut into slices
+    /// out [width] = Σ_r m[r, ·] for m [rows, width] (the bias gradients, rows = T·B). A narrow
+    /// matrix gives too few items to fill a device, so its rows are cut into slices
     /// (`reductionSlices`) whose partial sums `gemm_sum_splits` adds in a second pass.
     func launchColumnSums(_ matrix: OpenCLBuffer, rows: Int, width: Int, into out: OpenCLBuffer) throws {
         let slices = reductionSlices(items: width, length: rows)
         let chunk = (rows + slices - 1) / max(slices, 1)
         let partial = slices > 1 ? try makeScratchBuffer(count: slices * width) : out
-        try launch(
-            "column_sums", in: .tensorOps, global: [width, slices],
-            [.int(rows), .int(width), .int(chunk), .buffer(matrix), .buffer(partial)])
+        try columnSumSlices(matrix, rows: rows, width: width, chunk: chunk, slices: slices, into: partial)
         if slices > 1 {
-            try launch(
-                "gemm_sum_splits", in: .gemm, global: [width, 1],
-                [.int(1), .int(width), .int(slices), .buffer(partial), .float(0), .buffer(out), .int(0), .int(width)])
+            try gemmSumSplits(
+                m: 1, n: width, slices: slices, workspace: partial, beta: 0, c: MatrixView(out, rowStride: width),
+                declaringWork: false)
         }
     }
 
-    /// `reduce_sum`: out[slot] = scale·Σ x[0..<count]. Long inputs run in two passes: up to
-    /// `reductionSlices` work-groups write partial sums, then one work-group adds them.
-    func reduceSum(_ x: OpenCLBuffer, count: Int, scale: Float, into out: OpenCLBuffer, slot: Int) throws {
-        let group = OpenCLTiles.reduceGroup
-        var (input, n) = (x, count)
-        let groups = reductionSlices(items: group, length: (count + group - 1) / group)
-        if groups > 1 {
-            let partial = try makeScratchBuffer(count: groups)
-            try launch(
-                "reduce_sum", in: .training, global: [groups * group], local: [group],
-                [.int(count), .buffer(x), .float(1), .buffer(partial), .int(0)])
-            (input, n) = (partial, groups)
-        }
+    /// `column_sums` (tensor_ops.cl): partial [slices, width], row z = Σ m[r, ·] over the rows
+    /// r in [z·chunk, min(rows, (z+1)·chunk)) of m [rows, width] (slices = 1: the column sums
+    /// themselves). Global (width, slices), any work-group.
+    func columnSumSlices(
+        _ matrix: OpenCLBuffer, rows: Int, width: Int, chunk: Int, slices: Int, into partial: OpenCLBuffer
+    ) throws {
         try launch(
-            "reduce_sum", in: .training, global: [group], local: [group],
-            [.int(n), .buffer(input), .float(scale), .buffer(out), .int(slot)])
+            "column_sums", in: .tensorOps, global: [width, slices],
+            [.int(rows), .int(width), .int(chunk), .buffer(matrix), .buffer(partial)])
     }
 
     /// How many slices a reduction of `length` elements for each of `items` parallel outputs
@@ -86,11 +83,14 @@ extension OpenCLBackend {
         return max(1, min(64, wanted / max(items, 1), length / 64))
     }
 
-    /// `lstm_forward_step` (`classic`, from W_hhᵀ [Hout, 4H]) or `lstm_forward_step_split`
-    /// (`split`, from the interleaved W4 [Hout, H] of float4): step t of one direction. Reads
-    /// gates(t) (the input projection and biases), h/c before the step; writes h/c after it
-    /// (`nextHidden` receives r = o·tanh(c) when projecting), the output row and, when `saved`
-    /// is given, the activations. Both kernels take the same arguments.
+    /// `lstm_forward_step` (lstm_forward.cl; `classic`, from W_hhᵀ [Hout, 4H]) or
+    /// `lstm_forward_step_split` (`split`, from the interleaved W4 [Hout, H] of float4): step t
+    /// of one direction. Reads gates(t) of `gates` [T, B, 4H] (the input projection and
+    /// biases), h [B, Hout] and c [B, H] before the step; writes them after it (`nextHidden`
+    /// receives r = o·tanh(c) [B, H] when projecting), the output row of `output` [T·B, ·]
+    /// and, when `saved` is given, the activations [T, B, ·]. Both kernels take the same
+    /// arguments. Work-group (64, 1), global (roundup(H, 64), ceil(B/4)) for `classic`;
+    /// (32, 8, 1) and (roundup(H, 32), 8, ceil(B/8)) for `split` (`OpenCLTiles`).
     func forwardStep(
         _ variant: OpenCLStepVariant, shape s: DirectionShape, step t: Int, recurrent: OpenCLBuffer,
         gates: OpenCLBuffer, hidden: OpenCLBuffer, cell: OpenCLBuffer, nextHidden: OpenCLBuffer,
@@ -123,8 +123,9 @@ extension OpenCLBackend {
             ])
     }
 
-    /// `interleave_gates`: W_hh [4H, Hout] → W4 [Hout, H] of float4 (i, f, g, o of unit j at
-    /// column k together), the `split` step kernels' recurrent weights.
+    /// `interleave_gates` (tensor_ops.cl): W_hh [4H, Hout] → W4 [Hout, H] of float4 (i, f, g, o
+    /// of unit j at column k together), the `split` step kernels' recurrent weights. Global
+    /// (H, Hout), any work-group.
     func interleavedGates(_ weights: OpenCLBuffer, hiddenSize h: Int, columns: Int) throws -> OpenCLBuffer {
         let dst = try makeBuffer(count: 4 * h * columns)
         try launch(
@@ -133,9 +134,11 @@ extension OpenCLBackend {
         return dst
     }
 
-    /// `lstm_hidden_backward_split`: dh [B, Hout] = dG(t)·W_hh for running rows, from the
-    /// interleaved weights; with `fusedStep` (no projection) also the cell backward of that
-    /// step (the next one processed): dG of it and dc.
+    /// `lstm_hidden_backward_split` (lstm_backward.cl): dh [B, Hout] = dG(t)·W_hh for running
+    /// rows (dG [T, B, 4H]), from the interleaved weights W4 [Hout, H] of float4; with
+    /// `fusedStep` (no projection) also the cell backward of that step (the next one
+    /// processed): dG of it and dc [B, H]. Work-group (64, 4, 1); global (64, roundup(Hout, 4),
+    /// ceil(B/8)).
     func hiddenBackwardSplit(
         shape s: DirectionShape, step t: Int, interleaved: OpenCLBuffer, gateGradients: OpenCLBuffer,
         hiddenGradient: OpenCLBuffer, lengths: OpenCLBuffer, fusedStep: Int?,
@@ -157,8 +160,9 @@ extension OpenCLBackend {
             ] + outputGradientArguments(outputGradient) + [.buffer(cellGradient)])
     }
 
-    /// `lstm_projection_step`: h_next [B, P] = r [B, H]·W_hrᵀ for running rows (h_prev carried
-    /// for padded ones), and the output row.
+    /// `lstm_projection_step` (lstm_forward.cl): h_next [B, P] = r [B, H]·W_hrᵀ (from W_hrᵀ
+    /// [H, P]) for running rows (h_prev [B, P] carried for padded ones), and the output row of
+    /// `output` [T·B, ·]. Global (P, B), any work-group.
     func projectionStep(
         shape s: DirectionShape, step t: Int, projectionTransposed: OpenCLBuffer, unprojected: OpenCLBuffer,
         hidden: OpenCLBuffer, nextHidden: OpenCLBuffer, output: MatrixView<OpenCLBuffer>,
@@ -183,8 +187,9 @@ extension OpenCLBackend {
         ]
     }
 
-    /// `lstm_projection_backward_step`: dht = dh + dy(t) kept in `projectedGradients` [T, B, P];
-    /// dr [B, H] = dht·W_hr.
+    /// `lstm_projection_backward_step` (lstm_backward.cl): dht = dh [B, P] + dy(t) (dy [T·B, P]
+    /// when given) kept in `projectedGradients` [T, B, P]; dr [B, H] = dht·W_hr (W_hr [P, H]).
+    /// Global (H, B), any work-group.
     func projectionBackwardStep(
         shape s: DirectionShape, step t: Int, projectionWeights: OpenCLBuffer,
         hiddenGradient: OpenCLBuffer, outputGradient: MatrixView<OpenCLBuffer>?,
@@ -201,7 +206,9 @@ extension OpenCLBackend {
                 + [.buffer(projectedGradients), .buffer(unprojectedGradient), .buffer(lengths)])
     }
 
-    /// `lstm_cell_backward_step`: dG(t) [B, 4H] from dr (projecting) or dh + dy(t), and dc ← dc·f.
+    /// `lstm_cell_backward_step` (lstm_backward.cl): dG(t) [B, 4H] of `gateGradients` [T, B, 4H]
+    /// from dr [B, H] (projecting) or dh [B, H] + dy(t), and dc [B, H] ← dc·f, from the saved
+    /// gates [T, B, 4H], c and c(prev) [T, B, H]. Global (H, B), any work-group.
     func cellBackwardStep(
         shape s: DirectionShape, step t: Int, saved: DirectionActivations<OpenCLBuffer>,
         unprojectedGradient: OpenCLBuffer?, hiddenGradient: OpenCLBuffer,
@@ -221,7 +228,8 @@ extension OpenCLBackend {
                 ])
     }
 
-    /// `lstm_hidden_backward_step`: dh [B, Hout] = dG(t)·W_hh for running rows.
+    /// `lstm_hidden_backward_step` (lstm_backward.cl): dh [B, Hout] = dG(t)·W_hh for running
+    /// rows (dG [T, B, 4H], W_hh [4H, Hout]). Global (Hout, B), any work-group.
     func hiddenBackwardStep(
         shape s: DirectionShape, step t: Int, recurrentWeights: OpenCLBuffer, gateGradients: OpenCLBuffer,
         hiddenGradient: OpenCLBuffer, lengths: OpenCLBuffer

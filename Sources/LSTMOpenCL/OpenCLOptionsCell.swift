@@ -4,21 +4,9 @@
 /// and backward. Per step: the recurrent product as a GEMM into the step's gate sums, one
 /// launch of the cell (`lstm_options.cl`, a work-group per sequence, so layer norm can sum a
 /// gate's H units in local memory), and with projection a GEMM and its finishing launch. The
-/// weight gradients are GEMMs over all T·B rows, as on the plain path.
+/// weight gradients are GEMMs over all T·B rows, as on the plain path. The kernels' launchers
+/// are in OpenCLOptionsKernels.swift.
 extension OpenCLBackend {
-    /// The kernels' option bits (lstm_options.cl's OPT_*).
-    private func optionFlags(_ s: DirectionShape, save: Bool) -> Int {
-        let c = s.cell
-        var flags = 0
-        if c.coupledInputForget { flags |= 1 }
-        if c.layerNorm { flags |= 2 }
-        if c.peepholes { flags |= 4 }
-        if save { flags |= 8 }
-        if s.projects { flags |= 16 }
-        if save && c.cellClip > 0 { flags |= 32 }
-        return flags
-    }
-
     /// `vectors` ([H] each, nil where a gate has none) side by side in one zero-filled buffer
     /// [count·H], as the kernels read peepholes (i, f, o) and layer-norm weights (i, f, g, o).
     private func packed(_ vectors: [OpenCLBuffer?], count: Int, hiddenSize h: Int) throws -> OpenCLBuffer {
@@ -63,7 +51,6 @@ extension OpenCLBackend {
         var cell = try contiguous(job.initialCell, rows: batch, width: h)
         var nextHidden = try makeScratchBuffer(count: batch * hout), nextCell = try makeScratchBuffer(count: batch * h)
         let unprojected = s.projects ? try makeScratchBuffer(count: batch * h) : nil
-        let flags = optionFlags(s, save: saved != nil)
         let out = job.output
         for k in 0..<steps {
             let t = s.forwardStep(k, reverse: job.reverse)
@@ -71,28 +58,18 @@ extension OpenCLBackend {
                 transposeB: true, m: batch, n: gateWidth, k: hout, a: MatrixView(hidden, rowStride: hout),
                 b: MatrixView(w.recurrentWeights, rowStride: hout), beta: 1,
                 c: MatrixView(gates, offset: t * batch * gateWidth, rowStride: gateWidth))
-            try launch(
-                "lstm_options_forward_cell", in: .lstmOptions, global: [64, batch], local: [64, 1],
-                [
-                    .int(t), .int(batch), .int(h), .int(hout), .int(flags), .float(c.layerNormEpsilon),
-                    .float(c.activationClip), .float(c.cellClip), .buffer(gates), .buffer(pre), .buffer(normalized),
-                    .buffer(deviation), .buffer(unclippedCell), .buffer(peepholes), .buffer(gamma), .buffer(bias),
-                    .buffer(hidden), .buffer(cell), .buffer(unprojected ?? nextHidden), .buffer(nextCell),
-                    .buffer(out.buffer), .int(out.offset), .int(out.rowStride), .buffer(job.lengths),
-                    .buffer(saved?.previousHidden ?? placeholder), .buffer(saved?.previousCell ?? placeholder),
-                    .buffer(saved?.cell ?? placeholder), .buffer(saved?.unprojected ?? placeholder),
-                ])
+            try optionsForwardCell(
+                shape: s, step: t, gates: gates, preActivations: pre, normalized: normalized,
+                inverseDeviation: deviation, unclippedCell: unclippedCell, peepholes: peepholes,
+                layerNormWeights: gamma, bias: bias, hidden: hidden, cell: cell, nextHidden: unprojected ?? nextHidden,
+                nextCell: nextCell, output: out, lengths: job.lengths, saved: saved, placeholder: placeholder)
             if let unprojected, let projection = w.projectionWeights {
                 try gemm(
                     transposeB: true, m: batch, n: hout, k: h, a: MatrixView(unprojected, rowStride: h),
                     b: MatrixView(projection, rowStride: h), beta: 0, c: MatrixView(nextHidden, rowStride: hout))
-                try launch(
-                    "lstm_options_project_finish", in: .lstmOptions, global: [hout, batch],
-                    [
-                        .int(t), .int(batch), .int(hout), .int(saved != nil ? 1 : 0), .float(c.projectionClip),
-                        .buffer(nextHidden), .buffer(hidden), .buffer(unclippedHidden), .buffer(out.buffer),
-                        .int(out.offset), .int(out.rowStride), .buffer(job.lengths),
-                    ])
+                try optionsProjectFinish(
+                    shape: s, step: t, save: saved != nil, nextHidden: nextHidden, hidden: hidden,
+                    unclippedHidden: unclippedHidden, output: out, lengths: job.lengths)
             }
             swap(&hidden, &nextHidden)
             swap(&cell, &nextCell)
@@ -120,46 +97,31 @@ extension OpenCLBackend {
         let previousHidden = try makeScratchBuffer(count: batch * hout)  // dG(t)·W_hh
         let unprojectedGradient = try makeScratchBuffer(count: batch * h)  // dL/dm
         let projectedGradients = s.projects ? try makeScratchBuffer(count: rows * hout) : nil
-        let flags = optionFlags(s, save: true)
         let dy = job.outputGradient
         for k in 0..<steps {
             let t = s.backwardStep(k, reverse: job.reverse)
-            try launch(
-                "lstm_options_hidden_gradient", in: .lstmOptions, global: [hout, batch],
-                [
-                    .int(t), .int(batch), .int(hout), .float(c.projectionClip), .buffer(hiddenGradient),
-                    .int(dy == nil ? 0 : 1), .buffer(dy?.buffer ?? placeholder), .int(dy?.offset ?? 0),
-                    .int(dy?.rowStride ?? 0), .buffer(extra.unclippedHidden ?? placeholder),
-                    .buffer(projectedGradients ?? unprojectedGradient),
-                    .int(projectedGradients == nil ? 0 : t * batch * hout), .buffer(job.lengths),
-                ])
+            try optionsHiddenGradient(
+                shape: s, step: t, hiddenGradient: hiddenGradient, outputGradient: dy,
+                unclippedHidden: extra.unclippedHidden, into: projectedGradients ?? unprojectedGradient,
+                offset: projectedGradients == nil ? 0 : t * batch * hout, lengths: job.lengths, placeholder: placeholder
+            )
             if let projectedGradients, let projection = w.projectionWeights {
                 try gemm(
                     m: batch, n: h, k: hout,
                     a: MatrixView(projectedGradients, offset: t * batch * hout, rowStride: hout),
                     b: MatrixView(projection, rowStride: h), beta: 0, c: MatrixView(unprojectedGradient, rowStride: h))
             }
-            try launch(
-                "lstm_options_backward_cell", in: .lstmOptions, global: [64, batch], local: [64, 1],
-                [
-                    .int(t), .int(batch), .int(h), .int(flags), .float(c.activationClip), .float(c.cellClip),
-                    .buffer(saved.gates), .buffer(extra.preActivations), .buffer(extra.normalized ?? placeholder),
-                    .buffer(extra.inverseDeviation ?? placeholder), .buffer(extra.unclippedCell ?? placeholder),
-                    .buffer(peepholes), .buffer(gamma), .buffer(saved.previousCell), .buffer(saved.cell),
-                    .buffer(unprojectedGradient), .buffer(cellGradient), .buffer(gateGradients),
-                    .buffer(preGradients), .buffer(job.lengths),
-                ])
+            try optionsBackwardCell(
+                shape: s, step: t, saved: saved, options: extra, peepholes: peepholes, layerNormWeights: gamma,
+                unprojectedGradient: unprojectedGradient, cellGradient: cellGradient, gateGradients: gateGradients,
+                preActivationGradients: preGradients, lengths: job.lengths, placeholder: placeholder)
             try gemm(
                 m: batch, n: hout, k: gateWidth,
                 a: MatrixView(gateGradients, offset: t * batch * gateWidth, rowStride: gateWidth),
                 b: MatrixView(w.recurrentWeights, rowStride: hout), beta: 0,
                 c: MatrixView(previousHidden, rowStride: hout))
-            try launch(
-                "lstm_options_carry_hidden", in: .lstmOptions, global: [hout, batch],
-                [
-                    .int(t), .int(batch), .int(hout), .buffer(previousHidden), .buffer(hiddenGradient),
-                    .buffer(job.lengths),
-                ])
+            try optionsCarryHidden(
+                shape: s, step: t, source: previousHidden, hiddenGradient: hiddenGradient, lengths: job.lengths)
         }
         try copyRows(
             from: MatrixView(hiddenGradient, rowStride: hout), to: job.initialHiddenGradient, rows: batch, width: hout)
@@ -170,13 +132,10 @@ extension OpenCLBackend {
         let g = job.weightGradients
         if c.peepholes || c.layerNorm {
             let peepholeGradients = try makeBuffer(count: 3 * h), gammaGradients = try makeBuffer(count: 4 * h)
-            try launch(
-                "lstm_options_unit_gradients", in: .lstmOptions, global: [h],
-                [
-                    .int(steps), .int(batch), .int(h), .int(flags), .buffer(gateGradients), .buffer(preGradients),
-                    .buffer(saved.previousCell), .buffer(saved.cell), .buffer(extra.normalized ?? placeholder),
-                    .buffer(job.lengths), .buffer(peepholeGradients), .buffer(gammaGradients),
-                ])
+            try optionsUnitGradients(
+                shape: s, gateGradients: gateGradients, preActivationGradients: preGradients, saved: saved,
+                normalized: extra.normalized, lengths: job.lengths, peepholeGradients: peepholeGradients,
+                layerNormWeightGradients: gammaGradients, placeholder: placeholder)
             for (index, gradient) in g.peepholes.enumerated() {
                 guard let gradient else { continue }
                 try copyRows(
