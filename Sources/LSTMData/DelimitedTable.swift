@@ -29,6 +29,10 @@ public struct DelimitedTable: Sendable {
     /// extension: ".csv" is ",", ".tsv" and ".tab" are tab (any other extension throws, asking
     /// for `separator`). `hasHeader: false` names the columns "column1", "column2", ….
     public init(contentsOf path: String, separator: Character? = nil, hasHeader: Bool = true) throws {
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+            throw LSTMError.io(path: path, reason: "is a directory, not a data file")
+        }
         let chosen: Character
         if let separator {
             chosen = separator
@@ -38,7 +42,8 @@ public struct DelimitedTable: Sendable {
             case "tsv", "tab": chosen = "\t"
             default:
                 throw LSTMError.invalidArgument(
-                    "\(path): cannot tell the separator from the file name (.csv is comma, .tsv tab); give it")
+                    "\(path): cannot tell the separator from the file name: name it .csv (comma-separated) or "
+                        + ".tsv (tab-separated)")
             }
         }
         try self.init(text: readDataFile(path), path: path, separator: chosen, hasHeader: hasHeader)

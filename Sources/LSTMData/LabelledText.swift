@@ -90,6 +90,13 @@ public struct LabelledText: Sendable {
                 kept.append((text, score > 0 ? "positive" : "negative", line))
             }
         }
+        if labels == .numericSign, !kept.isEmpty, let only = kept.first?.label, kept.allSatisfy({ $0.label == only }) {
+            // Two classes by sign, and every example in one of them: a model of one class.
+            throw LSTMError.invalidArgument(
+                "\(table.path): every label in column \(displayedValue(table.header[labelIndex])) is "
+                    + "\(only == "positive" ? "above" : "below") 0, so its sign gives one class; numeric labels are "
+                    + "classified by sign (> 0 positive, < 0 negative): give labels of both signs, or class names")
+        }
         let names = labels == .numericSign ? ["negative", "positive"] : Array(Set(kept.map(\.label))).sorted()
         let ids = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
         examples = kept.map { Example(text: $0.text, label: ids[$0.label]!, line: $0.line) }

@@ -49,6 +49,18 @@ public struct NumericSeries: Sendable {
                 throw LSTMError.invalidArgument(
                     "\(table.path): no numeric column to read as a series; the columns are \(table.columnList)")
             }
+            // A column to the right of the one chosen that is numeric but for a few cells ("NA",
+            // "?") is most likely the series the user meant: say so rather than take another.
+            for candidate in table.header.indices.reversed() where candidate > last && candidate != timeIndex {
+                let cells = zip(table.rows, table.lineNumbers).map { ($0[candidate].trimmingCharacters(in: .whitespaces), $1) }
+                let numbers = cells.filter { Double($0.0) != nil }.count
+                guard numbers * 2 > cells.count, let bad = cells.first(where: { !$0.0.isEmpty && Double($0.0) == nil })
+                else { continue }
+                throw dataFileError(
+                    table.path, line: bad.1,
+                    "\(displayedValue(bad.0)) in column \(displayedValue(table.header[candidate])) is not a number, "
+                        + "so that column is not a series; give --column to choose one, or fill in the value")
+            }
             index = last
         }
         let name = table.header[index]
