@@ -52,7 +52,9 @@ public struct NumericSeries: Sendable {
             // A column to the right of the one chosen that is numeric but for a few cells ("NA",
             // "?") is most likely the series the user meant: say so rather than take another.
             for candidate in table.header.indices.reversed() where candidate > last && candidate != timeIndex {
-                let cells = zip(table.rows, table.lineNumbers).map { ($0[candidate].trimmingCharacters(in: .whitespaces), $1) }
+                let cells = zip(table.rows, table.lineNumbers).map {
+                    ($0[candidate].trimmingCharacters(in: .whitespaces), $1)
+                }
                 let numbers = cells.filter { Double($0.0) != nil }.count
                 guard numbers * 2 > cells.count, let bad = cells.first(where: { !$0.0.isEmpty && Double($0.0) == nil })
                 else { continue }
