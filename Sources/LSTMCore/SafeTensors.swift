@@ -245,17 +245,33 @@ package func readRegularFile(
     case S_IFDIR: throw LSTMError.io(path: path, reason: "is a directory, not a file")
     default: throw LSTMError.io(path: path, reason: "is not a regular file (a FIFO, device or socket)")
     }
-    if let maximumBytes, Int(info.st_size) > maximumBytes {
-        throw LSTMError.io(
-            path: path, reason: "is \(info.st_size) bytes, more than the \(maximumBytes) \(limitReason)")
+    let size = Int(info.st_size)
+    if let maximumBytes, size > maximumBytes {
+        throw LSTMError.io(path: path, reason: "is \(size) bytes, more than the \(maximumBytes) \(limitReason)")
     }
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-        throw LSTMError.io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
+    // Read whole, so it must fit: refused up front from its size, never after gigabytes read.
+    guard size <= SizeLimits.hostMemory else {
+        throw LSTMError.outOfMemory(device: "host (reading \(path))", needed: size, available: SizeLimits.hostMemory)
     }
-    defer { try? handle.close() }
-    do { return try handle.readToEnd() ?? Data() } catch {
-        throw LSTMError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
+    let fd = open(path, O_RDONLY | O_NONBLOCK)
+    guard fd >= 0 else { throw LSTMError.io(path: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var data = Data(count: size)
+    var done = 0
+    let failure: String? = data.withUnsafeMutableBytes { raw in
+        while done < size {
+            let n = read(fd, raw.baseAddress! + done, size - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return String(cString: strerror(errno))
+            }
+            if n == 0 { break }  // the file shrank while being read
+            done += n
+        }
+        return nil
     }
+    if let failure { throw LSTMError.io(path: path, reason: "cannot read: \(failure)") }
+    return done == size ? data : data.prefix(done)
 }
 
 /// A tensor to be written: float32 values, or int64 values (e.g. `lengths`).

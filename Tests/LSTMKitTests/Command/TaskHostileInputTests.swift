@@ -119,4 +119,30 @@ final class TaskHostileInputTests: XCTestCase {
             for fragment in fragments { XCTAssertTrue(result.output.contains(fragment), "\(path): \(result.output)") }
         }
     }
+
+    /// A file far larger than memory (a sparse 2 TiB file) is refused from its size before any
+    /// of it is read, naming the file and what it needs, wherever a file is read whole.
+    func testFilesLargerThanMemoryAreRefusedFromTheirSize() throws {
+        let huge = folder + "/huge.safetensors"
+        XCTAssertTrue(FileManager.default.createFile(atPath: huge, contents: Data("{}".utf8)))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: huge))
+        try handle.truncate(atOffset: 2 << 40)
+        try handle.close()
+        let model = folder + "/model.safetensors"
+        let imported = try run(["import", fixtureFolder + "/onnx/plain.onnx", "--output", model])
+        XCTAssertEqual(imported.status, 0, imported.output)
+        let started = Date()
+        for arguments in [
+            ["run", model, "--input", huge, "--output", folder + "/out.safetensors"],
+            ["inspect", huge],
+            ["sample", "--checkpoint", huge],
+        ] {
+            let result = try run(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.output)")
+            XCTAssertTrue(result.output.contains("out of memory on host (reading \(huge))"), result.output)
+            XCTAssertTrue(result.output.contains("needs 2.00 TiB"), result.output)
+            XCTAssertFalse(result.output.contains("NSCocoaErrorDomain"), result.output)
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30, "the refusals must not read the file")
+    }
 }
