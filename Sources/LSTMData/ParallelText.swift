@@ -49,6 +49,15 @@ public struct ParallelText: Sendable {
             pairs.append((String(s.text), String(t.text)))
             lineNumbers.append(s.number)
         }
+        guard !pairs.isEmpty else {
+            var reasons: [String] = []
+            if long > 0 { reasons.append("\(long) longer than the maximum length of \(maximumLength ?? 0) tokens") }
+            if blank > 0 { reasons.append("\(blank) with a blank side") }
+            throw LSTMError.invalidArgument(
+                "\(sourcePath), \(targetPath): no sentence pair is left of \(source.count)"
+                    + (reasons.isEmpty ? "" : ": " + reasons.joined(separator: ", ") + " (--max-length sets the limit)")
+            )
+        }
         self.pairs = pairs
         self.lineNumbers = lineNumbers
         droppedBlank = blank

@@ -175,7 +175,7 @@ extension TrainCommand {
         case .lm: return
         }
         try report.requireConverged(program: "lstm-gpu train")
-        let stopped = report.history.stoppedBy.map { ", stopped by \($0)" } ?? ""
+        let stopped = report.history.stoppedBy.map { ", stopped by \(terminalSafe($0))" } ?? ""
         printLine(
             "\(report.history.records.count) epochs\(stopped), \(String(format: "%.0f", report.seconds)) s"
                 + (output.checkpoint.map { "; best model: \($0)" } ?? ""))

@@ -40,4 +40,15 @@ final class DataChoiceTests: XCTestCase {
         let folder = try temporaryFolder()
         assertThrows(["is a directory, not a data file"]) { _ = try DelimitedTable(contentsOf: folder) }
     }
+
+    func testParallelTextWithNothingLeftSaysWhy() throws {
+        let source = try dataFile("a.en", "one two three four\nfive six seven\n\n")
+        let target = try dataFile("a.es", "uno dos tres cuatro\ncinco seis siete\nx\n")
+        assertThrows([
+            "no sentence pair is left of 3", "2 longer than the maximum length of 2 tokens", "1 with a blank side",
+        ]) {
+            _ = try ParallelText(source: source, target: target, maximumLength: 2)
+        }
+        XCTAssertEqual(try ParallelText(source: source, target: target, maximumLength: 3).pairs.count, 1)
+    }
 }
