@@ -41,9 +41,13 @@ func metadataPart(_ value: String) -> String {
     return "\(hashedPrefix)\(String(FNV1a.hash(value), radix: 16)) of \(value.utf8.count) bytes"
 }
 
-/// The metadata entries as fingerprint parts ("metadata <key>").
+/// The metadata entries as fingerprint parts ("metadata <key>"), but for a run id a model
+/// loaded from a saved file carries (the fit stamps its own).
 func metadataParts(_ metadata: [String: String]) -> [String: String] {
-    Dictionary(uniqueKeysWithValues: metadata.map { ("metadata \($0.key)", metadataPart($0.value)) })
+    Dictionary(
+        uniqueKeysWithValues: metadata.filter { $0.key != FitHistory.runIDMetadataKey }.map {
+            ("metadata \($0.key)", metadataPart($0.value))
+        })
 }
 
 /// FNV-1a of the examples' content, in order: token ids or feature values (their bits) and
