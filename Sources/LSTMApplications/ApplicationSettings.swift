@@ -141,6 +141,9 @@ func fitAndKeepBest<Model: Trainable>(
     // Only a model this fit saved (or the resumed fit's): never a file an earlier run left at the path.
     let saver = callbacks.compactMap { $0 as? SaveBestModel }.first
     guard saver?.best != nil, FileManager.default.fileExists(atPath: path) else { return (history, model) }
+    // Only this run's file: a resume whose fit was already done reloads what sits at the path,
+    // which must carry this run's id (a model saved by another run is refused, naming both files).
+    try history.requireModelFile(path)
     return (history, try reload(path))
 }
 

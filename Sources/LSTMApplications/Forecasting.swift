@@ -44,7 +44,8 @@ public enum Forecasting {
 
     /// Trains and tests on `values`.
     /// - Returns: figures "test_mae", "naive_mae", "seasonal_naive_mae" (with `season`),
-    ///   "test_mae_step_1", … per horizon step, and "test_windows".
+    ///   "test_mae_step_1", … per horizon step, and "training_windows", "validation_windows",
+    ///   "test_windows".
     /// - Throws: `LSTMError` for a series too short for a window in every part, or settings out of range.
     public static func run<Backend: ModelOps>(
         _ values: [Double], name: String = "series", window: Int, horizon: Int = 1, season: Int? = nil,
@@ -129,6 +130,7 @@ public enum Forecasting {
         let mae = perStep.reduce(0, +) / Double(horizon)
         var figures: [String: Double] = [
             "test_mae": mae, "naive_mae": naive / (count * Double(horizon)), "test_windows": count,
+            "training_windows": Double(training.count), "validation_windows": Double(validation.count),
         ]
         for (j, value) in perStep.enumerated() { figures["test_mae_step_\(j + 1)"] = value }
         var line =

@@ -27,26 +27,39 @@ extension Trainable {
         let optimizer = Optimizer(backend: backend, kind: settings.optimizer)
         let lengths = training.map { length(of: $0) }
         let batchesPerEpoch = (training.count + settings.batchSize - 1) / settings.batchSize
-        let context = FitContext(
-            settings: settings, metric: metric, hasValidation: validation.map { !$0.isEmpty } ?? false,
-            batchesPerEpoch: batchesPerEpoch, saveModel: { try self.save(to: $0) })
         let fingerprint = FitState.Fingerprint(
-            trainingExamples: training.count, validationExamples: validation?.count ?? 0,
-            batchSize: settings.batchSize, seed: settings.seed, optimizer: "\(settings.optimizer)",
-            bucketing: settings.bucketing, bucketPool: settings.bucketPool,
+            model: try fitIdentity(of: self), trainingExamples: training.count,
+            validationExamples: validation?.count ?? 0, trainingData: contentHash(training),
+            validationData: contentHash(validation ?? []), batchSize: settings.batchSize, seed: settings.seed,
+            optimizer: describe(settings.optimizer), bucketing: settings.bucketing, bucketPool: settings.bucketPool,
             rate:
                 "\(settings.learningRate) \(settings.schedule) warmup \(settings.warmup) clip "
-                + (settings.maxGradientNorm.map { "\($0)" } ?? "none"),
-            lengths: lengthsHash(training.map { length(of: $0) } + (validation ?? []).map { length(of: $0) }))
+                + (settings.maxGradientNorm.map { "\($0)" } ?? "none"))
         var shuffle = SeededGenerator(seed: settings.seed)
         var stoppedBy: String?
+        var restored: FitState?
         if settings.resume, let path = settings.stateFile, FileManager.default.fileExists(atPath: path) {
             let state = try FitState.restore(
-                from: path, model: self, optimizer: optimizer, callbacks: callbacks, fingerprint: fingerprint)
+                from: path, model: self, optimizer: optimizer, callbacks: callbacks, fingerprint: fingerprint,
+                batchesPerEpoch: batchesPerEpoch)
             shuffle.state = state.shuffleState
-            context.records = state.records
-            context.learningRateScale = state.learningRateScale
             stoppedBy = state.stoppedBy
+            restored = state
+        }
+        let runID = restored?.runID ?? UUID().uuidString
+        let context = FitContext(
+            settings: settings, metric: metric, hasValidation: validation.map { !$0.isEmpty } ?? false,
+            batchesPerEpoch: batchesPerEpoch,
+            saveModel: { path in
+                if let stamped = self as? any FitIdentifiable {
+                    try stamped.save(to: path, adding: [FitHistory.runIDMetadataKey: runID])
+                } else {
+                    try self.save(to: path)
+                }
+            })
+        if let restored {
+            context.records = restored.records
+            context.learningRateScale = restored.learningRateScale
         }
         for callback in callbacks { try callback.fitStarted(context) }
 
@@ -84,7 +97,7 @@ extension Trainable {
             }
             if let path = settings.stateFile {
                 let state = FitState(
-                    fingerprint: fingerprint, epochsDone: epoch, optimizerStep: optimizer.step,
+                    runID: runID, fingerprint: fingerprint, epochsDone: epoch, optimizerStep: optimizer.step,
                     shuffleState: shuffle.state, randomStates: randomStates,
                     learningRateScale: context.learningRateScale,
                     callbacks: statefulCallbacks(callbacks).map { "\(type(of: $0))" },
@@ -94,7 +107,8 @@ extension Trainable {
             }
             epoch += 1
         }
-        let history = FitHistory(records: context.records, stoppedBy: stoppedBy, metric: metric)
+        let history = FitHistory(
+            records: context.records, stoppedBy: stoppedBy, metric: metric, runID: runID, stateFile: settings.stateFile)
         for callback in callbacks { try callback.fitEnded(history, context: context) }
         return history
     }
@@ -138,11 +152,4 @@ extension Sequential {
             training: training, validation: validation, loss: loss,
             settings: FitSettings(epochs: epochs, batchSize: batchSize), callbacks: callbacks)
     }
-}
-
-/// FNV-1a of a list of lengths (the state file's data fingerprint).
-func lengthsHash(_ lengths: [Int]) -> UInt64 {
-    var hasher = FNV1a()
-    for length in lengths { hasher.combine(UInt64(truncatingIfNeeded: length)) }
-    return hasher.value
 }

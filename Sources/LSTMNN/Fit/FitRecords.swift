@@ -74,6 +74,33 @@ public struct FitHistory: Equatable, Sendable {
     /// The callback that stopped the fit before its last epoch ("EarlyStopping"), or nil.
     public var stoppedBy: String?
     public var metric: MetricKind
+    /// The fit's run id: random at the start of a fresh fit, kept in its state file and by every
+    /// resume, and written into the metadata of every model file the fit saves (under
+    /// `runIDMetadataKey`; `SupervisedModel` and `Seq2Seq`).
+    public var runID: String
+    /// The fit's state file (`FitSettings.stateFile`), if it had one.
+    public var stateFile: String?
+
+    /// The model-file metadata key of the run id.
+    public static let runIDMetadataKey = "lstm_gpu_fit_run"
+
+    /// Checks that the model file at `path` was saved by this fit (or the run it resumed): its
+    /// metadata's run id is this fit's. A file another run left at the path (another model,
+    /// data or settings) is refused, naming both files.
+    /// - Throws: `LSTMError` when the file cannot be read or belongs to another run.
+    public func requireModelFile(_ path: String) throws {
+        let file = try SafeTensorsFile(contentsOf: path)
+        let found = file.metadata[Self.runIDMetadataKey]
+        guard found == runID else {
+            let run = stateFile.map { "the run of \($0) (run id \(runID))" } ?? "this fit (run id \(runID))"
+            throw LSTMError.io(
+                path: path,
+                reason:
+                    "this model file was not saved by \(run): it "
+                    + (found.map { "has run id \(displayedValue($0))" } ?? "has no run id")
+                    + ", so it belongs to another run; move it away or start the fit afresh")
+        }
+    }
 }
 
 /// Progress within an epoch, given to callbacks after every batch.

@@ -100,54 +100,27 @@ extension Seq2Seq {
         }
     }
 
-    /// Beam search for one source (see `translations`).
+    /// Beam search for one source (see `translations`): `searchBeams` over this model's
+    /// decoder steps, each live beam's state taken from the row it came from.
     func beamSearch(
         _ source: [Int], maxLength: Int, beamWidth: Int, lengthPenalty: Float
     ) throws
         -> Seq2SeqTranslation
     {
-        let eos = configuration.eosId
         let encoded = try encodeAll([source], training: false)
         var state = encoded.state
-        var live: [(tokens: [Int], logProbability: Double)] = [([], 0)]
-        var hypotheses: [Seq2SeqTranslation] = []
-        for _ in 0..<maxLength {
-            let (rows, next) = try step(
-                live.map { $0.tokens.last ?? configuration.bosId }, state: state,
-                encoded: attention == nil ? encoded : replicated(encoded, live.count))
-            var candidates: [(logProbability: Double, beam: Int, token: Int)] = []
-            for (beam, row) in rows.enumerated() {
-                let top = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(beamWidth)
-                candidates += top.map { (live[beam].logProbability + row[$0], beam, $0) }
-            }
-            candidates.sort {
-                ($0.logProbability, -$0.beam, -$0.token) > ($1.logProbability, -$1.beam, -$1.token)
-            }
-            var kept: [(tokens: [Int], logProbability: Double)] = [], parents: [Int] = []
-            for candidate in candidates.prefix(beamWidth) {
-                if candidate.token == eos {
-                    hypotheses.append(
-                        Seq2SeqTranslation(
-                            tokens: live[candidate.beam].tokens, logProbability: candidate.logProbability,
-                            finished: true, lengthPenalty: lengthPenalty))
-                } else {
-                    kept.append((live[candidate.beam].tokens + [candidate.token], candidate.logProbability))
-                    parents.append(candidate.beam)
-                }
-            }
-            live = kept
-            if live.isEmpty { break }
-            state = try selectRows(next, parents)
+        var next: LSTMState<Backend>?
+        return try searchBeams(
+            maxLength: maxLength, beamWidth: beamWidth, lengthPenalty: lengthPenalty, bos: configuration.bosId,
+            eos: configuration.eosId
+        ) { ids, parents in
+            if let next { state = try selectRows(next, parents) }
+            let (rows, after) = try step(
+                ids, state: state, encoded: attention == nil ? encoded : replicated(encoded, ids.count))
+            next = after
+            return rows
         }
-        hypotheses += live.map {
-            Seq2SeqTranslation(
-                tokens: $0.tokens, logProbability: $0.logProbability, finished: false, lengthPenalty: lengthPenalty)
-        }
-        var best = hypotheses[0]
-        for hypothesis in hypotheses.dropFirst() where hypothesis.score > best.score { best = hypothesis }
-        return best
     }
-
     /// One decoder step for n sentences: their last ids [n] and state (h, c [L, n, H]), and
     /// their encoder outputs for the attention → log-softmax of the logits [n][Vt] (in Double,
     /// on the host) and the next state.
@@ -194,4 +167,54 @@ extension Seq2Seq {
         try backend.gatherRows(state.cell, width: width, indices: indices, count: layers * m, into: c)
         return LSTMState(hidden: h, cell: c, configuration: configuration.decoderConfiguration, batch: m)
     }
+}
+
+/// Beam search over a decoder given as `step` (see `Seq2Seq.translations`): `step(ids,
+/// parents)` gets each live beam's last id (`bos` at first) and the row of the previous step
+/// it extends (`[0]` at first), and gives each beam's log-probabilities over the vocabulary.
+/// Each step extends every live beam by its `beamWidth` most likely ids and keeps the
+/// `beamWidth` best extensions by cumulative log-probability (ties: the earlier beam, then the
+/// lower id); an extension by `eos` becomes a finished hypothesis (its `<eos>` step counted).
+/// After `maxLength` steps the live beams are unfinished hypotheses. The result is the
+/// hypothesis with the best length-normalised `score` (the first found on ties).
+func searchBeams(
+    maxLength: Int, beamWidth: Int, lengthPenalty: Float, bos: Int, eos: Int,
+    step: (_ ids: [Int], _ parents: [Int]) throws -> [[Double]]
+) throws -> Seq2SeqTranslation {
+    var live: [(tokens: [Int], logProbability: Double)] = [([], 0)]
+    var parents = [0]
+    var hypotheses: [Seq2SeqTranslation] = []
+    for _ in 0..<maxLength {
+        let rows = try step(live.map { $0.tokens.last ?? bos }, parents)
+        var candidates: [(logProbability: Double, beam: Int, token: Int)] = []
+        for (beam, row) in rows.enumerated() {
+            let top = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(beamWidth)
+            candidates += top.map { (live[beam].logProbability + row[$0], beam, $0) }
+        }
+        candidates.sort {
+            ($0.logProbability, -$0.beam, -$0.token) > ($1.logProbability, -$1.beam, -$1.token)
+        }
+        var kept: [(tokens: [Int], logProbability: Double)] = []
+        parents = []
+        for candidate in candidates.prefix(beamWidth) {
+            if candidate.token == eos {
+                hypotheses.append(
+                    Seq2SeqTranslation(
+                        tokens: live[candidate.beam].tokens, logProbability: candidate.logProbability,
+                        finished: true, lengthPenalty: lengthPenalty))
+            } else {
+                kept.append((live[candidate.beam].tokens + [candidate.token], candidate.logProbability))
+                parents.append(candidate.beam)
+            }
+        }
+        live = kept
+        if live.isEmpty { break }
+    }
+    hypotheses += live.map {
+        Seq2SeqTranslation(
+            tokens: $0.tokens, logProbability: $0.logProbability, finished: false, lengthPenalty: lengthPenalty)
+    }
+    var best = hypotheses[0]
+    for hypothesis in hypotheses.dropFirst() where hypothesis.score > best.score { best = hypothesis }
+    return best
 }

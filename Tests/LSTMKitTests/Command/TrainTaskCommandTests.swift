@@ -77,7 +77,7 @@ final class TrainTaskCommandTests: XCTestCase {
         XCTAssertTrue(lines.first?.hasPrefix("{\"epoch\":3,") ?? false, resumed.output)
         let other = try run(base + ["--epochs", "3", "--resume", "--batch", "8"] + small)
         XCTAssertNotEqual(other.status, 0)
-        XCTAssertTrue(other.output.contains("batchSize 16, this fit has 8"), other.output)
+        XCTAssertTrue(other.output.contains("the batch size is 8, the run being resumed used 16"), other.output)
     }
 
     func testRefusals() throws {

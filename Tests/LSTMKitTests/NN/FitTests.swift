@@ -163,13 +163,13 @@ final class FitTests: XCTestCase {
             _ = try countingModel(cpu).fit(
                 training: data, loss: .crossEntropy(), settings: settings, callbacks: callbacks)
         }
-        assertThrows(["written with batchSize 8, this fit has 4"]) {
+        assertThrows(["refuse.fitstate: cannot resume exactly: the batch size is 4, the run being resumed used 8"]) {
             try resume(FitSettings(epochs: 2, batchSize: 4, stateFile: path, resume: true))
         }
-        assertThrows(["trainingExamples 40, this fit has 41"]) {
+        assertThrows(["the training data has 41 examples, the run being resumed had 40"]) {
             try resume(FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true), countingTask(41, seed: 1))
         }
-        assertThrows(["seed 1"]) {
+        assertThrows(["the seed is 2, the run being resumed used 1"]) {
             try resume(FitSettings(epochs: 2, batchSize: 8, seed: 2, stateFile: path, resume: true))
         }
         assertThrows(["callbacks that keep state [], this fit has [\"EarlyStopping\"]"]) {
@@ -177,13 +177,15 @@ final class FitTests: XCTestCase {
                 FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true),
                 callbacks: [try EarlyStopping(monitor: .loss)])
         }
-        assertThrows(["learning rate settings 0.001 constant warmup 0 clip none, this fit has 0.002"]) {
+        assertThrows([
+            "the learning-rate settings are 0.002 constant warmup 0 clip none, the run being resumed used 0.001"
+        ]) {
             try resume(FitSettings(epochs: 2, batchSize: 8, learningRate: 2e-3, stateFile: path, resume: true))
         }
         var shuffled = training
         shuffled.swapAt(0, 5)
         if shuffled[0].length != training[0].length {
-            assertThrows(["the examples are not those the state file was written with"]) {
+            assertThrows(["the training data differs from the run being resumed"]) {
                 try resume(FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true), shuffled)
             }
         }
@@ -200,7 +202,7 @@ final class FitTests: XCTestCase {
             Linear(backend: cpu, inputSize: 16, outputSize: 2, seed: 4),
         ])
         let before = try parameterValues(other)
-        assertThrows(["0.weight"]) {
+        assertThrows(["the model's layer 0 (embedding) dimension is 4, the run being resumed used 8"]) {
             _ = try other.fit(
                 training: training, loss: .crossEntropy(),
                 settings: FitSettings(epochs: 2, batchSize: 8, stateFile: path, resume: true))
