@@ -42,6 +42,11 @@ public struct DataSplit<Element> {
                 "\(items.count) items split \(validationCount) validation and \(testCount) test leave none for "
                     + "training")
         }
+        guard items.isEmpty || testFraction == 0 || testCount > 0 else {
+            throw LSTMError.invalidArgument(
+                "a test fraction of \(testFraction) of \(items.count) items rounds to no test item: use more data or "
+                    + "a larger test fraction")
+        }
         validation = Array(shuffled[..<validationCount])
         test = Array(shuffled[validationCount..<(validationCount + testCount)])
         training = Array(shuffled[(validationCount + testCount)...])

@@ -79,6 +79,7 @@ public final class LSTM {
         backend: BackendKind = .cpu, device: String? = nil
     ) throws {
         let file = try SafeTensorsFile(contentsOf: path)
+        if prefix.isEmpty { try ProjectFileKind.requireStateDict(file) }
         var shapes: [String: [Int]] = [:]
         for (name, entry) in file.entries where name.hasPrefix(prefix) {
             shapes[String(name.dropFirst(prefix.count))] = entry.shape

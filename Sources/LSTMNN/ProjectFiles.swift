@@ -61,6 +61,27 @@ public enum ProjectFileKind: String, Sendable, CaseIterable {
     }
 }
 
+extension ProjectFileKind {
+    /// Refuses `file` when it is a project file of another kind than an LSTM state_dict, for a
+    /// reader of state_dicts (`LSTM(contentsOf:)`, `run`, `export`): names what the file is,
+    /// and for a model file where its LSTM layers are (`--prefix`).
+    public static func requireStateDict(_ file: SafeTensorsFile) throws {
+        let kind = ProjectFileKind(file)
+        guard kind != .stateDict else { return }
+        var found = "it is \(kind.name), used by \(kind.usedBy)"
+        if kind == .sequentialModel, let architecture = try? ModelArchitecture.read(from: file) {
+            let positions = architecture.layers.indices.filter { architecture.layers[$0].kind == "lstm" }
+            if !positions.isEmpty {
+                found +=
+                    "; its LSTM layer\(positions.count == 1 ? " is" : "s are") read with "
+                    + positions.map { "--prefix \($0)." }.joined(separator: " or ")
+            }
+        }
+        if kind == .seq2seqModel { found += "; its LSTMs are read with --prefix encoder. or --prefix decoder." }
+        throw LSTMError.unknownFormat(path: file.path, expected: "an LSTM state_dict", found: found)
+    }
+}
+
 /// What a fit state file says of its fit, read without the model (for `inspect`).
 public struct FitStateSummary: Sendable {
     public var version: Int

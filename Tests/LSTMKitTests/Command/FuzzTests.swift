@@ -76,6 +76,134 @@ final class FuzzTests: XCTestCase {
         XCTAssertGreaterThan(outcome.clean, outcome.cases / 2, "most mutations must be refused")
     }
 
+    /// The project's newer files (a Sequential model file, a Seq2Seq model file, their fit
+    /// states) mutated at the JSON-leaf level (inside the architecture and fit-state JSON), at the
+    /// tensor level (shapes) and at the byte level, through `inspect` (which loads every kind
+    /// whole) and, for fit states, through the resume that reads them (`train --task --resume`).
+    func testMutatedModelAndFitStateFilesGiveCleanErrors() throws {
+        let executable = lstmGPUExecutable.path
+        try requireLSTMGPU()
+        let folder = try temporaryFolder()
+        let series = fixtureFolder + "/apps/sunspots.csv"
+        let model = folder + "/forecast.safetensors", translator = folder + "/translate.safetensors"
+        let forecast = try runProcess(
+            executable,
+            ["train", "--task", "forecast", "--data", series, "--epochs", "2", "--checkpoint", model, "--threads", "1"])
+        XCTAssertEqual(forecast.status, 0, forecast.output)
+        let translate = try runProcess(
+            executable,
+            [
+                "train", "--task", "translate", "--data", fixtureFolder + "/apps/bible-300.en", "--target-data",
+                fixtureFolder + "/apps/bible-300.es", "--limit", "40", "--epochs", "1", "--hidden", "8",
+                "--embedding", "8", "--checkpoint", translator, "--threads", "1",
+            ])
+        XCTAssertEqual(translate.status, 0, translate.output)
+        let bases: [(path: String, jsonKey: String, resumes: Bool)] = [
+            (model, "lstm_gpu_model", false), (translator, "lstm_gpu_seq2seq", false),
+            (model + ".fitstate", "lstm_gpu_fit_state", true), (translator + ".fitstate", "lstm_gpu_fit_state", false),
+        ]
+        var generator = SeededGenerator(seed: 20_261_207)
+        var outcome = Outcome()
+        var failures: [String] = []
+        let mutants = 96
+        let started = Date()
+        for index in 0..<mutants {
+            let base = bases[index % bases.count]
+            let mutant = folder + "/mutant-\(index).safetensors"
+            let how =
+                index % 3 == 0
+                ? try mutateJSONLeaf(base.path, key: base.jsonKey, into: mutant, generator: &generator)
+                : try mutate(base.path, into: mutant, generator: &generator)
+            var runs = [["inspect", mutant]]
+            if base.resumes {
+                // The mutant as the fit state beside an intact model, resumed by the command.
+                let run = folder + "/resume-\(index)"
+                try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: model, toPath: run + "/m.safetensors")
+                try FileManager.default.copyItem(atPath: mutant, toPath: run + "/m.safetensors.fitstate")
+                runs.append([
+                    "train", "--task", "forecast", "--data", series, "--epochs", "3", "--checkpoint",
+                    run + "/m.safetensors", "--resume", "--threads", "1",
+                ])
+            }
+            for arguments in runs {
+                outcome.cases += 1
+                let (status, signal, output) = try runLimited(executable, arguments)
+                let label = "\(arguments[0]) on \(how) (\(mutant))"
+                if signal == SIGKILL || status == 124 {
+                    outcome.timeouts += 1
+                    failures.append("\(label): timed out or killed for memory")
+                } else if signal != 0 {
+                    outcome.signals += 1
+                    failures.append("\(label): signal \(signal)\n\(output.suffix(400))")
+                } else if status == 0 {
+                    outcome.accepted += 1
+                } else if status == 2, output.contains(": error: ") {
+                    outcome.clean += 1
+                } else {
+                    failures.append("\(label): exit \(status) without a usable message:\n\(output.suffix(400))")
+                }
+            }
+        }
+        print(
+            "fuzz (model, seq2seq and fit-state files): \(outcome.cases) cases from \(mutants) mutants: "
+                + "\(outcome.clean) clean errors (exit 2), \(outcome.accepted) accepted, \(outcome.signals) signals, "
+                + "\(outcome.timeouts) time-outs, \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        XCTAssertTrue(failures.isEmpty, failures.prefix(10).joined(separator: "\n"))
+        XCTAssertGreaterThan(outcome.clean, outcome.cases / 2, "most mutations must be refused")
+    }
+
+    /// Writes `source` with one leaf of the JSON held in its metadata under `key` replaced by a
+    /// boundary value (a number, a string, null, a container), and says which.
+    func mutateJSONLeaf(
+        _ source: String, key: String, into destination: String, generator: inout SeededGenerator
+    ) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        let headerSize = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerSize))) as! [String: Any]
+        var metadata = header["__metadata__"] as! [String: Any]
+        let json = try JSONSerialization.jsonObject(
+            with: Data((metadata[key] as! String).utf8), options: .fragmentsAllowed)
+        // Every path to a leaf, then one replaced.
+        var paths: [[Any]] = []
+        func walk(_ value: Any, _ path: [Any]) {
+            if let object = value as? [String: Any] {
+                for (k, v) in object { walk(v, path + [k]) }
+            } else if let array = value as? [Any] {
+                for (i, v) in array.enumerated() { walk(v, path + [i]) }
+            } else {
+                paths.append(path)
+            }
+        }
+        walk(json, [])
+        let path = paths.sorted { "\($0)" < "\($1)" }[Int(generator.next() % UInt64(paths.count))]
+        let replacement: Any = [
+            0, -1, Int.max, 4_611_686_018_427_387_904, 1e300, "nan", "x", NSNull(), [1], ["a": 1], true, "\u{1B}[31m",
+        ][Int(generator.next() % 12)]
+        func replaced(_ value: Any, _ rest: ArraySlice<Any>) -> Any {
+            guard let step = rest.first else { return replacement }
+            if var object = value as? [String: Any], let k = step as? String {
+                object[k] = replaced(object[k]!, rest.dropFirst())
+                return object
+            }
+            if var array = value as? [Any], let i = step as? Int {
+                array[i] = replaced(array[i], rest.dropFirst())
+                return array
+            }
+            return value
+        }
+        let mutated = replaced(json, path[...])
+        metadata[key] = String(
+            decoding: try JSONSerialization.data(withJSONObject: mutated, options: .fragmentsAllowed), as: UTF8.self)
+        header["__metadata__"] = metadata
+        let headerBytes = try JSONSerialization.data(withJSONObject: header)
+        var out = Data()
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        out += headerBytes + data.subdata(in: (8 + headerSize)..<data.count)
+        try out.write(to: URL(fileURLWithPath: destination))
+        return "\(key) leaf \(path.map { "\($0)" }.joined(separator: ".")) → \(replacement)"
+    }
+
     /// Writes a mutation of `source` to `destination` and says what it was.
     func mutate(_ source: String, into destination: String, generator: inout SeededGenerator) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: source))

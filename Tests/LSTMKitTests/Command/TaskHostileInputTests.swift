@@ -118,6 +118,16 @@ final class TaskHostileInputTests: XCTestCase {
             XCTAssertEqual(result.status, 0, result.output)
             for fragment in fragments { XCTAssertTrue(result.output.contains(fragment), "\(path): \(result.output)") }
         }
+        // A reader of LSTM state_dicts given a model file says what it is and where its LSTM is.
+        let export = try run(["export", model, "--output", folder + "/m.onnx"])
+        XCTAssertEqual(export.status, 2, export.output)
+        XCTAssertTrue(export.output.contains("not an LSTM state_dict"), export.output)
+        XCTAssertTrue(export.output.contains("a Sequential model"), export.output)
+        XCTAssertTrue(export.output.contains("--prefix 0."), export.output)
+        let exported = try run(["export", model, "--prefix", "0.", "--output", folder + "/m.onnx"])
+        XCTAssertEqual(exported.status, 0, exported.output)
+        let state = try run(["inspect", model + ".fitstate", "--prefix", ""])
+        XCTAssertEqual(state.status, 0, state.output)
     }
 
     /// A file far larger than memory (a sparse 2 TiB file) is refused from its size before any

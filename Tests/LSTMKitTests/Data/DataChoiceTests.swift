@@ -51,4 +51,13 @@ final class DataChoiceTests: XCTestCase {
         }
         XCTAssertEqual(try ParallelText(source: source, target: target, maximumLength: 3).pairs.count, 1)
     }
+
+    func testATestFractionThatRoundsToNoItemIsRefused() throws {
+        assertThrows(["a test fraction of 0.1 of 3 items rounds to no test item"]) {
+            _ = try DataSplit(shuffling: [1, 2, 3], validationFraction: 0, testFraction: 0.1, seed: 1)
+        }
+        XCTAssertEqual(try DataSplit(shuffling: [1, 2, 3], validationFraction: 0, testFraction: 0, seed: 1).test, [])
+        XCTAssertEqual(
+            try DataSplit(shuffling: Array(0..<10), validationFraction: 0, testFraction: 0.1, seed: 1).test.count, 1)
+    }
 }
