@@ -24,6 +24,7 @@ extension Trainable {
         for (index, example) in (validation ?? []).enumerated() {
             try check(example, position: "validation example \(index)")
         }
+        try requireTrainingMemory(optimizer: settings.optimizer)
         let optimizer = Optimizer(backend: backend, kind: settings.optimizer)
         let lengths = training.map { length(of: $0) }
         let batchesPerEpoch = (training.count + settings.batchSize - 1) / settings.batchSize
@@ -151,5 +152,30 @@ extension Sequential {
         try fit(
             training: training, validation: validation, loss: loss,
             settings: FitSettings(epochs: epochs, batchSize: batchSize), callbacks: callbacks)
+    }
+}
+
+extension Trainable {
+    /// Refuses a fit whose model cannot train where it lives: the weights, their gradients and
+    /// the optimiser's moments (two for Adam and AdamW, one for SGD with momentum) must fit in
+    /// the backend's memory with a quarter left for the activations and the batches, so a
+    /// model that fits but leaves no room is refused up front instead of failing mid-epoch.
+    /// (`capacity` is the backend's memory unless a test gives another.)
+    func requireTrainingMemory(optimizer kind: OptimizerKind, capacity: Int? = nil) throws {
+        let count = SizeLimits.saturatingSum(parameters.map(\.count))
+        let moments: Int
+        switch kind {
+        case .adam, .adamW: moments = 2
+        case let .sgd(momentum, _, _): moments = momentum == 0 ? 0 : 1
+        }
+        let bytes = SizeLimits.saturatingProduct([count, 4, 2 + moments])
+        let needed = bytes > Int.max / 4 ? Int.max : bytes / 3 * 4
+        let available = capacity ?? backend.memoryCapacity
+        guard needed <= available else {
+            throw LSTMError.outOfMemory(
+                device: "\(backend.name) (training \(count) parameters: weights, gradients and \(moments) optimiser "
+                    + "moment\(moments == 1 ? "" : "s"), and a quarter more for activations)",
+                needed: needed, available: available)
+        }
     }
 }

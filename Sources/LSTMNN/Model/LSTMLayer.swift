@@ -31,7 +31,8 @@ public final class LSTMLayer<Backend: ModelOps>: Layer {
         }
         try configuration.validate()
         try SizeLimits.requireHostMemory(
-            floats: configuration.parameterCount, for: "an LSTM layer of \(configuration.parameterCount) parameters")
+            floats: SizeLimits.saturatingProduct([configuration.parameterCount, 2]),
+            for: "an LSTM layer of \(configuration.parameterCount) parameters, its initial weights and their copy")
         try self.init(
             stack: LSTMStack(
                 configuration: configuration, backend: backend,

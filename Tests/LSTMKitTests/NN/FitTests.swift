@@ -371,3 +371,24 @@ final class FitTests: XCTestCase {
         }
     }
 }
+
+/// A fit whose weights, gradients and optimiser moments would not leave room in the backend's
+/// memory is refused before training, saying what it needs.
+final class FitMemoryTests: XCTestCase {
+    func testTheTrainingStateMustFitWithRoomToSpare() throws {
+        let model = try countingModel(CPUBackend())
+        let count = model.parameters.reduce(0) { $0 + $1.count }
+        let supervised = try SupervisedModel(model, loss: .crossEntropy())
+        // Adam: weights, gradients, two moments (16 bytes per parameter), plus a quarter more.
+        let adamBytes = count * 16 / 3 * 4
+        XCTAssertNoThrow(try supervised.requireTrainingMemory(optimizer: .adam(), capacity: adamBytes))
+        assertThrows(["out of memory", "training \(count) parameters", "2 optimiser moments"]) {
+            try supervised.requireTrainingMemory(optimizer: .adam(), capacity: adamBytes - 1)
+        }
+        // Plain SGD keeps no moment: half of Adam's state.
+        XCTAssertNoThrow(try supervised.requireTrainingMemory(optimizer: .sgd(), capacity: count * 8 / 3 * 4))
+        assertThrows(["1 optimiser moment,"]) {
+            try supervised.requireTrainingMemory(optimizer: .sgd(momentum: 0.9), capacity: count * 8 / 3 * 4)
+        }
+    }
+}
