@@ -25,7 +25,32 @@ final class FuzzTests: XCTestCase {
         "1e300", "nan", "inf", "-inf", "1.5", "x", "", "true", "[\"a\"]", "{}", "100000000",
     ]
 
-    struct Outcome { var cases = 0, clean = 0, accepted = 0, signals = 0, timeouts = 0 }
+    struct Outcome {
+        var cases = 0, clean = 0, accepted = 0, signals = 0, timeouts = 0
+
+        /// Counts one run; returns what is wrong with it (a signal, a time-out, an exit code
+        /// outside `clean` or without a message), or nil.
+        mutating func record(status: Int32, signal: Int32, output: String, clean statuses: Set<Int32>) -> String? {
+            cases += 1
+            if signal == SIGKILL || status == 124 {
+                timeouts += 1
+                return "timed out or killed for memory"
+            }
+            if signal != 0 {
+                signals += 1
+                return "signal \(signal)\n\(output.suffix(400))"
+            }
+            if status == 0 {
+                accepted += 1
+                return nil
+            }
+            guard statuses.contains(status), output.contains(": ") else {
+                return "exit \(status) without a usable message:\n\(output.suffix(400))"
+            }
+            clean += 1
+            return nil
+        }
+    }
 
     func testMutatedFilesGiveCleanErrors() throws {
         let executable = lstmGPUExecutable.path
@@ -50,21 +75,9 @@ final class FuzzTests: XCTestCase {
             for arguments in [
                 ["check", mutant, "--quiet"], ["sample", "--checkpoint", mutant, "--length", "5"], ["inspect", mutant],
             ] {
-                outcome.cases += 1
                 let (status, signal, output) = try runLimited(executable, arguments)
-                let label = "\(arguments[0]) on \(how) (\(mutant))"
-                if signal == SIGKILL || status == 124 {
-                    outcome.timeouts += 1
-                    failures.append("\(label): timed out or killed for memory")
-                } else if signal != 0 {
-                    outcome.signals += 1
-                    failures.append("\(label): signal \(signal)\n\(output.suffix(400))")
-                } else if status == 0 {
-                    outcome.accepted += 1
-                } else if [1, 2].contains(status), output.contains(":") {
-                    outcome.clean += 1
-                } else {
-                    failures.append("\(label): exit \(status) without a usable message:\n\(output.suffix(400))")
+                if let failure = outcome.record(status: status, signal: signal, output: output, clean: [1, 2]) {
+                    failures.append("\(arguments[0]) on \(how) (\(mutant)): \(failure)")
                 }
             }
         }
@@ -127,21 +140,9 @@ final class FuzzTests: XCTestCase {
                 ])
             }
             for arguments in runs {
-                outcome.cases += 1
                 let (status, signal, output) = try runLimited(executable, arguments)
-                let label = "\(arguments[0]) on \(how) (\(mutant))"
-                if signal == SIGKILL || status == 124 {
-                    outcome.timeouts += 1
-                    failures.append("\(label): timed out or killed for memory")
-                } else if signal != 0 {
-                    outcome.signals += 1
-                    failures.append("\(label): signal \(signal)\n\(output.suffix(400))")
-                } else if status == 0 {
-                    outcome.accepted += 1
-                } else if status == 2, output.contains(": error: ") {
-                    outcome.clean += 1
-                } else {
-                    failures.append("\(label): exit \(status) without a usable message:\n\(output.suffix(400))")
+                if let failure = outcome.record(status: status, signal: signal, output: output, clean: [2]) {
+                    failures.append("\(arguments[0]) on \(how) (\(mutant)): \(failure)")
                 }
             }
         }
