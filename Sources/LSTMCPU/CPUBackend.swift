@@ -44,7 +44,7 @@ public final class CPUBackend: LSTMBackend {
 
     public var name: String { "cpu" }
     public var kind: BackendKind { .cpu }
-    public var memoryCapacity: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+    public var memoryCapacity: Int { SizeLimits.hostMemory }
     public func synchronize() throws {}
 
     public func makeBuffer(count: Int) throws -> CPUBuffer {

@@ -58,8 +58,9 @@ public enum SizeLimits {
         }
     }
 
-    /// Bytes of memory this host has (physical memory).
-    public static var hostMemory: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+    /// Bytes of memory this host has (physical memory), read once per process (every CPU
+    /// buffer allocation checks against it).
+    public static let hostMemory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
 
     /// Throws `outOfMemory` when `floats` float32 values (computed with `saturatingProduct`
     /// and `saturatingSum`) exceed the host's memory, saying what needed them.
