@@ -196,9 +196,13 @@ func majorityBaseline(
 }
 
 /// `print` and a flush: an application's lines keep their place among the progress report's
-/// (written unbuffered) when standard output is a pipe or a file.
+/// (written unbuffered) when standard output is a pipe or a file. A line may quote what the
+/// data holds (class names, tokens, sentences), so control characters are escaped (`\u{1B}`,
+/// never a terminal escape); a line break of the application's own separates lines.
 public func printLine(_ line: String) {
-    print(line)
+    print(
+        line.split(separator: "\n", omittingEmptySubsequences: false).map { terminalSafe(String($0)) }
+            .joined(separator: "\n"))
     fflush(nil)
 }
 

@@ -216,7 +216,13 @@ extension OutputOptions {
         if let log { outputs.append(("--log", log)) }
         try requireDistinctPaths(inputs: inputs, outputs: outputs)
         for (option, path) in outputs { try prepareOutputPath(path, option: option) }
-        guard let checkpoint else { return nil }
+        guard let checkpoint else {
+            // Without --checkpoint the best model is kept in the temporary folder: it must be usable.
+            try prepareOutputPath(
+                NSTemporaryDirectory() + "lstm-gpu-best-probe.safetensors",
+                option: "TMPDIR (where the best model is kept without --checkpoint)")
+            return nil
+        }
         if resume, !FileManager.default.fileExists(atPath: checkpoint + ".fitstate") {
             throw LSTMError.io(
                 path: checkpoint + ".fitstate",

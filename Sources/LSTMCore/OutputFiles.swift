@@ -79,15 +79,29 @@ public func prepareOutputPath(_ path: String, option: String) throws {
         default: throw refuse("is not a regular file")
         }
     }
-    do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-        throw refuse("cannot create the folder \(folder): \(error.localizedDescription)")
-    }
+    if let failure = makeFolders(folder) { throw refuse("cannot create the folder \(folder): \(failure)") }
     // A probe file tells more than access(2) (read-only mounts, quotas, root on a read-only folder).
     let probe = folder + "/." + url.lastPathComponent + ".probe-\(getpid())"
     let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
     guard fd >= 0 else { throw refuse("cannot write in \(folder): \(String(cString: strerror(errno)))") }
     close(fd)
     unlink(probe)
+}
+
+/// Creates `folder` and the folders above it that are missing (mkdir -p); the system's
+/// reason (strerror) when one cannot be made, else nil.
+func makeFolders(_ folder: String) -> String? {
+    var path = folder.hasPrefix("/") ? "" : "."
+    for part in folder.split(separator: "/") {
+        path += "/" + part
+        var info = stat()
+        if stat(path, &info) == 0 {
+            if info.st_mode & S_IFMT != S_IFDIR { return "\(path) is not a folder" }
+            continue
+        }
+        if mkdir(path, 0o755) != 0, errno != EEXIST { return "\(path): \(String(cString: strerror(errno)))" }
+    }
+    return nil
 }
 
 /// Refuses, before any work is done, an output that is also an input or another output (the

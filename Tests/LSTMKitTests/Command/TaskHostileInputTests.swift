@@ -155,4 +155,29 @@ final class TaskHostileInputTests: XCTestCase {
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 30, "the refusals must not read the file")
     }
+
+    /// Without --checkpoint the best model goes to the temporary folder: an unusable TMPDIR is
+    /// refused before training, with the system's reason.
+    func testAnUnusableTemporaryFolderIsRefusedBeforeTraining() throws {
+        try Data().write(to: URL(fileURLWithPath: folder + "/file"))
+        let result = try runProcess(
+            lstmGPUExecutable.path, ["train", "--task", "forecast", "--data", series, "--epochs", "1"],
+            environment: ["TMPDIR": folder + "/file/tmp"], directory: folder)
+        XCTAssertEqual(result.status, 2, result.output)
+        XCTAssertTrue(
+            result.output.contains("TMPDIR (where the best model is kept without --checkpoint)"), result.output)
+        XCTAssertTrue(result.output.contains("is not a folder"), result.output)
+        XCTAssertFalse(result.output.contains("epochs,"), result.output)
+    }
+
+    /// What a data file holds reaches the terminal escaped: a class name with a terminal escape.
+    func testValuesFromFilesAreEscapedOnTheTerminal() throws {
+        var table = "label\ttext\n"
+        for i in 0..<20 { table += (i % 2 == 0 ? "\u{1B}[31mred" : "blue") + "\tword\(i % 3) word\n" }
+        try Data(table.utf8).write(to: URL(fileURLWithPath: folder + "/escape.tsv"))
+        let result = try run(["train", "--task", "classify", "--data", folder + "/escape.tsv", "--epochs", "1"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("\\u{1b}[31mred"), result.output)
+        XCTAssertFalse(result.output.contains("\u{1B}[31m"), "a raw escape reached the terminal: \(result.output)")
+    }
 }
