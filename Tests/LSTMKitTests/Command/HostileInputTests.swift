@@ -230,8 +230,8 @@ final class HostileInputTests: XCTestCase {
         // A temporary file of a writer that died (no such PID) is removed by the next write;
         // one of a live process (this one) is left alone.
         let stale = folder + "/.run.safetensors.tmp-2147483646-7", live = folder + "/.run.safetensors.tmp-\(getpid())-7"
-        FileManager.default.createFile(atPath: stale, contents: Data([1]))
-        FileManager.default.createFile(atPath: live, contents: Data([1]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: stale, contents: Data([1])))
+        XCTAssertTrue(FileManager.default.createFile(atPath: live, contents: Data([1])))
         try writeAtomically(Data([1, 2, 3]), to: path)
         XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
         XCTAssertTrue(FileManager.default.fileExists(atPath: live))
