@@ -1,6 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "lstm-gpu",
     // Supported: Linux (built and tested on Debian 12, x86_64, Swift 6). SwiftPM has no way to
@@ -97,16 +99,18 @@ let package = Package(
         .target(name: "LSTMDistributed", dependencies: ["LSTMKit", "CMPI"], path: "Sources/LSTMDistributed"),
         // The applications as example programs (each a thin command line over LSTMApplications).
         .executableTarget(
-            name: "sentiment-classifier", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
+            name: "sentiment-classifier",
+            dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine", argumentParser],
             path: "Examples/sentiment-classifier"),
         .executableTarget(
-            name: "digits-classifier", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
+            name: "digits-classifier",
+            dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine", argumentParser],
             path: "Examples/digits-classifier"),
         .executableTarget(
-            name: "forecaster", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
+            name: "forecaster", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine", argumentParser],
             path: "Examples/forecaster"),
         .executableTarget(
-            name: "translator", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine"],
+            name: "translator", dependencies: ["LSTMKit", "LSTMApplications", "LSTMCommandLine", argumentParser],
             path: "Examples/translator"),
         .testTarget(
             name: "LSTMKitTests",

@@ -12,7 +12,9 @@ import LSTMKit
 
 struct DigitsClassifier: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "digits-classifier", abstract: "Classify rows of numbers (8×8 digits) with an LSTM over the rows.")
+        commandName: "digits-classifier", abstract: "Classify rows of numbers (8×8 digits) with an LSTM over the rows.",
+        discussion: "Defaults: " + defaultsHelp(defaults, network, tokens: false)
+            + ". Not taken: --embedding, --proj-size, --proj-clip, --backend reference.")
 
     @Argument(help: "A CSV file of pixel columns and a label (scripts/fetch-digits writes data/digits.csv).")
     var file: String
@@ -35,7 +37,9 @@ struct DigitsClassifier: ParsableCommand {
     }
 
     func validate() throws {
-        try CommandEntry.validating { try SettingBounds.count(steps, "--rows", minimum: 1) }
+        try CommandEntry.validating {
+            try SettingBounds.count(steps, "--rows", minimum: 1, maximum: SizeLimits.maxWidth)
+        }
         try options.validate(
             program: "digits-classifier", settings: Self.defaults, unused: ["--embedding"],
             reason: " (the rows are numbers)")

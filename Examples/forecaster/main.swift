@@ -14,7 +14,10 @@ import LSTMKit
 
 struct Forecaster: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "forecaster", abstract: "Forecast a numeric series with an LSTM (scripts/fetch-sunspots).")
+        commandName: "forecaster", abstract: "Forecast a numeric series with an LSTM (scripts/fetch-sunspots).",
+        discussion: "Defaults: "
+            + defaultsHelp(Forecasting.defaultSettings, Forecasting.defaultShape, tokens: false, pooling: false)
+            + ". Not taken: --embedding, --pooling, --bidirectional, --proj-size, --proj-clip, --backend reference.")
 
     @Argument(help: "A CSV file with the series (scripts/fetch-sunspots writes data/sunspots.csv).") var file: String
     @Option(help: "The series' column (default: the last numeric column).") var column: String?

@@ -17,7 +17,9 @@ import LSTMKit
 struct SentimentClassifier: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sentiment-classifier",
-        abstract: "Classify texts (movie reviews by default) with a bidirectional LSTM.")
+        abstract: "Classify texts (movie reviews by default) with a bidirectional LSTM.",
+        discussion: "Defaults: " + defaultsHelp(defaults, network)
+            + ". Not taken: --proj-size, --proj-clip, --backend reference.")
 
     @Argument(help: "A TSV or CSV file (scripts/fetch-movie-reviews writes data/movie-reviews.tsv).") var file: String
     @Option(help: "The text column (default: text, or the second of two columns).") var textColumn: String?
@@ -41,7 +43,7 @@ struct SentimentClassifier: ParsableCommand {
 
     func validate() throws {
         try CommandEntry.validating {
-            try SettingBounds.count(maxTokens, "--max-tokens", minimum: 1)
+            try SettingBounds.count(maxTokens, "--max-tokens", minimum: 1, maximum: SizeLimits.maxWidth)
             try SettingBounds.count(minCount, "--min-count", minimum: 1)
         }
         try options.validate(program: "sentiment-classifier", settings: Self.defaults)

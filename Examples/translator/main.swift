@@ -15,7 +15,10 @@ import LSTMKit
 
 struct Translator: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "translator", abstract: "Translate with an LSTM encoder-decoder (scripts/fetch-bible).")
+        commandName: "translator", abstract: "Translate with an LSTM encoder-decoder (scripts/fetch-bible).",
+        discussion: "Defaults: " + defaultsHelp(defaults, network, pooling: false)
+            + ". Not taken: --pooling, --bidirectional, the cell options, --proj-size, --proj-clip, --backend reference."
+    )
 
     @Argument(help: "The source-language file, one sentence per line.") var source: String
     @Argument(help: "The target-language file, line-aligned with the source.") var target: String
@@ -45,11 +48,11 @@ struct Translator: ParsableCommand {
 
     func validate() throws {
         try CommandEntry.validating {
-            for (value, name) in [
-                (maxLength, "--max-length"), (minCount, "--min-count"), (vocabulary, "--vocabulary"), (beam, "--beam"),
-                (testSentences, "--test-sentences"),
-            ] {
+            for (value, name) in [(maxLength, "--max-length"), (minCount, "--min-count")] {
                 try SettingBounds.count(value, name, minimum: 1)
+            }
+            for (value, name) in [(vocabulary, "--vocabulary"), (beam, "--beam"), (testSentences, "--test-sentences")] {
+                try SettingBounds.count(value, name, minimum: 1, maximum: SizeLimits.maxWidth)
             }
         }
         if options.cell.given != nil {

@@ -12,7 +12,9 @@ public struct TrainingLoopOptions: ParsableArguments {
     public var epochs: Int?
     @Option(parsing: .unconditional, help: "Sequences per batch (lm: streams per batch, per rank under MPI).")
     public var batch: Int?
-    @Option(parsing: .unconditional, help: "Seed for initialisation, shuffling and dropout (default: 1).")
+    @Option(
+        parsing: .unconditional,
+        help: "Seed for initialisation, shuffling and dropout (default: 1; lm --resume: the checkpoint's).")
     public var seed: UInt64?
 
     public init() {}
@@ -32,7 +34,11 @@ public struct OutputOptions: ParsableArguments {
             "Checkpoint file (safetensors; its folder is created if missing). With an application: the best model, "
                 + "and FILE.fitstate to resume from."))
     public var checkpoint: String?
-    @Flag(help: "Continue from --checkpoint exactly; the model and data settings are taken from it unless given.")
+    @Flag(
+        help: ArgumentHelp(
+            "Continue from --checkpoint exactly. lm: the model, batch, length and optimiser come from the checkpoint "
+                + "unless given; applications: give the options of the run being resumed (FILE.fitstate refuses "
+                + "another model, data or settings, naming what differs)."))
     public var resume = false
     @Option(help: "Write JSON lines to this file (lm: one per step and per evaluation; applications: one per epoch).")
     public var log: String?
@@ -51,15 +57,15 @@ public struct OutputOptions: ParsableArguments {
 public struct ApplicationOptions: ParsableArguments {
     @Option(
         parsing: .unconditional,
-        help: "Stop when the validation metric has not improved for N epochs in a row (default: 3; forecast 20).")
+        help: "Stop when the validation metric has not improved for N epochs in a row (default: the program's).")
     public var patience: Int?
     @Flag(help: "Never stop early.")
     public var noEarlyStop = false
     @Option(
-        parsing: .unconditional, help: "Fraction of the examples for validation (default: 0.1; forecast 0.15).")
+        parsing: .unconditional, help: "Fraction of the examples for validation (default: the program's).")
     public var validationFraction: Double?
     @Option(
-        parsing: .unconditional, help: "Fraction of the examples for the test figures (default: 0.1; forecast 0.15).")
+        parsing: .unconditional, help: "Fraction of the examples for the test figures (default: the program's).")
     public var testFraction: Double?
     @Option(parsing: .unconditional, help: "Use only the first N examples (rows, sentences, values, pairs).")
     public var limit: Int?
@@ -215,19 +221,50 @@ extension OutputOptions {
         }
         if let log { outputs.append(("--log", log)) }
         try requireDistinctPaths(inputs: inputs, outputs: outputs)
-        for (option, path) in outputs { try prepareOutputPath(path, option: option) }
-        guard let checkpoint else {
-            // Without --checkpoint the best model is kept in the temporary folder: it must be usable.
-            try prepareOutputPath(
-                NSTemporaryDirectory() + "lstm-gpu-best-probe.safetensors",
-                option: "TMPDIR (where the best model is kept without --checkpoint)")
-            return nil
-        }
-        if resume, !FileManager.default.fileExists(atPath: checkpoint + ".fitstate") {
+        if let checkpoint, resume, !FileManager.default.fileExists(atPath: checkpoint + ".fitstate") {
             throw LSTMError.io(
                 path: checkpoint + ".fitstate",
                 reason: "--resume: there is no fit state to resume from; leave out --resume to start afresh")
         }
+        if checkpoint == nil {
+            // Without --checkpoint the best model is kept in the temporary folder: it must be usable.
+            let folder = NSTemporaryDirectory()
+            var info = stat()
+            let problem: String? =
+                stat(folder, &info) != 0
+                ? String(cString: strerror(errno))
+                : info.st_mode & S_IFMT != S_IFDIR
+                    ? "not a folder" : access(folder, W_OK | X_OK) != 0 ? String(cString: strerror(errno)) : nil
+            if let problem {
+                throw LSTMError.io(
+                    path: folder,
+                    reason: "TMPDIR (where the best model is kept without --checkpoint) is not a writable folder: "
+                        + problem)
+            }
+        }
+        for (option, path) in outputs { try prepareOutputPath(path, option: option) }
+        guard let checkpoint else { return nil }
         return try FileLock(for: checkpoint, what: "checkpoint")
     }
+}
+
+/// A program's defaults as its options write them, for its `--help` ("--epochs 10 --batch 32 …"):
+/// the shared groups' help cannot know each program's numbers.
+public func defaultsHelp(
+    _ s: ApplicationSettings, _ n: NetworkShape, tokens: Bool = true, pooling: Bool = true
+)
+    -> String
+{
+    var parts = [
+        "--epochs \(s.epochs)", "--batch \(s.batchSize)", "--lr \(s.learningRate)",
+        s.patience.map { "--patience \($0)" } ?? "--no-early-stop", "--validation-fraction \(s.validationFraction)",
+        "--test-fraction \(s.testFraction)", "--clip \(s.maxGradientNorm ?? 0)", "--seed \(s.seed)",
+        "--hidden \(n.hidden)", "--layers \(n.layers)",
+    ]
+    if tokens { parts.append("--embedding \(n.embedding)") }
+    if n.bidirectional { parts.append("--bidirectional") }
+    if pooling {
+        parts.append("--pooling \(n.pooling == .last ? "last" : n.pooling == .mean ? "mean" : "max")")
+    }
+    return parts.joined(separator: " ")
 }

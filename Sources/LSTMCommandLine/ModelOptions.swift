@@ -4,15 +4,21 @@ import LSTMKit
 /// The sizes of the model: `--layers`, `--hidden`, `--embedding`, `--proj-size`, `--dropout`.
 /// Unset values take the task's defaults (with `--resume`, the checkpoint's).
 public struct ModelSizeOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "LSTM layers L (default: 1).")
+    @Option(parsing: .unconditional, help: "LSTM layers L (default: 1; lm --resume: the checkpoint's).")
     public var layers: Int?
-    @Option(parsing: .unconditional, help: "LSTM hidden size H (default: the task's: lm 512, applications 128).")
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "LSTM hidden size H (default: the program's, see its --help or docs/training.md; lm 512; lm --resume: "
+                + "the checkpoint's)."))
     public var hidden: Int?
-    @Option(parsing: .unconditional, help: "Embedding size E of token inputs (default: 64).")
+    @Option(
+        parsing: .unconditional,
+        help: "Embedding size E of token inputs (default: the program's; lm 64; lm --resume: the checkpoint's).")
     public var embedding: Int?
     @Option(
         name: .customLong("proj-size"), parsing: .unconditional,
-        help: "Project h to P features, an LSTMP model (default: 0, none).")
+        help: "Project h to P features, an LSTMP model (lm only; default: 0, none).")
     public var projSize: Int?
     @Option(parsing: .unconditional, help: "Dropout between LSTM layers, in [0, 1) (default: 0).")
     public var dropout: Float?

@@ -8,7 +8,7 @@ extension OptimizerName: ExpressibleByArgument {}
 public struct OptimizerOptions: ParsableArguments {
     @Option(help: "sgd, adam or adamw (default: adam).")
     public var optimizer: String?
-    @Option(parsing: .unconditional, help: "Learning rate (default: 0.002 for lm, the application's otherwise).")
+    @Option(parsing: .unconditional, help: "Learning rate (default: the program's; lm 0.002).")
     public var lr: Float?
     @Option(parsing: .unconditional, help: "SGD momentum, in [0, 1] (default: 0.9).")
     public var momentum: Float?

@@ -115,8 +115,18 @@ public func requireDistinctPaths(
 )
     throws
 {
-    func resolved(_ path: String) -> String {
-        var url = URL(fileURLWithPath: path).standardizedFileURL
+    func resolved(_ path: String, hops: Int = 0) -> String {
+        // A symbolic link is followed even when what it names does not exist yet (a write
+        // through it would create that file).
+        let link = URL(fileURLWithPath: path).standardizedFileURL
+        var linkInfo = stat()
+        if hops < 40, lstat(link.path, &linkInfo) == 0, linkInfo.st_mode & S_IFMT == S_IFLNK,
+            let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)
+        {
+            return resolved(
+                target.hasPrefix("/") ? target : link.deletingLastPathComponent().path + "/" + target, hops: hops + 1)
+        }
+        var url = link
         var missing: [String] = []
         while !FileManager.default.fileExists(atPath: url.path), url.path != "/" {
             missing.insert(url.lastPathComponent, at: 0)

@@ -45,13 +45,11 @@ public struct NumericSeries: Sendable {
                         return cell.isEmpty || Double(cell) != nil
                     }
             }
-            guard let last = numeric.last else {
-                throw LSTMError.invalidArgument(
-                    "\(table.path): no numeric column to read as a series; the columns are \(table.columnList)")
-            }
-            // A column to the right of the one chosen that is numeric but for a few cells ("NA",
-            // "?") is most likely the series the user meant: say so rather than take another.
-            for candidate in table.header.indices.reversed() where candidate > last && candidate != timeIndex {
+            // A column to the right of the one chosen (or any, when none is numeric) that is numeric
+            // but for a few cells ("NA", "?") is most likely the series the user meant: say so
+            // rather than take another or say there is none.
+            for candidate in table.header.indices.reversed()
+            where candidate > (numeric.last ?? -1) && candidate != timeIndex {
                 let cells = zip(table.rows, table.lineNumbers).map {
                     ($0[candidate].trimmingCharacters(in: .whitespaces), $1)
                 }
@@ -62,6 +60,10 @@ public struct NumericSeries: Sendable {
                     table.path, line: bad.1,
                     "\(displayedValue(bad.0)) in column \(displayedValue(table.header[candidate])) is not a number, "
                         + "so that column is not a series; give --column to choose one, or fill in the value")
+            }
+            guard let last = numeric.last else {
+                throw LSTMError.invalidArgument(
+                    "\(table.path): no numeric column to read as a series; the columns are \(table.columnList)")
             }
             index = last
         }

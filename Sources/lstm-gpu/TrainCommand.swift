@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LSTMApplications
 import LSTMCommandLine
 import LSTMKit
 
@@ -24,7 +25,10 @@ struct TrainCommand: ParsableCommand {
             writes checkpoints and logs. N ranks take the same steps as one process with \
             --batch N·batch.
 
-            With --task, an application is trained on the user's file with fit (docs/training.md).
+            With --task, an application is trained on the user's file with fit (docs/training.md). \
+            Defaults of forecast: \(defaultsHelp(Forecasting.defaultSettings, Forecasting.defaultShape, tokens: false, pooling: false)); \
+            of classify, tag and translate: \(defaultsHelp(ApplicationSettings(), NetworkShape())) (tag and \
+            translate pool nothing).
             """)
 
     @Option(

@@ -37,11 +37,14 @@ struct TaskOptions: ParsableArguments {
     func validate() throws {
         try CommandEntry.validating {
             for (value, name) in [
-                (maxTokens, "--max-tokens"), (minCount, "--min-count"), (window, "--window"), (horizon, "--horizon"),
-                (season, "--season"), (beam, "--beam"), (maxLength, "--max-length"),
+                (minCount, "--min-count"), (window, "--window"), (horizon, "--horizon"), (season, "--season"),
+                (maxLength, "--max-length"),
             ] {
                 try SettingBounds.count(value, name, minimum: 1)
             }
+            // What sizes a tensor is bounded as a width.
+            try SettingBounds.count(maxTokens, "--max-tokens", minimum: 1, maximum: SizeLimits.maxWidth)
+            try SettingBounds.count(beam, "--beam", minimum: 1, maximum: SizeLimits.maxWidth)
         }
     }
 

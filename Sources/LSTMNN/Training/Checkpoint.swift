@@ -66,7 +66,10 @@ public struct CheckpointFile {
     init(_ file: SafeTensorsFile) throws {
         let path = file.path
         guard file.metadata["format"] == Checkpoint.format else {
-            throw LSTMError.unknownFormat(path: path, expected: Checkpoint.kind, found: describeFormat(file))
+            let kind = ProjectFileKind(file)
+            throw LSTMError.unknownFormat(
+                path: path, expected: Checkpoint.kind,
+                found: kind == .stateDict ? describeFormat(file) : "it is \(kind.name), used by \(kind.usedBy)")
         }
         func corrupt(_ reason: String) -> LSTMError { .corruptFile(path: path, reason: "checkpoint \(reason)") }
         func count(_ key: String, minimum: Int = 0) throws -> Int {

@@ -10,10 +10,10 @@ final class ReadmeExampleTests: XCTestCase {
     let root = packageRoot
 
     /// The first ```swift block after the heading `section`.
-    func readmeSnippet(section: String) throws -> String {
-        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+    func readmeSnippet(section: String, file: String = "README.md") throws -> String {
+        let readme = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
         guard let heading = readme.range(of: "\n## \(section)\n") else {
-            XCTFail("README.md has no section '\(section)': the front page's library example is missing")
+            XCTFail("\(file) has no section '\(section)': the library example is missing")
             return ""
         }
         let rest = readme[heading.upperBound...]
@@ -22,6 +22,14 @@ final class ReadmeExampleTests: XCTestCase {
             return ""
         }
         return String(rest[open.upperBound..<close.lowerBound]) + "\n"
+    }
+
+    /// docs/library.md opens with the same example: the copy must stay the one that is compiled.
+    func testTheLibraryPageShowsTheCompiledExample() throws {
+        let section = "The library in a few lines"
+        XCTAssertEqual(
+            try readmeSnippet(section: section, file: "docs/library.md"), try readmeSnippet(section: section),
+            "docs/library.md's example differs from README.md's, which ReadmeExampleTests compiles")
     }
 
     func testTheReadmeExampleCompilesAndRuns() throws {

@@ -65,6 +65,16 @@ final class TaskHostileInputTests: XCTestCase {
             XCTAssertFalse(result.output.contains("epochs,"), "trained before refusing: \(result.output)")
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: series)), before, "the data file was changed")
+        // A symbolic link to a file that does not exist yet is followed: a log through it would be
+        // renamed over by the checkpoint.
+        try FileManager.default.createSymbolicLink(
+            atPath: folder + "/dangling", withDestinationPath: "later.safetensors")
+        let dangling = try run([
+            "train", "--task", "forecast", "--data", series, "--epochs", "1", "--checkpoint", "later.safetensors",
+            "--log", "dangling",
+        ])
+        XCTAssertEqual(dangling.status, 2, dangling.output)
+        XCTAssertTrue(dangling.output.contains("--checkpoint and --log name the same file"), dangling.output)
         let hard = folder + "/hard.csv"
         try FileManager.default.linkItem(atPath: series, toPath: hard)
         let result = try run(["train", "--task", "forecast", "--data", series, "--epochs", "1", "--log", hard])
@@ -126,6 +136,9 @@ final class TaskHostileInputTests: XCTestCase {
         XCTAssertTrue(export.output.contains("--prefix 0."), export.output)
         let exported = try run(["export", model, "--prefix", "0.", "--output", folder + "/m.onnx"])
         XCTAssertEqual(exported.status, 0, exported.output)
+        let sample = try run(["sample", "--checkpoint", model])
+        XCTAssertEqual(sample.status, 2, sample.output)
+        XCTAssertTrue(sample.output.contains("it is an lstm-gpu model file (a Sequential model)"), sample.output)
         let state = try run(["inspect", model + ".fitstate", "--prefix", ""])
         XCTAssertEqual(state.status, 0, state.output)
     }
@@ -165,8 +178,10 @@ final class TaskHostileInputTests: XCTestCase {
             environment: ["TMPDIR": folder + "/file/tmp"], directory: folder)
         XCTAssertEqual(result.status, 2, result.output)
         XCTAssertTrue(
-            result.output.contains("TMPDIR (where the best model is kept without --checkpoint)"), result.output)
-        XCTAssertTrue(result.output.contains("is not a folder"), result.output)
+            result.output.contains(
+                "TMPDIR (where the best model is kept without --checkpoint) is not a writable folder"),
+            result.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/file/tmp"), "a refused run made a folder")
         XCTAssertFalse(result.output.contains("epochs,"), result.output)
     }
 

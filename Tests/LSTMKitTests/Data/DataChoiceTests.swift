@@ -16,6 +16,11 @@ final class DataChoiceTests: XCTestCase {
         // Chosen by name, the clean column is read; and the NA column is refused where it is.
         XCTAssertEqual(try NumericSeries(contentsOf: path, column: "a").values, [2, 3, 4, 5])
         assertThrows(["line 3", "NA"]) { _ = try NumericSeries(contentsOf: path, column: "y") }
+        // One column with a missing value: named, not "no numeric column".
+        let single = try dataFile("one.csv", "value\n1\n2\nNA\n4\n")
+        assertThrows(["one.csv: line 4", "NA in column value is not a number"]) {
+            _ = try NumericSeries(contentsOf: single)
+        }
         // A text column to the right (mostly not numbers) is no series: the last numeric one is taken.
         let text = try dataFile("text.csv", "a,note\n1,x\n2,y\n3,z\n")
         XCTAssertEqual(try NumericSeries(contentsOf: text).name, "a")
