@@ -65,10 +65,7 @@ struct Translator: ParsableCommand {
 
     func run() throws {
         let lock = try options.output.prepareApplicationOutputs(
-            inputs: [("SOURCE", source), ("TARGET", target)],
-            extraOutputs: translations.map { prefix in
-                ["hyp", "ref", "src"].map { (option: "--translations (.\($0))", path: prefix + "." + $0) }
-            } ?? [])
+            inputs: [("SOURCE", source), ("TARGET", target)], translations: translations)
         defer { withExtendedLifetime(lock) {} }
         var decoding = Translation.Decoding()
         decoding.beamWidth = beam

@@ -23,6 +23,11 @@ public enum Translation {
         /// Writes `<prefix>.hyp` (translations), `.ref` (references) and `.src` (sources), one a line.
         public var outputPrefix: String?
         public init() {}
+
+        /// The files `outputPrefix` names, by suffix ("hyp", "ref", "src"): what a run writes.
+        public static func outputFiles(prefix: String) -> [(suffix: String, path: String)] {
+            ["hyp", "ref", "src"].map { ($0, prefix + "." + $0) }
+        }
     }
 
     /// Trains on `data`, then translates the test split.
@@ -94,8 +99,8 @@ public enum Translation {
             say("  \(sources[index])\n    → \(hypotheses[index])\n    reference: \(references[index])")
         }
         if let prefix = decoding.outputPrefix {
-            for (suffix, lines) in [("hyp", hypotheses), ("ref", references), ("src", sources)] {
-                try writeAtomically(Data(lines.map { $0 + "\n" }.joined().utf8), to: "\(prefix).\(suffix)")
+            for ((_, path), lines) in zip(Decoding.outputFiles(prefix: prefix), [hypotheses, references, sources]) {
+                try writeAtomically(Data(lines.map { $0 + "\n" }.joined().utf8), to: path)
             }
             say("translations in \(prefix).hyp (references \(prefix).ref): scripts/translation-score \(prefix)")
         }

@@ -209,13 +209,18 @@ extension OutputOptions {
     /// checkpoint: each path can be written (its folder created), none is an input or another
     /// output (the checkpoint's fit state `FILE.fitstate` included), and `--resume` has a fit
     /// state to resume from.
-    /// - Parameters: `inputs` the data files, `extraOutputs` other files the run writes
-    ///   (translations), each as (option, path).
+    /// - Parameters: `inputs` the data files, each as (option, path); `translations` the
+    ///   prefix of the translation files the run writes (`Translation.Decoding.outputFiles`).
     /// - Returns: the lock held on the checkpoint (keep it for the run), if there is one.
     public func prepareApplicationOutputs(
-        inputs: [(option: String, path: String)], extraOutputs: [(option: String, path: String)] = []
+        inputs: [(option: String, path: String)], translations: String? = nil
     ) throws -> FileLock? {
-        var outputs = extraOutputs
+        var outputs =
+            translations.map { prefix in
+                Translation.Decoding.outputFiles(prefix: prefix).map {
+                    (option: "--translations (.\($0.suffix))", $0.path)
+                }
+            } ?? []
         if let checkpoint {
             outputs += [("--checkpoint", checkpoint), ("--checkpoint's fit state", checkpoint + ".fitstate")]
         }

@@ -135,10 +135,7 @@ extension TrainCommand {
         applyThreads()
         var inputs = [(option: "--data", path: data!)]
         if let target = taskOptions.targetData { inputs.append(("--target-data", target)) }
-        let translations = taskOptions.translations.map { prefix in
-            ["hyp", "ref", "src"].map { (option: "--translations (.\($0))", path: prefix + "." + $0) }
-        }
-        let lock = try output.prepareApplicationOutputs(inputs: inputs, extraOutputs: translations ?? [])
+        let lock = try output.prepareApplicationOutputs(inputs: inputs, translations: taskOptions.translations)
         let settings = try applicationSettings(), shape = networkShape
         try engine.withModelBackend("train") { backend in
             try runTask(settings: settings, shape: shape, backend: backend)
