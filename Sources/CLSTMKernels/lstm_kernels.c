@@ -33,9 +33,15 @@ int lstm_kernels_supported(void) {
     // __builtin_cpu_supports also checks that the OS saves the ymm/zmm state (XGETBV).
     const int fma = __builtin_cpu_supports("fma");
     if (__builtin_cpu_supports("avx2") && fma) mask |= 1 << LSTM_VARIANT_AVX2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && fma)
-        mask |= 1 << LSTM_VARIANT_AVX512;
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && fma;
+    // The reduced-precision bodies' extensions (lstm_reduced.h): AVX-VNNI (the VEX form) on top of
+    // AVX2, AVX-512 VNNI on top of AVX-512; F16C comes with every AVX2 processor made.
+    const int f16c = __builtin_cpu_supports("f16c");
+    if ((mask & (1 << LSTM_VARIANT_AVX2)) && f16c && __builtin_cpu_supports("avxvnni"))
+        mask |= 1 << LSTM_VARIANT_AVX2_VNNI;
+    if (avx512) mask |= 1 << LSTM_VARIANT_AVX512;
+    if (avx512 && f16c && __builtin_cpu_supports("avx512vnni")) mask |= 1 << LSTM_VARIANT_AVX512_VNNI;
 #endif
     __atomic_store_n(&supported_state, mask, __ATOMIC_RELAXED);
     return mask;
@@ -54,6 +60,16 @@ int lstm_kernels_variant(void) {
     const int best = lstm_kernels_best_variant();
     __atomic_store_n(&variant_state, best, __ATOMIC_RELAXED);
     return best;
+}
+
+int lstm_kernels_float_variant(void) {
+    switch (lstm_kernels_variant()) {
+    case LSTM_VARIANT_AVX512:
+    case LSTM_VARIANT_AVX512_VNNI: return LSTM_VARIANT_AVX512;
+    case LSTM_VARIANT_AVX2:
+    case LSTM_VARIANT_AVX2_VNNI: return LSTM_VARIANT_AVX2;
+    default: return LSTM_VARIANT_PORTABLE;
+    }
 }
 
 int lstm_kernels_set_variant(int variant) {
@@ -463,7 +479,7 @@ AVX512 static void activate_avx512(float *x, int n, int use_tanh) {
 
 void lstm_activate(float *x, int n, int use_tanh) {
 #ifdef LSTM_X86
-    switch (lstm_kernels_variant()) {
+    switch (lstm_kernels_float_variant()) {
     case LSTM_VARIANT_AVX512: activate_avx512(x, n, use_tanh); return;
     case LSTM_VARIANT_AVX2: activate_avx2(x, n, use_tanh); return;
     default: break;
@@ -476,7 +492,7 @@ void lstm_activate(float *x, int n, int use_tanh) {
 
 void lstm_cell_forward_blocks(float *gates, const float *prev_cell, float *cell, float *hidden, int blocks) {
 #ifdef LSTM_X86
-    switch (lstm_kernels_variant()) {
+    switch (lstm_kernels_float_variant()) {
     case LSTM_VARIANT_AVX512: cell_forward_avx512(gates, prev_cell, cell, hidden, blocks); return;
     case LSTM_VARIANT_AVX2: cell_forward_avx2(gates, prev_cell, cell, hidden, blocks); return;
     default: break;
@@ -488,7 +504,7 @@ void lstm_cell_forward_blocks(float *gates, const float *prev_cell, float *cell,
 void lstm_cell_backward_blocks(const float *gates, const float *cell, const float *prev_cell, const float *dhidden,
                                float *dcell, float *dgates, int blocks) {
 #ifdef LSTM_X86
-    switch (lstm_kernels_variant()) {
+    switch (lstm_kernels_float_variant()) {
     case LSTM_VARIANT_AVX512: cell_backward_avx512(gates, cell, prev_cell, dhidden, dcell, dgates, blocks); return;
     case LSTM_VARIANT_AVX2: cell_backward_avx2(gates, cell, prev_cell, dhidden, dcell, dgates, blocks); return;
     default: break;
@@ -550,7 +566,7 @@ void lstm_pack_columns(const float *w, int k, int n, int ldw, float *packed) {
 void lstm_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, float *c, int ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
 #ifdef LSTM_X86
-    switch (lstm_kernels_variant()) {
+    switch (lstm_kernels_float_variant()) {
     case LSTM_VARIANT_AVX512: gemm_packed_avx512(m, n, k, a, lda, packed, c, ldc); return;
     case LSTM_VARIANT_AVX2: gemm_packed_avx2(m, n, k, a, lda, packed, c, ldc); return;
     default: break;

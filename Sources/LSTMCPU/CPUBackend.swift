@@ -45,6 +45,8 @@ public final class CPUBackend: LSTMBackend {
     public var name: String { "cpu" }
     public var kind: BackendKind { .cpu }
     public var memoryCapacity: Int { SizeLimits.hostMemory }
+    /// Every precision: the reduced ones (`Precision`) run `CPUReducedOperand`'s kernels.
+    public var precisions: [Precision] { Precision.allCases }
     public func synchronize() throws {}
 
     public func makeBuffer(count: Int) throws -> CPUBuffer {

@@ -27,8 +27,13 @@ extension CPUBackend {
         let (gateWidth, rows) = (s.gateWidth, s.rows)
         let layout = GateLayout(hiddenSize: h)
         let w = job.weights
-        let inputWeights = regrouped(w.inputWeights, layout: layout, width: inputSize).pointer
-        let recurrentWeights = packedRegrouped(w.recurrentWeights, layout: layout, width: hout).pointer
+        // Float32 weights regrouped and packed, or the reduced operands in the same row order.
+        let reduced = w.reduced.map { CPUReducedDirection($0, layout: layout) }
+        let inputWeights = reduced == nil ? regrouped(w.inputWeights, layout: layout, width: inputSize).pointer : nil
+        let recurrentWeights =
+            reduced == nil ? packedRegrouped(w.recurrentWeights, layout: layout, width: hout).pointer : nil
+        let convertedInput = reduced.map { ScratchMemory(bytes: $0.input.scratchBytes(rows: rows)) }
+        let stepScratch = reduced.map { ScratchMemory($0.stepScratch(threads: team.size, rows: batch)) }
         let bias = CPUBuffer(count: gateWidth)
         if w.inputBias != nil || w.recurrentBias != nil {
             let sum = CPUBuffer(count: gateWidth)
@@ -47,7 +52,7 @@ extension CPUBackend {
         copyRows(job.initialCell, into: states.2.pointer, rows: batch, width: h)
         let saved = job.activations
         let lengths = job.lengths, out = job.output
-        let projection = w.projectionWeights?.pointer
+        let projection = reduced == nil ? w.projectionWeights?.pointer : nil
 
         return { crew in
             // Gate columns of this member's units: its share of the input projection (and,
@@ -66,11 +71,23 @@ extension CPUBackend {
                 (gates.pointer + r * gateWidth + projected.lowerBound).update(
                     from: bias.pointer + projected.lowerBound, count: projected.count)
             }
-            sgemm(
-                transposeB: true, m: rows, n: projected.count, k: inputSize,
-                a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
-                b: inputWeights + projected.lowerBound * inputSize, ldb: inputSize,
-                beta: 1, c: gates.pointer + projected.lowerBound, ldc: gateWidth)
+            let x = job.input.buffer.pointer + job.input.offset
+            if let reduced, let convertedInput {
+                // The T·B rows converted once (each member its share), then this member's columns.
+                if reduced.input.converts {
+                    reduced.input.convert(
+                        rows: crew.share(rows), of: rows, a: x, lda: job.input.rowStride, into: convertedInput[0])
+                    crew.sync()
+                }
+                reduced.input.multiplyAdd(
+                    m: rows, of: rows, scratch: convertedInput[0], a: x, lda: job.input.rowStride, columns: projected,
+                    c: gates.pointer, ldc: gateWidth)
+            } else if let inputWeights {
+                sgemm(
+                    transposeB: true, m: rows, n: projected.count, k: inputSize, a: x, lda: job.input.rowStride,
+                    b: inputWeights + projected.lowerBound * inputSize, ldb: inputSize,
+                    beta: 1, c: gates.pointer + projected.lowerBound, ldc: gateWidth)
+            }
             if byBatch { crew.sync() }  // every column of this member's rows is projected
             var (hidden, nextHidden, cell, nextCell) = (
                 states.0.pointer, states.1.pointer, states.2.pointer, states.3.pointer
@@ -83,10 +100,16 @@ extension CPUBackend {
                         saved, hidden: hidden, cell: cell, step: t, rows: members, batch: batch, outputs: outputs,
                         units: units, hout: hout, h: h)
                 }
-                lstm_gemm_packed(
-                    count, Int32(columns.count), Int32(hout), hidden + first * hout, Int32(hout),
-                    recurrentWeights + columns.lowerBound * hout, g + first * gateWidth + columns.lowerBound,
-                    Int32(gateWidth))
+                if let reduced, let stepScratch {
+                    reduced.recurrent.product(
+                        m: members.count, a: hidden + first * hout, lda: hout, columns: columns,
+                        c: g + first * gateWidth, ldc: gateWidth, scratch: stepScratch[crew.rank])
+                } else if let recurrentWeights {
+                    lstm_gemm_packed(
+                        count, Int32(columns.count), Int32(hout), hidden + first * hout, Int32(hout),
+                        recurrentWeights + columns.lowerBound * hout, g + first * gateWidth + columns.lowerBound,
+                        Int32(gateWidth))
+                }
                 let r = unprojected?.pointer ?? nextHidden  // o·tanh(c), [B, H]
                 for b in members {
                     let row = t * batch + b
@@ -122,12 +145,11 @@ extension CPUBackend {
                         copy(r + b * h, to: savedR.pointer + row * h, units)
                     }
                 }
-                if s.projects, let projection {
+                if s.projects {
                     if !byBatch { crew.sync() }  // every unit of r(t) is ready
-                    sgemm(
-                        transposeB: true, m: members.count, n: outputs.count, k: h, a: r + first * h, lda: h,
-                        b: projection + outputs.lowerBound * h, ldb: h, beta: 0,
-                        c: nextHidden + first * hout + outputs.lowerBound, ldc: hout)
+                    self.project(
+                        rows: members, outputs: outputs, r: r, h: h, into: nextHidden, hout: hout,
+                        float: projection, reduced: reduced?.projection, scratch: stepScratch?[crew.rank])
                     for b in members {
                         let dst = out.buffer.pointer + out.offset + (t * batch + b) * out.rowStride
                         if t < lengths[b] {
@@ -143,6 +165,26 @@ extension CPUBackend {
                 swap(&cell, &nextCell)
             }
             self.writeFinalStates(job, hidden: hidden, cell: cell, rows: members, outputs: outputs, units: units)
+        }
+    }
+
+    /// h[rows, outputs] = W_hr[outputs] · r[rows] (r = o·tanh c [B, H], h [B, Hout]): float32
+    /// weights `float` [P, H] through sgemm, or the `reduced` operand through its kernels.
+    func project(
+        rows: Range<Int>, outputs: Range<Int>, r: UnsafePointer<Float>, h: Int, into hidden: UnsafeMutablePointer<Float>,
+        hout: Int, float: UnsafePointer<Float>?, reduced: CPUReducedOperand?, scratch: UnsafeMutableRawPointer?
+    ) {
+        let first = rows.lowerBound
+        if let reduced, let scratch {
+            for b in rows { (hidden + b * hout + outputs.lowerBound).update(repeating: 0, count: outputs.count) }
+            reduced.product(
+                m: rows.count, a: r + first * h, lda: h, columns: outputs, c: hidden + first * hout, ldc: hout,
+                scratch: scratch)
+        } else if let float {
+            sgemm(
+                transposeB: true, m: rows.count, n: outputs.count, k: h, a: r + first * h, lda: h,
+                b: float + outputs.lowerBound * h, ldb: h, beta: 0, c: hidden + first * hout + outputs.lowerBound,
+                ldc: hout)
         }
     }
 

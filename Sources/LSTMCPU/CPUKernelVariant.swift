@@ -8,7 +8,10 @@ import Foundation
 ///
 /// Chosen at run time, never at build time: by default the best one CPUID allows
 /// (`avx512` needs AVX-512 F, BW, DQ, VL and FMA; `avx2` needs AVX2 and FMA; `portable` runs
-/// anywhere, Arm included). The environment variable `LSTM_GPU_CPU_ISA=portable|avx2|avx512`
+/// anywhere, Arm included). `avx2-vnni` and `avx512-vnni` run the float32 bodies of `avx2` and
+/// `avx512` and add, for the reduced-precision products (`ReducedPrecisionBodies`), AVX-VNNI
+/// (with F16C) and AVX-512 VNNI (with F16C, and AVX512-BF16 where the CPU has it). The
+/// environment variable `LSTM_GPU_CPU_ISA=portable|avx2|avx2-vnni|avx512|avx512-vnni`
 /// forces one; a value that is not one of these, or a variant this CPU lacks, makes the CPU
 /// backend's forward and backward throw `LSTMError.invalidArgument` naming the variable, the
 /// value and what the CPU supports (`lstm-gpu` refuses it at start with exit code 2).
@@ -16,23 +19,30 @@ import Foundation
 /// For display (`lstm-gpu devices`, `bench`): `CPUKernelVariant.current.name`, e.g. "avx512",
 /// and `CPUKernelVariant.supported`.
 public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertible {
-    case portable = 0, avx2 = 1, avx512 = 2
+    case portable = 0, avx2 = 1, avx2VNNI = 2, avx512 = 3, avx512VNNI = 4
 
     /// The environment variable that forces a variant.
     public static let environmentVariable = "LSTM_GPU_CPU_ISA"
 
-    /// "portable", "avx2" or "avx512": the value `LSTM_GPU_CPU_ISA` takes for this variant.
+    /// "portable", "avx2", "avx2-vnni", "avx512" or "avx512-vnni": the value `LSTM_GPU_CPU_ISA`
+    /// takes for this variant.
     public var name: String {
         switch self {
         case .portable: return "portable"
         case .avx2: return "avx2"
+        case .avx2VNNI: return "avx2-vnni"
         case .avx512: return "avx512"
+        case .avx512VNNI: return "avx512-vnni"
         }
     }
 
     public var description: String { name }
 
-    /// The variant named `name` ("portable", "avx2", "avx512"), or nil.
+    /// Whether this variant has float32 bodies of its own (avx2-vnni and avx512-vnni run
+    /// avx2's and avx512's: they differ only in the reduced-precision products).
+    public var hasOwnFloatBodies: Bool { self == .portable || self == .avx2 || self == .avx512 }
+
+    /// The variant named `name` (`name` of a case), or nil.
     public init?(name: String) {
         guard let variant = Self.allCases.first(where: { $0.name == name }) else { return nil }
         self = variant

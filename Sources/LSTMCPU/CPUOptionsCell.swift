@@ -65,13 +65,18 @@ extension CPUBackend {
         let lengths = job.lengths, out = job.output
         // W_hh packed once per weight version for the register-blocked step product (as on the
         // plain path; OpenBLAS would repack it on every step's small sgemm).
-        let inputWeights = w.inputWeights.pointer
-        let recurrentWeights = packed(w.recurrentWeights, rows: gateWidth, width: hout).pointer
-        let projection = w.projectionWeights?.pointer
+        // Float32 weights (W_hh packed), or the reduced operands in PyTorch's row order.
+        let reduced = w.reduced.map { CPUReducedDirection($0, layout: nil) }
+        let inputWeights = reduced == nil ? w.inputWeights.pointer : nil
+        let recurrentWeights = reduced == nil ? packed(w.recurrentWeights, rows: gateWidth, width: hout).pointer : nil
+        let projection = reduced == nil ? w.projectionWeights?.pointer : nil
+        let convertedInput = reduced.map { ScratchMemory(bytes: $0.input.scratchBytes(rows: rows)) }
+        let stepScratch = reduced.map { ScratchMemory($0.stepScratch(threads: team.size, rows: batch)) }
 
         return { crew in
-            // Biases (without layer norm), then += X · W_ihᵀ, for this member's gate columns of all T·B rows.
-            let columns = crew.share(gateWidth)
+            // Biases (without layer norm), then += X · W_ihᵀ, for this member's gate columns of all T·B rows
+            // (whole panels for the reduced kernels).
+            let columns = reduced == nil ? crew.share(gateWidth) : self.panelShare(gateWidth, crew)
             for r in 0..<rows {
                 let row = gates.pointer + r * gateWidth + columns.lowerBound
                 if let bias, !s.cell.layerNorm {
@@ -80,11 +85,22 @@ extension CPUBackend {
                     row.update(repeating: 0, count: columns.count)
                 }
             }
-            sgemm(
-                transposeB: true, m: rows, n: columns.count, k: inputSize,
-                a: job.input.buffer.pointer + job.input.offset, lda: job.input.rowStride,
-                b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
-                beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
+            let x = job.input.buffer.pointer + job.input.offset
+            if let reduced, let convertedInput {
+                if reduced.input.converts {
+                    reduced.input.convert(
+                        rows: crew.share(rows), of: rows, a: x, lda: job.input.rowStride, into: convertedInput[0])
+                    crew.sync()
+                }
+                reduced.input.multiplyAdd(
+                    m: rows, of: rows, scratch: convertedInput[0], a: x, lda: job.input.rowStride, columns: columns,
+                    c: gates.pointer, ldc: gateWidth)
+            } else if let inputWeights {
+                sgemm(
+                    transposeB: true, m: rows, n: columns.count, k: inputSize, a: x, lda: job.input.rowStride,
+                    b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
+                    beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
+            }
             crew.sync()  // every column of every row is projected
             let members = crew.share(batch), first = members.lowerBound
             var (hidden, nextHidden, cell, nextCell) = (
@@ -98,9 +114,15 @@ extension CPUBackend {
                         saved, hidden: hidden, cell: cell, step: t, rows: members, batch: batch, outputs: 0..<hout,
                         units: 0..<h, hout: hout, h: h)
                 }
-                lstm_gemm_packed(
-                    Int32(members.count), Int32(gateWidth), Int32(hout), hidden + first * hout, Int32(hout),
-                    recurrentWeights, g + first * gateWidth, Int32(gateWidth))
+                if let reduced, let stepScratch {
+                    reduced.recurrent.product(
+                        m: members.count, a: hidden + first * hout, lda: hout, columns: 0..<gateWidth,
+                        c: g + first * gateWidth, ldc: gateWidth, scratch: stepScratch[crew.rank])
+                } else if let recurrentWeights {
+                    lstm_gemm_packed(
+                        Int32(members.count), Int32(gateWidth), Int32(hout), hidden + first * hout, Int32(hout),
+                        recurrentWeights, g + first * gateWidth, Int32(gateWidth))
+                }
                 let r = unprojected?.pointer ?? nextHidden  // m = o·tanh(c), [B, H]
                 for b in members {
                     let row = t * batch + b
@@ -131,10 +153,10 @@ extension CPUBackend {
                     if let savedR = saved?.unprojected { copy(r + b * h, to: savedR.pointer + row * h, 0..<h) }
                     if !s.projects { copy(nextHidden + b * hout, to: outRow, 0..<hout) }
                 }
-                if s.projects, let projection {
-                    sgemm(
-                        transposeB: true, m: members.count, n: hout, k: h, a: r + first * h, lda: h,
-                        b: projection, ldb: h, beta: 0, c: nextHidden + first * hout, ldc: hout)
+                if s.projects {
+                    self.project(
+                        rows: members, outputs: 0..<hout, r: r, h: h, into: nextHidden, hout: hout, float: projection,
+                        reduced: reduced?.projection, scratch: stepScratch?[crew.rank])
                     for b in members {
                         let row = t * batch + b
                         let outRow = out.buffer.pointer + out.offset + row * out.rowStride

@@ -47,9 +47,13 @@ public protocol LSTMBackend: AnyObject {
     func synchronize() throws
     /// Bytes this backend can hold at most (device global memory; host physical memory).
     var memoryCapacity: Int { get }
+    /// The precisions this backend's forward computes in (`Precision`); float32 only unless a
+    /// backend says more. A stack in a reduced precision passes `DirectionWeights.reduced`.
+    var precisions: [Precision] { get }
 }
 
 extension LSTMBackend {
+    public var precisions: [Precision] { [.fp32] }
     public func makeScratchBuffer(count: Int) throws -> Buffer { try makeBuffer(count: count) }
     @_spi(Backend) public func forward(_ jobs: [DirectionForward<Self>]) throws { for job in jobs { try forward(job) } }
     @_spi(Backend) public func backward(_ jobs: [DirectionBackward<Self>]) throws {
@@ -93,6 +97,10 @@ public struct MatrixView<Buffer: AnyObject> {
     /// With layer norm: `layer_norm_weight_i`, `_f`, `_g`, `_o` [H] (the first nil with CIFG);
     /// empty without.
     public var layerNormWeights: [Buffer?] = []
+    /// In a reduced precision (inference only, on a backend whose `precisions` has it): the
+    /// three matrices in that precision; `inputWeights`, `recurrentWeights` and
+    /// `projectionWeights` are then empty buffers the backend must not read. nil in float32.
+    public var reduced: ReducedDirectionMatrices? = nil
 }
 
 /// The sizes of one direction's problem.

@@ -44,6 +44,9 @@ extension LSTMStack {
 /// The host-tensor face of an `LSTMStack`, whatever its backend.
 package protocol HostEngine: AnyObject {
     var backendName: String { get }
+    /// The weight matrices' precision, and in a reduced one the matrices by `state_dict` name.
+    var precision: Precision { get }
+    var reducedMatrices: [String: ReducedMatrix] { get }
     func weightTensors() throws -> [String: Tensor]
     func setWeightTensors(_ weights: [String: Tensor], source: String) throws
     func forward(

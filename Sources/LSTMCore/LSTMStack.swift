@@ -17,27 +17,99 @@ public final class LSTMStack<Backend: LSTMBackend> {
     ///   - weights: exactly the configuration's tensors by `state_dict` name, with their shapes.
     /// - Throws: `LSTMError` for an invalid configuration, a missing, extra or misshaped
     ///   tensor, or weights the backend cannot hold.
-    public init(configuration: LSTMConfiguration, backend: Backend, weights: [String: Tensor]) throws {
+    ///   - precision: the weight matrices' precision for inference (`Precision`; fp32 by
+    ///     default). A reduced one quantizes `weight_ih`, `weight_hh`, `weight_hr` and holds only
+    ///     those forms (the stack is then inference-only); the backend must list it in `precisions`.
+    public init(
+        configuration: LSTMConfiguration, backend: Backend, weights: [String: Tensor], precision: Precision = .fp32
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.backend = backend
+        self.precision = precision
+        try Self.requirePrecision(precision, on: backend)
         try setParameters(weights)
     }
 
-    /// Replaces every weight; `weights` must hold exactly the configuration's tensors.
+    /// A stack in a reduced precision holding matrices already in it (e.g. read from a quantized
+    /// file, so nothing is quantized twice): `reducedMatrices` the configuration's `weight_ih`,
+    /// `weight_hh`, `weight_hr` tensors in `precision`, `otherWeights` its other tensors (biases,
+    /// peepholes, layer-norm scales) in float32. Names, shapes and precisions are checked.
+    public init(
+        configuration: LSTMConfiguration, backend: Backend, reducedMatrices: [String: ReducedMatrix],
+        otherWeights: [String: Tensor], precision: Precision, source: String
+    ) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.backend = backend
+        self.precision = precision
+        guard precision.isReduced else {
+            throw LSTMError.invalidArgument("reduced matrices need a reduced precision (bf16, fp16, int8), not fp32")
+        }
+        try Self.requirePrecision(precision, on: backend)
+        var uploaded: [String: Backend.Buffer] = [:]
+        var reduced: [String: ReducedMatrix] = [:]
+        let known = Set(configuration.parameterSpecs.map(\.name))
+        if let extra = (Array(reducedMatrices.keys) + Array(otherWeights.keys)).sorted().first(where: {
+            !known.contains($0)
+        }) {
+            throw LSTMError.unexpectedTensor(name: extra, file: source)
+        }
+        for (name, shape) in configuration.parameterSpecs {
+            if isReducedMatrixName(name) {
+                guard let matrix = reducedMatrices[name] else { throw LSTMError.missingTensor(name: name, file: source) }
+                guard matrix.shape == shape else {
+                    throw LSTMError.shapeMismatch(what: "\(source): '\(name)'", expected: shape, got: matrix.shape)
+                }
+                guard matrix.precision == precision else {
+                    throw LSTMError.invalidArgument(
+                        "\(source): '\(name)' is \(matrix.precision) but the model is \(precision)")
+                }
+                reduced[name] = matrix
+                uploaded[name] = try backend.makeBuffer(count: 0)
+            } else {
+                guard let tensor = otherWeights[name] else { throw LSTMError.missingTensor(name: name, file: source) }
+                try checkShape(tensor, shape, "\(source): '\(name)'")
+                uploaded[name] = try upload(tensor)
+            }
+        }
+        (parameters, self.reducedMatrices) = (uploaded, reduced)
+    }
+
+    /// Refuses a precision `backend` does not compute in.
+    static func requirePrecision(_ precision: Precision, on backend: Backend) throws {
+        guard backend.precisions.contains(precision) else {
+            throw LSTMError.invalidArgument(
+                "\(backend.name) computes in \(backend.precisions.map(\.rawValue).joined(separator: ", ")) only, "
+                    + "not \(precision): run \(precision) models on the CPU backend")
+        }
+    }
+
+    /// The weight matrices' precision (fp32 unless the stack was made with another).
+    public let precision: Precision
+    /// In a reduced precision: `weight_ih_*`, `weight_hh_*`, `weight_hr_*` in it, by
+    /// `state_dict` name (their `parameters` buffers are then empty). Empty in fp32.
+    public private(set) var reducedMatrices: [String: ReducedMatrix] = [:]
+
+    /// Replaces every weight; `weights` must hold exactly the configuration's tensors (float32;
+    /// a reduced-precision stack quantizes its matrices again).
     public func setParameters(_ weights: [String: Tensor], source: String = "weights") throws {
         try backend.requireCapacity(
             SizeLimits.saturatingProduct([configuration.parameterCount, 4]),
             for: "the weights of \(configuration.parameterCount) parameters")
         try checkWeights(weights, for: configuration, source: source)
         var uploaded: [String: Backend.Buffer] = [:]
+        var reduced: [String: ReducedMatrix] = [:]
         for (name, _) in configuration.parameterSpecs {
             let tensor = weights[name]!
-            let buffer = try backend.makeBuffer(count: tensor.count)
-            try backend.write(tensor.scalars, to: buffer, offset: 0)
-            uploaded[name] = buffer
+            if precision.isReduced, isReducedMatrixName(name) {
+                reduced[name] = try ReducedMatrix(quantizing: tensor, to: precision, name: name)
+                uploaded[name] = try backend.makeBuffer(count: 0)
+                continue
+            }
+            uploaded[name] = try upload(tensor)
         }
-        parameters = uploaded
+        (parameters, reducedMatrices) = (uploaded, reduced)
     }
 
     /// D·Hout: features per step of the stack's output.
@@ -65,6 +137,10 @@ public final class LSTMStack<Backend: LSTMBackend> {
     public func parameterTensors() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for (name, shape) in configuration.parameterSpecs {
+            if let matrix = reducedMatrices[name] {
+                out[name] = matrix.dequantized()
+                continue
+            }
             let values = try backend.read(parameters[name]!, offset: 0, count: shape.reduce(1, *))
             out[name] = try Tensor(shape: shape, scalars: values)
         }
@@ -79,7 +155,11 @@ public final class LSTMStack<Backend: LSTMBackend> {
             inputBias: parameters["bias_ih" + suffix], recurrentBias: parameters["bias_hh" + suffix],
             projectionWeights: parameters["weight_hr" + suffix],
             peepholes: c.peepholes ? peepholeNames(suffix).map { parameters[$0] } : [],
-            layerNormWeights: c.layerNorm ? layerNormNames(suffix).map { parameters[$0] } : [])
+            layerNormWeights: c.layerNorm ? layerNormNames(suffix).map { parameters[$0] } : [],
+            reduced: precision.isReduced
+                ? ReducedDirectionMatrices(
+                    input: reducedMatrices["weight_ih" + suffix]!, recurrent: reducedMatrices["weight_hh" + suffix]!,
+                    projection: reducedMatrices["weight_hr" + suffix]) : nil)
     }
 
     func directionShape(layer: Int, sequenceLength steps: Int, batch: Int) -> DirectionShape {
@@ -109,6 +189,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
         dropoutBatch: (offset: Int, global: Int)? = nil
     ) throws -> LSTMStackForward<Backend> {
         let c = configuration
+        if saveActivations, precision.isReduced {
+            throw LSTMError.invalidArgument(Precision.trainingRefusal(precision))
+        }
         try checkRun(sequenceLength: steps, batch: batch, lengths: lengths)
         let (d, hout, h) = (c.numDirections, c.outputSize, c.hiddenSize)
         try backend.requireCapacity(

@@ -204,6 +204,35 @@ public struct SafeTensorsFile {
         return (entry.shape, values)
     }
 
+    /// The I8 tensor `name`'s values; throws when it is missing or of another dtype.
+    public func int8Tensor(_ name: String) throws -> (shape: [Int], values: [Int8]) {
+        guard let entry = entries[name] else { throw LSTMError.missingTensor(name: name, file: path) }
+        guard entry.dtype == .i8 else {
+            throw LSTMError.wrongDType(name: name, expected: "I8", got: entry.dtype.rawValue)
+        }
+        let offset = dataStart + entry.range.lowerBound
+        let values = bytes.withUnsafeBytes { raw in
+            Array(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + entry.range.count)]).bindMemory(to: Int8.self))
+        }
+        return (entry.shape, values)
+    }
+
+    /// The 16-bit patterns of the `dtype` (BF16 or F16) tensor `name`; throws when it is
+    /// missing or of another dtype.
+    public func halfBits(_ name: String, dtype: DType) throws -> (shape: [Int], bits: [UInt16]) {
+        guard let entry = entries[name] else { throw LSTMError.missingTensor(name: name, file: path) }
+        guard entry.dtype == dtype else {
+            throw LSTMError.wrongDType(name: name, expected: dtype.rawValue, got: entry.dtype.rawValue)
+        }
+        let count = entry.shape.reduce(1, *)
+        let offset = dataStart + entry.range.lowerBound
+        let bits = bytes.withUnsafeBytes { raw in
+            let src = UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + entry.range.count)])
+            return (0..<count).map { UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) }
+        }
+        return (entry.shape, bits)
+    }
+
     static func halfToFloat(_ h: UInt16) -> Float {
         let sign = UInt32(h & 0x8000) << 16
         let exponent = Int((h >> 10) & 0x1F)
@@ -274,10 +303,14 @@ package func readRegularFile(
     return done == size ? data : data.prefix(done)
 }
 
-/// A tensor to be written: float32 values, or int64 values (e.g. `lengths`).
+/// A tensor to be written: float32 values, int64 values (e.g. `lengths`), or a reduced-precision
+/// matrix's int8 values or 16-bit patterns (BF16, F16).
 public enum SafeTensorsValue {
     case float32(Tensor)
     case int64(shape: [Int], values: [Int])
+    case int8(shape: [Int], values: [Int8])
+    case bfloat16(shape: [Int], bits: [UInt16])
+    case float16(shape: [Int], bits: [UInt16])
 }
 
 extension SafeTensorsFile {
@@ -297,6 +330,9 @@ extension SafeTensorsFile {
                 switch value {
                 case let .float32(t): ("F32", t.shape, t.count * 4)
                 case let .int64(shape, values): ("I64", shape, values.count * 8)
+                case let .int8(shape, values): ("I8", shape, values.count)
+                case let .bfloat16(shape, bits): ("BF16", shape, bits.count * 2)
+                case let .float16(shape, bits): ("F16", shape, bits.count * 2)
                 }
             let dims = shape.map(String.init).joined(separator: ",")
             parts.append(
@@ -316,6 +352,10 @@ extension SafeTensorsFile {
                 t.scalars.map { $0.bitPattern.littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
             case let .int64(_, values):
                 values.map { Int64($0).littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
+            case let .int8(_, values):
+                values.withUnsafeBytes { data.append(contentsOf: $0) }
+            case let .bfloat16(_, bits), let .float16(_, bits):
+                bits.map { $0.littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
             }
         }
         return data

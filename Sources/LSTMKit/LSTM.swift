@@ -34,33 +34,94 @@ public final class LSTM {
 
     /// A model holding `weights` (strictly: exactly the configuration's tensors, shapes checked).
     /// `dropoutSeed` seeds the dropout masks of training forwards (see `forward`).
+    /// `precision`: the weight matrices' precision (`Precision`); a reduced one quantizes them
+    /// and makes the model inference-only (CPU and reference backends; OpenCL runs fp32).
     public init(
         _ configuration: LSTMConfiguration, weights: [String: Tensor], backend: BackendKind = .cpu,
-        device: String? = nil, dropoutSeed: UInt64 = 0
+        device: String? = nil, dropoutSeed: UInt64 = 0, precision: Precision = .fp32
     ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.dropoutBaseSeed = dropoutSeed
         switch backend {
         case .cpu:
-            engine = try LSTMStack(configuration: configuration, backend: CPUBackend(), weights: weights)
+            engine = try LSTMStack(
+                configuration: configuration, backend: CPUBackend(), weights: weights, precision: precision)
         case .opencl:
             engine = try LSTMStack(
-                configuration: configuration, backend: OpenCLBackend.shared(device: device), weights: weights)
+                configuration: configuration, backend: OpenCLBackend.shared(device: device), weights: weights,
+                precision: precision)
         case .reference:
-            engine = try ReferenceLSTM(configuration: configuration, weights: weights)
+            engine = try ReferenceLSTM(configuration: configuration, weights: weights, precision: precision)
+        }
+    }
+
+    /// A model holding weight matrices already in a reduced `precision` (`reduced`, by
+    /// `state_dict` name: `weight_ih_*`, `weight_hh_*`, `weight_hr_*`) and the other tensors in
+    /// float32 (`floats`): what a quantized file holds. Inference only; CPU or reference backend.
+    public init(
+        _ configuration: LSTMConfiguration, reduced: [String: ReducedMatrix], floats: [String: Tensor],
+        precision: Precision, backend: BackendKind = .cpu, device: String? = nil, source: String = "weights"
+    ) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.dropoutBaseSeed = 0
+        switch backend {
+        case .cpu:
+            engine = try LSTMStack(
+                configuration: configuration, backend: CPUBackend(), reducedMatrices: reduced, otherWeights: floats,
+                precision: precision, source: source)
+        case .opencl:
+            engine = try LSTMStack(
+                configuration: configuration, backend: OpenCLBackend.shared(device: device), reducedMatrices: reduced,
+                otherWeights: floats, precision: precision, source: source)
+        case .reference:
+            // Checked as the stack checks them, then held by the reference as they are.
+            _ = try LSTMStack(
+                configuration: configuration, backend: CPUBackend(), reducedMatrices: reduced, otherWeights: floats,
+                precision: precision, source: source)
+            var weights = floats
+            for (name, matrix) in reduced { weights[name] = matrix.dequantized() }
+            engine = try ReferenceLSTM(
+                configuration: configuration, weights: weights, precision: precision, storedMatrices: reduced)
         }
     }
 
     /// A model holding `weights` on a backend made by the caller (e.g. `CPUBackend(threads: 1)`,
-    /// or an `OpenCLBackend` with a forced step variant).
+    /// or an `OpenCLBackend` with a forced step variant), in `precision` (see above).
     public init<Backend: LSTMBackend>(
-        _ configuration: LSTMConfiguration, weights: [String: Tensor], on backend: Backend, dropoutSeed: UInt64 = 0
+        _ configuration: LSTMConfiguration, weights: [String: Tensor], on backend: Backend, dropoutSeed: UInt64 = 0,
+        precision: Precision = .fp32
     ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.dropoutBaseSeed = dropoutSeed
-        engine = try LSTMStack(configuration: configuration, backend: backend, weights: weights)
+        engine = try LSTMStack(configuration: configuration, backend: backend, weights: weights, precision: precision)
+    }
+
+    /// The weight matrices' precision: fp32 unless the model was made in or loaded as another.
+    public var precision: Precision { engine.precision }
+
+    /// This model for inference in `precision`: its weight matrices quantized (int8) or rounded
+    /// (bf16, fp16) by `Precision`'s rules, on the same backend (CPU or reference; OpenCL runs
+    /// fp32 only and refuses). Returns this model itself for its own precision.
+    /// - Throws: `LSTMError` for a model already in another reduced precision (quantize the
+    ///   float32 model instead: errors would compound), weights int8 or fp16 cannot hold (NaN or
+    ///   infinite for int8, beyond ±65504 for fp16), or a backend without `precision`.
+    public func quantized(_ precision: Precision) throws -> LSTM {
+        if precision == self.precision { return self }
+        guard !self.precision.isReduced else {
+            throw LSTMError.invalidArgument(
+                "this model is already \(self.precision); quantize its float32 original to \(precision) instead "
+                    + "(rounding twice compounds the errors)")
+        }
+        let kind: BackendKind = engine.backendName == "reference" ? .reference : .cpu
+        if engine.backendName.hasPrefix("opencl") {
+            throw LSTMError.invalidArgument(
+                "\(precision) inference runs on the CPU backend; this model is on \(engine.backendName), which "
+                    + "computes in fp32 only")
+        }
+        return try LSTM(configuration, weights: weights(), backend: kind, precision: precision)
     }
 
     /// Loads a `state_dict` saved by `safetensors.torch.save_file` or by `saveWeights`,
@@ -80,16 +141,21 @@ public final class LSTM {
     ) throws {
         let file = try SafeTensorsFile(contentsOf: path)
         if prefix.isEmpty { try ProjectFileKind.requireStateDict(file) }
-        var shapes: [String: [Int]] = [:]
-        for (name, entry) in file.entries where name.hasPrefix(prefix) {
-            shapes[String(name.dropFirst(prefix.count))] = entry.shape
-        }
+        let precision = try ReducedStateDict.precision(in: file.metadata, source: path)
         let configuration = try LSTMConfiguration.inferred(
-            from: shapes, metadata: file.metadata, batchFirst: batchFirst,
+            from: ReducedStateDict.shapes(in: file, prefix: prefix), metadata: file.metadata, batchFirst: batchFirst,
             source: path)
+        guard precision.isReduced else {
+            try self.init(
+                configuration, weights: configuration.weights(in: file, prefix: prefix),
+                backend: backend, device: device)
+            return
+        }
+        let (reduced, floats) = try ReducedStateDict.read(
+            file, prefix: prefix, configuration: configuration, precision: precision)
         try self.init(
-            configuration, weights: configuration.weights(in: file, prefix: prefix),
-            backend: backend, device: device)
+            configuration, reduced: reduced, floats: floats, precision: precision, backend: backend, device: device,
+            source: path)
     }
 
     /// The engine's name ("cpu", "opencl: <device>", "reference").
@@ -128,13 +194,28 @@ public final class LSTM {
     ///   - path: the file to write (replaced atomically: temporary file, fsync, rename).
     ///   - prefix: prepended to every name, e.g. "lstm." for a sub-module.
     /// - Throws: `LSTMError.io` naming the file when it cannot be written.
+    /// A model in a reduced precision is saved in it (`ReducedStateDict` has the layout; the
+    /// metadata records `precision`): `LSTM(contentsOf:)` loads it back exactly, PyTorch does not.
     public func saveWeights(to path: String, prefix: String = "") throws {
+        try SafeTensorsFile.write(weightEntries(prefix: prefix), metadata: weightMetadata, to: path)
+    }
+
+    /// The safetensors entries `saveWeights` writes (for files that hold the LSTM beside other
+    /// tensors): float32 tensors, or in a reduced precision its matrices in it.
+    public func weightEntries(prefix: String) throws -> [(name: String, value: SafeTensorsValue)] {
         let weights = try self.weights()
-        let c = configuration
-        let metadata = ["format": "pt"].merging(configuration.metadata) { a, _ in a }
-        try SafeTensorsFile.write(
-            c.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) },
-            metadata: metadata, to: path)
+        guard precision.isReduced else {
+            return configuration.parameterSpecs.map { (prefix + $0.name, .float32(weights[$0.name]!)) }
+        }
+        return ReducedStateDict.entries(
+            configuration: configuration, reduced: engine.reducedMatrices, floats: weights, prefix: prefix)
+    }
+
+    /// The metadata `saveWeights` writes: the settings tensors cannot show, and `precision` when reduced.
+    public var weightMetadata: [String: String] {
+        var metadata = ["format": "pt"].merging(configuration.metadata) { a, _ in a }
+        if precision.isReduced { metadata[ReducedStateDict.metadataKey] = precision.rawValue }
+        return metadata
     }
 
     /// Runs the LSTM.

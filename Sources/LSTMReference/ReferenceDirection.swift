@@ -50,6 +50,10 @@ enum Reference {
         var layerNormWeights: [Gate: Vector] = [:]
         /// The cell variant (PyTorch's when plain).
         var cell = LSTMCellOptions()
+        /// The matrices' precision; in a reduced one the three matrices above hold the reduced
+        /// values widened to Double, and `reduced` the matrices themselves (int8's integers).
+        var precision = Precision.fp32
+        var reduced: ReducedDirectionMatrices? = nil
 
         var hiddenSize: Int { recurrentWeights.count / cell.gateCount }  // H
         var outputSize: Int { projectionWeights?.count ?? hiddenSize }  // Hout
@@ -190,7 +194,7 @@ enum Reference {
         initialHidden: [Vector], initialCell: [Vector], reverse: Bool
     ) -> DirectionForward {
         let (T, B) = (x.count, lengths.count)
-        let (In, H, Hout) = (w.inputSize, w.hiddenSize, w.outputSize)
+        let (H, Hout) = (w.hiddenSize, w.outputSize)
         let options = w.cell
         var result = DirectionForward(
             output: zeros(sequenceLength: T, batch: B, width: Hout), finalHidden: initialHidden, finalCell: initialCell,
@@ -206,13 +210,16 @@ enum Reference {
             for b in 0..<B where t < lengths[b] {
                 let previousCell = cell[b]
                 // s_q: the two products (and the biases, without layer norm) of each weighted gate.
+                // (In a reduced precision each product is `product`'s: x and h made ready once.)
                 var s = [Vector](repeating: zeros(H), count: 4)
+                let xa = Activation(x[t][b], precision: w.precision)
+                let ha = Activation(hidden[b], precision: w.precision)
                 for q in w.weightedGates {
                     for j in 0..<H {
                         let row = w.row(q, j)
                         var sum = options.layerNorm ? 0 : (w.inputBias?[row] ?? 0) + (w.recurrentBias?[row] ?? 0)
-                        for k in 0..<In { sum += w.inputWeights[row][k] * x[t][b][k] }
-                        for k in 0..<Hout { sum += w.recurrentWeights[row][k] * hidden[b][k] }
+                        sum += product(w.inputWeights, w.reduced?.input, row: row, xa)
+                        sum += product(w.recurrentWeights, w.reduced?.recurrent, row: row, ha)
                         s[q.rawValue][j] = sum
                     }
                 }
@@ -245,8 +252,9 @@ enum Reference {
                 // h(t): o·tanh(c), projected to P features by W_hr when there is a projection.
                 var newHidden = unprojected
                 if let projection = w.projectionWeights {
+                    let ma = Activation(unprojected, precision: w.precision)
                     for p in 0..<Hout {
-                        trace.unclippedHidden[p] = (0..<H).map { projection[p][$0] * unprojected[$0] }.reduce(0, +)
+                        trace.unclippedHidden[p] = product(projection, w.reduced?.projection, row: p, ma)
                     }
                     newHidden = trace.unclippedHidden.map { clip($0, options.projectionClip) }
                 }

@@ -25,12 +25,28 @@ package final class ReferenceLSTM: HostEngine {
     /// [L][D]: the same weights widened to Double, per layer and direction.
     private var layers: [[Reference.Weights]]
 
-    package init(configuration: LSTMConfiguration, weights: [String: Tensor]) throws {
+    /// The weight matrices' precision: in a reduced one the weights are quantized or rounded by
+    /// the same rules as the fast path's (`ReducedMatrix`) and every product follows
+    /// `Reference.product`; inference only.
+    package let precision: Precision
+    /// Matrices already in `precision` (a quantized file's) that the first `setWeightTensors`
+    /// takes as they are instead of quantizing their widened values again.
+    private var storedMatrices: [String: ReducedMatrix]
+    /// In a reduced precision, the matrices in it by `state_dict` name.
+    package private(set) var reducedMatrices: [String: ReducedMatrix] = [:]
+
+    package init(
+        configuration: LSTMConfiguration, weights: [String: Tensor], precision: Precision = .fp32,
+        storedMatrices: [String: ReducedMatrix] = [:]
+    ) throws {
         try configuration.validate()
         self.configuration = configuration
+        self.precision = precision
+        self.storedMatrices = storedMatrices
         self.weights = [:]
         self.layers = []
         try setWeightTensors(weights, source: "weights")
+        self.storedMatrices = [:]
     }
 
     package var backendName: String { "reference" }
@@ -40,7 +56,17 @@ package final class ReferenceLSTM: HostEngine {
     package func setWeightTensors(_ weights: [String: Tensor], source: String) throws {
         try checkWeights(weights, for: configuration, source: source)
         let c = configuration
+        // In a reduced precision: the matrices in it, and the weights as their values.
+        var reduced: [String: ReducedMatrix] = [:]
+        var weights = weights
+        if precision.isReduced {
+            for (name, tensor) in weights where isReducedMatrixName(name) {
+                reduced[name] = try storedMatrices[name] ?? ReducedMatrix(quantizing: tensor, to: precision, name: name)
+                weights[name] = reduced[name]!.dequantized()
+            }
+        }
         self.weights = weights
+        reducedMatrices = reduced
         layers = (0..<c.numLayers).map { layer in
             (0..<c.numDirections).map { direction in
                 let suffix = c.suffix(layer: layer, direction: direction)
@@ -56,7 +82,11 @@ package final class ReferenceLSTM: HostEngine {
                     inputBias: vector("bias_ih" + suffix), recurrentBias: vector("bias_hh" + suffix),
                     projectionWeights: weights["weight_hr" + suffix].map(matrix),
                     peepholes: gateVectors("weight_c"), layerNormWeights: gateVectors("layer_norm_weight_"),
-                    cell: c.cellOptions)
+                    cell: c.cellOptions, precision: precision,
+                    reduced: precision.isReduced
+                        ? ReducedDirectionMatrices(
+                            input: reduced["weight_ih" + suffix]!, recurrent: reduced["weight_hh" + suffix]!,
+                            projection: reduced["weight_hr" + suffix]) : nil)
             }
         }
     }
@@ -76,6 +106,7 @@ package final class ReferenceLSTM: HostEngine {
     ) throws -> LSTMOutput {
         let c = configuration
         let (T, B, H, Hout, D, L) = (steps, batch, c.hiddenSize, c.outputSize, c.numDirections, c.numLayers)
+        if training, precision.isReduced { throw LSTMError.invalidArgument(Precision.trainingRefusal(precision)) }
         try checkRun(sequenceLength: T, batch: B, lengths: lengths)
         // Doubles, kept for every layer when training: twice the floats of the fast paths' working set.
         try SizeLimits.requireHostMemory(

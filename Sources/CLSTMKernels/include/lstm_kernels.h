@@ -5,9 +5,12 @@
 // Variants (lstm_kernel_variant), one in force for the whole process:
 //   portable  plain C (any CPU, Arm included)
 //   avx2      AVX2 + FMA, 8-wide; GEMM micro-kernel 6 rows x 16 columns
+//   avx2-vnni avx2's float bodies; the reduced-precision ones also use AVX-VNNI and F16C
 //   avx512    AVX-512 F/BW/DQ/VL + FMA, 16-wide (cell math on [i|f] and [g|o] halves of a
 //             block, two blocks per tanh(c) pass); GEMM micro-kernel up to 12 rows x 32 columns
 //             (two 16-column panels of the shared packing)
+//   avx512-vnni avx512's float bodies; the reduced-precision ones also use AVX-512 VNNI, F16C
+//             and, where the CPU has it, AVX512-BF16 (lstm_reduced.h lists which body runs)
 // The Swift side (CPUKernelVariant) applies LSTM_GPU_CPU_ISA before the first kernel runs.
 #ifndef LSTM_KERNELS_H
 #define LSTM_KERNELS_H
@@ -30,8 +33,10 @@ static inline void lstm_cpu_relax(void) {
 typedef enum lstm_kernel_variant {
     LSTM_VARIANT_PORTABLE = 0,
     LSTM_VARIANT_AVX2 = 1,
-    LSTM_VARIANT_AVX512 = 2,
-    LSTM_VARIANT_COUNT = 3
+    LSTM_VARIANT_AVX2_VNNI = 2,
+    LSTM_VARIANT_AVX512 = 3,
+    LSTM_VARIANT_AVX512_VNNI = 4,
+    LSTM_VARIANT_COUNT = 5
 } lstm_kernel_variant;
 
 /// The variants this processor (and OS) can run, from CPUID: bit v set for variant v.
@@ -43,6 +48,10 @@ int lstm_kernels_best_variant(void);
 
 /// The variant every kernel runs from now on (the best one until set).
 int lstm_kernels_variant(void);
+
+/// The float32 bodies the variant in force runs: portable, avx2 (for avx2 and avx2-vnni) or
+/// avx512 (for avx512 and avx512-vnni).
+int lstm_kernels_float_variant(void);
 
 /// Makes every kernel run `variant` from the next call on; a negative value goes back to the
 /// best one. Returns 0, or -1 (and changes nothing) for a variant this processor lacks.

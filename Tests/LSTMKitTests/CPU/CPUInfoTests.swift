@@ -39,7 +39,7 @@ final class CPUInfoTests: XCTestCase {
         let info = CPUInfo.current
         XCTAssertFalse(info.model.isEmpty)
         XCTAssertEqual(info.kernels, CPUInfo.kernelVariant)
-        XCTAssertTrue(["avx512", "avx2", "portable"].contains(info.kernels), info.kernels)
+        XCTAssertNotNil(CPUKernelVariant(name: info.kernels), info.kernels)
         XCTAssertEqual(info.maximumThreads, CPUThreads.maximum)
         XCTAssertNil(info.blasError, info.blasError ?? "")
         XCTAssertNotNil(info.blasLibrary)

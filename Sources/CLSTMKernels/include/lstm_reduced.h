@@ -1,0 +1,95 @@
+// Reduced-precision products of the CPU path's inference: C[m, n] += A[m, k] · Wᵀ with W [n, k]
+// held in int8 (per-row scales), bfloat16 or IEEE half, packed in panels of LSTM_PANEL_ROWS rows
+// as the float32 kernels pack theirs. Gates, cell and states stay float32 (lstm_kernels.h).
+//
+// Kernels:
+//   lstm_s8_quantize_rows, lstm_s8_pack, lstm_s8_gemm      int8 (dynamic quantization)
+//   lstm_bf16_round_rows, lstm_bf16_pack, lstm_bf16_gemm   bfloat16 operands, float32 sums
+//   lstm_f16_pack, lstm_f16_gemm                           half weights, float32 activations and sums
+//   lstm_float_to_bf16/_f16, lstm_bf16/_f16_to_float       the conversions (round to nearest even)
+//   lstm_reduced_body                                      which body runs, for display
+//
+// Bodies by lstm_kernels_variant() (LSTM_GPU_CPU_ISA forces one), all giving the same numbers:
+//   int8  avx512-vnni: vpdpbusd (u8 × s8, zmm) · avx2-vnni: AVX-VNNI vpdpbusd (ymm) ·
+//         avx512, avx2: vpmaddwd on sign-extended 16-bit pairs (exact: no vpmaddubsw, whose
+//         16-bit sums saturate) · portable: C. Integer sums are exact in every body.
+//   bf16  avx512-vnni on a CPU with AVX512-BF16: vdpbf16ps · avx512, avx2: the same two fused
+//         multiply-adds per pair (odd element first, as vdpbf16ps) · portable: C with fmaf.
+//   fp16  avx512*, avx2* with F16C: vcvtph2ps then FMA · portable: C (software conversion).
+//
+// Preconditions: m, n, k ≥ 0; `packed` may point at any panel boundary of a packed matrix and
+// the kernels may read one panel past the last one they need (the pack functions allocate an
+// even number of panels: use their size functions); lda ≥ the padded k of the kind
+// (lstm_s8_padded_k, lstm_bf16_padded_k).
+#ifndef LSTM_REDUCED_H
+#define LSTM_REDUCED_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// k rounded up to a multiple of 4: the row width of quantized activations and packed int8 weights.
+int lstm_s8_padded_k(int k);
+
+/// Bytes of an [n, k] int8 matrix packed by lstm_s8_pack (an even number of 16-row panels).
+size_t lstm_s8_packed_bytes(int n, int k);
+
+/// Packs w [n, k] (int8, leading dimension ldw) as panels of 16 rows, 4 consecutive k per row:
+/// packed[p][kq][r][0..3] = w[16p + r][4kq ..< 4kq + 4] (zeros past n and k), and
+/// compensation[j] = 128 · Σ_k w[j, k] for j < 16·panels (0 past n): what the u8 form of the
+/// activations (q + 128) adds to each sum.
+void lstm_s8_pack(const int8_t *w, int n, int k, int ldw, int8_t *packed, int32_t *compensation);
+
+/// Dynamic quantization of rows of activations: for each row i of x [m, k] (leading dimension
+/// ldx), amax = max |x[i, :]|, scale = amax / 127, q = round-half-even(x · (127 / amax)) in
+/// [−127, 127], stored offset by 128 (u8 = q + 128) in q_rows [m, ldq] with 128 (zero) past k up
+/// to lstm_s8_padded_k(k). A row of zeros has scale 0; a row holding NaN or ±Inf gets scale NaN,
+/// which makes every product of that row NaN.
+void lstm_s8_quantize_rows(const float *x, int m, int k, int ldx, uint8_t *q_rows, int ldq, float *scales);
+
+/// C[i, j] += ((float)Σ_k q_a[i, k]·w[j, k] · a_scales[i]) · w_scales[j] (int32 sum, exact; then two
+/// float multiplies and an add, in this order, in every body). `a`: rows from
+/// lstm_s8_quantize_rows; packed, compensation and w_scales start at the same panel.
+void lstm_s8_gemm(int m, int n, int k, const uint8_t *a, int lda, const float *a_scales, const int8_t *packed,
+                  const int32_t *compensation, const float *w_scales, float *c, int ldc);
+
+/// k rounded up to even: the row width of bf16 activations and the pairs of packed bf16 weights.
+int lstm_bf16_padded_k(int k);
+
+/// uint16 elements of an [n, k] bf16 matrix packed by lstm_bf16_pack.
+size_t lstm_bf16_packed_count(int n, int k);
+
+/// Packs w [n, k] (bf16 bits) as panels of 16 rows, pairs of k per row:
+/// packed[p][kp][r][0..1] = w[16p + r][2kp], w[16p + r][2kp + 1] (zeros past n and k).
+void lstm_bf16_pack(const uint16_t *w, int n, int k, int ldw, uint16_t *packed);
+
+/// out[i, :] = bf16 of x[i, :] (lstm_float_to_bf16), zero-padded to lstm_bf16_padded_k(k).
+void lstm_bf16_round_rows(const float *x, int m, int k, int ldx, uint16_t *out, int ldo);
+
+/// C[i, j] += s, where s starts at 0 and for each pair kp in order takes
+/// s = fma(a[2kp+1], w[2kp+1], s) then s = fma(a[2kp], w[2kp], s) (products of bf16 are exact
+/// in float32, so this is vdpbf16ps's arithmetic).
+void lstm_bf16_gemm(int m, int n, int k, const uint16_t *a, int lda, const uint16_t *packed, float *c, int ldc);
+
+/// uint16 elements of an [n, k] half matrix packed by lstm_f16_pack.
+size_t lstm_f16_packed_count(int n, int k);
+
+/// Packs w [n, k] (half bits) as panels of 16 rows: packed[p][kk][r] = w[16p + r][kk].
+void lstm_f16_pack(const uint16_t *w, int n, int k, int ldw, uint16_t *packed);
+
+/// C[i, j] += s, s = Σ_k fma over k in order of a[i, k] and the float value of w[j, k], from 0.
+void lstm_f16_gemm(int m, int n, int k, const float *a, int lda, const uint16_t *packed, float *c, int ldc);
+
+/// bfloat16 of x, rounded to nearest even; NaN stays a (quiet) NaN, ±Inf stays; subnormal
+/// inputs become ±0 (vdpbf16ps treats subnormal operands as 0: flushing them here makes every
+/// body agree).
+uint16_t lstm_float_to_bf16(float x);
+float lstm_bf16_to_float(uint16_t b);
+
+/// IEEE half of x, rounded to nearest even (overflow to ±Inf, subnormals kept, NaN quiet).
+uint16_t lstm_float_to_f16(float x);
+float lstm_f16_to_float(uint16_t h);
+
+/// The body a precision's products run under the variant in force: precision 0 int8, 1 bf16,
+/// 2 fp16. A static string ("avx512-vnni", "avx2 (vpmaddwd)", "avx512 (emulated)", ...).
+const char *lstm_reduced_body(int precision);
+
+#endif
