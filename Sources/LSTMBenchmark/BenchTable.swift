@@ -30,7 +30,8 @@ public struct BenchTable {
         func widest(_ values: [String]) -> Int { values.map(\.count).max() ?? 0 }
         func digits(_ values: [Int], _ title: String) -> Int { widest(values.map { "\($0)" } + [title]) }
         columns = [
-            ("name", widest(names), false), ("backend", widest(backends), false), ("threads", 7, true),
+            ("name", widest(names), false), ("backend", widest(backends), false), ("prec", 4, false),
+            ("threads", 7, true),
             ("I", digits(shapes.map(\.inputSize), "I"), true), ("H", digits(shapes.map(\.hiddenSize), "H"), true),
             ("B", digits(shapes.map(\.batch), "B"), true), ("T", digits(shapes.map(\.sequenceLength), "T"), true),
             ("L", digits(shapes.map(\.layers), "L"), true), ("D", 1, true),
@@ -53,9 +54,10 @@ public struct BenchTable {
                 return deviceLabel(index: index, name: name)
             } ?? r.device
         return line([
-            r.name, backend, r.backend == "cpu" ? "\(r.threads)" : "-", "\(r.I)", "\(r.H)", "\(r.B)", "\(r.T)",
-            "\(r.layers)", "\(r.directions)", timing(r.forward), fixed(r.forwardGflops, 1), timing(r.train),
-            fixed(r.trainGflops, 1), scientific(Float(r.parityMaxAbs)),
+            r.name, backend, (r.precision ?? .fp32).rawValue, r.backend == "cpu" ? "\(r.threads)" : "-", "\(r.I)",
+            "\(r.H)", "\(r.B)", "\(r.T)", "\(r.layers)", "\(r.directions)", timing(r.forward),
+            fixed(r.forwardGflops, 1), r.train.map(timing) ?? "- (inference only)",
+            r.trainGflops.map { fixed($0, 1) } ?? "-", scientific(Float(r.parityMaxAbs)),
         ])
     }
 

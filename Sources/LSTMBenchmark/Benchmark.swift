@@ -163,11 +163,15 @@ public struct BenchmarkRow: Sendable, Codable {
     /// CPU threads the row ran on (the first layer's; see `CPUBackend.threads(hiddenSize:…)`);
     /// 0 on OpenCL.
     public var threads: Int
+    /// The weight matrices' precision (`bench --precision`); nil in rows written before it was
+    /// recorded (float32).
+    public var precision: Precision? = nil
     public var forward: TimingSummary
     public var forwardGflops: Double
-    public var train: TimingSummary
-    public var trainGflops: Double
-    /// Max |output − CPU path's output| on the same weights and input.
+    /// The training step; nil for a reduced precision (inference only).
+    public var train: TimingSummary?
+    public var trainGflops: Double?
+    /// Max |output − the CPU path's float32 output| on the same weights and input.
     public var parityMaxAbs: Double
     /// The host CPU and the CPU path's BLAS library and kernels (`CPUInfo.current`), the same
     /// on every row of a run; nil in rows written before it was recorded.
@@ -220,11 +224,12 @@ public func profileBenchmark(
 
 /// Times one shape on one backend: forward (inference) and a training step (forward with
 /// saved activations + backward of all gradients). Inputs are device-resident, so only
-/// the engine is timed. `reference` is the CPU path's output for the parity column.
+/// the engine is timed. `reference` is the CPU path's float32 output for the parity column.
+/// In a reduced `precision` (`Precision`) only the forward is timed (inference only).
 public func runBenchmark<Backend: ModelOps>(
     _ shape: BenchmarkShape, backend: Backend, seconds: Double,
     maximumRuns: Int? = nil, seed: UInt64 = 1,
-    reference: Tensor? = nil
+    reference: Tensor? = nil, precision: Precision = .fp32
 ) throws -> (row: BenchmarkRow, output: Tensor) {
     let configuration = shape.configuration
     try configuration.validate()
@@ -240,7 +245,7 @@ public func runBenchmark<Backend: ModelOps>(
     try SizeLimits.requireHostMemory(floats: hostFloats, for: "benchmark row \(shape.name)")
     let stack = try LSTMStack(
         configuration: configuration, backend: backend,
-        weights: LSTM.initialWeights(configuration, seed: seed))
+        weights: LSTM.initialWeights(configuration, seed: seed), precision: precision)
     var generator = SeededGenerator(seed: seed &+ 1)
     let x = Tensor(uniform: [shape.sequenceLength, shape.batch, shape.inputSize], generator: &generator)
     let dy = Tensor(uniform: [shape.sequenceLength, shape.batch, width], generator: &generator)
@@ -249,12 +254,15 @@ public func runBenchmark<Backend: ModelOps>(
         _ = try stack.forward(input: input, sequenceLength: shape.sequenceLength, batch: shape.batch)
         try backend.synchronize()
     }
-    let train = try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
-        let f = try stack.forward(
-            input: input, sequenceLength: shape.sequenceLength, batch: shape.batch, saveActivations: true)
-        _ = try stack.backward(f, outputGradient: outputGradient)
-        try backend.synchronize()
-    }
+    let train =
+        precision.isReduced
+        ? nil
+        : try TimingSummary.measure(seconds: seconds, maximumRuns: maximumRuns) {
+            let f = try stack.forward(
+                input: input, sequenceLength: shape.sequenceLength, batch: shape.batch, saveActivations: true)
+            _ = try stack.backward(f, outputGradient: outputGradient)
+            try backend.synchronize()
+        }
     let result = try stack.forward(input: input, sequenceLength: shape.sequenceLength, batch: shape.batch)
     let output = try stack.download(result.output, shape: [shape.sequenceLength, shape.batch, width])
     let parity = reference.map { Double(output.maxAbsDifference($0)) } ?? 0
@@ -266,8 +274,8 @@ public func runBenchmark<Backend: ModelOps>(
         threads: (backend as? CPUBackend)?.threads(
             hiddenSize: shape.hiddenSize, outputSize: configuration.outputSize,
             batch: shape.batch, directions: configuration.numDirections) ?? 0,
-        forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
-        train: train, trainGflops: 3 * flops / train.medianMs / 1e6, parityMaxAbs: parity)
+        precision: precision, forward: forward, forwardGflops: flops / forward.medianMs / 1e6,
+        train: train, trainGflops: train.map { 3 * flops / $0.medianMs / 1e6 }, parityMaxAbs: parity)
     if !shape.cell.isPlain { row.cell = shape.cell }
     return (row, output)
 }

@@ -11,8 +11,9 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             FLOPs per layer and direction: forward 2*T*B*4H*(In + H); a training step counts 3x \
             forward. Times are medians after a warm-up run (min-max shown). The parity column is \
-            the max abs difference of each backend's output against the CPU path on the same \
-            weights and input.
+            the max abs difference of each row's output against the CPU path's float32 output on the \
+            same weights and input. Reduced precisions (--precision bf16, fp16, int8) run on the CPU \
+            path, forward only (inference); their GFLOP/s count the same FLOPs as float32's.
             """)
 
     @Option(help: "Comma-separated suite names to run (default: all).")
@@ -29,6 +30,26 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "cpu or opencl (default: every available backend).")
     var backend: BackendKind?
+
+    @Option(
+        help: ArgumentHelp(
+            "Weight precisions to time, comma-separated: fp32, bf16, fp16, int8 (default fp32). The reduced ones run "
+                + "on the CPU path, forward only.", valueName: "list"))
+    var precision: String = "fp32"
+
+    /// `--precision` parsed, in the order given, without repeats.
+    var precisions: [Precision] {
+        get throws {
+            var out: [Precision] = []
+            for item in precision.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+                guard let p = Precision(name: item) else {
+                    throw ValidationError("--precision: '\(item)' is not one of \(Precision.names)")
+                }
+                if !out.contains(p) { out.append(p) }
+            }
+            return out
+        }
+    }
 
     @OptionGroup var deviceOption: DeviceOption
     var device: String? { deviceOption.device }
@@ -78,6 +99,11 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--repeat must be in 1...1000000, got \(r)")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        let precisions = try self.precisions
+        if backend == .opencl, precisions.contains(where: \.isReduced) {
+            throw ValidationError(
+                "--precision \(precision): reduced precisions run on the CPU path only; drop --backend opencl")
+        }
     }
 
     func run() throws {
@@ -174,34 +200,41 @@ struct BenchCommand: ParsableCommand {
             func emit<Backend: ModelOps>(_ row: BenchmarkRow, _ backend: Backend) throws {
                 var row = row
                 row.cpu = cpuInfo
-                if inModel {
+                if inModel, row.precision ?? .fp32 == .fp32 {
                     row.inModel = try runInModelBenchmark(
                         shape, backend: backend, seconds: seconds, maximumRuns: `repeat`)
                 }
                 if statusLine { FileHandle.standardError.write(Data("\u{1B}[K".utf8)) }
                 rows.append(row)
                 print(json ? try jsonLine(row) : table.format(row))
-                if let timing = row.inModel, !json {
+                if let timing = row.inModel, let train = row.train, !json {
                     print(
                         "    inside a model: forward \(fixed(timing.forward.medianMs, 3)) ms "
                             + "(\(fixed(timing.forward.medianMs / row.forward.medianMs, 3))× alone), training step "
-                            + "\(fixed(timing.train.medianMs, 3)) ms (\(fixed(timing.train.medianMs / row.train.medianMs, 3))× alone)"
+                            + "\(fixed(timing.train.medianMs, 3)) ms (\(fixed(timing.train.medianMs / train.medianMs, 3))× alone)"
                     )
                 }
             }
-            let reference: Tensor
-            if backend == .opencl {
+            // The CPU path's float32 output is every row's parity reference.
+            let precisions = try self.precisions
+            var reference: Tensor? = nil
+            if backend == .opencl || !precisions.contains(.fp32) || precisions.first != .fp32 {
                 reference = try referenceOutput(shape)
-            } else {
-                progress("cpu")
-                let (row, output) = try runBenchmark(shape, backend: cpu, seconds: seconds, maximumRuns: `repeat`)
-                reference = output
-                try emit(row, cpu)
             }
-            for device in devices {
+            if backend != .opencl {
+                for precision in precisions {
+                    progress("cpu \(precision)")
+                    let (row, output) = try runBenchmark(
+                        shape, backend: cpu, seconds: seconds, maximumRuns: `repeat`, reference: reference,
+                        precision: precision)
+                    if reference == nil { reference = output }
+                    try emit(row, cpu)
+                }
+            }
+            for device in devices where precisions.contains(.fp32) {
                 progress(deviceLabel(device.device))
                 var row = try runBenchmark(
-                    shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference
+                    shape, backend: device, seconds: seconds, maximumRuns: `repeat`, reference: reference!
                 ).row
                 row.deviceIndex = device.device.index
                 if profile {

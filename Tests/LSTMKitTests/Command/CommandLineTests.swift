@@ -50,7 +50,8 @@ final class CommandLineTests: XCTestCase {
             let row = try JSONDecoder().decode(BenchmarkRow.self, from: Data(line.utf8))
             XCTAssertEqual(row.backend, "cpu")
             XCTAssertGreaterThan(row.forwardGflops, 0)
-            XCTAssertGreaterThan(row.trainGflops, 0)
+            XCTAssertGreaterThan(row.trainGflops ?? 0, 0)
+            XCTAssertEqual(row.precision, .fp32)
             XCTAssertEqual(row.forward.runs, 2)
             XCTAssertLessThanOrEqual(row.forward.minMs, row.forward.medianMs)
             XCTAssertLessThanOrEqual(row.forward.medianMs, row.forward.maxMs)
@@ -60,6 +61,36 @@ final class CommandLineTests: XCTestCase {
             [BenchmarkRow].self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/rows.json")))
         XCTAssertEqual(saved.map(\.directions), [1, 2])
         XCTAssertEqual(saved.map(\.layers), [1, 2])
+    }
+
+    /// `bench --precision` times each precision on the CPU path, forward only for the reduced
+    /// ones, their parity column against float32 on the same weights and input.
+    func testBenchTimesReducedPrecisions() throws {
+        try requireLSTMGPU()
+        let result = try run([
+            "bench", "--shape", "16,24,3,4", "--repeat", "1", "--json", "--backend", "cpu", "--precision",
+            "int8,fp32,bf16,fp16",
+        ])
+        XCTAssertEqual(result.status, 0, result.output)
+        let rows = try result.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try JSONDecoder().decode(BenchmarkRow.self, from: Data($0.utf8))
+        }
+        XCTAssertEqual(rows.map(\.precision), [.int8, .fp32, .bf16, .fp16])
+        for row in rows {
+            XCTAssertEqual(row.train == nil, row.precision != .fp32, "\(row.precision!)")
+            if row.precision == .fp32 {
+                XCTAssertEqual(row.parityMaxAbs, 0)
+            } else {
+                XCTAssertGreaterThan(row.parityMaxAbs, 0, "\(row.precision!) differs from float32")
+                XCTAssertLessThan(row.parityMaxAbs, 0.05, "\(row.precision!) is close to float32")
+            }
+        }
+        let table = try run(["bench", "--shape", "16,24,3,4", "--repeat", "1", "--backend", "cpu", "--precision", "int8"])
+        XCTAssertEqual(table.status, 0, table.output)
+        XCTAssertTrue(table.output.contains("int8") && table.output.contains("inference only"), table.output)
+        let bad = try run(["bench", "--precision", "int4", "--list"])
+        XCTAssertEqual(bad.status, 64, bad.output)
+        XCTAssertTrue(bad.output.contains("'int4' is not one of fp32, bf16, fp16, int8"), bad.output)
     }
 
     /// `bench --cell` runs every row with the options (recorded in the JSON rows) on both
