@@ -37,7 +37,7 @@ struct InspectCommand: ParsableCommand {
             let layers = try model.architecture().layers.map(\.kind).joined(separator: " → ")
             what =
                 "\(layers), \(model.parameters.reduce(0) { $0 + $1.count }) parameters"
-                + metadataNote(contents.metadata)
+                + precisionNote(model.precision) + metadataNote(contents.metadata)
         case .seq2seqModel:
             let model = try Seq2Seq(contentsOf: file, backend: CPUBackend())
             let c = model.configuration
@@ -45,7 +45,7 @@ struct InspectCommand: ParsableCommand {
                 "vocabularies \(c.sourceVocabularySize) → \(c.targetVocabularySize), embedding \(c.embeddingSize), "
                 + "\(c.numLayers)×\(c.hiddenSize) LSTM encoder and decoder"
                 + (c.attention ? " with attention" : "")
-                + ", \(model.parameters.reduce(0) { $0 + $1.count }) parameters"
+                + ", \(model.parameters.reduce(0) { $0 + $1.count }) parameters" + precisionNote(model.precision)
         case .fitState:
             let state = try FitStateSummary(contents)
             what =
@@ -56,14 +56,21 @@ struct InspectCommand: ParsableCommand {
             what =
                 describeModel(lstm.configuration)
                 + (lstm.configuration.dropout > 0 ? " dropout \(lstm.configuration.dropout)" : "")
+                + precisionNote(lstm.precision)
         }
         print("\(file): \(kind.name): \(what)")
         print("  used by: \(kind.usedBy)")
     }
 
+    /// ", LSTM weights in int8 (inference only)" for a quantized model; nothing for float32.
+    func precisionNote(_ precision: Precision) -> String {
+        precision.isReduced ? ", LSTM weights in \(precision) (inference only)" : ""
+    }
+
     /// The extra metadata keys a model file carries (task, vocabularies, class names), named.
     func metadataNote(_ metadata: [String: String]) -> String {
-        let keys = metadata.keys.filter { $0 != "format" && $0 != ModelArchitecture.metadataKey }.sorted()
+        let own = ["format", ModelArchitecture.metadataKey, ReducedStateDict.metadataKey]
+        let keys = metadata.keys.filter { !own.contains($0) }.sorted()
         return keys.isEmpty ? "" : "; metadata: " + keys.map(terminalSafe).joined(separator: ", ")
     }
 }

@@ -36,7 +36,8 @@ struct LSTMGPUCommand: ParsableCommand {
         abstract: "LSTM training and inference on OpenCL GPUs and OpenBLAS, with torch.nn.LSTM semantics.",
         subcommands: [
             DevicesCommand.self, CheckCommand.self, BenchCommand.self, TrainCommand.self, SampleCommand.self,
-            InspectCommand.self, TuneCommand.self, RunCommand.self, ImportCommand.self, ExportCommand.self,
+            InspectCommand.self, TuneCommand.self, RunCommand.self, QuantizeCommand.self, ImportCommand.self,
+            ExportCommand.self,
         ])
 
     @Flag(help: "Print the version (and the git commit when run from a checkout's build folder) and exit.")

@@ -98,7 +98,10 @@ struct RunCommand: ParsableCommand {
             batch-first) and optionally 'h0' [L·D, B, Hout], 'c0' [L·D, B, H] (zeros without) and \
             'lengths' (integers [B], each in 0...T; packed-sequence semantics). The output file gets \
             'output' [T, B, D·Hout] ([B, T, D·Hout] batch-first), 'hn' [L·D, B, Hout] and 'cn' \
-            [L·D, B, H], float32, PyTorch's layout. Exits 2 when a file or tensor cannot be used.
+            [L·D, B, H], float32, PyTorch's layout. --precision runs the weights in bf16, fp16 or int8 \
+            (quantized on load; a model `lstm-gpu quantize` wrote runs in its own precision); --chunk N \
+            runs the input through a stream N steps at a time (unidirectional models), which gives \
+            the same numbers. Exits 2 when a file or tensor cannot be used.
             """)
 
     @Argument(help: "The model: a .safetensors state_dict or an .onnx model.") var model: String
@@ -106,6 +109,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Safetensors file to write with 'output', 'hn', 'cn' (replaced atomically).") var output: String
     @Option(help: "Tensor name prefix of the LSTM in a state_dict (e.g. lstm.).") var prefix = ""
     @OptionGroup var engine: BackendOptions
+    @OptionGroup var precisionOption: PrecisionOption
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Run the input through a stream, this many steps at a time (unidirectional models).", valueName: "steps"))
+    var chunk: Int?
     var backend: BackendKind { engine.backend }
     var device: String? { engine.device }
 
@@ -113,11 +122,13 @@ struct RunCommand: ParsableCommand {
         if isONNXPath(model), !prefix.isEmpty {
             throw ValidationError("--prefix selects tensors of a state_dict; '\(model)' is an ONNX model")
         }
+        try precisionOption.validate(backend: backend)
+        if let chunk, chunk < 1 { throw ValidationError("--chunk must be at least 1, got \(chunk)") }
     }
 
     func run() throws {
         try prepareOutputPath(output, option: "--output")
-        let lstm: LSTM
+        var lstm: LSTM
         if isONNXPath(model) {
             let imported = try ONNXImport(contentsOf: URL(fileURLWithPath: model))
             printNotes(imported.warnings, command: "run")
@@ -125,6 +136,7 @@ struct RunCommand: ParsableCommand {
         } else {
             lstm = try LSTM(contentsOf: model, prefix: prefix, backend: backend, device: device)
         }
+        lstm = try lstm.quantized(precisionOption.resolved(stored: lstm.precision, model: model))
         let c = lstm.configuration
         let file = try SafeTensorsFile(contentsOf: input)
         let known = ["input", "h0", "c0", "lengths"]
@@ -153,12 +165,42 @@ struct RunCommand: ParsableCommand {
             }
             lengths = values
         }
-        let result = try lstm.forward(x, h0: h0, c0: c0, lengths: lengths)
+        let result: (output: Tensor, hn: Tensor, cn: Tensor)
+        if let chunk {
+            result = try streamed(lstm, x, h0: h0, c0: c0, lengths: lengths, chunk: chunk)
+        } else {
+            let whole = try lstm.forward(x, h0: h0, c0: c0, lengths: lengths)
+            result = (whole.output, whole.hn, whole.cn)
+        }
         try SafeTensorsFile.write(
             [("output", .float32(result.output)), ("hn", .float32(result.hn)), ("cn", .float32(result.cn))],
             to: output)
         print(
             "\(output): output \(result.output.shape), hn \(result.hn.shape), cn \(result.cn.shape) from LSTM "
-                + "\(describeModel(c)) on \(lstm.backendName)")
+                + "\(describeModel(c)) in \(lstm.precision) on \(lstm.backendName)"
+                + (chunk.map { ", streamed \($0) step\($0 == 1 ? "" : "s") at a time" } ?? ""))
+    }
+
+    /// `x` through a stream, `chunk` steps at a time: each sequence's length split over the chunks.
+    func streamed(
+        _ lstm: LSTM, _ x: Tensor, h0: Tensor?, c0: Tensor?, lengths: [Int]?, chunk: Int
+    ) throws -> (output: Tensor, hn: Tensor, cn: Tensor) {
+        let c = lstm.configuration
+        let (steps, batch, width) = c.batchFirst ? (x.shape[1], x.shape[0], x.shape[2]) : (x.shape[0], x.shape[1], x.shape[2])
+        let stream = try lstm.makeStream(batch: batch, h0: h0, c0: c0)
+        let sequenceMajor = c.batchFirst ? x.swappingOuterDimensions() : x  // [T, B, I]
+        var output: [Float] = []
+        for start in stride(from: 0, to: steps, by: chunk) {
+            let n = min(chunk, steps - start)
+            var piece = try Tensor(
+                shape: [n, batch, width],
+                scalars: Array(sequenceMajor.scalars[(start * batch * width)..<((start + n) * batch * width)]))
+            if c.batchFirst { piece = piece.swappingOuterDimensions() }
+            let y = try stream.feed(piece, lengths: lengths.map { $0.map { min(max($0 - start, 0), n) } })
+            output += (c.batchFirst ? y.swappingOuterDimensions() : y).scalars
+        }
+        var result = try Tensor(shape: [steps, batch, c.outputSize], scalars: output)
+        if c.batchFirst { result = result.swappingOuterDimensions() }
+        return (result, stream.hidden, stream.cell)
     }
 }

@@ -109,13 +109,63 @@ extension Sequential {
         let json = String(
             decoding: try encoder.encode(ModelArchitecture(layers: described.map(\.description))), as: UTF8.self)
         let backend = described[0].backend
-        let tensors: [(name: String, value: SafeTensorsValue)] = try parameters.map { p in
-            let values = try backend.read(p.value, offset: 0, count: p.count)
-            return (p.name, .float32(try Tensor(shape: p.shape, scalars: values)))
+        var tensors: [(name: String, value: SafeTensorsValue)] = []
+        for (position, layer) in layers.enumerated() {
+            if let lstm = layer as? LSTMLayer<Backend>, lstm.stack.precision.isReduced {
+                // The LSTM's matrices in their precision (`ReducedStateDict` has the layout).
+                tensors += ReducedStateDict.entries(
+                    configuration: lstm.configuration, reduced: lstm.stack.reducedMatrices,
+                    floats: try lstm.stack.parameterTensors(), prefix: "\(position).")
+                continue
+            }
+            for p in layer.parameters {
+                let values = try backend.read(p.value, offset: 0, count: p.count)
+                tensors.append((p.name, .float32(try Tensor(shape: p.shape, scalars: values))))
+            }
         }
-        try SafeTensorsFile.write(
-            tensors, metadata: metadata.merging(["format": "pt", ModelArchitecture.metadataKey: json]) { $1 },
-            to: path)
+        var own = ["format": "pt", ModelArchitecture.metadataKey: json]
+        if precision.isReduced { own[ReducedStateDict.metadataKey] = precision.rawValue }
+        if let reserved = metadata.keys.first(where: { $0 == ReducedStateDict.metadataKey }) {
+            throw LSTMError.invalidArgument("model metadata key '\(reserved)' is the file's own; choose another")
+        }
+        try SafeTensorsFile.write(tensors, metadata: metadata.merging(own) { $1 }, to: path)
+    }
+
+    /// The precision of the model's LSTM layers (`Precision`): fp32 unless made by `quantized`
+    /// or loaded from a quantized file. Embeddings and linear layers are always float32.
+    public var precision: Precision {
+        layers.lazy.compactMap { ($0 as? LSTMLayer<Backend>)?.stack.precision }.first { $0.isReduced } ?? .fp32
+    }
+
+    /// This model for inference in `precision`: every LSTM layer's weight matrices quantized
+    /// (int8) or rounded (bf16, fp16) as `LSTM.quantized` does, the other layers copied as
+    /// they are (float32, as PyTorch's `quantize_dynamic({nn.LSTM})` leaves them). The result is
+    /// a new model (inference only when reduced); this one is unchanged. Returns this model for
+    /// its own precision.
+    /// - Throws: `LSTMError` for a model already in another reduced precision, a layer that
+    ///   cannot be described, weights the precision cannot hold, or a backend without it.
+    public func quantized(_ precision: Precision) throws -> Sequential {
+        if precision == self.precision { return self }
+        guard !self.precision.isReduced else {
+            throw LSTMError.invalidArgument(
+                "this model is already \(self.precision); quantize its float32 original to \(precision) instead")
+        }
+        let described = try described()
+        let backend = described[0].backend
+        var values: [String: Tensor] = [:]
+        for p in parameters {
+            values[p.name] = try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count))
+        }
+        let built = try Self.buildLayers(
+            ModelArchitecture(layers: described.map(\.description)), backend: backend,
+            tensor: { position, name in values["\(position).\(name)"]! },
+            lstm: { position, configuration in
+                let original = self.layers[position] as! LSTMLayer<Backend>
+                return try LSTMStack(
+                    configuration: configuration, backend: backend, weights: original.stack.parameterTensors(),
+                    precision: precision)
+            })
+        return try Sequential(built)
     }
 
     /// Reads a model file written by `save(to:)` onto `backend` (any backend, whichever wrote it).
@@ -123,16 +173,54 @@ extension Sequential {
     /// - Throws: `LSTMError.io` / `.corruptFile` for an unreadable or malformed file (bad JSON,
     ///   an unknown format, version or layer kind, settings out of range, sizes that do not
     ///   chain, a tensor no layer has), `.missingTensor`, `.shapeMismatch` or `.wrongDType`.
+    /// A quantized file (metadata `precision`: bf16, fp16, int8) loads its LSTM layers in that
+    /// precision exactly as stored (`ReducedStateDict`), for inference.
     public convenience init(contentsOf path: String, backend: Backend) throws {
         let file = try SafeTensorsFile(contentsOf: path)
         let architecture = try Self.readArchitecture(file)
+        let precision = try ReducedStateDict.precision(in: file.metadata, source: path)
         var specs: [(name: String, shape: [Int])] = []
+        var reducedNames: Set<String> = []  // checked by ReducedStateDict.read instead
         for (position, layer) in architecture.layers.enumerated() {
-            specs += Self.parameterSpecs(layer).map { ("\(position).\($0.name)", $0.shape) }
+            for (name, shape) in Self.parameterSpecs(layer) {
+                if precision.isReduced, layer.kind == "lstm", isReducedMatrixName(name) {
+                    reducedNames.insert("\(position).\(name)")
+                    if precision == .int8 { reducedNames.insert("\(position).\(name)\(ReducedStateDict.scaleSuffix)") }
+                } else {
+                    specs.append(("\(position).\(name)", shape))
+                }
+            }
         }
-        try checkTensors(file, specs, extra: "model has a tensor '%@' that none of its layers has")
-        let layers: [any Layer<Backend>] = try architecture.layers.enumerated().map { position, d in
-            func tensor(_ name: String) throws -> Tensor { try file.floatTensor("\(position).\(name)") }
+        try checkTensors(
+            file, specs, extra: "model has a tensor '%@' that none of its layers has", alsoAllowed: reducedNames)
+        let layers = try Self.buildLayers(
+            architecture, backend: backend, tensor: { position, name in try file.floatTensor("\(position).\(name)") },
+            lstm: { position, configuration in
+                guard precision.isReduced else {
+                    var weights: [String: Tensor] = [:]
+                    for spec in configuration.parameterSpecs {
+                        weights[spec.name] = try file.floatTensor("\(position).\(spec.name)")
+                    }
+                    return try LSTMStack(configuration: configuration, backend: backend, weights: weights)
+                }
+                let (reduced, floats) = try ReducedStateDict.read(
+                    file, prefix: "\(position).", configuration: configuration, precision: precision)
+                return try LSTMStack(
+                    configuration: configuration, backend: backend, reducedMatrices: reduced, otherWeights: floats,
+                    precision: precision, source: path)
+            })
+        try self.init(layers)
+    }
+
+    /// The layers `architecture` (validated) describes on `backend`: each layer's float32
+    /// tensors by (position, module-local name) from `tensor`, each LSTM's stack from `lstm`.
+    static func buildLayers(
+        _ architecture: ModelArchitecture, backend: Backend, tensor: (Int, String) throws -> Tensor,
+        lstm: (Int, LSTMConfiguration) throws -> LSTMStack<Backend>
+    ) throws -> [any Layer<Backend>] {
+        let read = tensor
+        return try architecture.layers.enumerated().map { position, d in
+            func tensor(_ name: String) throws -> Tensor { try read(position, name) }
             switch d.kind {
             case "embedding":
                 let e = try Embedding(
@@ -140,12 +228,7 @@ extension Sequential {
                 try backend.write(tensor("weight").scalars, to: e.weight.value, offset: 0)
                 return e
             case "lstm":
-                let config = d.lstm!
-                var weights: [String: Tensor] = [:]
-                for spec in config.parameterSpecs { weights[spec.name] = try tensor(spec.name) }
-                return try LSTMLayer(
-                    stack: LSTMStack(configuration: config, backend: backend, weights: weights),
-                    seed: UInt64(position))
+                return try LSTMLayer(stack: lstm(position, d.lstm!), seed: UInt64(position))
             case "linear":
                 let l = try Linear(backend: backend, inputSize: d.inputSize!, outputSize: d.outputSize!, seed: 0)
                 try backend.write(tensor("weight").scalars, to: l.weight.value, offset: 0)
@@ -157,7 +240,6 @@ extension Sequential {
                 return SequencePooling(backend: backend, mode: PoolingMode.allCases.first { $0.name == d.mode }!)
             }
         }
-        try self.init(layers)
     }
 
     /// Each layer's parameters with their module-local names and shapes (for a validated description).
@@ -249,8 +331,11 @@ extension Sequential {
 /// Checks that `file` holds exactly the tensors `specs` names, each with its shape and a float
 /// dtype. `extra` is the reason for an unexpected tensor, with "%@" standing for its name.
 /// - Throws: `LSTMError.corruptFile` (an extra tensor), `.missingTensor`, `.shapeMismatch` or `.wrongDType`.
-func checkTensors(_ file: SafeTensorsFile, _ specs: [(name: String, shape: [Int])], extra: String) throws {
-    let expected = Set(specs.map(\.name))
+/// Names in `alsoAllowed` may be present (a caller checks them: a quantized LSTM's matrices).
+func checkTensors(
+    _ file: SafeTensorsFile, _ specs: [(name: String, shape: [Int])], extra: String, alsoAllowed: Set<String> = []
+) throws {
+    let expected = Set(specs.map(\.name)).union(alsoAllowed)
     if let name = file.names.first(where: { !expected.contains($0) }) {
         throw LSTMError.corruptFile(path: file.path, reason: extra.replacingOccurrences(of: "%@", with: name))
     }

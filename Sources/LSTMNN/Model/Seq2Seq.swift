@@ -210,7 +210,12 @@ public final class Seq2Seq<Backend: ModelOps> {
     }
 
     /// A model with `weights` (full names, shapes checked by the caller) or seeded ones when nil.
-    init(_ c: Seq2SeqConfiguration, backend: Backend, seed: UInt64, weights: [String: Tensor]?) throws {
+    /// In a reduced `precision` the encoder's and decoder's matrices are quantized from `weights`,
+    /// or taken as they are from `reduced` (full names, a quantized file's) where it has them.
+    init(
+        _ c: Seq2SeqConfiguration, backend: Backend, seed: UInt64, weights: [String: Tensor]?,
+        precision: Precision = .fp32, reduced: [String: ReducedMatrix] = [:], source: String = "weights"
+    ) throws {
         configuration = c
         self.backend = backend
         sourceEmbedding = try Embedding(
@@ -218,6 +223,19 @@ public final class Seq2Seq<Backend: ModelOps> {
         func lstm(_ prefix: String, _ configuration: LSTMConfiguration, _ seed: UInt64) throws -> LSTMLayer<Backend> {
             try SizeLimits.requireHostMemory(
                 floats: configuration.parameterCount, for: "an LSTM of \(configuration.parameterCount) parameters")
+            if !reduced.isEmpty {
+                var matrices: [String: ReducedMatrix] = [:]
+                var floats: [String: Tensor] = [:]
+                for (name, _) in configuration.parameterSpecs {
+                    if let matrix = reduced[prefix + name] { matrices[name] = matrix } else {
+                        floats[name] = try weights?[prefix + name].unwrapped(or: prefix + name)
+                    }
+                }
+                return try LSTMLayer(
+                    stack: LSTMStack(
+                        configuration: configuration, backend: backend, reducedMatrices: matrices, otherWeights: floats,
+                        precision: precision, source: source), seed: seed)
+            }
             let initial =
                 try weights.map { all in
                     Dictionary(
@@ -226,7 +244,8 @@ public final class Seq2Seq<Backend: ModelOps> {
                         })
                 } ?? configuration.initialWeights(seed: seed)
             return try LSTMLayer(
-                stack: LSTMStack(configuration: configuration, backend: backend, weights: initial), seed: seed)
+                stack: LSTMStack(configuration: configuration, backend: backend, weights: initial, precision: precision),
+                seed: seed)
         }
         encoder = try lstm("encoder.", c.encoderConfiguration, seed &+ 1)
         targetEmbedding = try Embedding(

@@ -22,7 +22,9 @@ public struct Seq2SeqArchitecture: Codable, Equatable, Sendable, ArchitectureMet
 
 extension Seq2Seq {
     /// Metadata keys the file format uses itself ("format" and "lstm_gpu_seq2seq").
-    public static var reservedMetadataKeys: Set<String> { ["format", Seq2SeqArchitecture.metadataKey] }
+    public static var reservedMetadataKeys: Set<String> {
+        ["format", Seq2SeqArchitecture.metadataKey, ReducedStateDict.metadataKey]
+    }
 
     /// Writes the model to one safetensors file, atomically (on failure an existing file is
     /// untouched): every parameter as F32 under its name ("source_embedding.weight",
@@ -39,11 +41,46 @@ extension Seq2Seq {
         encoder.outputFormatting = [.sortedKeys]
         let json = String(
             decoding: try encoder.encode(Seq2SeqArchitecture(configuration: configuration)), as: UTF8.self)
-        let tensors: [(name: String, value: SafeTensorsValue)] = try parameters.map { p in
-            (p.name, .float32(try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count))))
+        var tensors: [(name: String, value: SafeTensorsValue)] = []
+        for p in parameters where !(precision.isReduced && p.name.contains("coder.")) {
+            tensors.append(
+                (p.name, .float32(try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count)))))
         }
-        try SafeTensorsFile.write(
-            tensors, metadata: extra.merging(["format": "pt", Seq2SeqArchitecture.metadataKey: json]) { $1 }, to: path)
+        var own = ["format": "pt", Seq2SeqArchitecture.metadataKey: json]
+        if precision.isReduced {
+            // The encoder's and decoder's matrices in their precision (`ReducedStateDict`).
+            for (prefix, layer) in [("encoder.", self.encoder), ("decoder.", self.decoder)] {
+                tensors += ReducedStateDict.entries(
+                    configuration: layer.configuration, reduced: layer.stack.reducedMatrices,
+                    floats: try layer.stack.parameterTensors(), prefix: prefix)
+            }
+            own[ReducedStateDict.metadataKey] = precision.rawValue
+        }
+        try SafeTensorsFile.write(tensors, metadata: extra.merging(own) { $1 }, to: path)
+    }
+
+    /// The precision of the encoder's and decoder's weight matrices (`Precision`); embeddings,
+    /// attention and the output layer are float32.
+    public var precision: Precision { encoder.stack.precision }
+
+    /// This model for inference in `precision`: the encoder's and decoder's matrices quantized
+    /// (int8) or rounded (bf16, fp16), the other layers copied; a new model, metadata kept.
+    /// Returns this model for its own precision.
+    /// - Throws: `LSTMError` for a model already in another reduced precision, or weights the
+    ///   precision cannot hold.
+    public func quantized(_ precision: Precision) throws -> Seq2Seq {
+        if precision == self.precision { return self }
+        guard !self.precision.isReduced else {
+            throw LSTMError.invalidArgument(
+                "this model is already \(self.precision); quantize its float32 original to \(precision) instead")
+        }
+        var weights: [String: Tensor] = [:]
+        for p in parameters {
+            weights[p.name] = try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count))
+        }
+        let model = try Seq2Seq(configuration, backend: backend, seed: 0, weights: weights, precision: precision)
+        model.metadata = metadata
+        return model
     }
 
     /// Reads a file written by `save(to:extraMetadata:)` onto `backend` (any backend, whichever
@@ -56,12 +93,37 @@ extension Seq2Seq {
     public convenience init(contentsOf path: String, backend: Backend) throws {
         let file = try SafeTensorsFile(contentsOf: path)
         let configuration = try Self.readConfiguration(file)
-        let specs = configuration.parameterSpecs
-        try checkTensors(file, specs, extra: "seq2seq model has a tensor '%@' that is not one of its parameters")
+        let precision = try ReducedStateDict.precision(in: file.metadata, source: path)
+        // In a quantized file the encoder's and decoder's matrices are checked by ReducedStateDict.
+        let isReduced = { (name: String) in
+            precision.isReduced && (name.hasPrefix("encoder.") || name.hasPrefix("decoder."))
+                && isReducedMatrixName(String(name.drop { $0 != "." }.dropFirst()))
+        }
+        let specs = configuration.parameterSpecs.filter { !isReduced($0.name) }
+        var allowed = Set(configuration.parameterSpecs.map(\.name).filter(isReduced))
+        if precision == .int8 { allowed.formUnion(allowed.map { $0 + ReducedStateDict.scaleSuffix }) }
+        try checkTensors(
+            file, specs, extra: "seq2seq model has a tensor '%@' that is not one of its parameters",
+            alsoAllowed: allowed)
         var weights: [String: Tensor] = [:]
         for (name, _) in specs { weights[name] = try file.floatTensor(name) }
-        try self.init(configuration, backend: backend, seed: 0, weights: weights)
-        metadata = file.metadata.filter { !Self.reservedMetadataKeys.contains($0.key) }
+        var reduced: [String: ReducedMatrix] = [:]
+        if precision.isReduced {
+            for (prefix, lstm) in [
+                ("encoder.", configuration.encoderConfiguration), ("decoder.", configuration.decoderConfiguration),
+            ] {
+                let (matrices, floats) = try ReducedStateDict.read(
+                    file, prefix: prefix, configuration: lstm, precision: precision)
+                for (name, matrix) in matrices { reduced[prefix + name] = matrix }
+                for (name, tensor) in floats { weights[prefix + name] = tensor }
+            }
+        }
+        try self.init(
+            configuration, backend: backend, seed: 0, weights: weights, precision: precision, reduced: reduced,
+            source: path)
+        metadata = file.metadata.filter {
+            !Self.reservedMetadataKeys.contains($0.key) && $0.key != ReducedStateDict.metadataKey
+        }
     }
 
     /// The configuration in `file`'s metadata, checked: the format, the version and
