@@ -2,6 +2,7 @@
 // process-wide variant (lstm_kernels_variant): an AVX-512 or AVX2+FMA body (compiled with a
 // function-level target attribute, so the build itself stays generic) or the portable body.
 #include "lstm_kernels.h"
+#include "lstm_reduced.h"
 #include <math.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,6 +43,8 @@ int lstm_kernels_supported(void) {
         mask |= 1 << LSTM_VARIANT_AVX2_VNNI;
     if (avx512) mask |= 1 << LSTM_VARIANT_AVX512;
     if (avx512 && f16c && __builtin_cpu_supports("avx512vnni")) mask |= 1 << LSTM_VARIANT_AVX512_VNNI;
+    // AMX: the CPU's AMX-INT8 and Linux's permission for the tile state (lstm_amx_usable asks).
+    if ((mask & (1 << LSTM_VARIANT_AVX512_VNNI)) && lstm_amx_usable()) mask |= 1 << LSTM_VARIANT_AVX512_AMX;
 #endif
     __atomic_store_n(&supported_state, mask, __ATOMIC_RELAXED);
     return mask;
@@ -65,7 +68,8 @@ int lstm_kernels_variant(void) {
 int lstm_kernels_float_variant(void) {
     switch (lstm_kernels_variant()) {
     case LSTM_VARIANT_AVX512:
-    case LSTM_VARIANT_AVX512_VNNI: return LSTM_VARIANT_AVX512;
+    case LSTM_VARIANT_AVX512_VNNI:
+    case LSTM_VARIANT_AVX512_AMX: return LSTM_VARIANT_AVX512;
     case LSTM_VARIANT_AVX2:
     case LSTM_VARIANT_AVX2_VNNI: return LSTM_VARIANT_AVX2;
     default: return LSTM_VARIANT_PORTABLE;

@@ -7,6 +7,7 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define LSTM_X86 1
@@ -25,9 +26,11 @@
 #endif
 #define INLINE static inline __attribute__((always_inline))
 
+// Panels a packed matrix is allocated with: its own rounded up to even, and 8 more of zeros, so
+// that a tile of up to 8 panels starting at any of its panels reads allocated memory.
 static int panel_count_even(int n) {
     const int panels = (n + PN - 1) / PN;
-    return (panels + 1) & ~1;
+    return ((panels + 1) & ~1) + 8;
 }
 
 // ---------------------------------------------------------------- conversions
@@ -110,10 +113,11 @@ static int has_f16c(void) {
 #endif
 }
 
-enum body { BODY_PORTABLE, BODY_AVX2, BODY_AVX2_VNNI, BODY_AVX512, BODY_AVX512_VNNI, BODY_AVX512_BF16 };
+enum body { BODY_PORTABLE, BODY_AVX2, BODY_AVX2_VNNI, BODY_AVX512, BODY_AVX512_VNNI, BODY_AVX512_BF16, BODY_AMX };
 
 static int s8_body(void) {
     switch (lstm_kernels_variant()) {
+    case LSTM_VARIANT_AVX512_AMX: return BODY_AMX;
     case LSTM_VARIANT_AVX512_VNNI: return BODY_AVX512_VNNI;
     case LSTM_VARIANT_AVX2_VNNI: return BODY_AVX2_VNNI;
     case LSTM_VARIANT_AVX512:
@@ -122,9 +126,51 @@ static int s8_body(void) {
     }
 }
 
+#ifdef LSTM_X86
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16"))) static double time_dpbf16(int rounds);
+__attribute__((target("avx512f,fma"))) static double time_fma_pairs(int rounds);
+#endif
+
+// -1 until measured; then 1 when vdpbf16ps computes bf16 products faster than the two FMAs per
+// pair of the emulation on this CPU (it does not on the Xeon here: ~42 GMAC/s against ~80 for
+// FMA, per core), else 0. lstm_bf16_set_hardware overrides it (tests).
+static int bf16_hardware_state = -1;
+
+static int bf16_hardware_faster(void) {
+    int state = __atomic_load_n(&bf16_hardware_state, __ATOMIC_RELAXED);
+    if (state >= 0) return state;
+#ifdef LSTM_X86
+    state = 0;
+    if (has_avx512_bf16()) {
+        double hardware = 1e30, emulated = 1e30;  // the best of 3, after a warm-up
+        for (int round = 0; round < 4; round++) {
+            const double h = time_dpbf16(2000), e = time_fma_pairs(2000);
+            if (round > 0 && h < hardware) hardware = h;
+            if (round > 0 && e < emulated) emulated = e;
+        }
+        state = hardware * 1.1 < emulated;  // both loops do the same number of MACs
+    }
+#else
+    state = 0;
+#endif
+    __atomic_store_n(&bf16_hardware_state, state, __ATOMIC_RELAXED);
+    return state;
+}
+
+int lstm_bf16_set_hardware(int use) {
+    if (use < 0) {
+        __atomic_store_n(&bf16_hardware_state, -1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (use && !has_avx512_bf16()) return -1;
+    __atomic_store_n(&bf16_hardware_state, use ? 1 : 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static int bf16_body(void) {
     switch (lstm_kernels_variant()) {
-    case LSTM_VARIANT_AVX512_VNNI: return has_avx512_bf16() ? BODY_AVX512_BF16 : BODY_AVX512;
+    case LSTM_VARIANT_AVX512_AMX:
+    case LSTM_VARIANT_AVX512_VNNI: return has_avx512_bf16() && bf16_hardware_faster() ? BODY_AVX512_BF16 : BODY_AVX512;
     case LSTM_VARIANT_AVX512: return BODY_AVX512;
     case LSTM_VARIANT_AVX2_VNNI:
     case LSTM_VARIANT_AVX2: return BODY_AVX2;
@@ -144,6 +190,7 @@ const char *lstm_reduced_body(int precision) {
     switch (precision) {
     case 0:
         switch (s8_body()) {
+        case BODY_AMX: return "avx512-amx (tdpbusd)";
         case BODY_AVX512_VNNI: return "avx512-vnni (vpdpbusd)";
         case BODY_AVX2_VNNI: return "avx-vnni (vpdpbusd)";
         case BODY_AVX2: return "avx2 (vpmaddwd)";
@@ -152,8 +199,8 @@ const char *lstm_reduced_body(int precision) {
     case 1:
         switch (bf16_body()) {
         case BODY_AVX512_BF16: return "avx512-bf16 (vdpbf16ps)";
-        case BODY_AVX512: return "avx512 (vdpbf16ps emulated by fma)";
-        case BODY_AVX2: return "avx2 (vdpbf16ps emulated by fma)";
+        case BODY_AVX512: return "avx512 (fma, vdpbf16ps's arithmetic)";
+        case BODY_AVX2: return "avx2 (fma, vdpbf16ps's arithmetic)";
         default: return "portable";
         }
     case 2:
@@ -168,7 +215,9 @@ const char *lstm_reduced_body(int precision) {
 
 // ---------------------------------------------------------------- int8: packing, quantization
 
-int lstm_s8_padded_k(int k) { return (k + 3) & ~3; }
+// k padded to a multiple of 64: whole AMX tiles of 64 bytes per row (and 16 groups of 4 for
+// vpdpbusd); the padding is zeros in the weights, so it adds nothing to any sum.
+int lstm_s8_padded_k(int k) { return (k + 63) & ~63; }
 
 size_t lstm_s8_packed_bytes(int n, int k) {
     return (size_t)panel_count_even(n) * PN * (size_t)lstm_s8_padded_k(k);
@@ -289,60 +338,187 @@ AVX512 INLINE void s8_store16(__m512i sum, const int32_t *comp, const float *ws,
     _mm512_mask_storeu_ps(c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c), value));
 }
 
-// A tile of MR (≤ 12) rows × 2 panels (32 columns) with vpdpbusd: 24 accumulators, 2 weight
-// vectors and a broadcast in the 32 zmm registers (12×2 measured fastest of 6×2 ... 14×2, 8×3,
-// 6×4 and 4×4 on the Xeon here, for M = 16, 64 and 1600).
-AVX512VNNI INLINE void s8_tile_vnni512(const int MR, int k4, const uint8_t *a, int lda, const float *as,
+// A tile of MR rows × NP panels with vpdpbusd (MR·NP ≤ 24 accumulators): 12 × 2 for row blocks
+// (measured fastest of 6×2 ... 14×2, 8×3, 6×4 and 4×4 on the Xeon here), and for the last rows
+// of a product wider tiles (3 × 8, 6 × 4), so that a single row still has 8 independent sums
+// in flight (a vpdpbusd's latency is ~5 cycles). Every output's sum is the same sequence of
+// vpdpbusd whatever the tile, so results do not depend on the tiling.
+AVX512VNNI INLINE void s8_tile_vnni512(const int MR, const int NP, int k4, const uint8_t *a, int lda, const float *as,
                                        const int8_t *w, const int32_t *comp, const float *ws, float *c, int ldc,
                                        int columns) {
-    __m512i acc[12][2];
-    UNROLL for (int r = 0; r < 12; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-    const int8_t *w1 = w + (size_t)PN * k4;
+    __m512i acc[12][8];
+    UNROLL for (int r = 0; r < 12; r++) UNROLL for (int p = 0; p < 8; p++) acc[r][p] = _mm512_setzero_si512();
     for (int kq = 0; kq < k4 / 4; kq++) {
-        const __m512i b0 = _mm512_loadu_si512(w + (size_t)kq * 64), b1 = _mm512_loadu_si512(w1 + (size_t)kq * 64);
+        __m512i b[8];
+        UNROLL for (int p = 0; p < 8; p++) if (p < NP) b[p] = _mm512_loadu_si512(w + (size_t)p * PN * k4 + (size_t)kq * 64);
         UNROLL for (int r = 0; r < 12; r++) {
             if (r < MR) {
                 int32_t word;
                 memcpy(&word, a + (size_t)r * lda + 4 * kq, 4);
                 const __m512i x = _mm512_set1_epi32(word);
-                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, b0);
-                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, b1);
+                UNROLL for (int p = 0; p < 8; p++) if (p < NP) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], x, b[p]);
             }
         }
     }
     UNROLL for (int r = 0; r < 12; r++) {
         if (r < MR) {
-            s8_store16(acc[r][0], comp, ws, as[r], c + (size_t)r * ldc, columns);
-            if (columns > 16) s8_store16(acc[r][1], comp + 16, ws + 16, as[r], c + (size_t)r * ldc + 16, columns - 16);
-        }
-    }
-}
-
-// Blocked for the caches: a block of columns (S8_COLUMN_BLOCK, its weights L2-resident) at a
-// time; within it each tile of 12 rows of A (L1-resident) meets every pair of panels in turn.
-#define S8_COLUMN_BLOCK 256
-AVX512VNNI static void s8_gemm_vnni512(int m, int n, int k4, const uint8_t *a, int lda, const float *as,
-                                       const int8_t *packed, const int32_t *comp, const float *ws, float *c, int ldc) {
-    for (int jb = 0; jb < n; jb += S8_COLUMN_BLOCK) {
-        const int jend = n - jb < S8_COLUMN_BLOCK ? n : jb + S8_COLUMN_BLOCK;
-        for (int i = 0; i < m; i += 12) {
-            const int rows = m - i < 12 ? m - i : 12;
-            for (int j = jb; j < jend; j += 2 * PN) {
-                const int8_t *w = packed + (size_t)(j / PN) * PN * k4;
-                const int columns = jend - j < 2 * PN ? jend - j : 2 * PN;
-                const uint8_t *ai = a + (size_t)i * lda;
-                float *ci = c + (size_t)i * ldc + j;
-                switch (rows) {
-#define TILE(R)                                                                                                   \
-    case R: s8_tile_vnni512(R, k4, ai, lda, as + i, w, comp + j, ws + j, ci, ldc, columns); break;
-                    TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) TILE(9) TILE(10) TILE(11) TILE(12)
-#undef TILE
-                default: break;
-                }
+            UNROLL for (int p = 0; p < 8; p++) {
+                if (p < NP && columns > 16 * p)
+                    s8_store16(acc[r][p], comp + 16 * p, ws + 16 * p, as[r], c + (size_t)r * ldc + 16 * p,
+                               columns - 16 * p);
             }
         }
     }
 }
+
+// The order the zmm bodies cover a product in, blocked for the caches: a block of
+// COLUMN_BLOCK columns (its weights L2-resident) at a time; within it each tile of rows of A
+// (L1-resident) meets every group of panels of the block in turn. TILE_CALL(MR, NP) runs one
+// tile at rows i, columns j (of which `columns` are wanted).
+#define COLUMN_BLOCK 256
+#define ZMM_TILES(TILE_CALL)                                                                                         \
+    for (int jb = 0; jb < n; jb += COLUMN_BLOCK) {                                                                   \
+        const int jend = n - jb < COLUMN_BLOCK ? n : jb + COLUMN_BLOCK;                                              \
+        for (int i = 0; i < m; i += 12) {                                                                            \
+            const int rows = m - i < 12 ? m - i : 12;                                                                \
+            const int np = rows <= 3 ? 8 : rows <= 6 ? 4 : 2;                                                        \
+            for (int j = jb; j < jend; j += np * PN) {                                                               \
+                const int columns = jend - j < np * PN ? jend - j : np * PN;                                         \
+                switch (rows) {                                                                                      \
+                case 1: TILE_CALL(1, 8); break;                                                                      \
+                case 2: TILE_CALL(2, 8); break;                                                                      \
+                case 3: TILE_CALL(3, 8); break;                                                                      \
+                case 4: TILE_CALL(4, 4); break;                                                                      \
+                case 5: TILE_CALL(5, 4); break;                                                                      \
+                case 6: TILE_CALL(6, 4); break;                                                                      \
+                case 7: TILE_CALL(7, 2); break;                                                                      \
+                case 8: TILE_CALL(8, 2); break;                                                                      \
+                case 9: TILE_CALL(9, 2); break;                                                                      \
+                case 10: TILE_CALL(10, 2); break;                                                                    \
+                case 11: TILE_CALL(11, 2); break;                                                                    \
+                default: TILE_CALL(12, 2); break;                                                                    \
+                }                                                                                                    \
+            }                                                                                                        \
+        }                                                                                                            \
+    }
+
+AVX512VNNI static void s8_gemm_vnni512(int m, int n, int k4, const uint8_t *a, int lda, const float *as,
+                                       const int8_t *packed, const int32_t *comp, const float *ws, float *c, int ldc) {
+#define S8_TILE(MR, NP)                                                                                             \
+    s8_tile_vnni512(MR, NP, k4, a + (size_t)i * lda, lda, as + i, packed + (size_t)(j / PN) * PN * k4, comp + j, ws + j, \
+                    c + (size_t)i * ldc + j, ldc, columns)
+    ZMM_TILES(S8_TILE)
+#undef S8_TILE
+}
+
+// ---------------------------------------------------------------- int8 with AMX
+
+#if defined(LSTM_X86) && defined(__linux__)
+#define LSTM_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+#define AMX __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
+
+// Whether this process may use AMX tiles: the CPU has AMX-INT8 and Linux grants the tile data
+// state on request (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16+). Asked once.
+static int amx_state = -1;
+
+int lstm_amx_usable(void) {
+    int state = __atomic_load_n(&amx_state, __ATOMIC_RELAXED);
+    if (state >= 0) return state;
+    __builtin_cpu_init();
+    state = 0;
+    if (__builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8")) {
+        const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+        state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    }
+    __atomic_store_n(&amx_state, state, __ATOMIC_RELAXED);
+    return state;
+}
+
+// The tile configuration (palette 1): tiles 0-3 C (int32 sums), 4-5 A (rows × 64 bytes), 6-7 B
+// (16 rows of 4 k × 16 outputs: one panel's 64 k, exactly the packed layout).
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+AMX static void amx_configure(int rows0, int rows1) {
+    amx_config config;
+    memset(&config, 0, sizeof config);
+    config.palette = 1;
+    const int rows[8] = {rows0, rows0, rows1, rows1, rows0, rows1, 16, 16};
+    for (int t = 0; t < 8; t++) {
+        config.rows[t] = (uint8_t)(rows[t] > 0 ? rows[t] : 1);
+        config.colsb[t] = 64;
+    }
+    _tile_loadconfig(&config);
+}
+
+// C[i, j] += dequantized sums for a block of up to 32 rows (rows0 + rows1) and 2 panels, k4 a
+// multiple of 64: A tiles of 16 rows × 64 k, B tiles of a panel's 64 k, 4 tdpbusd per chunk.
+AMX static void s8_block_amx(int rows0, int rows1, int k4, const uint8_t *a, int lda, const float *as,
+                             const int8_t *w, const int32_t *comp, const float *ws, float *c, int ldc, int columns) {
+    const int8_t *w1 = w + (size_t)PN * k4;
+    _tile_zero(0);
+    _tile_zero(1);
+    if (rows1 > 0) {
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    for (int kc = 0; kc < k4; kc += 64) {
+        _tile_loadd(4, a + kc, lda);
+        _tile_loadd(6, w + (size_t)kc * PN, 64);
+        _tile_loadd(7, w1 + (size_t)kc * PN, 64);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        if (rows1 > 0) {
+            _tile_loadd(5, a + (size_t)16 * lda + kc, lda);
+            _tile_dpbusd(2, 5, 6);
+            _tile_dpbusd(3, 5, 7);
+        }
+    }
+    int32_t sums[32][32];
+    _tile_stored(0, &sums[0][0], 128);
+    _tile_stored(1, &sums[0][16], 128);
+    if (rows1 > 0) {
+        _tile_stored(2, &sums[16][0], 128);
+        _tile_stored(3, &sums[16][16], 128);
+    }
+    for (int r = 0; r < rows0 + rows1; r++) {
+        s8_store16(_mm512_loadu_si512(&sums[r][0]), comp, ws, as[r], c + (size_t)r * ldc, columns);
+        if (columns > 16)
+            s8_store16(_mm512_loadu_si512(&sums[r][16]), comp + 16, ws + 16, as[r], c + (size_t)r * ldc + 16,
+                       columns - 16);
+    }
+}
+
+// Blocked as s8_gemm_vnni512: a block of COLUMN_BLOCK columns at a time, 32 rows of A against
+// each pair of its panels; the tiles are configured per shape of row block.
+AMX static void s8_gemm_amx(int m, int n, int k4, const uint8_t *a, int lda, const float *as, const int8_t *packed,
+                            const int32_t *comp, const float *ws, float *c, int ldc) {
+    int configured0 = -1, configured1 = -1;
+    for (int jb = 0; jb < n; jb += COLUMN_BLOCK) {
+        const int jend = n - jb < COLUMN_BLOCK ? n : jb + COLUMN_BLOCK;
+        for (int i = 0; i < m; i += 32) {
+            const int rows = m - i < 32 ? m - i : 32;
+            const int rows0 = rows < 16 ? rows : 16, rows1 = rows - rows0;
+            if (rows0 != configured0 || rows1 != configured1) {
+                amx_configure(rows0, rows1);
+                configured0 = rows0;
+                configured1 = rows1;
+            }
+            for (int j = jb; j < jend; j += 2 * PN) {
+                const int columns = jend - j < 2 * PN ? jend - j : 2 * PN;
+                s8_block_amx(rows0, rows1, k4, a + (size_t)i * lda, lda, as + i, packed + (size_t)(j / PN) * PN * k4,
+                             comp + j, ws + j, c + (size_t)i * ldc + j, ldc, columns);
+            }
+        }
+    }
+    _tile_release();
+}
+#endif
 
 // 8 lanes of the epilogue (ymm), masked to `count` by a scalar tail.
 AVX2 INLINE void s8_store8(__m256i sum, const int32_t *comp, const float *ws, float a_scale, float *c, int count) {
@@ -448,12 +624,28 @@ PANEL_LOOP(s8_tile_avx2, 4, AVX2, s8_gemm_avx2)
 #undef PANEL_LOOP
 #endif
 
+#ifndef LSTM_AMX
+int lstm_amx_usable(void) { return 0; }
+#endif
+
 void lstm_s8_gemm(int m, int n, int k, const uint8_t *a, int lda, const float *a_scales, const int8_t *packed,
                   const int32_t *compensation, const float *w_scales, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     const int k4 = lstm_s8_padded_k(k);
 #ifdef LSTM_X86
     switch (s8_body()) {
+#ifdef LSTM_AMX
+    case BODY_AMX:
+        // Below 4 rows a tile is mostly empty and the vpdpbusd tiles are faster (measured).
+        if (m >= 4) {
+            s8_gemm_amx(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc);
+        } else {
+            s8_gemm_vnni512(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc);
+        }
+        return;
+#else
+    case BODY_AMX:
+#endif
     case BODY_AVX512_VNNI: s8_gemm_vnni512(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc); return;
     case BODY_AVX2_VNNI: s8_gemm_avxvnni(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc); return;
     case BODY_AVX2: s8_gemm_avx2(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc); return;
@@ -483,28 +675,37 @@ void lstm_bf16_pack(const uint16_t *w, int n, int k, int ldw, uint16_t *packed) 
     }
 }
 
-void lstm_bf16_round_rows(const float *x, int m, int k, int ldx, uint16_t *out, int ldo) {
+int lstm_bf16_activation_bytes(void) { return bf16_body() == BODY_AVX512_BF16 ? 2 : 4; }
+
+void lstm_bf16_round_rows(const float *x, int m, int k, int ldx, void *out, int ldo) {
     const int k2 = lstm_bf16_padded_k(k);
+    const int packed = lstm_bf16_activation_bytes() == 2;
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
-        uint16_t *o = out + (size_t)i * ldo;
-        for (int j = 0; j < k; j++) o[j] = lstm_float_to_bf16(row[j]);
-        for (int j = k; j < k2; j++) o[j] = 0;
+        if (packed) {
+            uint16_t *o = (uint16_t *)out + (size_t)i * ldo;
+            for (int j = 0; j < k; j++) o[j] = lstm_float_to_bf16(row[j]);
+            for (int j = k; j < k2; j++) o[j] = 0;
+        } else {
+            float *o = (float *)out + (size_t)i * ldo;
+            for (int j = 0; j < k; j++) o[j] = lstm_bf16_to_float(lstm_float_to_bf16(row[j]));
+            for (int j = k; j < k2; j++) o[j] = 0.0f;
+        }
     }
 }
 
-static void bf16_gemm_portable(int m, int n, int k2, const uint16_t *a, int lda, const uint16_t *packed, float *c,
+static void bf16_gemm_portable(int m, int n, int k2, const float *a, int lda, const uint16_t *packed, float *c,
                                int ldc) {
     for (int j = 0; j < n; j++) {
         const uint16_t *panel = packed + (size_t)(j / PN) * PN * k2;
         const int r = j % PN;
         for (int i = 0; i < m; i++) {
-            const uint16_t *row = a + (size_t)i * lda;
+            const float *row = a + (size_t)i * lda;
             float s = 0.0f;
             for (int kp = 0; kp < k2 / 2; kp++) {
                 const uint16_t *pair = panel + (size_t)kp * PN * 2 + r * 2;
-                s = fmaf(lstm_bf16_to_float(row[2 * kp + 1]), lstm_bf16_to_float(pair[1]), s);
-                s = fmaf(lstm_bf16_to_float(row[2 * kp]), lstm_bf16_to_float(pair[0]), s);
+                s = fmaf(row[2 * kp + 1], lstm_bf16_to_float(pair[1]), s);
+                s = fmaf(row[2 * kp], lstm_bf16_to_float(pair[0]), s);
             }
             c[(size_t)i * ldc + j] += s;
         }
@@ -527,68 +728,62 @@ AVX2 INLINE void add8(__m256 s, float *c, int count) {
     for (int j = 0; j < count; j++) c[j] += lanes[j];
 }
 
-// MR rows × 2 panels with vdpbf16ps.
-AVX512BF16 INLINE void bf16_tile_hw(const int MR, int k2, const uint16_t *a, int lda, const uint16_t *w, float *c,
-                                   int ldc, int columns) {
-    __m512 acc[6][2];
-    UNROLL for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    const uint16_t *w1 = w + (size_t)PN * k2;
+// MR rows × NP panels with vdpbf16ps (tiles as s8_tile_vnni512's).
+AVX512BF16 INLINE void bf16_tile_hw(const int MR, const int NP, int k2, const uint16_t *a, int lda, const uint16_t *w,
+                                   float *c, int ldc, int columns) {
+    __m512 acc[12][8];
+    UNROLL for (int r = 0; r < 12; r++) UNROLL for (int p = 0; p < 8; p++) acc[r][p] = _mm512_setzero_ps();
     for (int kp = 0; kp < k2 / 2; kp++) {
-        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(w + (size_t)kp * 32);
-        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(w1 + (size_t)kp * 32);
-        UNROLL for (int r = 0; r < 6; r++) {
+        __m512bh b[8];
+        UNROLL for (int p = 0; p < 8; p++) if (p < NP) b[p] = (__m512bh)_mm512_loadu_si512(w + (size_t)p * PN * k2 + (size_t)kp * 32);
+        UNROLL for (int r = 0; r < 12; r++) {
             if (r < MR) {
                 int32_t word;
                 memcpy(&word, a + (size_t)r * lda + 2 * kp, 4);
                 const __m512bh x = (__m512bh)_mm512_set1_epi32(word);
-                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
-                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+                UNROLL for (int p = 0; p < 8; p++) if (p < NP) acc[r][p] = _mm512_dpbf16_ps(acc[r][p], x, b[p]);
             }
         }
     }
-    UNROLL for (int r = 0; r < 6; r++) {
-        if (r < MR) {
-            add16(acc[r][0], c + (size_t)r * ldc, columns);
-            if (columns > 16) add16(acc[r][1], c + (size_t)r * ldc + 16, columns - 16);
-        }
-    }
+    UNROLL for (int r = 0; r < 12; r++)
+        if (r < MR) UNROLL for (int p = 0; p < 8; p++)
+            if (p < NP && columns > 16 * p) add16(acc[r][p], c + (size_t)r * ldc + 16 * p, columns - 16 * p);
 }
 
-// The same arithmetic with AVX-512F: a bf16 pair widened to two float32 vectors (odd: the high
-// half of each 32-bit lane; even: the low half shifted up), two FMAs, odd first.
-AVX512 INLINE void bf16_tile_emulated512(const int MR, int k2, const uint16_t *a, int lda, const uint16_t *w,
-                                         float *c, int ldc, int columns) {
-    __m512 acc[6][2];
-    UNROLL for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    const uint16_t *w1 = w + (size_t)PN * k2;
+// The same arithmetic with AVX-512F: a bf16 pair of weights widened to two float32 vectors (odd:
+// the high half of each 32-bit lane; even: the low half shifted up), the activations already
+// float32 (bf16 values), two FMAs, odd first.
+AVX512 INLINE void bf16_tile_emulated512(const int MR, const int NP, int k2, const float *a, int lda,
+                                         const uint16_t *w, float *c, int ldc, int columns) {
+    __m512 acc[12][8];
+    UNROLL for (int r = 0; r < 12; r++) UNROLL for (int p = 0; p < 8; p++) acc[r][p] = _mm512_setzero_ps();
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     for (int kp = 0; kp < k2 / 2; kp++) {
-        const __m512i b0 = _mm512_loadu_si512(w + (size_t)kp * 32), b1 = _mm512_loadu_si512(w1 + (size_t)kp * 32);
-        const __m512 b0o = _mm512_castsi512_ps(_mm512_and_si512(b0, high));
-        const __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16));
-        const __m512 b1o = _mm512_castsi512_ps(_mm512_and_si512(b1, high));
-        const __m512 b1e = _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16));
-        UNROLL for (int r = 0; r < 6; r++) {
+        __m512 bo[8], be[8];
+        UNROLL for (int p = 0; p < 8; p++) {
+            if (p < NP) {
+                const __m512i b = _mm512_loadu_si512(w + (size_t)p * PN * k2 + (size_t)kp * 32);
+                bo[p] = _mm512_castsi512_ps(_mm512_and_si512(b, high));
+                be[p] = _mm512_castsi512_ps(_mm512_slli_epi32(b, 16));
+            }
+        }
+        UNROLL for (int r = 0; r < 12; r++) {
             if (r < MR) {
-                const uint16_t *pair = a + (size_t)r * lda + 2 * kp;
-                const __m512 xo = _mm512_set1_ps(lstm_bf16_to_float(pair[1]));
-                const __m512 xe = _mm512_set1_ps(lstm_bf16_to_float(pair[0]));
-                acc[r][0] = _mm512_fmadd_ps(xe, b0e, _mm512_fmadd_ps(xo, b0o, acc[r][0]));
-                acc[r][1] = _mm512_fmadd_ps(xe, b1e, _mm512_fmadd_ps(xo, b1o, acc[r][1]));
+                const float *pair = a + (size_t)r * lda + 2 * kp;
+                const __m512 xo = _mm512_set1_ps(pair[1]), xe = _mm512_set1_ps(pair[0]);
+                UNROLL for (int p = 0; p < 8; p++)
+                    if (p < NP) acc[r][p] = _mm512_fmadd_ps(xe, be[p], _mm512_fmadd_ps(xo, bo[p], acc[r][p]));
             }
         }
     }
-    UNROLL for (int r = 0; r < 6; r++) {
-        if (r < MR) {
-            add16(acc[r][0], c + (size_t)r * ldc, columns);
-            if (columns > 16) add16(acc[r][1], c + (size_t)r * ldc + 16, columns - 16);
-        }
-    }
+    UNROLL for (int r = 0; r < 12; r++)
+        if (r < MR) UNROLL for (int p = 0; p < 8; p++)
+            if (p < NP && columns > 16 * p) add16(acc[r][p], c + (size_t)r * ldc + 16 * p, columns - 16 * p);
 }
 
-// MR rows × 1 panel in ymm.
-AVX2 INLINE void bf16_tile_emulated256(const int MR, int k2, const uint16_t *a, int lda, const uint16_t *w,
-                                       float *c, int ldc, int columns) {
+// MR rows × 1 panel in ymm (activations float32, as the AVX-512 emulation).
+AVX2 INLINE void bf16_tile_emulated256(const int MR, int k2, const float *a, int lda, const uint16_t *w, float *c,
+                                       int ldc, int columns) {
     __m256 acc[4][2];
     UNROLL for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
@@ -601,9 +796,8 @@ AVX2 INLINE void bf16_tile_emulated256(const int MR, int k2, const uint16_t *a, 
         const __m256 b1e = _mm256_castsi256_ps(_mm256_slli_epi32(b1, 16));
         UNROLL for (int r = 0; r < 4; r++) {
             if (r < MR) {
-                const uint16_t *pair = a + (size_t)r * lda + 2 * kp;
-                const __m256 xo = _mm256_set1_ps(lstm_bf16_to_float(pair[1]));
-                const __m256 xe = _mm256_set1_ps(lstm_bf16_to_float(pair[0]));
+                const float *pair = a + (size_t)r * lda + 2 * kp;
+                const __m256 xo = _mm256_set1_ps(pair[1]), xe = _mm256_set1_ps(pair[0]);
                 acc[r][0] = _mm256_fmadd_ps(xe, b0e, _mm256_fmadd_ps(xo, b0o, acc[r][0]));
                 acc[r][1] = _mm256_fmadd_ps(xe, b1e, _mm256_fmadd_ps(xo, b1o, acc[r][1]));
             }
@@ -617,29 +811,26 @@ AVX2 INLINE void bf16_tile_emulated256(const int MR, int k2, const uint16_t *a, 
     }
 }
 
-// fp16 weights: 16 halves of one k widen to one zmm (a panel's 16 rows); FMA with a broadcast x.
-AVX512 INLINE void f16_tile512(const int MR, int k, const float *a, int lda, const uint16_t *w, float *c, int ldc,
-                               int columns) {
-    __m512 acc[6][2];
-    UNROLL for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    const uint16_t *w1 = w + (size_t)PN * k;
+// fp16 weights: 16 halves of one k widen to one zmm (a panel's 16 rows); FMA with a broadcast x
+// (tiles as s8_tile_vnni512's).
+AVX512 INLINE void f16_tile512(const int MR, const int NP, int k, const float *a, int lda, const uint16_t *w, float *c,
+                               int ldc, int columns) {
+    __m512 acc[12][8];
+    UNROLL for (int r = 0; r < 12; r++) UNROLL for (int p = 0; p < 8; p++) acc[r][p] = _mm512_setzero_ps();
     for (int kk = 0; kk < k; kk++) {
-        const __m512 b0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + (size_t)kk * PN)));
-        const __m512 b1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w1 + (size_t)kk * PN)));
-        UNROLL for (int r = 0; r < 6; r++) {
+        __m512 b[8];
+        UNROLL for (int p = 0; p < 8; p++)
+            if (p < NP) b[p] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + (size_t)p * PN * k + (size_t)kk * PN)));
+        UNROLL for (int r = 0; r < 12; r++) {
             if (r < MR) {
                 const __m512 x = _mm512_set1_ps(a[(size_t)r * lda + kk]);
-                acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+                UNROLL for (int p = 0; p < 8; p++) if (p < NP) acc[r][p] = _mm512_fmadd_ps(x, b[p], acc[r][p]);
             }
         }
     }
-    UNROLL for (int r = 0; r < 6; r++) {
-        if (r < MR) {
-            add16(acc[r][0], c + (size_t)r * ldc, columns);
-            if (columns > 16) add16(acc[r][1], c + (size_t)r * ldc + 16, columns - 16);
-        }
-    }
+    UNROLL for (int r = 0; r < 12; r++)
+        if (r < MR) UNROLL for (int p = 0; p < 8; p++)
+            if (p < NP && columns > 16 * p) add16(acc[r][p], c + (size_t)r * ldc + 16 * p, columns - 16 * p);
 }
 
 AVX2 INLINE void f16_tile256(const int MR, int k, const float *a, int lda, const uint16_t *w, float *c, int ldc,
@@ -665,46 +856,110 @@ AVX2 INLINE void f16_tile256(const int MR, int k, const float *a, int lda, const
     }
 }
 
-// The loop over column blocks (2 panels for the zmm tiles, 1 for the ymm ones) and row tiles.
+// The loop over the products' tiles, blocked for the caches as s8_gemm_vnni512: a block of
+// COLUMN_BLOCK columns (its weights L2-resident) at a time; each tile of MRMAX rows of A
+// (L1-resident) meets every group of PANELS panels of the block in turn.
 #define TILED_GEMM(NAME, ATTR, TILE, MRMAX, PANELS, ATYPE, KWIDTH)                                                   \
     ATTR static void NAME(int m, int n, int kw, const ATYPE *a, int lda, const uint16_t *packed, float *c, int ldc) { \
-        for (int j = 0; j < n; j += PANELS * PN) {                                                                   \
-            const uint16_t *w = packed + (size_t)(j / PN) * PN * kw;                                                 \
-            const int columns = n - j < PANELS * PN ? n - j : PANELS * PN;                                           \
-            int i = 0;                                                                                               \
-            for (; i + MRMAX <= m; i += MRMAX)                                                                       \
-                TILE(MRMAX, kw, a + (size_t)i * lda, lda, w, c + (size_t)i * ldc + j, ldc, columns);                 \
-            switch (m - i) {                                                                                         \
-            case 1: TILE(1, kw, a + (size_t)i * lda, lda, w, c + (size_t)i * ldc + j, ldc, columns); break;          \
-            case 2: TILE(2, kw, a + (size_t)i * lda, lda, w, c + (size_t)i * ldc + j, ldc, columns); break;          \
-            case 3: TILE(3, kw, a + (size_t)i * lda, lda, w, c + (size_t)i * ldc + j, ldc, columns); break;          \
-            case 4: TILE(4, kw, a + (size_t)i * lda, lda, w, c + (size_t)i * ldc + j, ldc, columns); break;          \
-            case 5: TILE(5, kw, a + (size_t)i * lda, lda, w, c + (size_t)i * ldc + j, ldc, columns); break;          \
-            default: break;                                                                                          \
+        for (int jb = 0; jb < n; jb += COLUMN_BLOCK) {                                                            \
+            const int jend = n - jb < COLUMN_BLOCK ? n : jb + COLUMN_BLOCK;                                    \
+            for (int i = 0; i < m; i += MRMAX) {                                                                     \
+                const int rows = m - i < MRMAX ? m - i : MRMAX;                                                      \
+                for (int j = jb; j < jend; j += PANELS * PN) {                                                       \
+                    const uint16_t *w = packed + (size_t)(j / PN) * PN * kw;                                         \
+                    const int columns = jend - j < PANELS * PN ? jend - j : PANELS * PN;                             \
+                    const ATYPE *ai = a + (size_t)i * lda;                                                           \
+                    float *ci = c + (size_t)i * ldc + j;                                                             \
+                    switch (rows) {                                                                                  \
+                    case 1: TILE(1, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 2: TILE(2, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 3: TILE(3, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 4: TILE(4, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 5: TILE(5, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 6: TILE(6, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 7: TILE(7, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 8: TILE(8, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 9: TILE(9, kw, ai, lda, w, ci, ldc, columns); break;                                        \
+                    case 10: TILE(10, kw, ai, lda, w, ci, ldc, columns); break;                                      \
+                    case 11: TILE(11, kw, ai, lda, w, ci, ldc, columns); break;                                      \
+                    case 12: TILE(12, kw, ai, lda, w, ci, ldc, columns); break;                                      \
+                    default: break;                                                                                  \
+                    }                                                                                                \
+                }                                                                                                    \
             }                                                                                                        \
         }                                                                                                            \
     }
-TILED_GEMM(bf16_gemm_hw, AVX512BF16, bf16_tile_hw, 6, 2, uint16_t, k2)
-TILED_GEMM(bf16_gemm_emulated512, AVX512, bf16_tile_emulated512, 6, 2, uint16_t, k2)
-TILED_GEMM(bf16_gemm_emulated256, AVX2, bf16_tile_emulated256, 4, 1, uint16_t, k2)
-TILED_GEMM(f16_gemm512, AVX512, f16_tile512, 6, 2, float, k)
+TILED_GEMM(bf16_gemm_emulated256, AVX2, bf16_tile_emulated256, 4, 1, float, k2)
 TILED_GEMM(f16_gemm256, AVX2, f16_tile256, 6, 1, float, k)
+
+#define ZMM_GEMM(NAME, ATTR, TILE, ATYPE)                                                                            \
+    ATTR static void NAME(int m, int n, int kw, const ATYPE *a, int lda, const uint16_t *packed, float *c, int ldc) { \
+        ZMM_TILES(ZMM_TILE_CALL)                                                                                     \
+    }
+#define ZMM_TILE_CALL(MR, NP)                                                                                        \
+    ZMM_TILE(MR, NP, kw, a + (size_t)i * lda, lda, packed + (size_t)(j / PN) * PN * kw, c + (size_t)i * ldc + j, ldc,    \
+             columns)
+#define ZMM_TILE bf16_tile_hw
+ZMM_GEMM(bf16_gemm_hw, AVX512BF16, bf16_tile_hw, uint16_t)
+#undef ZMM_TILE
+#define ZMM_TILE bf16_tile_emulated512
+ZMM_GEMM(bf16_gemm_emulated512, AVX512, bf16_tile_emulated512, float)
+#undef ZMM_TILE
+#define ZMM_TILE f16_tile512
+ZMM_GEMM(f16_gemm512, AVX512, f16_tile512, float)
+#undef ZMM_TILE
 #undef TILED_GEMM
 #endif
 
-void lstm_bf16_gemm(int m, int n, int k, const uint16_t *a, int lda, const uint16_t *packed, float *c, int ldc) {
+void lstm_bf16_gemm(int m, int n, int k, const void *a, int lda, const uint16_t *packed, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     const int k2 = lstm_bf16_padded_k(k);
 #ifdef LSTM_X86
     switch (bf16_body()) {
-    case BODY_AVX512_BF16: bf16_gemm_hw(m, n, k2, a, lda, packed, c, ldc); return;
-    case BODY_AVX512: bf16_gemm_emulated512(m, n, k2, a, lda, packed, c, ldc); return;
-    case BODY_AVX2: bf16_gemm_emulated256(m, n, k2, a, lda, packed, c, ldc); return;
+    case BODY_AVX512_BF16: bf16_gemm_hw(m, n, k2, (const uint16_t *)a, lda, packed, c, ldc); return;
+    case BODY_AVX512: bf16_gemm_emulated512(m, n, k2, (const float *)a, lda, packed, c, ldc); return;
+    case BODY_AVX2: bf16_gemm_emulated256(m, n, k2, (const float *)a, lda, packed, c, ldc); return;
     default: break;
     }
 #endif
-    bf16_gemm_portable(m, n, k2, a, lda, packed, c, ldc);
+    bf16_gemm_portable(m, n, k2, (const float *)a, lda, packed, c, ldc);
 }
+
+#ifdef LSTM_X86
+// The calibration loops of bf16_hardware_faster: `rounds` × 12 independent sums, the same MACs
+// (12 × 32 per round) by vdpbf16ps and by two FMAs per pair; seconds taken.
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16"))) static double time_dpbf16(int rounds) {
+    __m512 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80);
+    const double start = seconds_now();
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, x);
+        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]),
+                         "+v"(acc[6]), "+v"(acc[7]), "+v"(acc[8]), "+v"(acc[9]), "+v"(acc[10]), "+v"(acc[11]));
+    }
+    return seconds_now() - start;
+}
+
+__attribute__((target("avx512f,fma"))) static double time_fma_pairs(int rounds) {
+    __m512 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    const __m512 x = _mm512_set1_ps(1.0f);
+    const double start = seconds_now();
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(x, x, _mm512_fmadd_ps(x, x, acc[i]));
+        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]),
+                         "+v"(acc[6]), "+v"(acc[7]), "+v"(acc[8]), "+v"(acc[9]), "+v"(acc[10]), "+v"(acc[11]));
+    }
+    return seconds_now() - start;
+}
+#endif
 
 // ---------------------------------------------------------------- fp16
 

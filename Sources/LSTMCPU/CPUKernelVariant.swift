@@ -10,16 +10,17 @@ import Foundation
 /// (`avx512` needs AVX-512 F, BW, DQ, VL and FMA; `avx2` needs AVX2 and FMA; `portable` runs
 /// anywhere, Arm included). `avx2-vnni` and `avx512-vnni` run the float32 bodies of `avx2` and
 /// `avx512` and add, for the reduced-precision products (`ReducedPrecisionBodies`), AVX-VNNI
-/// (with F16C) and AVX-512 VNNI (with F16C, and AVX512-BF16 where the CPU has it). The
-/// environment variable `LSTM_GPU_CPU_ISA=portable|avx2|avx2-vnni|avx512|avx512-vnni`
-/// forces one; a value that is not one of these, or a variant this CPU lacks, makes the CPU
+/// (with F16C) and AVX-512 VNNI (with F16C, and AVX512-BF16 where the CPU has it);
+/// `avx512-amx` runs avx512-vnni's bodies with the int8 products on AMX tiles (it needs
+/// AMX-INT8 and Linux's permission for the tile state, asked for once). The environment variable
+/// `LSTM_GPU_CPU_ISA=portable|avx2|avx2-vnni|avx512|avx512-vnni|avx512-amx` forces one; a value that is not one of these, or a variant this CPU lacks, makes the CPU
 /// backend's forward and backward throw `LSTMError.invalidArgument` naming the variable, the
 /// value and what the CPU supports (`lstm-gpu` refuses it at start with exit code 2).
 ///
 /// For display (`lstm-gpu devices`, `bench`): `CPUKernelVariant.current.name`, e.g. "avx512",
 /// and `CPUKernelVariant.supported`.
 public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertible {
-    case portable = 0, avx2 = 1, avx2VNNI = 2, avx512 = 3, avx512VNNI = 4
+    case portable = 0, avx2 = 1, avx2VNNI = 2, avx512 = 3, avx512VNNI = 4, avx512AMX = 5
 
     /// The environment variable that forces a variant.
     public static let environmentVariable = "LSTM_GPU_CPU_ISA"
@@ -33,6 +34,7 @@ public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertib
         case .avx2VNNI: return "avx2-vnni"
         case .avx512: return "avx512"
         case .avx512VNNI: return "avx512-vnni"
+        case .avx512AMX: return "avx512-amx"
         }
     }
 
@@ -41,6 +43,9 @@ public enum CPUKernelVariant: Int, CaseIterable, Sendable, CustomStringConvertib
     /// Whether this variant has float32 bodies of its own (avx2-vnni and avx512-vnni run
     /// avx2's and avx512's: they differ only in the reduced-precision products).
     public var hasOwnFloatBodies: Bool { self == .portable || self == .avx2 || self == .avx512 }
+
+    /// Whether this variant has an int8 body of its own (avx512 runs avx2's vpmaddwd body).
+    public var hasOwnInt8Body: Bool { self != .avx512 }
 
     /// The variant named `name` (`name` of a case), or nil.
     public init?(name: String) {

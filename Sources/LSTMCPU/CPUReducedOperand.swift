@@ -91,7 +91,7 @@ final class CPUReducedOperand: @unchecked Sendable {
     func scratchBytes(rows m: Int) -> Int {
         switch precision {
         case .int8: return m * (convertedStride + 4)
-        case .bf16: return m * 2 * convertedStride
+        case .bf16: return m * 4 * convertedStride  // float32 bf16 values, or bf16 bits (2 bytes) for vdpbf16ps
         default: return 0
         }
     }
@@ -114,10 +114,10 @@ final class CPUReducedOperand: @unchecked Sendable {
                 a + range.lowerBound * lda, Int32(range.count), Int32(width), Int32(lda), q + range.lowerBound * stride,
                 Int32(stride), scales + range.lowerBound)
         case .bf16:
-            let out = scratch.assumingMemoryBound(to: UInt16.self)
+            let bytes = Int(lstm_bf16_activation_bytes())
             lstm_bf16_round_rows(
                 a + range.lowerBound * lda, Int32(range.count), Int32(width), Int32(lda),
-                out + range.lowerBound * stride, Int32(stride))
+                scratch + range.lowerBound * stride * bytes, Int32(stride))
         default: break
         }
     }
@@ -141,9 +141,9 @@ final class CPUReducedOperand: @unchecked Sendable {
                 packed.assumingMemoryBound(to: Int8.self) + j * stride, compensation! + j, scales! + j, c + j,
                 Int32(ldc))
         case .bf16:
-            let x = scratch!.assumingMemoryBound(to: UInt16.self)
+            let bytes = Int(lstm_bf16_activation_bytes())
             lstm_bf16_gemm(
-                Int32(m), Int32(columns.count), Int32(width), x + first * stride, Int32(stride),
+                Int32(m), Int32(columns.count), Int32(width), scratch! + first * stride * bytes, Int32(stride),
                 packed.assumingMemoryBound(to: UInt16.self) + j * stride, c + j, Int32(ldc))
         case .fp16:
             lstm_f16_gemm(

@@ -11,6 +11,8 @@
 //             (two 16-column panels of the shared packing)
 //   avx512-vnni avx512's float bodies; the reduced-precision ones also use AVX-512 VNNI, F16C
 //             and, where the CPU has it, AVX512-BF16 (lstm_reduced.h lists which body runs)
+//   avx512-amx avx512-vnni's bodies, with int8 products on AMX tiles (tdpbusd) where the CPU has
+//             AMX-INT8 and Linux grants the process the tile state
 // The Swift side (CPUKernelVariant) applies LSTM_GPU_CPU_ISA before the first kernel runs.
 #ifndef LSTM_KERNELS_H
 #define LSTM_KERNELS_H
@@ -36,7 +38,8 @@ typedef enum lstm_kernel_variant {
     LSTM_VARIANT_AVX2_VNNI = 2,
     LSTM_VARIANT_AVX512 = 3,
     LSTM_VARIANT_AVX512_VNNI = 4,
-    LSTM_VARIANT_COUNT = 5
+    LSTM_VARIANT_AVX512_AMX = 5,
+    LSTM_VARIANT_COUNT = 6
 } lstm_kernel_variant;
 
 /// The variants this processor (and OS) can run, from CPUID: bit v set for variant v.

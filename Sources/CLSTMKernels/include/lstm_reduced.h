@@ -10,11 +10,12 @@
 //   lstm_reduced_body                                      which body runs, for display
 //
 // Bodies by lstm_kernels_variant() (LSTM_GPU_CPU_ISA forces one), all giving the same numbers:
-//   int8  avx512-vnni: vpdpbusd (u8 × s8, zmm) · avx2-vnni: AVX-VNNI vpdpbusd (ymm) ·
+//   int8  avx512-amx: AMX tiles, tdpbusd (16 rows × 64 k per tile) · avx512-vnni: vpdpbusd (u8 × s8, zmm) · avx2-vnni: AVX-VNNI vpdpbusd (ymm) ·
 //         avx512, avx2: vpmaddwd on sign-extended 16-bit pairs (exact: no vpmaddubsw, whose
 //         16-bit sums saturate) · portable: C. Integer sums are exact in every body.
-//   bf16  avx512-vnni on a CPU with AVX512-BF16: vdpbf16ps · avx512, avx2: the same two fused
-//         multiply-adds per pair (odd element first, as vdpbf16ps) · portable: C with fmaf.
+//   bf16  avx512-vnni on a CPU with AVX512-BF16 where it is faster (measured once): vdpbf16ps ·
+//         otherwise avx512, avx2: the same two fused multiply-adds per pair (odd element first,
+//         as vdpbf16ps) · portable: C with fmaf.
 //   fp16  avx512*, avx2* with F16C: vcvtph2ps then FMA · portable: C (software conversion).
 //
 // Preconditions: m, n, k ≥ 0; `packed` may point at any panel boundary of a packed matrix and
@@ -26,7 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// k rounded up to a multiple of 4: the row width of quantized activations and packed int8 weights.
+/// Whether this process can use AMX (AMX-INT8 on the CPU, the tile state granted by Linux on
+/// first ask); 0 elsewhere.
+int lstm_amx_usable(void);
+
+/// k rounded up to a multiple of 64 (whole AMX tile rows): the row width of quantized
+/// activations and of packed int8 weights.
 int lstm_s8_padded_k(int k);
 
 /// Bytes of an [n, k] int8 matrix packed by lstm_s8_pack (an even number of 16-row panels).
@@ -61,13 +67,24 @@ size_t lstm_bf16_packed_count(int n, int k);
 /// packed[p][kp][r][0..1] = w[16p + r][2kp], w[16p + r][2kp + 1] (zeros past n and k).
 void lstm_bf16_pack(const uint16_t *w, int n, int k, int ldw, uint16_t *packed);
 
-/// out[i, :] = bf16 of x[i, :] (lstm_float_to_bf16), zero-padded to lstm_bf16_padded_k(k).
-void lstm_bf16_round_rows(const float *x, int m, int k, int ldx, uint16_t *out, int ldo);
+/// Bytes per element of bf16 activations as the body in force reads them: 2 (bf16 bits, the
+/// vdpbf16ps body) or 4 (float32 holding bf16 values, the FMA bodies).
+int lstm_bf16_activation_bytes(void);
+
+/// out[i, :] = x[i, :] rounded to bf16 (lstm_float_to_bf16), zero-padded to
+/// lstm_bf16_padded_k(k), in the body's form (lstm_bf16_activation_bytes); ldo in elements.
+void lstm_bf16_round_rows(const float *x, int m, int k, int ldx, void *out, int ldo);
 
 /// C[i, j] += s, where s starts at 0 and for each pair kp in order takes
 /// s = fma(a[2kp+1], w[2kp+1], s) then s = fma(a[2kp], w[2kp], s) (products of bf16 are exact
-/// in float32, so this is vdpbf16ps's arithmetic).
-void lstm_bf16_gemm(int m, int n, int k, const uint16_t *a, int lda, const uint16_t *packed, float *c, int ldc);
+/// in float32, so this is vdpbf16ps's arithmetic). `a`: rows from lstm_bf16_round_rows.
+void lstm_bf16_gemm(int m, int n, int k, const void *a, int lda, const uint16_t *packed, float *c, int ldc);
+
+/// Which bf16 body the avx512-vnni variant runs on a CPU with AVX512-BF16: by default (-1) the
+/// faster of vdpbf16ps and the FMA emulation, measured once with register-only loops (on the
+/// Xeon here vdpbf16ps gives about half the FMAs' rate); 1 forces vdpbf16ps, 0 the emulation.
+/// Returns -1 (and changes nothing) for 1 on a CPU without AVX512-BF16. For tests.
+int lstm_bf16_set_hardware(int use);
 
 /// uint16 elements of an [n, k] half matrix packed by lstm_f16_pack.
 size_t lstm_f16_packed_count(int n, int k);

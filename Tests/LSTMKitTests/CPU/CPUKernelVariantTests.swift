@@ -27,12 +27,14 @@ final class CPUKernelVariantTests: XCTestCase {
         XCTAssertEqual(supported.last, CPUKernelVariant.best)
         XCTAssertTrue(supported.contains(CPUKernelVariant.current))
         XCTAssertEqual(
-            CPUKernelVariant.allCases.map(\.name), ["portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni"])
+            CPUKernelVariant.allCases.map(\.name),
+            ["portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni", "avx512-amx"])
         for variant in CPUKernelVariant.allCases { XCTAssertEqual(CPUKernelVariant(name: variant.name), variant) }
         XCTAssertNil(CPUKernelVariant(name: "AVX2"))
         // AVX-512 here implies AVX2 (every AVX-512 CPU has AVX2 + FMA).
         if supported.contains(.avx512) { XCTAssertTrue(supported.contains(.avx2)) }
         if supported.contains(.avx512VNNI) { XCTAssertTrue(supported.contains(.avx512)) }
+        if supported.contains(.avx512AMX) { XCTAssertTrue(supported.contains(.avx512VNNI)) }
         if supported.contains(.avx2VNNI) { XCTAssertTrue(supported.contains(.avx2)) }
     }
 
@@ -43,7 +45,7 @@ final class CPUKernelVariantTests: XCTestCase {
             XCTAssertEqual(try CPUKernelVariant.resolve(variant.name).get(), variant)
         }
         for (value, supported, fragments) in [
-            ("bogus", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=bogus", "portable, avx2, avx2-vnni, avx512, avx512-vnni"]),
+            ("bogus", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=bogus", "portable, avx2, avx2-vnni, avx512, avx512-vnni, avx512-amx"]),
             ("AVX512", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=AVX512"]),
             (
                 "avx512", [.portable, .avx2],

@@ -95,12 +95,17 @@ final class ReducedPrecisionKernelTests: XCTestCase {
                     return c
                 }
                 let portable = try CPUKernelVariant.withVariant(.portable, run)
+                // bf16 on a CPU with AVX512-BF16: both the vdpbf16ps body and the FMA emulation.
+                let hardware: [Int32] = lstm_bf16_set_hardware(1) == 0 ? [0, 1] : [0]
+                defer { lstm_bf16_set_hardware(-1) }
                 for variant in CPUKernelVariant.supported {
-                    let ours = try CPUKernelVariant.withVariant(variant, run)
-                    let differing = zip(ours, portable).filter { $0.bitPattern != $1.bitPattern }.count
-                    XCTAssertEqual(
-                        differing, 0,
-                        "\(precision) M=\(m) N=\(n) K=\(k) [\(variant.name), \(ReducedPrecisionBodies.body(precision))]")
+                    for use in precision == .bf16 ? hardware : [0] {
+                        lstm_bf16_set_hardware(use)
+                        let ours = try CPUKernelVariant.withVariant(variant, run)
+                        let body = try CPUKernelVariant.withVariant(variant) { ReducedPrecisionBodies.body(precision) }
+                        let differing = zip(ours, portable).filter { $0.bitPattern != $1.bitPattern }.count
+                        XCTAssertEqual(differing, 0, "\(precision) M=\(m) N=\(n) K=\(k) [\(variant.name), \(body)]")
+                    }
                 }
                 // Against plain Swift: the products in the precision's own terms.
                 var worst: Float = 0
