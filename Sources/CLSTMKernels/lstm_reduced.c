@@ -963,6 +963,22 @@ __attribute__((target("avx512f,fma"))) static double time_fma_pairs(int rounds) 
 
 // ---------------------------------------------------------------- fp16
 
+#ifdef LSTM_X86
+// out[kk] = the float value of column[kk·16] for kk < k (one packed row's halves), 8 at a time.
+AVX2 static void widen_f16_column(const uint16_t *column, int k, float *out) {
+    int kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+        const __m128i halves = _mm_setr_epi16(
+            (short)column[(size_t)kk * PN], (short)column[(size_t)(kk + 1) * PN], (short)column[(size_t)(kk + 2) * PN],
+            (short)column[(size_t)(kk + 3) * PN], (short)column[(size_t)(kk + 4) * PN],
+            (short)column[(size_t)(kk + 5) * PN], (short)column[(size_t)(kk + 6) * PN],
+            (short)column[(size_t)(kk + 7) * PN]);
+        _mm256_storeu_ps(out + kk, _mm256_cvtph_ps(halves));
+    }
+    for (; kk < k; kk++) out[kk] = lstm_f16_to_float(column[(size_t)kk * PN]);
+}
+#endif
+
 size_t lstm_f16_packed_count(int n, int k) { return (size_t)panel_count_even(n) * PN * (size_t)k; }
 
 void lstm_f16_pack(const uint16_t *w, int n, int k, int ldw, uint16_t *packed) {
@@ -988,6 +1004,31 @@ static void f16_gemm_portable(int m, int n, int k, const float *a, int lda, cons
             for (int kk = 0; kk < k; kk++) s = fmaf(row[kk], lstm_f16_to_float(panel[(size_t)kk * PN + r]), s);
             c[(size_t)i * ldc + j] += s;
         }
+    }
+}
+
+void lstm_bf16_widen_rows(const uint16_t *packed, int k, int row0, int rows, float *out, int ldo) {
+    const int k2 = lstm_bf16_padded_k(k);
+    for (int i = 0; i < rows; i++) {
+        const int row = row0 + i;
+        const uint16_t *panel = packed + (size_t)(row / PN) * PN * k2;
+        float *o = out + (size_t)i * ldo;
+        for (int kk = 0; kk < k; kk++) o[kk] = lstm_bf16_to_float(panel[(size_t)(kk / 2) * PN * 2 + (row % PN) * 2 + kk % 2]);
+    }
+}
+
+void lstm_f16_widen_rows(const uint16_t *packed, int k, int row0, int rows, float *out, int ldo) {
+    for (int i = 0; i < rows; i++) {
+        const int row = row0 + i;
+        const uint16_t *panel = packed + (size_t)(row / PN) * PN * k;
+        float *o = out + (size_t)i * ldo;
+#ifdef LSTM_X86
+        if (has_f16c()) {
+            widen_f16_column(panel + row % PN, k, o);
+            continue;
+        }
+#endif
+        for (int kk = 0; kk < k; kk++) o[kk] = lstm_f16_to_float(panel[(size_t)kk * PN + row % PN]);
     }
 }
 

@@ -122,6 +122,24 @@ final class CPUReducedOperand: @unchecked Sendable {
         }
     }
 
+    /// Rows from which a bf16 or fp16 product widens its weights to float32 and runs OpenBLAS's
+    /// sgemm (the same products, bf16 × bf16 and half × float32 being exact in float32, summed
+    /// in OpenBLAS's order: the result agrees with the kernels' to float rounding): below it the
+    /// kernels, which read half the bytes, are faster; above it sgemm's blocking wins and the
+    /// widening (n·k values per call) is small beside the m·n·k products. Measured on the Xeon here
+    /// (the crossover lies between 100 and 400 rows of 512 to 1536 wide).
+    static let widenedRows = 256
+
+    /// Whether a product of `m` rows goes through sgemm on widened weights (bf16 needs its
+    /// activations as float32, which every body but vdpbf16ps keeps).
+    func widens(rows m: Int) -> Bool {
+        switch precision {
+        case .fp16: return m >= Self.widenedRows
+        case .bf16: return m >= Self.widenedRows && lstm_bf16_activation_bytes() == 4
+        default: return false
+        }
+    }
+
     /// C[i, columns] += converted(A)[first + i, :] · W[columns]ᵀ for i < m: `scratch` holds the
     /// `total` rows `convert` made (unused for fp16, which reads A's float rows from `a`, lda).
     /// `columns` must start at a 16-row panel boundary; `c` points at column 0 of C's first row.
@@ -132,6 +150,23 @@ final class CPUReducedOperand: @unchecked Sendable {
         guard m > 0, !columns.isEmpty else { return }
         precondition(columns.lowerBound % Int(LSTM_PANEL_ROWS) == 0, "a product's columns start at a panel")
         let j = columns.lowerBound, stride = convertedStride
+        if widens(rows: m) {
+            // W[columns] widened (exactly) into a temporary [columns, k], then one sgemm.
+            let widened = UnsafeMutablePointer<Float>.allocate(capacity: columns.count * max(width, 1))
+            defer { widened.deallocate() }
+            let bits = packed.assumingMemoryBound(to: UInt16.self)
+            if precision == .bf16 {
+                lstm_bf16_widen_rows(bits, Int32(width), Int32(j), Int32(columns.count), widened, Int32(width))
+            } else {
+                lstm_f16_widen_rows(bits, Int32(width), Int32(j), Int32(columns.count), widened, Int32(width))
+            }
+            let rows =
+                precision == .bf16 ? UnsafePointer(scratch!.assumingMemoryBound(to: Float.self)) + first * stride : a + first * lda
+            sgemm(
+                transposeB: true, m: m, n: columns.count, k: width, a: rows, lda: precision == .bf16 ? stride : lda,
+                b: widened, ldb: width, beta: 1, c: c + j, ldc: ldc)
+            return
+        }
         switch precision {
         case .int8:
             let q = scratch!.assumingMemoryBound(to: UInt8.self)

@@ -86,6 +86,12 @@ void lstm_bf16_gemm(int m, int n, int k, const void *a, int lda, const uint16_t 
 /// Returns -1 (and changes nothing) for 1 on a CPU without AVX512-BF16. For tests.
 int lstm_bf16_set_hardware(int use);
 
+/// out[i, 0..<k] = the float32 values of packed rows row0 + i (i < rows) of a bf16 / half matrix
+/// packed by lstm_bf16_pack / lstm_f16_pack (exact): for a product whose rows are many enough
+/// that OpenBLAS's sgemm on the widened weights is faster than the kernels.
+void lstm_bf16_widen_rows(const uint16_t *packed, int k, int row0, int rows, float *out, int ldo);
+void lstm_f16_widen_rows(const uint16_t *packed, int k, int row0, int rows, float *out, int ldo);
+
 /// uint16 elements of an [n, k] half matrix packed by lstm_f16_pack.
 size_t lstm_f16_packed_count(int n, int k);
 

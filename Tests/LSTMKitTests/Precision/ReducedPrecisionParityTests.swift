@@ -47,6 +47,10 @@ final class ReducedPrecisionParityTests: XCTestCase {
             ParityCase(
                 configuration: LSTMConfiguration(inputSize: 12, hiddenSize: 17, bias: false, cell: cifg),
                 sequenceLength: 4, batch: 2, lengths: nil, givenState: true),
+            // T·B = 320 rows: bf16 and fp16 input projections through sgemm on widened weights.
+            ParityCase(
+                configuration: LSTMConfiguration(inputSize: 20, hiddenSize: 24, numLayers: 2, bidirectional: true),
+                sequenceLength: 20, batch: 16, lengths: nil, givenState: false),
         ]
     }
 
