@@ -22,6 +22,7 @@ struct SampleCommand: ParsableCommand {
     var topK: Int?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 1
     @OptionGroup var engine: BackendOptions
+    @OptionGroup var precisionOption: PrecisionOption
     var backend: BackendKind { engine.backend }
     var device: String? { engine.device }
     @Flag(
@@ -35,6 +36,7 @@ struct SampleCommand: ParsableCommand {
 
     func validate() throws {
         try engine.requireModelBackend("sample")
+        try precisionOption.validate(backend: backend)
         guard length >= 0 else { throw ValidationError("--length must be at least 0, got \(length)") }
         guard length <= SizeLimits.maxCount else {
             throw ValidationError("--length must be at most \(SizeLimits.maxCount), got \(length)")
@@ -53,6 +55,7 @@ struct SampleCommand: ParsableCommand {
 
     func sample<Backend: ModelOps>(_ backend: Backend) throws {
         let (model, vocabulary) = try Checkpoint.loadModel(checkpoint, backend: backend)
+        if let precision = precisionOption.precision { try model.quantize(to: precision) }
         // Without --prompt: a newline (the start of a line), or what the vocabulary has first.
         let start =
             prompt?.text

@@ -88,7 +88,7 @@ public final class LanguageModel<Backend: ModelOps> {
     public let configuration: LanguageModelConfiguration
     public let backend: Backend
     public let embedding: Embedding<Backend>
-    public let lstm: LSTMStack<Backend>
+    public private(set) var lstm: LSTMStack<Backend>
     public let head: Linear<Backend>
     /// Every parameter, in checkpoint order.
     public private(set) var parameters: [Parameter<Backend.Buffer>] = []
@@ -113,6 +113,20 @@ public final class LanguageModel<Backend: ModelOps> {
         head = try Linear(
             backend: backend, inputSize: configuration.outputSize, outputSize: configuration.vocabularySize,
             name: "head", generator: &generator)
+        parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
+    }
+
+    /// Makes the model run its LSTM in `precision` (`Precision`) for inference (`sample`): the
+    /// LSTM's weight matrices quantized or rounded, the embedding and the head left float32.
+    /// Training it afterwards is refused; the backend must compute in `precision` (the CPU).
+    public func quantize(to precision: Precision) throws {
+        guard precision != lstm.precision else { return }
+        guard !lstm.precision.isReduced else {
+            throw LSTMError.invalidArgument(
+                "the language model is already \(lstm.precision); load its float32 checkpoint again")
+        }
+        lstm = try LSTMStack(
+            configuration: lstm.configuration, backend: backend, weights: lstm.parameterTensors(), precision: precision)
         parameters = [embedding.weight] + lstm.namedParameters(prefix: "lstm.") + [head.weight, head.bias]
     }
 
