@@ -37,6 +37,10 @@ public struct ApplicationSettings: Sendable {
     public var progress: ProgressReport.Style = .automatic
     /// Use only the first N examples of the file (a quick run, the test suite's slices); nil: all.
     public var limit: Int?
+    /// Also measure the best model's test figures with its LSTMs in these precisions (inference
+    /// on the CPU backend, `Precision`): figures named "<figure>@<precision>", e.g.
+    /// "test_accuracy@int8", from the same trained model and the same test split.
+    public var testPrecisions: [Precision] = []
 
     public init() {}
 
@@ -162,6 +166,35 @@ func standardCallbacks(_ settings: ApplicationSettings, bestModel: String, valid
     if let patience = settings.patience { callbacks.append(try EarlyStopping(monitor: monitor, patience: patience)) }
     if let log = settings.logPath { callbacks.append(EpochLog(path: log)) }
     return callbacks
+}
+
+/// The test figures `measure` gives for `best` quantized to each of `settings.testPrecisions`,
+/// named "<figure>@<precision>" (only the figures in `names`), each precision's said in one line.
+func precisionFigures<Model>(
+    _ best: Model, settings: ApplicationSettings, names: [String], say: (String) -> Void,
+    quantize: (Model, Precision) throws -> Model, measure: (Model) throws -> [String: Double]
+) throws -> [String: Double] {
+    var figures: [String: Double] = [:]
+    for precision in settings.testPrecisions where precision.isReduced {
+        let measured = try measure(quantize(best, precision))
+        var parts: [String] = []
+        for name in names {
+            guard let value = measured[name] else { continue }
+            figures["\(name)@\(precision)"] = value
+            parts.append("\(name) \(String(format: "%.4f", value))")
+        }
+        say("  with the LSTM weights in \(precision): " + parts.joined(separator: ", "))
+    }
+    return figures
+}
+
+extension SupervisedModel {
+    /// This model with its LSTMs in `precision` (`Sequential.quantized`), same loss and metadata.
+    func quantized(_ precision: Precision) throws -> SupervisedModel {
+        let model = try SupervisedModel(self.model.quantized(precision), loss: loss)
+        model.metadata = metadata
+        return model
+    }
 }
 
 /// `items` cut to `limit` (the first N) when given.

@@ -109,18 +109,28 @@ public enum Forecasting {
         ]
         let (history, best) = try fitAndKeepBest(model, training: training, validation: validation, settings: settings)
 
-        // Test figures in the series' units.
-        let output = try best.predict(testStarts.map(example))
-        let predicted = standardizer.invert(
-            try backend.read(output.buffer!, offset: 0, count: testStarts.count * horizon))
-        var model_ = [Double](repeating: 0, count: horizon), naive = 0.0, seasonal = 0.0
-        for (w, start) in testStarts.enumerated() {
+        // Test figures in the series' units: the model's MAE per step ahead, and the baselines'.
+        func absoluteErrors(_ model: SupervisedModel<Backend>) throws -> [Double] {
+            let output = try model.predict(testStarts.map(example))
+            let predicted = standardizer.invert(
+                try backend.read(output.buffer!, offset: 0, count: testStarts.count * horizon))
+            var errors = [Double](repeating: 0, count: horizon)
+            for (w, start) in testStarts.enumerated() {
+                var forecast = original[start + window - 1 + offset]
+                for j in 0..<horizon {
+                    let truth = original[start + window + j + offset]
+                    forecast = difference ? forecast + predicted[w * horizon + j] : predicted[w * horizon + j]
+                    errors[j] += abs(forecast - truth)
+                }
+            }
+            return errors
+        }
+        let model_ = try absoluteErrors(best)
+        var naive = 0.0, seasonal = 0.0
+        for start in testStarts {
             let last = original[start + window - 1 + offset]
-            var forecast = last
             for j in 0..<horizon {
                 let t = start + window + j + offset, truth = original[t]
-                forecast = difference ? forecast + predicted[w * horizon + j] : predicted[w * horizon + j]
-                model_[j] += abs(forecast - truth)
                 naive += abs(last - truth)
                 if let season { seasonal += abs(original[t - season * (1 + j / season)] - truth) }
             }
@@ -145,6 +155,10 @@ public enum Forecasting {
                 "  per step ahead: "
                     + perStep.enumerated().map { "\($0 + 1): \(String(format: "%.3f", $1))" }.joined(separator: ", "))
         }
+        let reduced = try precisionFigures(
+            best, settings: settings, names: ["test_mae"], say: say, quantize: { try $0.quantized($1) }
+        ) { model in ["test_mae": try absoluteErrors(model).reduce(0, +) / (count * Double(horizon))] }
+        figures.merge(reduced) { a, _ in a }
         return ApplicationReport(history: history, figures: figures, seconds: Date().timeIntervalSince(started))
     }
 }

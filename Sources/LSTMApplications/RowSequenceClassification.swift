@@ -88,12 +88,18 @@ public enum RowSequenceClassification {
         say(
             "test accuracy \(percent(measured.metricValue)) on \(held.count) rows (majority class: \(percent(baseline)))"
         )
+        let reduced = try precisionFigures(
+            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+        ) { model in
+            let outcome = try model.evaluate(held)
+            return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
+        }
         return ApplicationReport(
             history: history,
             figures: [
-                "test_accuracy": measured.metricValue, "baseline_accuracy": baseline,
+                "test_accuracy": measured.metricValue, "test_loss": measured.loss, "baseline_accuracy": baseline,
                 "validation_accuracy": bestValidationMetric(history),
-            ],
+            ].merging(reduced) { a, _ in a },
             seconds: Date().timeIntervalSince(started))
     }
 }

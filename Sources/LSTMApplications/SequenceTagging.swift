@@ -76,12 +76,18 @@ public enum SequenceTagging {
         say(
             "test accuracy \(percent(measured.metricValue)) per word on \(words.count) words "
                 + "(most frequent tag per word: \(percent(baseline)))")
+        let reduced = try precisionFigures(
+            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+        ) { model in
+            let outcome = try model.evaluate(examples(heldSentences))
+            return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
+        }
         return ApplicationReport(
             history: history,
             figures: [
-                "test_accuracy": measured.metricValue, "baseline_accuracy": baseline,
+                "test_accuracy": measured.metricValue, "test_loss": measured.loss, "baseline_accuracy": baseline,
                 "validation_accuracy": bestValidationMetric(history),
-            ],
+            ].merging(reduced) { a, _ in a },
             seconds: Date().timeIntervalSince(started))
     }
 }

@@ -82,14 +82,20 @@ public enum TextClassification {
                 "  \"\(item.text.prefix(70))\" → \(data.classNames[predicted]) (labelled \(data.classNames[item.label]))"
             )
         }
+        let reduced = try precisionFigures(
+            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+        ) { model in
+            let outcome = try model.evaluate(held)
+            return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
+        }
         return ApplicationReport(
             history: history,
             figures: [
-                "test_accuracy": measured.metricValue, "baseline_accuracy": baseline,
+                "test_accuracy": measured.metricValue, "test_loss": measured.loss, "baseline_accuracy": baseline,
                 "validation_accuracy": bestValidationMetric(history),
                 "vocabulary": Double(vocabulary.count), "training_examples": Double(training.count),
                 "test_examples": Double(test.count),
-            ],
+            ].merging(reduced) { a, _ in a },
             seconds: Date().timeIntervalSince(started))
     }
 }

@@ -77,16 +77,20 @@ public enum Translation {
         let test = try requireTest(
             limited(split.test, decoding.sentences).filter { !source.encode($0[0]).isEmpty }, of: pairs.count, settings)
         let testLoss = try best.evaluate(examples(test))
-        var hypotheses: [String] = []
-        for start in stride(from: 0, to: test.count, by: 64) {
-            let chunk = test[start..<min(start + 64, test.count)]
-            let ids = try best.translate(
-                chunk.map { source.encode($0[0]) },
-                // Twice the longest source plus 10 tokens: from the sources, never the references.
-                maxLength: 2 * (chunk.map { source.encode($0[0]).count }.max() ?? 0) + 10,
-                beamWidth: decoding.beamWidth)
-            hypotheses += try ids.map { try detokenized(target.decode($0), tokenization) }
+        func translations(_ model: Seq2Seq<Backend>) throws -> [String] {
+            var hypotheses: [String] = []
+            for start in stride(from: 0, to: test.count, by: 64) {
+                let chunk = test[start..<min(start + 64, test.count)]
+                let ids = try model.translate(
+                    chunk.map { source.encode($0[0]) },
+                    // Twice the longest source plus 10 tokens: from the sources, never the references.
+                    maxLength: 2 * (chunk.map { source.encode($0[0]).count }.max() ?? 0) + 10,
+                    beamWidth: decoding.beamWidth)
+                hypotheses += try ids.map { try detokenized(target.decode($0), tokenization) }
+            }
+            return hypotheses
         }
+        let hypotheses = try translations(best)
         let references = test.map { $0[1] }, sources = test.map { $0[0] }
         let chrf = characterF(hypotheses: hypotheses, references: references)
         let copy = characterF(hypotheses: sources, references: references)
@@ -104,12 +108,20 @@ public enum Translation {
             }
             say("translations in \(prefix).hyp (references \(prefix).ref): scripts/translation-score \(prefix)")
         }
+        let reduced = try precisionFigures(
+            best, settings: settings, names: ["chrf", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+        ) { model in
+            [
+                "chrf": characterF(hypotheses: try translations(model), references: references),
+                "test_loss": try model.evaluate(examples(test)).loss,
+            ]
+        }
         return ApplicationReport(
             history: history,
             figures: [
                 "chrf": chrf, "copy_chrf": copy, "test_loss": testLoss.loss, "test_sentences": Double(test.count),
                 "validation_token_accuracy": bestValidationMetric(history),
-            ],
+            ].merging(reduced) { a, _ in a },
             seconds: Date().timeIntervalSince(started))
     }
 }

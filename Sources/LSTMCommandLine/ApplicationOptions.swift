@@ -73,6 +73,34 @@ public struct ApplicationOptions: ParsableArguments {
     public var bidirectional = false
     @Option(help: "Pool a classifier's steps by last, mean or max (default: the application's).")
     public var pooling: String?
+    @Option(
+        help: ArgumentHelp(
+            "Also test the best model with its LSTM weights in these precisions, comma-separated: bf16, fp16, int8 "
+                + "(CPU backend; figures <name>@<precision>).", valueName: "list"))
+    public var testPrecision: String?
+
+    /// Refuses `--test-precision` on OpenCL, which computes in fp32 only.
+    public func validatePrecision(backend: BackendKind) throws {
+        if testPrecision != nil, backend == .opencl {
+            throw ValidationError(
+                "--test-precision runs the quantized model on the CPU backend; OpenCL computes in fp32 only")
+        }
+    }
+
+    /// `--test-precision` parsed (reduced precisions, in the order given).
+    public var testPrecisions: [Precision] {
+        get throws {
+            guard let testPrecision else { return [] }
+            var out: [Precision] = []
+            for item in testPrecision.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+                guard let precision = Precision(name: item), precision.isReduced else {
+                    throw ValidationError("--test-precision: '\(item)' is not one of bf16, fp16, int8")
+                }
+                if !out.contains(precision) { out.append(precision) }
+            }
+            return out
+        }
+    }
 
     public init() {}
 
@@ -86,6 +114,7 @@ public struct ApplicationOptions: ParsableArguments {
         if let pooling, PoolingMode(name: pooling) == nil {
             throw ValidationError("--pooling must be last, mean or max, got '\(pooling)'")
         }
+        _ = try testPrecisions
     }
 
     /// The options given, as written, for refusals of options a task does not use.
@@ -93,6 +122,7 @@ public struct ApplicationOptions: ParsableArguments {
         let values: [(Any?, String)] = [
             (patience, "--patience"), (validationFraction, "--validation-fraction"),
             (testFraction, "--test-fraction"), (limit, "--limit"), (pooling, "--pooling"),
+            (testPrecision, "--test-precision"),
         ]
         return values.compactMap { $0.0 == nil ? nil : $0.1 } + (noEarlyStop ? ["--no-early-stop"] : [])
             + (bidirectional ? ["--bidirectional"] : [])
@@ -125,6 +155,7 @@ extension ApplicationSettings {
         validationFraction = application.validationFraction ?? validationFraction
         testFraction = application.testFraction ?? testFraction
         limit = application.limit
+        testPrecisions = try application.testPrecisions
         modelPath = output.checkpoint
         resume = output.resume
         logPath = output.log
@@ -166,6 +197,7 @@ public struct ApplicationProgramOptions: ParsableArguments {
         program: String, settings defaults: ApplicationSettings, unused: [String] = [], reason: String = ""
     ) throws {
         try engine.requireModelBackend(program)
+        try application.validatePrecision(backend: engine.backend)
         let given = sizes.given + application.given + (cell.given == nil ? [] : ["the cell options"])
         for option in ["--proj-size"] + unused where given.contains(option) {
             throw ValidationError(

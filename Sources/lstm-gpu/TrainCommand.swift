@@ -52,6 +52,7 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         try engine.requireModelBackend("train")
+        try application.validatePrecision(backend: engine.backend)
         try CommandEntry.validating { try SettingBounds.count(threads, "--threads", minimum: 1) }
         if task == .lm { try validateLanguageModel() } else { try validateTask() }
     }

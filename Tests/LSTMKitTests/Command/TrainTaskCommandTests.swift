@@ -61,6 +61,30 @@ final class TrainTaskCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/slice.hyp"))
     }
 
+    /// `--test-precision`: the best model tested again with its LSTM in each precision, one line
+    /// each, the figure close to float32's; refused for lm and on OpenCL before any training.
+    func testTestPrecisionTestsTheBestModelInEachPrecision() throws {
+        let folder = try temporaryFolder()
+        let result = try run(
+            [
+                "train", "--task", "forecast", "--data", appFixtureFolder + "/sunspots.csv", "--epochs", "2",
+                "--checkpoint", folder + "/f.safetensors", "--test-precision", "int8,bf16",
+            ] + small)
+        XCTAssertEqual(result.status, 0, result.output)
+        let mae = { (line: Substring) in Double(line.split(separator: " ").last!)! }
+        let lines = result.output.split(separator: "\n")
+        let float = try XCTUnwrap(lines.first { $0.hasPrefix("test MAE ") }, result.output)
+        let floatMAE = Double(float.split(separator: " ")[2])!
+        for precision in ["int8", "bf16"] {
+            let line = try XCTUnwrap(
+                lines.first { $0.contains("with the LSTM weights in \(precision): test_mae") }, result.output)
+            XCTAssertLessThan(abs(mae(line) - floatMAE), 0.03 * floatMAE + 0.01, String(line))
+        }
+        let refused = try run(["train", "--task", "forecast", "--data", "x.csv", "--test-precision", "int8", "--backend", "opencl"])
+        XCTAssertEqual(refused.status, 64, refused.output)
+        XCTAssertTrue(refused.output.contains("OpenCL computes in fp32 only"), refused.output)
+    }
+
     func testResumeContinuesTheFit() throws {
         let folder = try temporaryFolder()
         let checkpoint = folder + "/forecast.safetensors"
