@@ -71,6 +71,9 @@ public struct CPUInfo: Sendable, Codable, Equatable {
     public var blasError: String?
     /// The variant of LSTMKit's own CPU kernels (`CPUInfo.kernelVariant`).
     public var kernels: String
+    /// The body each reduced precision's products run (`ReducedPrecisionBodies`), by precision
+    /// name ("int8": "avx512-amx (tdpbusd)", …); nil in rows written before it was recorded.
+    public var reducedBodies: [String: String]? = nil
 
     /// The CPU path now (loads the BLAS library if nothing has yet).
     public static var current: CPUInfo {
@@ -84,7 +87,9 @@ public struct CPUInfo: Sendable, Codable, Equatable {
             blasLibrary: string(lstm_blas_path()), blasVersion: string(lstm_blas_config()),
             blasCore: string(lstm_blas_corename()),
             blasCoreChosenBy: blas.error == nil ? blas.chosenBy : "none",
-            blasRequestedCore: blas.requestedCore, blasError: blas.error, kernels: kernelVariant)
+            blasRequestedCore: blas.requestedCore, blasError: blas.error, kernels: kernelVariant,
+            reducedBodies: Dictionary(
+                uniqueKeysWithValues: [Precision.int8, .bf16, .fp16].map { ($0.rawValue, ReducedPrecisionBodies.body($0)) }))
     }
 
     /// The variant of LSTMKit's own CPU kernels (Sources/CLSTMKernels) that runs: "avx2" or "portable".
@@ -155,8 +160,15 @@ public struct CPUInfo: Sendable, Codable, Equatable {
     public var details: [String] {
         var lines = [
             "[cpu] \(model)  (--backend cpu)",
-            "    threads \(threads) of \(maximumThreads) cores; LSTMKit kernels \(kernels)",
+            "    threads \(threads) of \(maximumThreads) cores; LSTMKit kernels \(kernels) (here: "
+                + CPUKernelVariant.supported.map(\.name).joined(separator: ", ") + ")",
         ]
+        if let reducedBodies {
+            lines.append(
+                "    reduced precision (inference): "
+                    + ["int8", "bf16", "fp16"].compactMap { name in reducedBodies[name].map { "\(name) \($0)" } }
+                    .joined(separator: "; "))
+        }
         if let blasLibrary {
             lines.append("    BLAS \(blasLibrary)" + (blasVersion.map { ": \($0)" } ?? ""))
             if let blasCore {
