@@ -89,7 +89,8 @@ public enum RowSequenceClassification {
             "test accuracy \(percent(measured.metricValue)) on \(held.count) rows (majority class: \(percent(baseline)))"
         )
         let reduced = try precisionFigures(
-            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say,
+            quantize: { try $0.quantized($1) }
         ) { model in
             let outcome = try model.evaluate(held)
             return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]

@@ -77,7 +77,8 @@ public enum SequenceTagging {
             "test accuracy \(percent(measured.metricValue)) per word on \(words.count) words "
                 + "(most frequent tag per word: \(percent(baseline)))")
         let reduced = try precisionFigures(
-            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say,
+            quantize: { try $0.quantized($1) }
         ) { model in
             let outcome = try model.evaluate(examples(heldSentences))
             return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]

@@ -171,7 +171,8 @@ extension CPUBackend {
     /// h[rows, outputs] = W_hr[outputs] · r[rows] (r = o·tanh c [B, H], h [B, Hout]): float32
     /// weights `float` [P, H] through sgemm, or the `reduced` operand through its kernels.
     func project(
-        rows: Range<Int>, outputs: Range<Int>, r: UnsafePointer<Float>, h: Int, into hidden: UnsafeMutablePointer<Float>,
+        rows: Range<Int>, outputs: Range<Int>, r: UnsafePointer<Float>, h: Int,
+        into hidden: UnsafeMutablePointer<Float>,
         hout: Int, float: UnsafePointer<Float>?, reduced: CPUReducedOperand?, scratch: UnsafeMutableRawPointer?
     ) {
         let first = rows.lowerBound

@@ -89,7 +89,9 @@ public struct CPUInfo: Sendable, Codable, Equatable {
             blasCoreChosenBy: blas.error == nil ? blas.chosenBy : "none",
             blasRequestedCore: blas.requestedCore, blasError: blas.error, kernels: kernelVariant,
             reducedBodies: Dictionary(
-                uniqueKeysWithValues: [Precision.int8, .bf16, .fp16].map { ($0.rawValue, ReducedPrecisionBodies.body($0)) }))
+                uniqueKeysWithValues: [Precision.int8, .bf16, .fp16].map {
+                    ($0.rawValue, ReducedPrecisionBodies.body($0))
+                }))
     }
 
     /// The variant of LSTMKit's own CPU kernels (Sources/CLSTMKernels) that runs: "avx2" or "portable".

@@ -161,7 +161,8 @@ final class CPUReducedOperand: @unchecked Sendable {
                 lstm_f16_widen_rows(bits, Int32(width), Int32(j), Int32(columns.count), widened, Int32(width))
             }
             let rows =
-                precision == .bf16 ? UnsafePointer(scratch!.assumingMemoryBound(to: Float.self)) + first * stride : a + first * lda
+                precision == .bf16
+                ? UnsafePointer(scratch!.assumingMemoryBound(to: Float.self)) + first * stride : a + first * lda
             sgemm(
                 transposeB: true, m: m, n: columns.count, k: width, a: rows, lda: precision == .bf16 ? stride : lda,
                 b: widened, ldb: width, beta: 1, c: c + j, ldc: ldc)
@@ -214,7 +215,9 @@ struct CPUReducedDirection {
             guard let layout else { return nil }
             var source = [Int](repeating: 0, count: 4 * layout.hiddenSize)
             for gate in 0..<4 {
-                for j in 0..<layout.hiddenSize { source[layout.column(gate: gate, unit: j)] = gate * layout.hiddenSize + j }
+                for j in 0..<layout.hiddenSize {
+                    source[layout.column(gate: gate, unit: j)] = gate * layout.hiddenSize + j
+                }
             }
             return source
         }

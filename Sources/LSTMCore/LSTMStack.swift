@@ -57,7 +57,9 @@ public final class LSTMStack<Backend: LSTMBackend> {
         }
         for (name, shape) in configuration.parameterSpecs {
             if isReducedMatrixName(name) {
-                guard let matrix = reducedMatrices[name] else { throw LSTMError.missingTensor(name: name, file: source) }
+                guard let matrix = reducedMatrices[name] else {
+                    throw LSTMError.missingTensor(name: name, file: source)
+                }
                 guard matrix.shape == shape else {
                     throw LSTMError.shapeMismatch(what: "\(source): '\(name)'", expected: shape, got: matrix.shape)
                 }

@@ -145,7 +145,9 @@ public final class ReducedMatrix: @unchecked Sendable {
     }
 
     /// A bf16 or fp16 matrix from stored 16-bit patterns [rows·columns].
-    public init(halfBits bits: [UInt16], precision: Precision, rows: Int, columns: Int, name: String, source: String)
+    public init(
+        halfBits bits: [UInt16], precision: Precision, rows: Int, columns: Int, name: String, source: String
+    )
         throws
     {
         guard precision == .bf16 || precision == .fp16 else {

@@ -212,7 +212,8 @@ public struct SafeTensorsFile {
         }
         let offset = dataStart + entry.range.lowerBound
         let values = bytes.withUnsafeBytes { raw in
-            Array(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + entry.range.count)]).bindMemory(to: Int8.self))
+            Array(
+                UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + entry.range.count)]).bindMemory(to: Int8.self))
         }
         return (entry.shape, values)
     }

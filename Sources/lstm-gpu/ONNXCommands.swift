@@ -186,7 +186,8 @@ struct RunCommand: ParsableCommand {
         _ lstm: LSTM, _ x: Tensor, h0: Tensor?, c0: Tensor?, lengths: [Int]?, chunk: Int
     ) throws -> (output: Tensor, hn: Tensor, cn: Tensor) {
         let c = lstm.configuration
-        let (steps, batch, width) = c.batchFirst ? (x.shape[1], x.shape[0], x.shape[2]) : (x.shape[0], x.shape[1], x.shape[2])
+        let (steps, batch, width) =
+            c.batchFirst ? (x.shape[1], x.shape[0], x.shape[2]) : (x.shape[0], x.shape[1], x.shape[2])
         let stream = try lstm.makeStream(batch: batch, h0: h0, c0: c0)
         let sequenceMajor = c.batchFirst ? x.swappingOuterDimensions() : x  // [T, B, I]
         var output: [Float] = []

@@ -227,7 +227,9 @@ public final class Seq2Seq<Backend: ModelOps> {
                 var matrices: [String: ReducedMatrix] = [:]
                 var floats: [String: Tensor] = [:]
                 for (name, _) in configuration.parameterSpecs {
-                    if let matrix = reduced[prefix + name] { matrices[name] = matrix } else {
+                    if let matrix = reduced[prefix + name] {
+                        matrices[name] = matrix
+                    } else {
                         floats[name] = try weights?[prefix + name].unwrapped(or: prefix + name)
                     }
                 }
@@ -244,7 +246,8 @@ public final class Seq2Seq<Backend: ModelOps> {
                         })
                 } ?? configuration.initialWeights(seed: seed)
             return try LSTMLayer(
-                stack: LSTMStack(configuration: configuration, backend: backend, weights: initial, precision: precision),
+                stack: LSTMStack(
+                    configuration: configuration, backend: backend, weights: initial, precision: precision),
                 seed: seed)
         }
         encoder = try lstm("encoder.", c.encoderConfiguration, seed &+ 1)

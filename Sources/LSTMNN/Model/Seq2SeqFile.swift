@@ -44,7 +44,10 @@ extension Seq2Seq {
         var tensors: [(name: String, value: SafeTensorsValue)] = []
         for p in parameters where !(precision.isReduced && p.name.contains("coder.")) {
             tensors.append(
-                (p.name, .float32(try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count)))))
+                (
+                    p.name,
+                    .float32(try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count)))
+                ))
         }
         var own = ["format": "pt", Seq2SeqArchitecture.metadataKey: json]
         if precision.isReduced {

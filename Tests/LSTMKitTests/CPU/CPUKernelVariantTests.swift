@@ -45,7 +45,10 @@ final class CPUKernelVariantTests: XCTestCase {
             XCTAssertEqual(try CPUKernelVariant.resolve(variant.name).get(), variant)
         }
         for (value, supported, fragments) in [
-            ("bogus", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=bogus", "portable, avx2, avx2-vnni, avx512, avx512-vnni, avx512-amx"]),
+            (
+                "bogus", CPUKernelVariant.supported,
+                ["LSTM_GPU_CPU_ISA=bogus", "portable, avx2, avx2-vnni, avx512, avx512-vnni, avx512-amx"]
+            ),
             ("AVX512", CPUKernelVariant.supported, ["LSTM_GPU_CPU_ISA=AVX512"]),
             (
                 "avx512", [.portable, .avx2],

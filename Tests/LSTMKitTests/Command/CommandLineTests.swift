@@ -85,7 +85,9 @@ final class CommandLineTests: XCTestCase {
                 XCTAssertLessThan(row.parityMaxAbs, 0.05, "\(row.precision!) is close to float32")
             }
         }
-        let table = try run(["bench", "--shape", "16,24,3,4", "--repeat", "1", "--backend", "cpu", "--precision", "int8"])
+        let table = try run([
+            "bench", "--shape", "16,24,3,4", "--repeat", "1", "--backend", "cpu", "--precision", "int8",
+        ])
         XCTAssertEqual(table.status, 0, table.output)
         XCTAssertTrue(table.output.contains("int8") && table.output.contains("inference only"), table.output)
         let bad = try run(["bench", "--precision", "int4", "--list"])

@@ -68,7 +68,9 @@ final class QuantizeCommandTests: XCTestCase {
         ])
         XCTAssertEqual(opencl.status, 64, opencl.output)
         XCTAssertTrue(opencl.output.contains("OpenCL computes in fp32 only"), opencl.output)
-        let same = try run(["quantize", folder + "/lstm.safetensors", "--to", "fp32", "--output", folder + "/x.safetensors"])
+        let same = try run([
+            "quantize", folder + "/lstm.safetensors", "--to", "fp32", "--output", folder + "/x.safetensors",
+        ])
         XCTAssertEqual(same.status, 64, same.output)
         let overwrite = try run([
             "quantize", folder + "/lstm.safetensors", "--to", "int8", "--output", folder + "/lstm.safetensors",

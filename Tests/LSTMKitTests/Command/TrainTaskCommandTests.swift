@@ -80,7 +80,9 @@ final class TrainTaskCommandTests: XCTestCase {
                 lines.first { $0.contains("with the LSTM weights in \(precision): test_mae") }, result.output)
             XCTAssertLessThan(abs(mae(line) - floatMAE), 0.03 * floatMAE + 0.01, String(line))
         }
-        let refused = try run(["train", "--task", "forecast", "--data", "x.csv", "--test-precision", "int8", "--backend", "opencl"])
+        let refused = try run([
+            "train", "--task", "forecast", "--data", "x.csv", "--test-precision", "int8", "--backend", "opencl",
+        ])
         XCTAssertEqual(refused.status, 64, refused.output)
         XCTAssertTrue(refused.output.contains("OpenCL computes in fp32 only"), refused.output)
     }

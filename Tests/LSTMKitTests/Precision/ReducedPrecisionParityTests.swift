@@ -98,7 +98,8 @@ final class ReducedPrecisionParityTests: XCTestCase {
             var rounded = weights
             for (name, tensor) in weights where isReducedMatrixName(name) {
                 rounded[name] = try Tensor(
-                    shape: tensor.shape, scalars: tensor.scalars.map { HalfPrecision.float(half: HalfPrecision.half($0)) })
+                    shape: tensor.shape,
+                    scalars: tensor.scalars.map { HalfPrecision.float(half: HalfPrecision.half($0)) })
             }
             let shape =
                 c.batchFirst
@@ -109,7 +110,8 @@ final class ReducedPrecisionParityTests: XCTestCase {
             let model = try LSTM(c, weights: weights).quantized(.fp16)
             XCTAssertEqual(model.precision, .fp16)
             let ours = try model.forward(input, lengths: testCase.lengths)
-            assertClose(ours.output, expected.output, "case \(index) fp16 = fp32 on rounded weights", tolerance: .outputs)
+            assertClose(
+                ours.output, expected.output, "case \(index) fp16 = fp32 on rounded weights", tolerance: .outputs)
             XCTAssertEqual(try model.weights(), rounded, "weights() gives the stored values widened")
         }
     }
