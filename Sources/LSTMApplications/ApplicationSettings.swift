@@ -188,6 +188,19 @@ func precisionFigures<Model>(
     return figures
 }
 
+/// `precisionFigures` of a classifier or tagger: its accuracy and loss on `held`.
+func evaluatedPrecisionFigures<Backend: ModelOps>(
+    _ best: SupervisedModel<Backend>, on held: [LabelledSequence], settings: ApplicationSettings,
+    say: (String) -> Void
+) throws -> [String: Double] {
+    try precisionFigures(
+        best, settings: settings, names: ["test_accuracy", "test_loss"], say: say, quantize: { try $0.quantized($1) }
+    ) { model in
+        let outcome = try model.evaluate(held)
+        return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
+    }
+}
+
 extension SupervisedModel {
     /// This model with its LSTMs in `precision` (`Sequential.quantized`), same loss and metadata.
     func quantized(_ precision: Precision) throws -> SupervisedModel {

@@ -88,13 +88,7 @@ public enum RowSequenceClassification {
         say(
             "test accuracy \(percent(measured.metricValue)) on \(held.count) rows (majority class: \(percent(baseline)))"
         )
-        let reduced = try precisionFigures(
-            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say,
-            quantize: { try $0.quantized($1) }
-        ) { model in
-            let outcome = try model.evaluate(held)
-            return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
-        }
+        let reduced = try evaluatedPrecisionFigures(best, on: held, settings: settings, say: say)
         return ApplicationReport(
             history: history,
             figures: [

@@ -76,13 +76,7 @@ public enum SequenceTagging {
         say(
             "test accuracy \(percent(measured.metricValue)) per word on \(words.count) words "
                 + "(most frequent tag per word: \(percent(baseline)))")
-        let reduced = try precisionFigures(
-            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say,
-            quantize: { try $0.quantized($1) }
-        ) { model in
-            let outcome = try model.evaluate(examples(heldSentences))
-            return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
-        }
+        let reduced = try evaluatedPrecisionFigures(best, on: examples(heldSentences), settings: settings, say: say)
         return ApplicationReport(
             history: history,
             figures: [

@@ -82,13 +82,7 @@ public enum TextClassification {
                 "  \"\(item.text.prefix(70))\" → \(data.classNames[predicted]) (labelled \(data.classNames[item.label]))"
             )
         }
-        let reduced = try precisionFigures(
-            best, settings: settings, names: ["test_accuracy", "test_loss"], say: say,
-            quantize: { try $0.quantized($1) }
-        ) { model in
-            let outcome = try model.evaluate(held)
-            return ["test_accuracy": outcome.metricValue, "test_loss": outcome.loss]
-        }
+        let reduced = try evaluatedPrecisionFigures(best, on: held, settings: settings, say: say)
         return ApplicationReport(
             history: history,
             figures: [

@@ -71,23 +71,9 @@ extension CPUBackend {
                 (gates.pointer + r * gateWidth + projected.lowerBound).update(
                     from: bias.pointer + projected.lowerBound, count: projected.count)
             }
-            let x = job.input.buffer.pointer + job.input.offset
-            if let reduced, let convertedInput {
-                // The T·B rows converted once (each member its share), then this member's columns.
-                if reduced.input.converts {
-                    reduced.input.convert(
-                        rows: crew.share(rows), of: rows, a: x, lda: job.input.rowStride, into: convertedInput[0])
-                    crew.sync()
-                }
-                reduced.input.multiplyAdd(
-                    m: rows, of: rows, scratch: convertedInput[0], a: x, lda: job.input.rowStride, columns: projected,
-                    c: gates.pointer, ldc: gateWidth)
-            } else if let inputWeights {
-                sgemm(
-                    transposeB: true, m: rows, n: projected.count, k: inputSize, a: x, lda: job.input.rowStride,
-                    b: inputWeights + projected.lowerBound * inputSize, ldb: inputSize,
-                    beta: 1, c: gates.pointer + projected.lowerBound, ldc: gateWidth)
-            }
+            self.projectInput(
+                job, crew: crew, columns: projected, into: gates.pointer, ldc: gateWidth, float: inputWeights,
+                reduced: reduced.map { ($0.input, convertedInput!) })
             if byBatch { crew.sync() }  // every column of this member's rows is projected
             var (hidden, nextHidden, cell, nextCell) = (
                 states.0.pointer, states.1.pointer, states.2.pointer, states.3.pointer
@@ -165,6 +151,31 @@ extension CPUBackend {
                 swap(&cell, &nextCell)
             }
             self.writeFinalStates(job, hidden: hidden, cell: cell, rows: members, outputs: outputs, units: units)
+        }
+    }
+
+    /// A member's share of a direction's input projection: gates[all T·B rows, columns] +=
+    /// X · W_ih[columns]ᵀ, through sgemm on the float32 weights `float` [G·H, In] (in the
+    /// gates' column order), or the reduced operand, whose conversion of the rows is shared by
+    /// the crew (each member converts its share into `converted`, then they meet).
+    func projectInput(
+        _ job: DirectionForward<CPUBackend>, crew: Crew, columns: Range<Int>, into gates: UnsafeMutablePointer<Float>,
+        ldc: Int, float: UnsafePointer<Float>?, reduced: (operand: CPUReducedOperand, converted: ScratchMemory)?
+    ) {
+        let (rows, inputSize, lda) = (job.shape.rows, job.shape.layerInputSize, job.input.rowStride)
+        let x = job.input.buffer.pointer + job.input.offset
+        if let (operand, converted) = reduced {
+            if operand.converts {
+                operand.convert(rows: crew.share(rows), of: rows, a: x, lda: lda, into: converted[0])
+                crew.sync()
+            }
+            operand.multiplyAdd(
+                m: rows, of: rows, scratch: converted[0], a: x, lda: lda, columns: columns, c: gates, ldc: ldc)
+        } else if let float {
+            sgemm(
+                transposeB: true, m: rows, n: columns.count, k: inputSize, a: x, lda: lda,
+                b: float + columns.lowerBound * inputSize, ldb: inputSize, beta: 1, c: gates + columns.lowerBound,
+                ldc: ldc)
         }
     }
 

@@ -42,9 +42,7 @@ extension CPUBackend {
     /// Prepares one direction's forward with cell options; returns what each thread runs.
     func optionsForwardBody(_ job: DirectionForward<CPUBackend>) -> (Crew) -> Void {
         let s = job.shape
-        let (steps, batch, h, hout, inputSize) = (
-            s.sequenceLength, s.batch, s.hiddenSize, s.outputSize, s.layerInputSize
-        )
+        let (steps, batch, h, hout) = (s.sequenceLength, s.batch, s.hiddenSize, s.outputSize)
         let (gateWidth, rows, gateCount) = (s.gateWidth, s.rows, s.cell.gateCount)
         let w = job.weights
         let bias = summedBias(w, width: gateWidth)
@@ -85,22 +83,9 @@ extension CPUBackend {
                     row.update(repeating: 0, count: columns.count)
                 }
             }
-            let x = job.input.buffer.pointer + job.input.offset
-            if let reduced, let convertedInput {
-                if reduced.input.converts {
-                    reduced.input.convert(
-                        rows: crew.share(rows), of: rows, a: x, lda: job.input.rowStride, into: convertedInput[0])
-                    crew.sync()
-                }
-                reduced.input.multiplyAdd(
-                    m: rows, of: rows, scratch: convertedInput[0], a: x, lda: job.input.rowStride, columns: columns,
-                    c: gates.pointer, ldc: gateWidth)
-            } else if let inputWeights {
-                sgemm(
-                    transposeB: true, m: rows, n: columns.count, k: inputSize, a: x, lda: job.input.rowStride,
-                    b: inputWeights + columns.lowerBound * inputSize, ldb: inputSize,
-                    beta: 1, c: gates.pointer + columns.lowerBound, ldc: gateWidth)
-            }
+            self.projectInput(
+                job, crew: crew, columns: columns, into: gates.pointer, ldc: gateWidth, float: inputWeights,
+                reduced: reduced.map { ($0.input, convertedInput!) })
             crew.sync()  // every column of every row is projected
             let members = crew.share(batch), first = members.lowerBound
             var (hidden, nextHidden, cell, nextCell) = (
