@@ -153,8 +153,10 @@ static int bf16_hardware_faster(void) {
 #else
     state = 0;
 #endif
-    __atomic_store_n(&bf16_hardware_state, state, __ATOMIC_RELAXED);
-    return state;
+    // Threads that measured at once agree on the first result stored.
+    int unset = -1;
+    __atomic_compare_exchange_n(&bf16_hardware_state, &unset, state, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&bf16_hardware_state, __ATOMIC_ACQUIRE);
 }
 
 int lstm_bf16_set_hardware(int use) {
@@ -229,7 +231,7 @@ void lstm_s8_pack(const int8_t *w, int n, int k, int ldw, int8_t *packed, int32_
         int8_t *panel = packed + (size_t)p * PN * k4;
         for (int r = 0; r < PN; r++) {
             const int row = PN * p + r;
-            int32_t sum = 0;
+            int32_t sum = 0;  // |Σ| ≤ 127·k: 128·Σ fits int32 for k ≤ LSTM_S8_MAX_K
             for (int kk = 0; kk < k4; kk++) {
                 const int8_t v = (row < n && kk < k) ? w[(size_t)row * ldw + kk] : 0;
                 panel[(size_t)(kk / 4) * PN * 4 + r * 4 + kk % 4] = v;
@@ -248,12 +250,14 @@ static void quantize_row_portable(const float *x, int k, int k4, uint8_t *q, flo
         if (!(a <= FLT_MAX)) finite = 0;
         else if (a > amax) amax = a;
     }
-    if (!finite || amax == 0.0f) {
+    // A row whose largest value is below 127 / FLT_MAX (about 3.7e-37) has no finite inverse
+    // scale: it quantizes as a row of zeros (scale 0), as the Swift rule does.
+    const float inverse = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+    if (!finite || !(inverse <= FLT_MAX) || amax == 0.0f) {
         memset(q, 128, (size_t)k4);
         *scale = finite ? 0.0f : NAN;
         return;
     }
-    const float inverse = 127.0f / amax;
     for (int j = 0; j < k; j++) {
         float v = nearbyintf(x[j] * inverse);
         v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
@@ -282,12 +286,13 @@ AVX512 static void quantize_row_avx512(const float *x, int k, int k4, uint8_t *q
         amax = _mm512_max_ps(amax, a);
     }
     const float top = _mm512_reduce_max_ps(amax);
-    if (finite != 0xffff || top == 0.0f) {
+    const float scalar_inverse = finite == 0xffff && top > 0.0f ? 127.0f / top : 0.0f;
+    if (finite != 0xffff || top == 0.0f || !(scalar_inverse <= FLT_MAX)) {  // as quantize_row_portable
         memset(q, 128, (size_t)k4);
         *scale = finite != 0xffff ? NAN : 0.0f;
         return;
     }
-    const __m512 inverse = _mm512_set1_ps(127.0f / top);
+    const __m512 inverse = _mm512_set1_ps(scalar_inverse);
     const __m512i low = _mm512_set1_epi32(-127), high = _mm512_set1_epi32(127), offset = _mm512_set1_epi32(128);
     for (j = 0; j < k; j += 16) {
         const __mmask16 m = k - j >= 16 ? 0xffff : (__mmask16)((1u << (k - j)) - 1);
@@ -423,16 +428,33 @@ AVX512VNNI static void s8_gemm_vnni512(int m, int n, int k4, const uint8_t *a, i
 // state on request (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16+). Asked once.
 static int amx_state = -1;
 
+// Whether the CPU has AMX-INT8 and the kernel supports the tile state (ARCH_GET_XCOMP_SUPP,
+// which changes nothing); the process asks for the state itself only before its first AMX
+// product (amx_permitted), so a process that never runs one keeps its signal frames small.
 int lstm_amx_usable(void) {
     int state = __atomic_load_n(&amx_state, __ATOMIC_RELAXED);
     if (state >= 0) return state;
     __builtin_cpu_init();
     state = 0;
     if (__builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8")) {
-        const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
-        state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+        const long ARCH_GET_XCOMP_SUPP = 0x1021, XFEATURE_XTILEDATA = 18;
+        unsigned long long features = 0;
+        state = syscall(SYS_arch_prctl, ARCH_GET_XCOMP_SUPP, &features) == 0 &&
+                (features & (1ull << XFEATURE_XTILEDATA)) != 0;
     }
     __atomic_store_n(&amx_state, state, __ATOMIC_RELAXED);
+    return state;
+}
+
+// -1 until asked; then whether Linux granted this process the AMX tile state.
+static int amx_permission = -1;
+
+static int amx_permitted(void) {
+    int state = __atomic_load_n(&amx_permission, __ATOMIC_ACQUIRE);
+    if (state >= 0) return state;
+    const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+    state = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    __atomic_store_n(&amx_permission, state, __ATOMIC_RELEASE);
     return state;
 }
 
@@ -636,8 +658,9 @@ void lstm_s8_gemm(int m, int n, int k, const uint8_t *a, int lda, const float *a
     switch (s8_body()) {
 #ifdef LSTM_AMX
     case BODY_AMX:
-        // Below 4 rows a tile is mostly empty and the vpdpbusd tiles are faster (measured).
-        if (m >= 4) {
+        // Below 4 rows a tile is mostly empty and the vpdpbusd tiles are faster (measured); where
+        // Linux refuses the tile state, vpdpbusd too (the same numbers).
+        if (m >= 4 && amx_permitted()) {
             s8_gemm_amx(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc);
         } else {
             s8_gemm_vnni512(m, n, k4, a, lda, a_scales, packed, compensation, w_scales, c, ldc);
@@ -1035,7 +1058,7 @@ void lstm_f16_widen_rows(const uint16_t *packed, int k, int row0, int rows, floa
         const uint16_t *panel = packed + (size_t)(row / PN) * PN * k;
         float *o = out + (size_t)i * ldo;
 #ifdef LSTM_X86
-        if (has_f16c()) {
+        if (f16_body() != BODY_PORTABLE) {  // the variant in force has F16C and AVX2
             widen_f16_column(panel + row % PN, k, o);
             continue;
         }

@@ -165,12 +165,6 @@ public struct CPUInfo: Sendable, Codable, Equatable {
             "    threads \(threads) of \(maximumThreads) cores; LSTMKit kernels \(kernels) (here: "
                 + CPUKernelVariant.supported.map(\.name).joined(separator: ", ") + ")",
         ]
-        if let reducedBodies {
-            lines.append(
-                "    reduced precision (inference): "
-                    + ["int8", "bf16", "fp16"].compactMap { name in reducedBodies[name].map { "\(name) \($0)" } }
-                    .joined(separator: "; "))
-        }
         if let blasLibrary {
             lines.append("    BLAS \(blasLibrary)" + (blasVersion.map { ": \($0)" } ?? ""))
             if let blasCore {
@@ -184,6 +178,12 @@ public struct CPUInfo: Sendable, Codable, Equatable {
             }
         } else {
             lines.append("    BLAS none: \(blasError ?? "not loaded") (the CPU path cannot run)")
+        }
+        if let reducedBodies {
+            lines.append(
+                "    reduced precision (inference): "
+                    + ["int8", "bf16", "fp16"].compactMap { name in reducedBodies[name].map { "\(name) \($0)" } }
+                    .joined(separator: "; "))
         }
         return lines
     }

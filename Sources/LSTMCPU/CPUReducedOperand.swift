@@ -28,7 +28,8 @@ final class CPUReducedOperand: @unchecked Sendable {
         let source = sourceRow ?? Array(0..<n)
         switch matrix.precision {
         case .int8:
-            let panelRows = lstm_s8_packed_bytes(Int32(n), 1) / 4  // even panels × 16 (k pads to 4)
+            // Rows the packing covers (its panels, rounded up and padded: see lstm_s8_packed_bytes).
+            let panelRows = lstm_s8_packed_bytes(Int32(n), 1) / 4
             let packed = UnsafeMutableRawPointer.allocate(
                 byteCount: max(lstm_s8_packed_bytes(Int32(n), Int32(k)), 1), alignment: 64)
             let compensation = UnsafeMutablePointer<Int32>.allocate(capacity: panelRows)
@@ -46,6 +47,9 @@ final class CPUReducedOperand: @unchecked Sendable {
             }
             (self.packed, self.compensation, self.scales) = (packed, compensation, scales)
         case .bf16, .fp16:
+            // Which bf16 body runs (and so the activations' form) is decided here, on one thread,
+            // before any crew converts rows.
+            if matrix.precision == .bf16 { _ = lstm_bf16_activation_bytes() }
             let count =
                 matrix.precision == .bf16
                 ? lstm_bf16_packed_count(Int32(n), Int32(k)) : lstm_f16_packed_count(Int32(n), Int32(k))
@@ -78,7 +82,7 @@ final class CPUReducedOperand: @unchecked Sendable {
         matrix.derived("cpu." + key) { CPUReducedOperand(matrix, sourceRow: sourceRow()) }
     }
 
-    /// Elements per converted row: int8 bytes (k padded to 4), bf16 halves (k padded to 2).
+    /// Elements per converted row: int8 bytes (k padded to 64), bf16 elements (k padded to 2).
     private var convertedStride: Int {
         switch precision {
         case .int8: return Int(lstm_s8_padded_k(Int32(width)))

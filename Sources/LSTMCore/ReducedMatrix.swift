@@ -6,8 +6,9 @@ import Synchronization
 public enum Int8Quantization {
     /// Symmetric quantization of one row (one weight row, or one sequence's activation vector at
     /// one step): amax = max |x|, scale = amax / 127, q = round-half-even(x · (127 / amax)),
-    /// clamped to [−127, 127] (all in float32, in this order). A row of zeros gives q = 0 and
-    /// scale 0; a row holding NaN or ±Inf gives scale NaN (every product of the row is NaN).
+    /// clamped to [−127, 127] (all in float32, in this order). A row of zeros, or one whose amax
+    /// is below 127 / `Float.greatestFiniteMagnitude` (≈ 3.7e-37: no finite inverse), gives q = 0
+    /// and scale 0; a row holding NaN or ±Inf gives scale NaN (every product of the row is NaN).
     public static func quantize(_ row: UnsafeBufferPointer<Float>) -> (values: [Int8], scale: Float) {
         var amax: Float = 0
         var finite = true
@@ -16,8 +17,10 @@ public enum Int8Quantization {
             if !(a <= .greatestFiniteMagnitude) { finite = false } else if a > amax { amax = a }
         }
         guard finite else { return ([Int8](repeating: 0, count: row.count), .nan) }
-        guard amax > 0 else { return ([Int8](repeating: 0, count: row.count), 0) }
-        let inverse = 127 / amax
+        let inverse = amax > 0 ? 127 / amax : 0
+        guard amax > 0, inverse <= .greatestFiniteMagnitude else {
+            return ([Int8](repeating: 0, count: row.count), 0)
+        }
         let values = row.map { x -> Int8 in Int8(min(max((x * inverse).rounded(.toNearestOrEven), -127), 127)) }
         return (values, amax / 127)
     }
@@ -52,6 +55,12 @@ public enum HalfPrecision {
 
     /// The largest finite half, 65504: weights beyond it cannot be stored in fp16.
     public static let largestHalf: Float = 65504
+
+    /// bfloat16 bits with a subnormal value made ±0 (as `bfloat16(_:)` rounds, and as
+    /// `vdpbf16ps` reads its operands), so stored values mean the same to every body.
+    public static func flushingSubnormal(bfloat16 bits: UInt16) -> UInt16 {
+        bits & 0x7f80 == 0 ? bits & 0x8000 : bits
+    }
 }
 
 /// One weight matrix [rows, columns] in a reduced precision (`Precision.bf16`, `.fp16` or
@@ -87,6 +96,7 @@ public final class ReducedMatrix: @unchecked Sendable {
             throw LSTMError.invalidArgument("'\(name)' must be a matrix to quantize, got shape \(tensor.shape)")
         }
         let (rows, columns) = (tensor.shape[0], tensor.shape[1])
+        if precision == .int8 { try Self.requireInt8Width(columns, name: name) }
         (self.precision, self.rows, self.columns) = (precision, rows, columns)
         switch precision {
         case .int8:
@@ -126,7 +136,7 @@ public final class ReducedMatrix: @unchecked Sendable {
     /// An int8 matrix from stored values and scales, checked: `values` [rows·columns], `scales`
     /// [rows], every scale positive and finite (`name` and `source` are for errors).
     public init(int8 values: [Int8], scales: [Float], rows: Int, columns: Int, name: String, source: String) throws {
-        guard values.count == rows * columns else {
+        guard rows >= 0, columns >= 0, values.count == rows * columns else {
             throw LSTMError.corruptFile(
                 path: source, reason: "'\(name)' holds \(values.count) int8 values, expected \(rows)·\(columns)")
         }
@@ -134,6 +144,7 @@ public final class ReducedMatrix: @unchecked Sendable {
             throw LSTMError.corruptFile(
                 path: source, reason: "'\(name)' has \(scales.count) scales, expected one per row (\(rows))")
         }
+        try Self.requireInt8Width(columns, name: "\(source): '\(name)'")
         if let r = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
             throw LSTMError.corruptFile(
                 path: source,
@@ -153,13 +164,27 @@ public final class ReducedMatrix: @unchecked Sendable {
         guard precision == .bf16 || precision == .fp16 else {
             throw LSTMError.invalidArgument("16-bit patterns make a bf16 or fp16 matrix, not \(precision)")
         }
-        guard bits.count == rows * columns else {
+        guard rows >= 0, columns >= 0, bits.count == rows * columns else {
             throw LSTMError.corruptFile(
                 path: source, reason: "'\(name)' holds \(bits.count) values, expected \(rows)·\(columns)")
         }
+        // Subnormal bf16 values (PyTorch keeps them) become ±0, as this precision's rule makes them.
+        let stored = precision == .bf16 ? bits.map { HalfPrecision.flushingSubnormal(bfloat16: $0) } : bits
         (self.precision, self.rows, self.columns, int8Values, scales, halfBits) = (
-            precision, rows, columns, [], [], bits
+            precision, rows, columns, [], [], stored
         )
+    }
+
+    /// The widest int8 matrix (its columns, the product's k): `LSTM_S8_MAX_K` of the kernels,
+    /// up to which every int32 sum fits.
+    public static let maximumInt8Width = 65536
+
+    static func requireInt8Width(_ columns: Int, name: String) throws {
+        guard columns <= maximumInt8Width else {
+            throw LSTMError.invalidArgument(
+                "\(name) is \(columns) wide; int8 products are exact up to \(maximumInt8Width) inputs (their int32 sums "
+                    + "could overflow beyond): keep this model in bf16, fp16 or fp32")
+        }
     }
 
     /// [rows, columns].

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How a reduced-precision model's weights are stored in a safetensors file (a state dict, or the
-/// LSTM part of a whole-model or Seq2Seq file). The metadata key `precision` says which
+/// LSTM part of a whole-model or Seq2Seq file). The metadata key `lstm_gpu_precision` says which
 /// (`bf16`, `fp16`, `int8`; absent or `fp32` for float32 files); names are `state_dict` names:
 ///
 /// | tensor | fp32 | bf16 | fp16 | int8 |
@@ -14,7 +14,7 @@ import Foundation
 /// about ½ (bf16, fp16) or ¼ (int8) of the float32 file's.
 public enum ReducedStateDict {
     /// The metadata key naming the precision.
-    public static let metadataKey = "precision"
+    public static let metadataKey = "lstm_gpu_precision"
     /// The suffix of an int8 matrix's scales.
     public static let scaleSuffix = ".scale"
 

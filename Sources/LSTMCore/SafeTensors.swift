@@ -25,7 +25,7 @@ public struct SafeTensorsFile {
             case .i8, .u8, .bool: return 1
             }
         }
-        var isFloatingPoint: Bool { self == .f64 || self == .f32 || self == .f16 || self == .bf16 }
+        public var isFloatingPoint: Bool { self == .f64 || self == .f32 || self == .f16 || self == .bf16 }
     }
 
     /// One tensor's header entry.

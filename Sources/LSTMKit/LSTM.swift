@@ -112,8 +112,11 @@ public final class LSTM {
         if precision == self.precision { return self }
         guard !self.precision.isReduced else {
             throw LSTMError.invalidArgument(
-                "this model is already \(self.precision); quantize its float32 original to \(precision) instead "
-                    + "(rounding twice compounds the errors)")
+                precision == .fp32
+                    ? "this model is held in \(self.precision) and its float32 original is not kept: load the float32 "
+                        + "weights again"
+                    : "this model is already \(self.precision); quantize its float32 original to \(precision) "
+                        + "instead (rounding twice compounds the errors)")
         }
         let kind: BackendKind = engine.backendName == "reference" ? .reference : .cpu
         if engine.backendName.hasPrefix("opencl") {
@@ -195,7 +198,7 @@ public final class LSTM {
     ///   - prefix: prepended to every name, e.g. "lstm." for a sub-module.
     /// - Throws: `LSTMError.io` naming the file when it cannot be written.
     /// A model in a reduced precision is saved in it (`ReducedStateDict` has the layout; the
-    /// metadata records `precision`): `LSTM(contentsOf:)` loads it back exactly, PyTorch does not.
+    /// metadata records `lstm_gpu_precision`): `LSTM(contentsOf:)` loads it back exactly, PyTorch does not.
     public func saveWeights(to path: String, prefix: String = "") throws {
         try SafeTensorsFile.write(weightEntries(prefix: prefix), metadata: weightMetadata, to: path)
     }

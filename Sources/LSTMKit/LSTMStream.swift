@@ -3,7 +3,11 @@ import Foundation
 /// A stateful stream over a unidirectional LSTM: feed a sequence in chunks of any length (one
 /// step included) and get each chunk's output, with (h, c) carried from one chunk to the next
 /// inside the stream. The outputs equal the whole sequence's, in every precision and on every
-/// backend (int8 quantizes activations per sequence and step, so chunking changes no number).
+/// backend: bit for bit on the CPU path in int8 (activations are quantized per sequence and
+/// step, so chunking changes no number) and wherever the chunks take the same products as the
+/// whole; to float rounding where they do not (a whole sequence of 256 rows or more runs its
+/// bf16 and fp16 input projection through OpenBLAS, a short chunk through the kernels; OpenBLAS
+/// itself may sum a few rows in another order than many).
 ///
 /// ```swift
 /// let stream = try model.makeStream(batch: 1)

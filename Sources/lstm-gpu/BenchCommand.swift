@@ -223,7 +223,7 @@ struct BenchCommand: ParsableCommand {
             }
             if backend != .opencl {
                 for precision in precisions {
-                    progress("cpu \(precision)")
+                    progress(precision == .fp32 ? "cpu" : "cpu \(precision)")
                     let (row, output) = try runBenchmark(
                         shape, backend: cpu, seconds: seconds, maximumRuns: `repeat`, reference: reference,
                         precision: precision)

@@ -82,6 +82,11 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         try prepareOutputPath(output, option: "--output")
         let lstm = try LSTM(contentsOf: weights, prefix: prefix)
+        if lstm.precision.isReduced {
+            printError(
+                "lstm-gpu export: note: \(weights) is stored in \(lstm.precision); the ONNX model holds its weights "
+                    + "widened to float32 (exactly) and computes in float32")
+        }
         try lstm.exportONNX(to: URL(fileURLWithPath: output))
         print("\(output): ONNX opset \(ONNXExport.opsetVersion), LSTM \(describeModel(lstm.configuration))")
     }
@@ -101,7 +106,8 @@ struct RunCommand: ParsableCommand {
             [L·D, B, H], float32, PyTorch's layout. --precision runs the weights in bf16, fp16 or int8 \
             (quantized on load; a model `lstm-gpu quantize` wrote runs in its own precision); --chunk N \
             runs the input through a stream N steps at a time (unidirectional models), which gives \
-            the same numbers. Exits 2 when a file or tensor cannot be used.
+            the same numbers (bf16 and fp16: to float rounding for inputs of 256 rows or more). \
+            Exits 2 when a file or tensor cannot be used.
             """)
 
     @Argument(help: "The model: a .safetensors state_dict or an .onnx model.") var model: String

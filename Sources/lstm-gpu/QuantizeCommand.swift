@@ -24,7 +24,9 @@ struct QuantizeCommand: ParsableCommand {
     @Argument(help: "The float32 model: a state_dict, a model file or a seq2seq model file.") var model: String
     @Option(help: "The precision to store: bf16, fp16 or int8.") var to: Precision
     @Option(help: "The file to write (replaced atomically).") var output: String
-    @Option(help: "Tensor name prefix of the LSTM in a state_dict (e.g. lstm.).") var prefix = ""
+    @Option(
+        help: "Tensor name prefix of the LSTM in a state_dict (e.g. lstm.); the file's other tensors are kept (F32).")
+    var prefix = ""
 
     func validate() throws {
         guard to.isReduced else {
@@ -50,8 +52,22 @@ struct QuantizeCommand: ParsableCommand {
         switch kind {
         case .stateDict:
             let lstm = try LSTM(contentsOf: model, prefix: prefix).quantized(to)
-            try lstm.saveWeights(to: output, prefix: prefix)
-            what = "LSTM \(describeModel(lstm.configuration))"
+            // The file's other tensors (a model around the LSTM under --prefix) and metadata come along.
+            var entries = try lstm.weightEntries(prefix: prefix)
+            var others = 0
+            for name in file.names where !name.hasPrefix(prefix) {
+                let entry = file.entries[name]!
+                entries.append(
+                    entry.dtype.isFloatingPoint
+                        ? (name, .float32(try file.floatTensor(name)))
+                        : (name, .int64(shape: entry.shape, values: try file.intTensor(name).values)))
+                others += 1
+            }
+            try SafeTensorsFile.write(
+                entries, metadata: file.metadata.merging(lstm.weightMetadata) { $1 }, to: output)
+            what =
+                "LSTM \(describeModel(lstm.configuration))"
+                + (others > 0 ? " (and \(others) other tensor\(others == 1 ? "" : "s") kept as float32)" : "")
         case .sequentialModel:
             let original = try Sequential<CPUBackend>(contentsOf: model, backend: CPUBackend())
             let quantized = try original.quantized(to)

@@ -18,14 +18,18 @@
 //         as vdpbf16ps) · portable: C with fmaf.
 //   fp16  avx512*, avx2* with F16C: vcvtph2ps then FMA · portable: C (software conversion).
 //
-// Preconditions: m, n, k ≥ 0; `packed` may point at any panel boundary of a packed matrix and
-// the kernels may read one panel past the last one they need (the pack functions allocate an
-// even number of panels: use their size functions); lda ≥ the padded k of the kind
-// (lstm_s8_padded_k, lstm_bf16_padded_k).
+// Preconditions: m, n ≥ 0; 0 ≤ k ≤ LSTM_S8_MAX_K for int8 (every int32 sum, and 128·Σw, then
+// fits: 255·127·k < 2³¹); `packed` may point at any panel boundary of a packed matrix and the
+// kernels may read up to 7 panels past the last one they need (the size functions allocate the
+// matrix's panels rounded up to even, plus 8 of zeros: use them); lda ≥ the padded k of the
+// kind (lstm_s8_padded_k, lstm_bf16_padded_k).
 #ifndef LSTM_REDUCED_H
 #define LSTM_REDUCED_H
 #include <stddef.h>
 #include <stdint.h>
+
+/// The widest int8 product (k): its int32 sums cannot overflow up to here.
+#define LSTM_S8_MAX_K 65536
 
 /// Whether this process can use AMX (AMX-INT8 on the CPU, the tile state granted by Linux on
 /// first ask); 0 elsewhere.
@@ -35,7 +39,9 @@ int lstm_amx_usable(void);
 /// activations and of packed int8 weights.
 int lstm_s8_padded_k(int k);
 
-/// Bytes of an [n, k] int8 matrix packed by lstm_s8_pack (an even number of 16-row panels).
+/// Bytes of an [n, k] int8 matrix packed by lstm_s8_pack (its 16-row panels rounded up to even,
+/// plus 8; lstm_s8_packed_bytes(n, 1) / 4 is the number of rows that covers, for the per-row
+/// compensation and scales).
 size_t lstm_s8_packed_bytes(int n, int k);
 
 /// Packs w [n, k] (int8, leading dimension ldw) as panels of 16 rows, 4 consecutive k per row:
@@ -47,8 +53,9 @@ void lstm_s8_pack(const int8_t *w, int n, int k, int ldw, int8_t *packed, int32_
 /// Dynamic quantization of rows of activations: for each row i of x [m, k] (leading dimension
 /// ldx), amax = max |x[i, :]|, scale = amax / 127, q = round-half-even(x · (127 / amax)) in
 /// [−127, 127], stored offset by 128 (u8 = q + 128) in q_rows [m, ldq] with 128 (zero) past k up
-/// to lstm_s8_padded_k(k). A row of zeros has scale 0; a row holding NaN or ±Inf gets scale NaN,
-/// which makes every product of that row NaN.
+/// to lstm_s8_padded_k(k). A row of zeros, or one whose amax is below 127 / FLT_MAX (no finite
+/// inverse), quantizes to zeros with scale 0; a row holding NaN or ±Inf gets scale NaN, which
+/// makes every product of that row NaN.
 void lstm_s8_quantize_rows(const float *x, int m, int k, int ldx, uint8_t *q_rows, int ldq, float *scales);
 
 /// C[i, j] += ((float)Σ_k q_a[i, k]·w[j, k] · a_scales[i]) · w_scales[j] (int32 sum, exact; then two

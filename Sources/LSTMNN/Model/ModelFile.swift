@@ -96,7 +96,9 @@ extension Sequential {
     /// "1.weight_ih_l0", …) and the architecture as JSON in the metadata key "lstm_gpu_model".
     /// `Sequential(contentsOf:backend:)` and `scripts/model-in-torch` read it back.
     /// `metadata` adds string entries of your own (a vocabulary, class names); the keys
-    /// "format" and "lstm_gpu_model" are the file's own and refused.
+    /// "format", "lstm_gpu_model" and "lstm_gpu_precision" are the file's own and refused. A model
+    /// whose LSTMs are in a reduced precision stores them in it (`ReducedStateDict`); LSTM layers
+    /// of different precisions are refused.
     /// - Throws: `LSTMError` for a layer that cannot be described, a reserved metadata key, or an
     ///   I/O failure.
     public func save(to path: String, metadata: [String: String] = [:]) throws {
@@ -109,6 +111,12 @@ extension Sequential {
         let json = String(
             decoding: try encoder.encode(ModelArchitecture(layers: described.map(\.description))), as: UTF8.self)
         let backend = described[0].backend
+        let precisions = Set(layers.compactMap { ($0 as? LSTMLayer<Backend>)?.stack.precision })
+        guard precisions.count <= 1 else {
+            throw LSTMError.invalidArgument(
+                "the model's LSTM layers are in \(precisions.map(\.rawValue).sorted().joined(separator: " and ")): a model "
+                    + "file holds one precision; quantize the float32 model as a whole (Sequential.quantized)")
+        }
         var tensors: [(name: String, value: SafeTensorsValue)] = []
         for (position, layer) in layers.enumerated() {
             if let lstm = layer as? LSTMLayer<Backend>, lstm.stack.precision.isReduced {

@@ -88,6 +88,19 @@ final class CPUInfoTests: XCTestCase {
         }
     }
 
+    /// `devices` names the body each reduced precision runs, as `ReducedPrecisionBodies` says.
+    func testDevicesNamesTheReducedPrecisionBodies() throws {
+        try requireLSTMGPU()
+        let result = try runProcess(lstmGPUExecutable.path, ["devices"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let line = try XCTUnwrap(
+            result.output.split(separator: "\n").first { $0.hasPrefix("    reduced precision (inference): ") },
+            result.output)
+        for precision in [Precision.int8, .bf16, .fp16] {
+            XCTAssertTrue(line.contains("\(precision) \(ReducedPrecisionBodies.body(precision))"), String(line))
+        }
+    }
+
     func testUserSetCoreTypeIsRespected() throws {
         try XCTSkipUnless(CPUFeatures.current.isSuperset(of: [.avx2, .fma]), "Haswell kernels need AVX2 and FMA")
         let lines = try devicesCPULines(["OPENBLAS_CORETYPE": "Haswell"])

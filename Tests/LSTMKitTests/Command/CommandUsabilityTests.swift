@@ -142,13 +142,14 @@ final class BenchOutputTests: XCTestCase {
         XCTAssertEqual(
             titles,
             [
-                "name", "backend", "threads", "I", "H", "B", "T", "L", "D", "fwd ms (min-max)", "GFLOP/s",
+                "name", "backend", "prec", "threads", "I", "H", "B", "T", "L", "D", "fwd ms (min-max)", "GFLOP/s",
                 "train ms (min-max)", "GFLOP/s", "parity",
             ], header)
         let values = cells(row)
         XCTAssertEqual(values.count, titles.count, "columns ran together:\n\(header)\n\(row)")
         XCTAssertEqual(
-            Array(values.prefix(9)), ["custom-64-128-b8-t20", "cpu", "1", "64", "128", "8", "20", "1", "1"], row)
+            Array(values.prefix(10)),
+            ["custom-64-128-b8-t20", "cpu", "fp32", "1", "64", "128", "8", "20", "1", "1"], row)
     }
 
     func testSmallShapesRunOnOneThreadUnlessThreadsAreGiven() throws {

@@ -79,6 +79,29 @@ final class QuantizeCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/x.safetensors"), "refusals write nothing")
     }
 
+    /// `--prefix`: the LSTM of a larger state_dict is quantized, its other tensors and metadata kept.
+    func testQuantizeWithAPrefixKeepsTheRest() throws {
+        try requireLSTMGPU()
+        let folder = try temporaryFolder()
+        let model = try LSTM(LSTMConfiguration(inputSize: 4, hiddenSize: 16), seed: 3)
+        var entries = try model.weightEntries(prefix: "lstm.")
+        let head = randomTensor([2, 16], seed: 4)
+        entries.append(("fc.weight", .float32(head)))
+        entries.append(("steps", .int64(shape: [1], values: [7])))
+        try SafeTensorsFile.write(entries, metadata: ["note": "mine"], to: folder + "/all.safetensors")
+        let result = try run([
+            "quantize", folder + "/all.safetensors", "--prefix", "lstm.", "--to", "int8", "--output",
+            folder + "/all8.safetensors",
+        ])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("2 other tensors kept"), result.output)
+        let file = try SafeTensorsFile(contentsOf: folder + "/all8.safetensors")
+        XCTAssertEqual(try file.floatTensor("fc.weight"), head)
+        XCTAssertEqual(try file.intTensor("steps").values, [7])
+        XCTAssertEqual(file.metadata["note"], "mine")
+        XCTAssertEqual(try LSTM(contentsOf: folder + "/all8.safetensors", prefix: "lstm.").precision, .int8)
+    }
+
     func testQuantizeModelFilesAndRefuseCheckpoints() throws {
         try requireLSTMGPU()
         let folder = try temporaryFolder()
@@ -91,7 +114,7 @@ final class QuantizeCommandTests: XCTestCase {
         XCTAssertTrue(result.output.contains("model of 5 layers (1 LSTM) in fp16"), result.output)
         let file = try SafeTensorsFile(contentsOf: folder + "/fp16.safetensors")
         XCTAssertEqual(file.metadata["lstm_gpu_classes"], "[\"a\",\"b\"]", "the application's metadata is kept")
-        XCTAssertEqual(file.metadata["precision"], "fp16")
+        XCTAssertEqual(file.metadata["lstm_gpu_precision"], "fp16")
         let inspect = try run(["inspect", folder + "/fp16.safetensors"])
         XCTAssertTrue(inspect.output.contains("LSTM weights in fp16"), inspect.output)
 

@@ -103,11 +103,13 @@ final class QuantizedFileTests: XCTestCase {
             assertThrows(fragments) { _ = try LSTM(contentsOf: path) }
         }
         var metadata = model.weightMetadata
-        metadata["precision"] = "int4"
+        metadata["lstm_gpu_precision"] = "int4"
         let unknown = try writeEdited(model, folder, "int4.safetensors", metadata: metadata) { _ in }
-        assertThrows(["metadata 'precision' is 'int4'", "fp32, bf16, fp16, int8"]) { _ = try LSTM(contentsOf: unknown) }
+        assertThrows(["metadata 'lstm_gpu_precision' is 'int4'", "fp32, bf16, fp16, int8"]) {
+            _ = try LSTM(contentsOf: unknown)
+        }
         // A file whose precision says fp16 but holds int8 tensors.
-        metadata["precision"] = "fp16"
+        metadata["lstm_gpu_precision"] = "fp16"
         let mismatched = try writeEdited(model, folder, "mismatch.safetensors", metadata: metadata) { _ in }
         assertThrows(["unexpected tensor", ".scale"]) { _ = try LSTM(contentsOf: mismatched) }
     }
@@ -138,6 +140,15 @@ final class QuantizedFileTests: XCTestCase {
             XCTAssertEqual(lstm.precision, precision)
         }
         assertThrows(["already int8"]) { _ = try model.quantized(.int8).quantized(.fp16) }
+        // LSTM layers of two precisions in one model: a file holds one, so saving is refused.
+        let c = LSTMConfiguration(inputSize: 8, hiddenSize: 8)
+        let mixed = try Sequential<CPUBackend>([
+            LSTMLayer(
+                stack: LSTMStack(configuration: c, backend: cpu, weights: c.initialWeights(seed: 1), precision: .int8)),
+            LSTMLayer(
+                stack: LSTMStack(configuration: c, backend: cpu, weights: c.initialWeights(seed: 2), precision: .bf16)),
+        ])
+        assertThrows(["bf16 and int8", "one precision"]) { try mixed.save(to: folder + "/mixed.safetensors") }
     }
 
     func testSeq2SeqFilesKeepTheirPrecision() throws {

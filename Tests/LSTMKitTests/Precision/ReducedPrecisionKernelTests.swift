@@ -49,6 +49,7 @@ final class ReducedPrecisionKernelTests: XCTestCase {
                     rows.append([Float](repeating: 0, count: k))
                     rows.append((0..<k).map { $0 == k / 2 ? .nan : 1 })
                     rows.append((0..<k).map { $0 == 0 ? -.infinity : 0.5 })
+                    rows.append((0..<k).map { Float($0 % 3) * 1e-38 })  // amax below 127/FLT_MAX
                     let k4 = Int(lstm_s8_padded_k(Int32(k)))
                     var q = [UInt8](repeating: 0, count: rows.count * k4)
                     var scales = [Float](repeating: 0, count: rows.count)
@@ -64,6 +65,7 @@ final class ReducedPrecisionKernelTests: XCTestCase {
                     }
                     XCTAssertEqual(scales[4], 0, "a row of zeros has scale 0")
                     XCTAssertTrue(scales[5].isNaN && scales[6].isNaN, "a non-finite row has scale NaN")
+                    XCTAssertEqual(scales[7], 0, "a row too small for a finite inverse quantizes to zeros")
                 }
             }
         }
@@ -137,6 +139,22 @@ final class ReducedPrecisionKernelTests: XCTestCase {
                 XCTAssertLessThan(worst, 1e-4 * Float(k).squareRoot() + 1e-5, "\(precision) M=\(m) N=\(n) K=\(k)")
             }
         }
+    }
+
+    /// Weights int8 cannot hold exactly are refused, tiny rows quantize to zeros, and stored bf16
+    /// subnormals read as ±0 (as every bf16 body reads them).
+    func testEdgesOfTheRules() throws {
+        let tiny = try Tensor(shape: [2, 3], scalars: [1e-38, -2e-38, 0, 1, -1, 0.5])
+        let matrix = try ReducedMatrix(quantizing: tiny, to: .int8, name: "w")
+        XCTAssertEqual(Array(matrix.int8Values.prefix(3)), [0, 0, 0])
+        XCTAssertEqual(matrix.scales[0], 1, "a zero row stores scale 1 (every stored scale is positive)")
+        assertThrows(["65537 wide", "65536"]) {
+            _ = try ReducedMatrix(quantizing: Tensor(zeros: [1, 65537]), to: .int8, name: "w")
+        }
+        let stored = try ReducedMatrix(
+            halfBits: [0x0001, 0x8005, 0x3f80], precision: .bf16, rows: 1, columns: 3, name: "w", source: "test")
+        XCTAssertEqual(stored.halfBits, [0x0000, 0x8000, 0x3f80])
+        XCTAssertEqual(HalfPrecision.flushingSubnormal(bfloat16: 0x0080), 0x0080, "the smallest normal stays")
     }
 
     /// int8's integer sums are exact: with unit scales (a weight matrix whose rows each hold a
