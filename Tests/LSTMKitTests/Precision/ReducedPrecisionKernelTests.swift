@@ -12,6 +12,20 @@ import XCTest
 ///
 /// Shapes: M rows of activations, N outputs (weight rows), K their width.
 final class ReducedPrecisionKernelTests: XCTestCase {
+    /// C [M, N] + A [M, K] · Wᵀ through `operand` (its conversion and product, the variant in force).
+    func product(_ operand: CPUReducedOperand, _ a: [Float], m: Int, n: Int, k: Int, c: [Float]) -> [Float] {
+        var c = c
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(operand.scratchBytes(rows: m), 64), alignment: 64)
+        defer { scratch.deallocate() }
+        a.withUnsafeBufferPointer { ap in
+            c.withUnsafeMutableBufferPointer { cp in
+                operand.product(
+                    m: m, a: ap.baseAddress!, lda: k, columns: 0..<n, c: cp.baseAddress!, ldc: n, scratch: scratch)
+            }
+        }
+        return c
+    }
+
     func testSwiftAndCConversionsAgree() {
         var generator = SeededGenerator(seed: 7)
         var values: [Float] = [
@@ -82,19 +96,8 @@ final class ReducedPrecisionKernelTests: XCTestCase {
             for precision in [Precision.int8, .bf16, .fp16] {
                 let matrix = try ReducedMatrix(quantizing: w, to: precision, name: "w")
                 let operand = CPUReducedOperand(matrix, sourceRow: nil)
-                func run() -> [Float] {
-                    var c = (0..<(m * n)).map { Float($0 % 7) * 0.25 }  // the product adds to C
-                    let scratch = UnsafeMutableRawPointer.allocate(
-                        byteCount: max(operand.scratchBytes(rows: m), 64), alignment: 64)
-                    defer { scratch.deallocate() }
-                    a.withUnsafeBufferPointer { ap in
-                        c.withUnsafeMutableBufferPointer { cp in
-                            operand.product(
-                                m: m, a: ap.baseAddress!, lda: k, columns: 0..<n, c: cp.baseAddress!, ldc: n,
-                                scratch: scratch)
-                        }
-                    }
-                    return c
+                func run() -> [Float] {  // the product adds to C
+                    product(operand, a, m: m, n: n, k: k, c: (0..<(m * n)).map { Float($0 % 7) * 0.25 })
                 }
                 let portable = try CPUKernelVariant.withVariant(.portable, run)
                 // bf16 on a CPU with AVX512-BF16: both the vdpbf16ps body and the FMA emulation.
@@ -170,18 +173,8 @@ final class ReducedPrecisionKernelTests: XCTestCase {
             int8: wq, scales: [Float](repeating: 1, count: n), rows: n, columns: k, name: "w", source: "test")
         let operand = CPUReducedOperand(matrix, sourceRow: nil)
         for variant in CPUKernelVariant.supported {
-            let c: [Float] = try CPUKernelVariant.withVariant(variant) {
-                var c = [Float](repeating: 0, count: m * n)
-                let scratch = UnsafeMutableRawPointer.allocate(byteCount: operand.scratchBytes(rows: m), alignment: 64)
-                defer { scratch.deallocate() }
-                aq.withUnsafeBufferPointer { ap in
-                    c.withUnsafeMutableBufferPointer { cp in
-                        operand.product(
-                            m: m, a: ap.baseAddress!, lda: k, columns: 0..<n, c: cp.baseAddress!, ldc: n,
-                            scratch: scratch)
-                    }
-                }
-                return c
+            let c = try CPUKernelVariant.withVariant(variant) {
+                product(operand, aq, m: m, n: n, k: k, c: [Float](repeating: 0, count: m * n))
             }
             for i in 0..<m {
                 for j in 0..<n {
