@@ -118,12 +118,15 @@ public final class LSTM {
                     : "this model is already \(self.precision); quantize its float32 original to \(precision) "
                         + "instead (rounding twice compounds the errors)")
         }
-        let kind: BackendKind = engine.backendName == "reference" ? .reference : .cpu
         if engine.backendName.hasPrefix("opencl") {
             throw LSTMError.invalidArgument(
                 "\(precision) inference runs on the CPU backend; this model is on \(engine.backendName), which "
                     + "computes in fp32 only")
         }
+        if let stack = engine as? LSTMStack<CPUBackend> {  // the same CPU backend (its thread count, split)
+            return try LSTM(configuration, weights: weights(), on: stack.backend, precision: precision)
+        }
+        let kind: BackendKind = engine.backendName == "reference" ? .reference : .cpu
         return try LSTM(configuration, weights: weights(), backend: kind, precision: precision)
     }
 

@@ -201,17 +201,24 @@ public final class LanguageModel<Backend: ModelOps> {
         )
     }
 
-    /// Every parameter as host tensors, by name.
+    /// Every parameter as host tensors, by name (a quantized LSTM's matrices widened to float32).
     public func parameterTensors() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
+        let lstmTensors = try lstm.parameterTensors()
         for p in parameters {
+            if p.name.hasPrefix("lstm."), let tensor = lstmTensors[String(p.name.dropFirst("lstm.".count))] {
+                out[p.name] = tensor
+                continue
+            }
             out[p.name] = try Tensor(shape: p.shape, scalars: backend.read(p.value, offset: 0, count: p.count))
         }
         return out
     }
 
-    /// Overwrites every parameter from `tensors` (names and shapes checked).
+    /// Overwrites every parameter from `tensors` (names and shapes checked); refused once the
+    /// LSTM is quantized (`quantize(to:)`: inference only).
     public func load(_ tensors: [String: Tensor], source: String) throws {
+        if lstm.precision.isReduced { throw LSTMError.invalidArgument(Precision.trainingRefusal(lstm.precision)) }
         for p in parameters {
             guard let t = tensors[p.name] else { throw LSTMError.missingTensor(name: p.name, file: source) }
             try checkShape(t, p.shape, "\(source): '\(p.name)'")

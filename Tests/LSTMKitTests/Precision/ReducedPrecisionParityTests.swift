@@ -4,6 +4,7 @@ import XCTest
 @testable import LSTMCPU
 @testable import LSTMCore
 @testable import LSTMKit
+@testable import LSTMNN
 @testable import LSTMReference
 
 /// Reduced-precision inference (`Precision`, `LSTM.quantized`): the CPU path in each precision
@@ -125,8 +126,23 @@ final class ReducedPrecisionParityTests: XCTestCase {
                 _ = try model.forward(input, training: true)
             }
             assertThrows(["already int8", "float32 original"]) { _ = try model.quantized(.bf16) }
+            assertThrows(["held in int8", "not kept"]) { _ = try model.quantized(.fp32) }
             XCTAssertTrue(try model.quantized(.int8) === model)
         }
+        // A model on a backend of the caller's keeps it (its thread count) when quantized.
+        let single = try LSTM(c, weights: c.initialWeights(seed: 1), on: CPUBackend(threads: 1)).quantized(.int8)
+        XCTAssertEqual((single.engine as? LSTMStack<CPUBackend>)?.backend.threads, 1)
+        // The char-LM quantized for sampling: its tensors still read back, loading is refused.
+        let lm = try LanguageModel(
+            LanguageModelConfiguration(vocabularySize: 6, embeddingSize: 4, hiddenSize: 8), backend: CPUBackend(),
+            seed: 1)
+        let before = try lm.parameterTensors()
+        try lm.quantize(to: .int8)
+        let after = try lm.parameterTensors()
+        XCTAssertEqual(Set(after.keys), Set(before.keys))
+        XCTAssertLessThan(after["lstm.weight_hh_l0"]!.maxAbsDifference(before["lstm.weight_hh_l0"]!), 0.01)
+        XCTAssertEqual(after["head.weight"], before["head.weight"])
+        assertThrows(["inference only"]) { try lm.load(before, source: "test") }
     }
 
     func testWeightsAReducedPrecisionCannotHoldAreRefused() throws {
