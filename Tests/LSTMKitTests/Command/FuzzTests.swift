@@ -9,7 +9,7 @@ import XCTest
 @testable import LSTMOpenCL
 @testable import LSTMReference
 
-/// Mutated fixtures, checkpoints and state dicts through `check`, `sample` and `inspect`
+/// Mutated fixtures, checkpoints, state dicts and quantized files through `check`, `sample` and `inspect`
 /// (which loads a state dict with `LSTM(contentsOf:)`), each in a child process with a time
 /// and memory limit: a crash or a hang fails the test instead of killing the runner. Every
 /// run must end with exit code 0 (a harmless mutation), 1 or 2, and say what was wrong.
@@ -62,11 +62,18 @@ final class FuzzTests: XCTestCase {
             LSTMConfiguration(inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, projectionSize: 2),
             seed: 1
         ).saveWeights(to: stateDict)
-        let bases = [fixtureFolder + "/bi-proj-lengths.safetensors", checkpoint, stateDict]
+        // Quantized files too: an int8 state dict (I8 matrices with F32 scales) and an fp16 model file.
+        let int8Dict = folder + "/lstm-int8.safetensors", fp16Model = folder + "/model-fp16.safetensors"
+        try LSTM(LSTMConfiguration(inputSize: 3, hiddenSize: 8, projectionSize: 2), seed: 2).quantized(.int8)
+            .saveWeights(to: int8Dict)
+        try countingModel(CPUBackend()).quantized(.fp16).save(to: fp16Model)
+        let bases = [
+            fixtureFolder + "/bi-proj-lengths.safetensors", checkpoint, stateDict, int8Dict, fp16Model,
+        ]
         var generator = SeededGenerator(seed: 20_261_127)
         var outcome = Outcome()
         var failures: [String] = []
-        let mutants = 200
+        let mutants = 250
         let started = Date()
         for index in 0..<mutants {
             let base = bases[index % bases.count]
