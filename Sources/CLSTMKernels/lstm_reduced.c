@@ -16,6 +16,9 @@
 // Products and sums are written as separate operations on purpose: a contracted a*b + c would
 // round differently from the SIMD bodies' explicit multiply and add.
 #pragma STDC FP_CONTRACT OFF
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")  // GCC ignores the standard pragma
+#endif
 
 #define PN LSTM_PANEL_ROWS
 
