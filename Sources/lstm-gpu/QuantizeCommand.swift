@@ -16,8 +16,8 @@ struct QuantizeCommand: ParsableCommand {
             biases, peepholes, layer-norm scales, embeddings and linear layers stay float32, as \
             PyTorch's quantize_dynamic({nn.LSTM}) leaves them. The file keeps everything else \
             (configuration, vocabularies, class names) and records the precision in its metadata; \
-            run, inspect, the applications and the library load it and run in that precision \
-            (inference only). Prints the file sizes before and after. Exits 2 when the model cannot \
+            run, inspect, LSTM(contentsOf:), Sequential(contentsOf:) and Seq2Seq(contentsOf:) load it \
+            and run in that precision (inference only). Prints the file sizes before and after. Exits 2 when the model cannot \
             be read or its weights cannot be held (NaN or infinite weights in int8, beyond ±65504 in fp16).
             """)
 
