@@ -703,11 +703,39 @@ void lstm_bf16_pack(const uint16_t *w, int n, int k, int ldw, uint16_t *packed) 
 
 int lstm_bf16_activation_bytes(void) { return bf16_body() == BODY_AVX512_BF16 ? 2 : 4; }
 
+#ifdef LSTM_X86
+// lstm_float_to_bf16 then back to float, 16 lanes at a time (the same bit operations).
+AVX512 static void bf16_round_row_avx512(const float *x, int k, float *out) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff), infinity = _mm512_set1_epi32(0x7f800000);
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u), sign = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i quiet = _mm512_set1_epi32(0x00400000), half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    for (int j = 0; j < k; j += 16) {
+        const __mmask16 m = k - j >= 16 ? 0xffff : (__mmask16)((1u << (k - j)) - 1);
+        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + j));
+        const __m512i even = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i v = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(half, even)), high);
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, magnitude), infinity);
+        v = _mm512_mask_mov_epi32(v, nan, _mm512_and_si512(_mm512_or_si512(u, quiet), high));
+        const __mmask16 tiny = _mm512_testn_epi32_mask(u, infinity);  // zero or subnormal: ±0
+        v = _mm512_mask_mov_epi32(v, tiny, _mm512_and_si512(u, sign));
+        _mm512_mask_storeu_ps(out + j, m, _mm512_castsi512_ps(v));
+    }
+}
+#endif
+
 void lstm_bf16_round_rows(const float *x, int m, int k, int ldx, void *out, int ldo) {
     const int k2 = lstm_bf16_padded_k(k);
     const int packed = lstm_bf16_activation_bytes() == 2;
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
+#ifdef LSTM_X86
+        if (!packed && lstm_kernels_float_variant() == LSTM_VARIANT_AVX512) {
+            float *o = (float *)out + (size_t)i * ldo;
+            bf16_round_row_avx512(row, k, o);
+            for (int j = k; j < k2; j++) o[j] = 0.0f;
+            continue;
+        }
+#endif
         if (packed) {
             uint16_t *o = (uint16_t *)out + (size_t)i * ldo;
             for (int j = 0; j < k; j++) o[j] = lstm_float_to_bf16(row[j]);

@@ -54,6 +54,35 @@ final class ReducedPrecisionKernelTests: XCTestCase {
         XCTAssertTrue(HalfPrecision.float(bfloat16: HalfPrecision.bfloat16(.nan)).isNaN)
     }
 
+    /// Rows rounded to bf16 for the products (`lstm_bf16_round_rows`, SIMD where the variant has
+    /// it) hold exactly `HalfPrecision.bfloat16`'s values: ties, NaN, ±Inf, subnormals, overflow.
+    func testBF16RowRoundingAgreesWithTheRule() throws {
+        var generator = SeededGenerator(seed: 9)
+        var row: [Float] = [
+            0, -0, 1 + 1.0 / 256, 1 + 3.0 / 256, -(1 + 1.0 / 256), .nan, -.nan, .infinity, -.infinity,
+            .leastNonzeroMagnitude, -.leastNormalMagnitude / 2, .leastNormalMagnitude, .greatestFiniteMagnitude,
+            -.greatestFiniteMagnitude, 3.3895314e38,
+        ]
+        row += (0..<40).map { _ in generator.nextFloat(in: -4..<4) }
+        let k = row.count, k2 = Int(lstm_bf16_padded_k(Int32(k)))
+        for variant in CPUKernelVariant.supported {
+            lstm_bf16_set_hardware(0)  // the float form of the rounded rows
+            defer { lstm_bf16_set_hardware(-1) }
+            let out: [Float] = try CPUKernelVariant.withVariant(variant) {
+                var out = [Float](repeating: 7, count: k2)
+                lstm_bf16_round_rows(row, 1, Int32(k), Int32(k), &out, Int32(k2))
+                return out
+            }
+            for (j, x) in row.enumerated() {
+                let expected = HalfPrecision.float(bfloat16: HalfPrecision.bfloat16(x))
+                XCTAssertTrue(
+                    out[j].bitPattern == expected.bitPattern || (out[j].isNaN && expected.isNaN),
+                    "[\(variant.name)] \(x) → \(out[j]), expected \(expected)")
+            }
+            XCTAssertTrue(out[k..<k2].allSatisfy { $0 == 0 }, "padding is zero")
+        }
+    }
+
     func testInt8QuantizationRuleAgreesWithTheKernels() {
         var generator = SeededGenerator(seed: 11)
         for variant in CPUKernelVariant.supported {
