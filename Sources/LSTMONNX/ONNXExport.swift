@@ -213,7 +213,8 @@ private func floatTensor(_ name: String, _ shape: [Int], _ values: [Float]) -> O
     return tensor
 }
 
-private func int64Tensor(_ name: String, _ values: [Int]) -> Onnx_TensorProto {
+/// An INT64 initializer holding `values` as a 1-D tensor (also what the hostile-graph tests build with).
+func int64Tensor(_ name: String, _ values: [Int]) -> Onnx_TensorProto {
     var tensor = Onnx_TensorProto()
     tensor.name = name
     tensor.dims = [Int64(values.count)]
@@ -222,7 +223,8 @@ private func int64Tensor(_ name: String, _ values: [Int]) -> Onnx_TensorProto {
     return tensor
 }
 
-private func node(
+/// A graph node of operator `type` (also what the hostile-graph tests build with).
+func node(
     _ type: String, _ name: String, _ inputs: [String], _ outputs: [String], _ attributes: [Onnx_AttributeProto] = []
 ) -> Onnx_NodeProto {
     var node = Onnx_NodeProto()

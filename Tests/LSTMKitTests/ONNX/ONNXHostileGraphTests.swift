@@ -9,38 +9,8 @@ import XCTest
 /// glue that changes the layout between layers), graphs with a cycle, and files too large
 /// to read: each is refused naming the node or file, in the library and through the command
 /// (exit 2); nothing runs differently from onnxruntime without a word.
-final class ONNXHostileGraphTests: XCTestCase {
-    /// An exported model (I = 3, H = 4) to break: its layers read h0, c0 through Slices and
-    /// are joined by a Transpose [0, 2, 1, 3] and a Reshape [0, 0, −1] ("reshape_tb").
-    func model(layers: Int = 1, bidirectional: Bool = false) throws -> Onnx_ModelProto {
-        let configuration = LSTMConfiguration(
-            inputSize: 3, hiddenSize: 4, numLayers: layers, bidirectional: bidirectional)
-        return try ONNXExport.model(configuration: configuration, weights: LSTM.initialWeights(configuration, seed: 2))
-    }
-
-    func importing(_ model: Onnx_ModelProto) throws -> ONNXImport {
-        try ONNXImport(data: model.serializedBytes(), source: "test.onnx")
-    }
-
+final class ONNXHostileGraphTests: XCTestCase, ONNXModelMaking {
     func index(_ model: Onnx_ModelProto, _ name: String) -> Int { model.graph.node.firstIndex { $0.name == name }! }
-
-    func node(_ type: String, _ name: String, _ inputs: [String], _ outputs: [String]) -> Onnx_NodeProto {
-        var node = Onnx_NodeProto()
-        node.opType = type
-        node.name = name
-        node.input = inputs
-        node.output = outputs
-        return node
-    }
-
-    func int64s(_ name: String, _ values: [Int]) -> Onnx_TensorProto {
-        var tensor = Onnx_TensorProto()
-        tensor.name = name
-        tensor.dims = [Int64(values.count)]
-        tensor.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
-        tensor.int64Data = values.map(Int64.init)
-        return tensor
-    }
 
     /// `lstm-gpu import` of `model` as a user runs it: exit 2 and every fragment in the message.
     func assertCommandRefuses(
@@ -99,7 +69,7 @@ final class ONNXHostileGraphTests: XCTestCase {
 
     func testZeroStatesMadeInTheGraphAreAccepted() throws {
         var zeros = try model()
-        zeros.graph.initializer.append(int64s("state_shape", [1, 2, 4]))
+        zeros.graph.initializer.append(int64Tensor("state_shape", [1, 2, 4]))
         zeros.graph.node.insert(node("ConstantOfShape", "zeros", ["state_shape"], ["zero_state"]), at: 0)
         zeros.graph.node[index(zeros, "lstm_l0")].input[5] = "zero_state"
         XCTAssertEqual(try importing(zeros).weights, try importing(model()).weights)
@@ -137,13 +107,13 @@ final class ONNXHostileGraphTests: XCTestCase {
         // D = 2, H = 4: D·H = 8.
         for shape in [[0, 0, 8], [0, -1, 8], [-1, 0, 8], [0, 0, -1]] {
             var variant = try model(layers: 2, bidirectional: true)
-            variant.graph.initializer.append(int64s("shape_variant", shape))
+            variant.graph.initializer.append(int64Tensor("shape_variant", shape))
             variant.graph.node[index(variant, "y_reshape_l0")].input[1] = "shape_variant"
             XCTAssertEqual(try importing(variant).weights, reference.weights, "\(shape)")
         }
         // One direction: Squeeze axis 1 of Y [T, 1, B, H], as torch.onnx.export writes it.
         var squeezed = try model(layers: 2)
-        squeezed.graph.initializer.append(int64s("axis1", [1]))
+        squeezed.graph.initializer.append(int64Tensor("axis1", [1]))
         squeezed.graph.node.removeAll { $0.name == "y_transpose_l0" || $0.name == "y_reshape_l0" }
         squeezed.graph.node.append(node("Squeeze", "squeeze_l0", ["Y_l0", "axis1"], ["X_l1"]))
         XCTAssertEqual(try importing(squeezed).weights, try importing(model(layers: 2)).weights)
@@ -152,7 +122,7 @@ final class ONNXHostileGraphTests: XCTestCase {
     func testGlueThatChangesTheLayoutBetweenLayersIsRefused() throws {
         // A Reshape with literal sizes: T and B are only known at run time.
         var literal = try model(layers: 2, bidirectional: true)
-        literal.graph.initializer.append(int64s("shape_literal", [3, 6, -1]))
+        literal.graph.initializer.append(int64Tensor("shape_literal", [3, 6, -1]))
         literal.graph.node[index(literal, "y_reshape_l0")].input[1] = "shape_literal"
         let fragments = ["'y_reshape_l0' (Reshape)", "shape [3, 6, -1]", "literal size 3", "contain T"]
         assertONNXError(fragments) { _ = try importing(literal) }
@@ -177,14 +147,14 @@ final class ONNXHostileGraphTests: XCTestCase {
         computed.graph.node[index(computed, "y_reshape_l0")].input[1] = "lengths"
         assertONNXError(["'y_reshape_l0' (Reshape)", "not a constant integer list"]) { _ = try importing(computed) }
         var squeeze = try model(layers: 2)
-        squeeze.graph.initializer.append(int64s("axis2", [2]))
+        squeeze.graph.initializer.append(int64Tensor("axis2", [2]))
         squeeze.graph.node.removeAll { $0.name == "y_transpose_l0" || $0.name == "y_reshape_l0" }
         squeeze.graph.node.append(node("Squeeze", "squeeze_l0", ["Y_l0", "axis2"], ["X_l1"]))
         assertONNXError(["'squeeze_l0' (Squeeze)", "squeezes axis 2, which is B"]) { _ = try importing(squeeze) }
 
         // Before layer 0: a Reshape that is not the identity.
         var before = try model()
-        before.graph.initializer.append(int64s("shape_flat", [-1, 1, 0]))
+        before.graph.initializer.append(int64Tensor("shape_flat", [-1, 1, 0]))
         before.graph.node.insert(node("Reshape", "flatten_input", ["input", "shape_flat"], ["input_flat"]), at: 0)
         before.graph.node[index(before, "lstm_l0")].input[0] = "input_flat"
         assertONNXError(["'lstm_l0' (LSTM)", "[d0·d1, 1, d2]", "'flatten_input' (Reshape)"]) {
@@ -300,21 +270,9 @@ final class ONNXFuzzTests: XCTestCase {
             }
             try Data(bytes).write(to: URL(fileURLWithPath: folder + "/mutant.onnx"))
             try Data(external).write(to: URL(fileURLWithPath: folder + "/external-data.weights"))
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = [
-                "-c", "ulimit -v 4194304; exec timeout -s KILL 20 \"$0\" \"$@\"", lstmGPUExecutable.path, "import",
-                folder + "/mutant.onnx", "--output", folder + "/out.safetensors",
-            ]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            let status =
-                process.terminationReason == .uncaughtSignal
-                ? 128 + process.terminationStatus : process.terminationStatus
+            let (code, signal, output) = try runLimited(
+                lstmGPUExecutable.path, ["import", folder + "/mutant.onnx", "--output", folder + "/out.safetensors"])
+            let status = signal != 0 ? 128 + signal : code
             counts[status, default: 0] += 1
             XCTAssertTrue(status == 0 || status == 2, "mutant \(index): exit \(status): \(output)")
             if status == 2 { XCTAssertTrue(output.contains("lstm-gpu import: error:"), "mutant \(index): \(output)") }

@@ -18,7 +18,7 @@ let onnxFixtureFolder = fixtureFolder + "/onnx"
 let plainONNXFixtures = ["plain", "bidirectional-2layer", "reverse", "layout1", "external-data", "torch-batch-first"]
 let optionONNXFixtures = ["peepholes", "cifg-peepholes", "clip", "everything"]
 
-final class ONNXTests: XCTestCase {
+final class ONNXTests: XCTestCase, ONNXModelMaking {
     // MARK: GateOrder
 
     func testGateOrderPermutesBlocksAsTheTableSays() throws {
@@ -171,17 +171,6 @@ final class ONNXTests: XCTestCase {
     }
 
     // MARK: refusals
-
-    /// A one-layer (or `layers`-layer) exported model to break.
-    func model(layers: Int = 1, bidirectional: Bool = false) throws -> Onnx_ModelProto {
-        let configuration = LSTMConfiguration(
-            inputSize: 3, hiddenSize: 4, numLayers: layers, bidirectional: bidirectional)
-        return try ONNXExport.model(configuration: configuration, weights: LSTM.initialWeights(configuration, seed: 2))
-    }
-
-    func importing(_ model: Onnx_ModelProto) throws -> ONNXImport {
-        try ONNXImport(data: model.serializedBytes(), source: "test.onnx")
-    }
 
     func lstmNode(_ model: inout Onnx_ModelProto, _ layer: Int = 0) -> Int {
         model.graph.node.firstIndex { $0.name == "lstm_l\(layer)" }!

@@ -60,3 +60,22 @@ func temporaryPath(_ name: String) -> String {
     try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     return folder.appendingPathComponent(name).path
 }
+
+/// Runs `executable` under a 20 s time limit and a 4 GiB address-space limit.
+func runLimited(
+    _ executable: String, _ arguments: [String]
+) throws -> (status: Int32, signal: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", "ulimit -v 4194304; exec timeout -s KILL 20 \"$0\" \"$@\"", executable] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    if process.terminationReason == .uncaughtSignal { return (0, process.terminationStatus, output) }
+    // `timeout -s KILL` reports a killed child as 128 + 9; a child's own signal as 128 + N.
+    let status = process.terminationStatus
+    return status > 128 ? (0, status - 128, output) : (status, 0, output)
+}
