@@ -90,15 +90,10 @@ public struct ApplicationOptions: ParsableArguments {
     /// `--test-precision` parsed (reduced precisions, in the order given).
     public var testPrecisions: [Precision] {
         get throws {
-            guard let testPrecision else { return [] }
-            var out: [Precision] = []
-            for item in testPrecision.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-                guard let precision = Precision(name: item), precision.isReduced else {
-                    throw ValidationError("--test-precision: '\(item)' is not one of bf16, fp16, int8")
-                }
-                if !out.contains(precision) { out.append(precision) }
+            try testPrecision.map {
+                try Precision.list($0, option: "--test-precision", allowed: [.bf16, .fp16, .int8])
             }
-            return out
+                ?? []
         }
     }
 

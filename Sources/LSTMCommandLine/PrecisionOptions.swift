@@ -1,7 +1,22 @@
 import ArgumentParser
 import LSTMKit
 
-extension Precision: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {
+    /// A comma-separated list of precisions given to `option` (`bench --precision`,
+    /// `--test-precision`), in the order given and without repeats, each one of `allowed`.
+    /// - Throws: `ValidationError` naming the option and the item that is not one of them.
+    public static func list(_ text: String, option: String, allowed: [Precision] = allCases) throws -> [Precision] {
+        var out: [Precision] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            guard let precision = Precision(name: item), allowed.contains(precision) else {
+                throw ValidationError(
+                    "\(option): '\(item)' is not one of \(allowed.map(\.rawValue).joined(separator: ", "))")
+            }
+            if !out.contains(precision) { out.append(precision) }
+        }
+        return out
+    }
+}
 
 /// `--precision`: the weight precision a command runs a trained model in (`Precision`).
 public struct PrecisionOption: ParsableArguments {

@@ -21,15 +21,6 @@ public enum Precision: String, CaseIterable, Sendable, Codable, CustomStringConv
     /// The precision named `name` ("fp32", "bf16", "fp16", "int8"), or nil.
     public init?(name: String) { self.init(rawValue: name) }
 
-    /// Bytes per weight of a stored matrix (int8's per-row scales aside).
-    public var bytesPerWeight: Int {
-        switch self {
-        case .fp32: return 4
-        case .bf16, .fp16: return 2
-        case .int8: return 1
-        }
-    }
-
     /// Whether the weight matrices are held in a reduced format (not float32).
     public var isReduced: Bool { self != .fp32 }
 

@@ -208,9 +208,6 @@ public final class ReducedMatrix: @unchecked Sendable {
         return try! Tensor(shape: [rows, columns], scalars: scalars)
     }
 
-    /// Bytes the matrix holds (values and scales).
-    public var byteCount: Int { int8Values.count + 4 * scales.count + 2 * halfBits.count }
-
     /// A backend's derived form under `key`, made by `make` on first use and kept.
     public func derived<T: AnyObject>(_ key: String, _ make: () -> T) -> T {
         derivedForms.withLock { forms in

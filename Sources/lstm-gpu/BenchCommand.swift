@@ -39,16 +39,7 @@ struct BenchCommand: ParsableCommand {
 
     /// `--precision` parsed, in the order given, without repeats.
     var precisions: [Precision] {
-        get throws {
-            var out: [Precision] = []
-            for item in precision.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-                guard let p = Precision(name: item) else {
-                    throw ValidationError("--precision: '\(item)' is not one of \(Precision.names)")
-                }
-                if !out.contains(p) { out.append(p) }
-            }
-            return out
-        }
+        get throws { try Precision.list(precision, option: "--precision") }
     }
 
     @OptionGroup var deviceOption: DeviceOption
