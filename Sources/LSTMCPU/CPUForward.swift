@@ -170,7 +170,8 @@ extension CPUBackend {
                 crew.sync()
             }
             operand.multiplyAdd(
-                m: rows, of: rows, scratch: converted[0], a: x, lda: lda, columns: columns, c: gates, ldc: ldc)
+                m: rows, of: rows, scratch: converted[0], a: x, lda: lda, columns: columns, c: gates, ldc: ldc,
+                mayWiden: true)
         } else if let float {
             sgemm(
                 transposeB: true, m: rows, n: columns.count, k: inputSize, a: x, lda: lda,

@@ -147,14 +147,16 @@ final class CPUReducedOperand: @unchecked Sendable {
     /// C[i, columns] += converted(A)[first + i, :] · W[columns]ᵀ for i < m: `scratch` holds the
     /// `total` rows `convert` made (unused for fp16, which reads A's float rows from `a`, lda).
     /// `columns` must start at a 16-row panel boundary; `c` points at column 0 of C's first row.
+    /// `mayWiden`: a product made once per forward (the input projection) may widen the weights
+    /// for sgemm (`widens(rows:)`); a per-step one never does (it would widen them every step).
     func multiplyAdd(
         m: Int, first: Int = 0, of total: Int, scratch: UnsafeRawPointer?, a: UnsafePointer<Float>, lda: Int,
-        columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int
+        columns: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int, mayWiden: Bool = false
     ) {
         guard m > 0, !columns.isEmpty else { return }
         precondition(columns.lowerBound % Int(LSTM_PANEL_ROWS) == 0, "a product's columns start at a panel")
         let j = columns.lowerBound, stride = convertedStride
-        if widens(rows: m) {
+        if mayWiden, widens(rows: m) {
             // W[columns] widened (exactly) into a temporary [columns, k], then one sgemm.
             let widened = UnsafeMutablePointer<Float>.allocate(capacity: columns.count * max(width, 1))
             defer { widened.deallocate() }
